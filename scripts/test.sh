@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs the missing test peers from Debian's packages,
+# the npm dependencies when absent, then runs every test and prints one closing line "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v baresip >/dev/null 2>&1 || need+=(baresip)
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing test peers from Debian: ${need[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "test.sh: WARNING: missing ${need[*]} and cannot apt-get install them (need root); tests that use them will skip" >&2
+  fi
+fi
+
+[ -d node_modules ] || npm ci
+
+# drachtio-server is built from source outside the repo (README); tests look for it here when DRACHTIO_BIN is unset.
+if [ -z "${DRACHTIO_BIN:-}" ] && [ -x /opt/drachtio/bin/drachtio ]; then export DRACHTIO_BIN=/opt/drachtio/bin/drachtio; fi
+
+results_dir=$(mktemp -d)
+export WAGW_SKIP_LOG="$results_dir/skips.log"
+: > "$WAGW_SKIP_LOG"
+status=0
+npx tsc --noEmit || status=$?
+npx vitest run --reporter=default --reporter=json --outputFile.json="$results_dir/vitest.json" "$@" || status=$?
+node scripts/test-summary.mjs "$results_dir/vitest.json" "$WAGW_SKIP_LOG" || status=$?
+rm -rf "$results_dir"
+exit $status

@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { CallRecord, Outcome, Direction, QualitySummary } from '../store/call-record.js';
+
+export type CallState = 'new' | 'offered' | 'pre_accepted' | 'ringing' | 'answered' | 'ended';
+
+/** Legal forward moves; `ended` is reached through end() only, from any state. */
+const NEXT: Record<CallState, readonly CallState[]> = {
+  new: ['offered'],
+  offered: ['pre_accepted', 'ringing'],
+  pre_accepted: ['ringing'],
+  ringing: ['answered'],
+  answered: [],
+  ended: [],
+};
+
+export type Party = 'whatsapp' | 'sip' | 'gateway';
+
+export interface EndReason {
+  by: Party;
+  outcome: Outcome;
+  /** Machine-readable cause: e.g. 'sip_486', 'graph_138006', 'media_timeout_sip', 'drain', 'user_hangup'. */
+  cause: string;
+  sipStatus?: number;
+  graphCode?: number;
+}
+
+export interface EndContext extends EndReason {
+  /** The state the call was in when it ended: decides CANCEL vs BYE, reject vs terminate. */
+  stateAtEnd: CallState;
+}
+
+type Teardown = (end: EndContext) => Promise<void> | void;
+
+export interface CallContext {
+  direction: Direction;
+  tenant: string;
+  phoneNumberId: string;
+  businessNumber: string;
+  userWaId: string;
+  userName?: string;
+  sipTarget?: string;
+  ctaPayload?: string;
+  deeplinkPayload?: string;
+}
+
+const TEARDOWN_STEP_MS = 5000;
+
+/**
+ * One call's state and its single teardown. Protocol work lives in the flows and legs: they register teardown steps,
+ * and end() runs them exactly once, whoever asks first, then writes the call record.
+ */
+export class Call {
+  readonly id = randomUUID();
+  state: CallState = 'new';
+  waCallId?: string;
+  sipCallId?: string;
+  logger: Logger;
+  readonly offeredAt = new Date();
+  answeredAt?: Date;
+  quality?: QualitySummary;
+  readonly ended: Promise<CallRecord>;
+  private readonly teardowns: Teardown[] = [];
+  private endStarted = false;
+  private resolveEnded!: (r: CallRecord) => void;
+
+  constructor(
+    readonly ctx: CallContext,
+    baseLogger: Logger,
+    private readonly metrics: Metrics,
+    private readonly persist: (r: CallRecord) => void,
+  ) {
+    this.logger = baseLogger.child({ callId: this.id });
+    this.ended = new Promise((r) => { this.resolveEnded = r; });
+    metrics.activeCalls.inc({ direction: ctx.direction });
+  }
+
+  get isEnded(): boolean {
+    return this.endStarted;
+  }
+
+  /** Adds the WhatsApp call id or SIP Call-ID to every later log line of this call. */
+  bindIds(ids: { waCallId?: string; sipCallId?: string }): void {
+    if (ids.waCallId) this.waCallId = ids.waCallId;
+    if (ids.sipCallId) this.sipCallId = ids.sipCallId;
+    this.logger = this.logger.child(ids);
+  }
+
+  /** Moves forward if the move is legal; otherwise logs and counts it and returns false, never throws. */
+  transition(to: CallState, event: string): boolean {
+    if (this.endStarted || !NEXT[this.state].includes(to)) {
+      this.metrics.unexpectedEvents.inc({ state: this.state, event });
+      this.logger.warn({ state: this.state, to, event }, 'event ignored: makes no sense in this state');
+      return false;
+    }
+    this.logger.info({ from: this.state, to, event }, 'call state');
+    this.state = to;
+    if (to === 'answered') {
+      this.answeredAt = new Date();
+      this.metrics.setupSeconds.observe({ direction: this.ctx.direction }, (this.answeredAt.getTime() - this.offeredAt.getTime()) / 1000);
+    }
+    return true;
+  }
+
+  onTeardown(step: Teardown): void {
+    this.teardowns.push(step);
+  }
+
+  /** Ends the call once; later calls return the same record. Teardown steps run newest first, each bounded in time. */
+  end(reason: EndReason): Promise<CallRecord> {
+    if (this.endStarted) return this.ended;
+    this.endStarted = true;
+    const end: EndContext = { ...reason, stateAtEnd: this.state };
+    this.state = 'ended';
+    void this.runTeardown(end);
+    return this.ended;
+  }
+
+  private async runTeardown(end: EndContext): Promise<void> {
+    const endedAt = new Date();
+    for (const step of this.teardowns.reverse()) {
+      try {
+        await Promise.race([
+          Promise.resolve().then(() => step(end)),
+          new Promise((_, reject) => setTimeout(() => reject(new Error('teardown step timed out')), TEARDOWN_STEP_MS).unref()),
+        ]);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'teardown step failed');
+      }
+    }
+    const record = this.toRecord(end, endedAt);
+    try {
+      this.persist(record);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'call record could not be written');
+    }
+    this.metrics.activeCalls.dec({ direction: this.ctx.direction });
+    this.metrics.callsTotal.inc({ direction: this.ctx.direction, outcome: end.outcome });
+    this.logger.info({ outcome: end.outcome, cause: end.cause, endedBy: end.by, stateAtEnd: end.stateAtEnd, durationSeconds: record.durationSeconds }, 'call ended');
+    this.resolveEnded(record);
+  }
+
+  private toRecord(end: EndContext, endedAt: Date): CallRecord {
+    const durationSeconds = this.answeredAt ? Math.max(0, (endedAt.getTime() - this.answeredAt.getTime()) / 1000) : 0;
+    return {
+      id: this.id,
+      ...this.ctx,
+      waCallId: this.waCallId,
+      sipCallId: this.sipCallId,
+      offeredAt: this.offeredAt.toISOString(),
+      answeredAt: this.answeredAt?.toISOString(),
+      endedAt: endedAt.toISOString(),
+      durationSeconds: Math.round(durationSeconds * 1000) / 1000,
+      // Meta bills business-initiated calls in 6-second pulses, fractions rounded up (§3.5); user-initiated calls are free.
+      billablePulses: this.ctx.direction === 'business_initiated' ? Math.ceil(durationSeconds / 6) : 0,
+      outcome: end.outcome,
+      endedBy: end.by,
+      cause: end.cause,
+      sipStatus: end.sipStatus,
+      graphCode: end.graphCode,
+      quality: this.quality,
+    };
+  }
+}

@@ -1,0 +1,80 @@
+import type { Logger } from '../observability/logger.js';
+import type { Call } from './call.js';
+import { RecentKeys } from '../whatsapp/dedupe.js';
+
+/**
+ * The live calls, found by gateway id, WhatsApp call id or SIP Call-ID; the admission rules (limit, drain); and the
+ * memory of WhatsApp calls already terminated, so that a `connect` arriving after its `terminate` is never started.
+ */
+export class CallRegistry {
+  private readonly byId = new Map<string, Call>();
+  private readonly byWaId = new Map<string, Call>();
+  private readonly terminatedWaIds = new RecentKeys(60 * 60 * 1000);
+  private drainingSince?: number;
+  private readonly emptyWaiters = new Set<() => void>();
+
+  constructor(private readonly maxConcurrent: number, private readonly logger: Logger) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get draining(): boolean {
+    return this.drainingSince !== undefined;
+  }
+
+  /** Why a new call may not start, or undefined when it may. */
+  admissionRefusal(): 'draining' | 'capacity' | undefined {
+    if (this.draining) return 'draining';
+    if (this.byId.size >= this.maxConcurrent) return 'capacity';
+    return undefined;
+  }
+
+  add(call: Call): void {
+    this.byId.set(call.id, call);
+    void call.ended.then(() => {
+      this.byId.delete(call.id);
+      if (call.waCallId && this.byWaId.get(call.waCallId) === call) this.byWaId.delete(call.waCallId);
+      if (this.byId.size === 0) for (const w of this.emptyWaiters) w();
+    });
+  }
+
+  indexWaCallId(call: Call, waCallId: string): void {
+    this.byWaId.set(waCallId, call);
+  }
+
+  get(id: string): Call | undefined {
+    return this.byId.get(id);
+  }
+
+  byWhatsAppId(waCallId: string): Call | undefined {
+    return this.byWaId.get(waCallId);
+  }
+
+  list(): Call[] {
+    return [...this.byId.values()];
+  }
+
+  markWhatsAppTerminated(waCallId: string): void {
+    this.terminatedWaIds.firstSighting(waCallId);
+  }
+
+  wasWhatsAppTerminated(waCallId: string): boolean {
+    return this.terminatedWaIds.has(waCallId);
+  }
+
+  /** Stops admitting calls, waits for live ones up to the deadline, then ends the rest with cause 'drain'. */
+  async drain(deadlineMs: number): Promise<{ endedByDeadline: number }> {
+    this.drainingSince ??= Date.now();
+    this.logger.info({ liveCalls: this.byId.size, deadlineMs }, 'draining: no new calls accepted');
+    if (this.byId.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadlineMs);
+        this.emptyWaiters.add(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+    const rest = this.list();
+    await Promise.all(rest.map((c) => c.end({ by: 'gateway', outcome: c.state === 'answered' ? 'answered' : 'failed', cause: 'drain' })));
+    return { endedByDeadline: rest.length };
+  }
+}

@@ -1,0 +1,98 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { verifySignature } from '../whatsapp/signature.js';
+import { MalformedWebhookError, parseWebhook, dedupeKey, type CallingEvent } from '../whatsapp/events.js';
+import { RecentKeys } from '../whatsapp/dedupe.js';
+import { readBody, sendJson } from './server.js';
+
+export interface WebhookReceiverOptions {
+  appSecret: string;
+  verifyToken: string;
+  maxAgeSeconds: number;
+  logger: Logger;
+  metrics: Metrics;
+  /** Called after the 200 has been sent: Meta times out at ~20 s and retries, so work never delays the answer. */
+  onEvent: (ev: CallingEvent) => void;
+}
+
+function constantTimeEquals(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ab.length === bb.length && timingSafeEqual(ab, bb);
+}
+
+export class WebhookReceiver {
+  private readonly recent = new RecentKeys(60 * 60 * 1000);
+
+  constructor(private readonly opts: WebhookReceiverOptions) {}
+
+  verifyHandshake(params: URLSearchParams, res: ServerResponse): void {
+    const { verifyToken, logger, metrics } = this.opts;
+    const ok = params.get('hub.mode') === 'subscribe' && verifyToken !== ''
+      && constantTimeEquals(params.get('hub.verify_token') ?? '', verifyToken);
+    metrics.webhooks.inc({ result: ok ? 'verify_ok' : 'verify_failed' });
+    if (!ok) {
+      logger.warn({ mode: params.get('hub.mode') }, 'webhook verification handshake refused');
+      sendJson(res, 403, { error: 'verification failed' });
+      return;
+    }
+    const challenge = params.get('hub.challenge') ?? '';
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(challenge);
+  }
+
+  async receive(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { logger, metrics } = this.opts;
+    let raw: Buffer;
+    try {
+      raw = await readBody(req);
+    } catch (err) {
+      metrics.webhooks.inc({ result: 'malformed' });
+      logger.warn({ err: (err as Error).message }, 'webhook body unreadable');
+      sendJson(res, 413, { error: 'body too large' });
+      return;
+    }
+    const header = req.headers['x-hub-signature-256'];
+    const verdict = verifySignature(raw, Array.isArray(header) ? header[0] : header, this.opts.appSecret);
+    if (verdict !== 'ok') {
+      metrics.webhooks.inc({ result: 'bad_signature' });
+      logger.warn({ verdict, bytes: raw.length }, 'webhook rejected: signature check failed');
+      sendJson(res, 401, { error: `signature ${verdict}` });
+      return;
+    }
+    let events: CallingEvent[];
+    try {
+      events = parseWebhook(JSON.parse(raw.toString('utf8'))).events;
+    } catch (err) {
+      metrics.webhooks.inc({ result: 'malformed' });
+      logger.warn({ err: (err as Error).message }, 'webhook rejected: malformed body');
+      sendJson(res, 400, { error: err instanceof MalformedWebhookError ? err.message : 'malformed JSON' });
+      return;
+    }
+    metrics.webhooks.inc({ result: 'ok' });
+    sendJson(res, 200, { ok: true });
+    const now = Math.floor(Date.now() / 1000);
+    for (const ev of events) {
+      const key = dedupeKey(ev);
+      const evName = ev.kind === 'status' ? `status_${ev.status.toLowerCase()}` : ev.kind;
+      if (now - ev.timestamp > this.opts.maxAgeSeconds) {
+        metrics.webhookEvents.inc({ event: evName, result: 'stale' });
+        logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds: now - ev.timestamp }, 'stale webhook event dropped');
+        continue;
+      }
+      if (!this.recent.firstSighting(key)) {
+        metrics.webhookEvents.inc({ event: evName, result: 'duplicate' });
+        logger.info({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName }, 'duplicate webhook event ignored');
+        continue;
+      }
+      metrics.webhookEvents.inc({ event: evName, result: 'accepted' });
+      try {
+        this.opts.onEvent(ev);
+      } catch (err) {
+        logger.error({ err: (err as Error).message, event: evName }, 'webhook event handler failed');
+      }
+    }
+  }
+}

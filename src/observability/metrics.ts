@@ -1,0 +1,32 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The gateway's metrics. Label values are bounded enums (direction, outcome, action, result, code class): never a
+ * call id or a phone number, which would grow the series without limit.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'wagw_process_' });
+  const registers = [registry];
+  return {
+    registry,
+    callsTotal: new Counter({ name: 'wagw_calls_total', help: 'Calls ended, by direction and outcome', labelNames: ['direction', 'outcome'] as const, registers }),
+    activeCalls: new Gauge({ name: 'wagw_active_calls', help: 'Calls currently live', labelNames: ['direction'] as const, registers }),
+    setupSeconds: new Histogram({ name: 'wagw_call_setup_seconds', help: 'Time from offer to answer', labelNames: ['direction'] as const, buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32], registers }),
+    webhooks: new Counter({ name: 'wagw_webhooks_total', help: 'Webhook deliveries by result', labelNames: ['result'] as const, registers }),
+    webhookEvents: new Counter({ name: 'wagw_webhook_events_total', help: 'Webhook call events by kind and result', labelNames: ['event', 'result'] as const, registers }),
+    graphRequests: new Counter({ name: 'wagw_graph_requests_total', help: 'Graph API requests by action and HTTP status', labelNames: ['action', 'status'] as const, registers }),
+    graphSeconds: new Histogram({ name: 'wagw_graph_request_seconds', help: 'Graph API latency by action', labelNames: ['action'] as const, buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers }),
+    sipFinals: new Counter({ name: 'wagw_sip_final_responses_total', help: 'Final SIP responses received to our INVITEs, by code class', labelNames: ['class'] as const, registers }),
+    unexpectedEvents: new Counter({ name: 'wagw_call_unexpected_events_total', help: 'Events that made no sense in the call state they arrived in', labelNames: ['state', 'event'] as const, registers }),
+    rejectedOffers: new Counter({ name: 'wagw_unanswerable_offers_total', help: 'WhatsApp SDP offers the gateway could not answer', registers }),
+    mediaTimeouts: new Counter({ name: 'wagw_media_timeouts_total', help: 'Calls ended because a leg carried no media', labelNames: ['leg'] as const, registers }),
+    rtpPortsFree: new Gauge({ name: 'wagw_rtp_ports_free', help: 'RTP ports left in the SIP-side pool', registers }),
+    drachtioConnected: new Gauge({ name: 'wagw_drachtio_connected', help: '1 while connected to drachtio-server', registers }),
+    rtpPackets: new Counter({ name: 'wagw_rtp_packets_total', help: 'RTP packets by leg and direction', labelNames: ['leg', 'dir'] as const, registers }),
+    rtpLost: new Counter({ name: 'wagw_rtp_packets_lost_total', help: 'RTP packets lost, by leg (inbound)', labelNames: ['leg'] as const, registers }),
+    callMos: new Histogram({ name: 'wagw_call_mos', help: 'E-model MOS estimate per ended call and leg', labelNames: ['leg'] as const, buckets: [1, 2, 2.5, 3, 3.5, 4, 4.3, 4.5], registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

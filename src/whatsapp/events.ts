@@ -1,0 +1,188 @@
+/**
+ * Typed calling events parsed out of Meta's webhook envelopes (whatsapp-calling.md §1). Parsing is defensive: samples
+ * in Meta's own docs omit fields, vary letter case and carry legacy shapes, so every field is checked, not trusted.
+ */
+
+interface Base {
+  phoneNumberId: string;
+  displayNumber: string;
+  /** Unix seconds. */
+  timestamp: number;
+}
+
+export interface ConnectEvent extends Base {
+  kind: 'connect';
+  callId: string;
+  direction: 'USER_INITIATED' | 'BUSINESS_INITIATED';
+  from: string;
+  to: string;
+  sdpType: 'offer' | 'answer';
+  sdp: string;
+  profileName?: string;
+  userWaId?: string;
+  ctaPayload?: string;
+  deeplinkPayload?: string;
+  bizOpaque?: string;
+}
+
+export interface TerminateEvent extends Base {
+  kind: 'terminate';
+  callId: string;
+  direction?: string;
+  status: 'COMPLETED' | 'FAILED' | string;
+  startTime?: number;
+  endTime?: number;
+  duration?: number;
+  bizOpaque?: string;
+  errorCodes: number[];
+}
+
+export interface StatusEvent extends Base {
+  kind: 'status';
+  callId: string;
+  status: 'RINGING' | 'ACCEPTED' | 'REJECTED';
+  recipientId?: string;
+  bizOpaque?: string;
+}
+
+export interface PermissionReplyEvent extends Base {
+  kind: 'permission_reply';
+  userWaId: string;
+  response: 'accept' | 'reject';
+  isPermanent: boolean;
+  expiresAt?: number;
+  source?: string;
+  contextId?: string;
+}
+
+export type CallingEvent = ConnectEvent | TerminateEvent | StatusEvent | PermissionReplyEvent;
+
+export class MalformedWebhookError extends Error {
+  override name = 'MalformedWebhookError';
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const num = (v: unknown): number | undefined => {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+};
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+export interface ParseResult {
+  events: CallingEvent[];
+  /** Items that were understood as not ours to handle (other fields, message statuses) or unusable. */
+  ignored: number;
+}
+
+/** Parses a verified webhook body. Throws MalformedWebhookError when it is not a WhatsApp Business envelope at all. */
+export function parseWebhook(body: unknown): ParseResult {
+  if (!isObj(body) || body.object !== 'whatsapp_business_account' || !Array.isArray(body.entry)) {
+    throw new MalformedWebhookError('not a whatsapp_business_account envelope with an entry array');
+  }
+  const events: CallingEvent[] = [];
+  let ignored = 0;
+  for (const entry of body.entry) {
+    for (const change of arr(isObj(entry) ? entry.changes : undefined)) {
+      if (!isObj(change) || !isObj(change.value)) { ignored++; continue; }
+      const value = change.value;
+      const meta = isObj(value.metadata) ? value.metadata : {};
+      const phoneNumberId = str(meta.phone_number_id) ?? '';
+      const displayNumber = str(meta.display_phone_number) ?? '';
+      const base = { phoneNumberId, displayNumber };
+      if (change.field === 'calls') {
+        const contacts = arr(value.contacts).filter(isObj);
+        const errorCodes = arr(value.errors).filter(isObj).map((e) => num(e.code)).filter((c): c is number => c !== undefined);
+        for (const call of arr(value.calls)) {
+          const ev = isObj(call) ? parseCall(call, base, contacts, errorCodes) : undefined;
+          if (ev) events.push(ev); else ignored++;
+        }
+        for (const st of arr(value.statuses)) {
+          const ev = isObj(st) ? parseStatus(st, base) : undefined;
+          if (ev) events.push(ev); else ignored++;
+        }
+      } else if (change.field === 'messages') {
+        for (const msg of arr(value.messages)) {
+          const ev = isObj(msg) ? parsePermissionReply(msg, base) : undefined;
+          if (ev) events.push(ev); else ignored++;
+        }
+      } else {
+        ignored++;
+      }
+    }
+  }
+  return { events, ignored };
+}
+
+function parseCall(call: Obj, base: Omit<Base, 'timestamp'>, contacts: Obj[], errorCodes: number[]): CallingEvent | undefined {
+  const callId = str(call.id);
+  const event = str(call.event)?.toLowerCase();
+  const timestamp = num(call.timestamp) ?? Math.floor(Date.now() / 1000);
+  if (!callId || !event) return undefined;
+  const bizOpaque = str(call.biz_opaque_callback_data);
+  if (event === 'connect') {
+    const session = isObj(call.session) ? call.session : undefined;
+    const legacy = isObj(call.connection) && isObj(call.connection.webrtc) ? call.connection.webrtc : undefined;
+    const sdp = str(session?.sdp) ?? str(legacy?.sdp);
+    const declared = str(session?.sdp_type)?.toLowerCase();
+    const dirRaw = str(call.direction)?.toUpperCase();
+    // Meta's step-by-step sample omits direction: an offer can only come from a user-initiated call.
+    const direction = dirRaw === 'BUSINESS_INITIATED' || (!dirRaw && declared === 'answer') ? 'BUSINESS_INITIATED' : 'USER_INITIATED';
+    const sdpType = declared === 'answer' || declared === 'offer' ? declared : direction === 'USER_INITIATED' ? 'offer' : 'answer';
+    if (!sdp) return undefined;
+    const from = str(call.from) ?? '';
+    const to = str(call.to) ?? '';
+    const userWaId = direction === 'USER_INITIATED' ? from : to;
+    const contact = contacts.find((c) => c.wa_id === userWaId) ?? contacts[0];
+    const profile = contact && isObj(contact.profile) ? contact.profile : undefined;
+    return {
+      kind: 'connect', ...base, timestamp, callId, direction, from, to, sdpType, sdp,
+      profileName: str(profile?.name), userWaId: userWaId || str(contact?.wa_id),
+      ctaPayload: str(call.cta_payload), deeplinkPayload: str(call.deeplink_payload), bizOpaque,
+    };
+  }
+  if (event === 'terminate') {
+    return {
+      kind: 'terminate', ...base, timestamp, callId, direction: str(call.direction),
+      status: (str(call.status) ?? '').toUpperCase(), startTime: num(call.start_time), endTime: num(call.end_time),
+      duration: num(call.duration), bizOpaque, errorCodes,
+    };
+  }
+  return undefined;
+}
+
+function parseStatus(st: Obj, base: Omit<Base, 'timestamp'>): StatusEvent | undefined {
+  const callId = str(st.id);
+  const status = str(st.status)?.toUpperCase();
+  if (!callId || (st.type !== undefined && st.type !== 'call')) return undefined;
+  if (status !== 'RINGING' && status !== 'ACCEPTED' && status !== 'REJECTED') return undefined;
+  return {
+    kind: 'status', ...base, timestamp: num(st.timestamp) ?? Math.floor(Date.now() / 1000), callId, status,
+    recipientId: str(st.recipient_id), bizOpaque: str(st.biz_opaque_callback_data),
+  };
+}
+
+function parsePermissionReply(msg: Obj, base: Omit<Base, 'timestamp'>): PermissionReplyEvent | undefined {
+  const inter = isObj(msg.interactive) ? msg.interactive : undefined;
+  if (!inter || inter.type !== 'call_permission_reply' || !isObj(inter.call_permission_reply)) return undefined;
+  const reply = inter.call_permission_reply;
+  const response = str(reply.response);
+  const userWaId = str(msg.from);
+  if (!userWaId || (response !== 'accept' && response !== 'reject')) return undefined;
+  return {
+    kind: 'permission_reply', ...base, timestamp: num(msg.timestamp) ?? Math.floor(Date.now() / 1000), userWaId, response,
+    isPermanent: reply.is_permanent === true, expiresAt: num(reply.expiration_timestamp), source: str(reply.response_source),
+    contextId: isObj(msg.context) ? str(msg.context.id) : undefined,
+  };
+}
+
+/** The deduplication key of §6.1: one per (wacid, event or status). */
+export function dedupeKey(ev: CallingEvent): string {
+  switch (ev.kind) {
+    case 'connect': return `${ev.callId}:connect`;
+    case 'terminate': return `${ev.callId}:terminate`;
+    case 'status': return `${ev.callId}:status:${ev.status}`;
+    case 'permission_reply': return `${ev.userWaId}:perm:${ev.timestamp}:${ev.response}`;
+  }
+}
