@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import type { CallingEvent } from '../whatsapp/events.js';
+import { startHttpServer, type RunningHttpServer } from './server.js';
+import { WebhookReceiver } from './webhook-route.js';
+
+const appSecret = 'test-app-secret';
+const verifyToken = 'verify-me';
+const events: CallingEvent[] = [];
+const metrics = createMetrics();
+let server: RunningHttpServer;
+let base: string;
+
+const sign = (body: string, secret = appSecret) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+
+function connectBody(callId: string, timestamp = Math.floor(Date.now() / 1000)): string {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '1', changes: [{ field: 'calls', value: {
+      messaging_product: 'whatsapp',
+      metadata: { display_phone_number: '13175551399', phone_number_id: '436666719526789' },
+      contacts: [{ profile: { name: 'Jane Doe' }, wa_id: '16315553602' }],
+      calls: [{ id: callId, from: '16315553602', to: '13175551399', event: 'connect', direction: 'USER_INITIATED',
+        timestamp: String(timestamp), session: { sdp_type: 'offer', sdp: 'v=0\r\n' } }],
+    } }] }],
+  });
+}
+
+const post = (body: string, signature?: string) => fetch(`${base}/webhooks/whatsapp`, {
+  method: 'POST', body, headers: { 'content-type': 'application/json', ...(signature ? { 'x-hub-signature-256': signature } : {}) },
+});
+
+async function counter(result: string): Promise<number> {
+  const m = await metrics.webhooks.get();
+  return m.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+beforeAll(async () => {
+  const logger = createLogger('silent');
+  const webhook = new WebhookReceiver({ appSecret, verifyToken, maxAgeSeconds: 600, logger, metrics, onEvent: (ev) => events.push(ev) });
+  server = await startHttpServer({ host: '127.0.0.1', port: 0, logger, metrics, webhook, readiness: () => ({ ok: true }) });
+  base = `http://127.0.0.1:${server.port}`;
+});
+afterAll(() => server.close());
+
+describe('GET /webhooks/whatsapp (verify handshake)', () => {
+  it('echoes the raw challenge when the token matches', async () => {
+    const res = await fetch(`${base}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=${verifyToken}`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('1158201444');
+  });
+  it('refuses a wrong token with a 4xx', async () => {
+    const res = await fetch(`${base}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope`);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+  });
+});
+
+describe('POST /webhooks/whatsapp', () => {
+  it('accepts a correctly signed delivery and hands its event on', async () => {
+    const body = connectBody('wacid.ok1');
+    const res = await post(body, sign(body));
+    expect(res.status).toBe(200);
+    const ev = events.find((e) => e.kind === 'connect' && e.callId === 'wacid.ok1');
+    expect(ev).toMatchObject({ kind: 'connect', profileName: 'Jane Doe', userWaId: '16315553602', sdpType: 'offer' });
+  });
+
+  it.each([
+    ['missing', undefined],
+    ['wrong prefix', (b: string) => sign(b).replace('sha256=', 'sha1=')],
+    ['wrong secret', (b: string) => sign(b, 'another-secret')],
+  ])('answers 401 to a %s signature and counts it', async (_name, make) => {
+    const before = await counter('bad_signature');
+    const body = connectBody(`wacid.bad-${_name}`);
+    const res = await post(body, make?.(body));
+    expect(res.status).toBe(401);
+    expect(await counter('bad_signature')).toBe(before + 1);
+    expect(events.some((e) => e.kind === 'connect' && e.callId === `wacid.bad-${_name}`)).toBe(false);
+  });
+
+  it('answers 401 when the body changed by one byte after signing', async () => {
+    const body = connectBody('wacid.tampered');
+    const res = await post(body.replace('Jane', 'Jone'), sign(body));
+    expect(res.status).toBe(401);
+  });
+
+  it('answers 400 to signed bytes that are not JSON', async () => {
+    const body = '{"object": "whatsapp_business_account", ';
+    const res = await post(body, sign(body));
+    expect(res.status).toBe(400);
+    expect(await counter('malformed')).toBeGreaterThan(0);
+  });
+
+  it('processes a duplicated delivery once', async () => {
+    const body = connectBody('wacid.dup');
+    await post(body, sign(body));
+    await post(body, sign(body));
+    expect(events.filter((e) => e.kind === 'connect' && e.callId === 'wacid.dup')).toHaveLength(1);
+  });
+
+  it('drops an event whose timestamp is stale', async () => {
+    const body = connectBody('wacid.stale', Math.floor(Date.now() / 1000) - 3600);
+    expect((await post(body, sign(body))).status).toBe(200);
+    expect(events.some((e) => e.kind === 'connect' && e.callId === 'wacid.stale')).toBe(false);
+  });
+});

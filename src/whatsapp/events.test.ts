@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { MalformedWebhookError, parseWebhook } from './events.js';
+
+const envelope = (field: string, value: object) => ({ object: 'whatsapp_business_account', entry: [{ id: 'WABA', changes: [{ field, value }] }] });
+const metadata = { display_phone_number: '13175551399', phone_number_id: '436666719526789' };
+
+describe('parseWebhook', () => {
+  it('rejects something that is not a WhatsApp Business envelope', () => {
+    expect(() => parseWebhook({ object: 'page', entry: [] })).toThrow(MalformedWebhookError);
+    expect(() => parseWebhook('hello')).toThrow(MalformedWebhookError);
+  });
+
+  it('reads a terminate with string times, mixed-case status and value-level errors', () => {
+    const { events } = parseWebhook(envelope('calls', {
+      metadata,
+      calls: [{ id: 'wacid.1', from: '1', to: '2', event: 'terminate', timestamp: '1671644944', status: 'Failed' }],
+      errors: [{ code: 138021, message: 'Media receive timeout' }],
+    }));
+    expect(events[0]).toMatchObject({ kind: 'terminate', callId: 'wacid.1', status: 'FAILED', errorCodes: [138021], timestamp: 1671644944 });
+    expect(events[0]).not.toHaveProperty('startTime', expect.anything());
+  });
+
+  it('reads a connect without direction or contacts (Meta step-by-step sample) as user-initiated', () => {
+    const { events } = parseWebhook(envelope('calls', {
+      metadata, calls: [{ id: 'wacid.2', from: '16315553602', to: '13175551399', event: 'connect', timestamp: '1', session: { sdp_type: 'offer', sdp: 'v=0' } }],
+    }));
+    expect(events[0]).toMatchObject({ kind: 'connect', direction: 'USER_INITIATED', userWaId: '16315553602', sdp: 'v=0' });
+  });
+
+  it('reads the legacy connection.webrtc.sdp when session is absent', () => {
+    const { events } = parseWebhook(envelope('calls', {
+      metadata, calls: [{ id: 'wacid.3', from: '1', to: '2', event: 'connect', direction: 'BUSINESS_INITIATED', timestamp: '1', connection: { webrtc: { sdp: 'v=0 legacy' } } }],
+    }));
+    expect(events[0]).toMatchObject({ kind: 'connect', direction: 'BUSINESS_INITIATED', sdpType: 'answer', sdp: 'v=0 legacy' });
+  });
+
+  it('reads call statuses and ignores message statuses', () => {
+    const { events, ignored } = parseWebhook(envelope('calls', {
+      metadata,
+      statuses: [
+        { id: 'wacid.4', type: 'call', status: 'RINGING', timestamp: '5', recipient_id: '12185552828', biz_opaque_callback_data: 'gw-1' },
+        { id: 'wamid.x', type: 'message', status: 'delivered', timestamp: '5' },
+      ],
+    }));
+    expect(events).toEqual([expect.objectContaining({ kind: 'status', status: 'RINGING', bizOpaque: 'gw-1' })]);
+    expect(ignored).toBe(1);
+  });
+
+  it('reads a call permission reply on field messages', () => {
+    const { events } = parseWebhook(envelope('messages', {
+      metadata,
+      messages: [{ from: '16315553602', id: 'wamid.1', timestamp: '1767168000', type: 'interactive',
+        interactive: { type: 'call_permission_reply', call_permission_reply: { response: 'accept', is_permanent: false, expiration_timestamp: '1768550400', response_source: 'user_action' } } }],
+    }));
+    expect(events[0]).toMatchObject({ kind: 'permission_reply', userWaId: '16315553602', response: 'accept', expiresAt: 1768550400, isPermanent: false });
+  });
+
+  it('skips a call item without an id instead of failing the batch', () => {
+    const { events, ignored } = parseWebhook(envelope('calls', { metadata, calls: [{ event: 'connect' }, { id: 'wacid.5', event: 'terminate', status: 'COMPLETED', timestamp: '2' }] }));
+    expect(events).toHaveLength(1);
+    expect(ignored).toBe(1);
+  });
+});
