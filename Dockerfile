@@ -1,0 +1,32 @@
+# wa-sip-gateway: multi-stage build on Debian (bookworm) with Node 22 LTS; the code also runs on Node 20.
+# Build:  docker build -t wa-sip-gateway .
+# Run:    docker run --network host -e WAGW_APP_SECRET=… -e WAGW_GRAPH_TOKEN=… -e WAGW_VERIFY_TOKEN=… wa-sip-gateway
+# drachtio-server runs beside it (its own image, drachtio/drachtio-server); point sip.drachtioHost at it.
+
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+# better-sqlite3 compiles its native addon when no prebuilt binary can be fetched.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY config ./config
+RUN mkdir -p /app/data && chown node:node /app/data
+USER node
+# 8080/tcp: webhooks, /healthz, /readyz, /metrics.
+# 40000-40999/udp: plain RTP toward the PBX. 41000-41999/udp: ICE + DTLS-SRTP toward WhatsApp.
+EXPOSE 8080/tcp 40000-40999/udp 41000-41999/udp
+VOLUME ["/app/data"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.WAGW_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/main.js"]
