@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { estimateMos, RtpReceiveStats } from './stats.js';
+
+describe('RtpReceiveStats', () => {
+  it('counts loss from sequence gaps across the 16-bit wrap', () => {
+    const s = new RtpReceiveStats(8000);
+    let seq = 65530;
+    for (let i = 0; i < 20; i++) {
+      if (i !== 7 && i !== 8) s.update(seq & 0xffff, i * 160, i * 20);
+      seq++;
+    }
+    expect(s.expected).toBe(20);
+    expect(s.packets).toBe(18);
+    expect(s.lost).toBe(2);
+    expect(s.lossFraction).toBeCloseTo(0.1);
+  });
+
+  it('reports zero jitter for perfect pacing and about the mean deviation otherwise', () => {
+    const even = new RtpReceiveStats(48000);
+    for (let i = 0; i < 200; i++) even.update(i, 1_000_000 + i * 960, 5000 + i * 20);
+    expect(even.jitterMs).toBeCloseTo(0, 5);
+    const jittery = new RtpReceiveStats(48000);
+    for (let i = 0; i < 2000; i++) jittery.update(i, i * 960, i * 20 + (i % 2 ? 10 : 0));
+    expect(jittery.jitterMs).toBeGreaterThan(8);
+    expect(jittery.jitterMs).toBeLessThan(11);
+  });
+});
+
+describe('estimateMos', () => {
+  it('gives toll quality for clean G.711 and degrades with loss and jitter', () => {
+    const clean = estimateMos({ codec: 'PCMU', lossPercent: 0, jitterMs: 2 });
+    expect(clean).toBeGreaterThan(4.3);
+    const lossy = estimateMos({ codec: 'PCMU', lossPercent: 5, jitterMs: 2 });
+    expect(lossy).toBeLessThan(clean);
+    expect(lossy).toBeGreaterThan(3);
+    expect(estimateMos({ codec: 'PCMU', lossPercent: 0, jitterMs: 150 })).toBeLessThan(clean);
+    expect(estimateMos({ codec: 'opus', lossPercent: 100, jitterMs: 0 })).toBeLessThan(1.2);
+  });
+});
