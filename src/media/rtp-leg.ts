@@ -1,0 +1,182 @@
+/**
+ * The SIP-side media leg: one UDP socket carrying plain RTP (RTCP is not used on this leg), bound on a port
+ * from the pool. Symmetric RTP (RFC 4961 practice) latches onto the source of the first valid packet so a
+ * PBX or phone behind NAT is reached where it really is, not where its SDP says.
+ */
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIPv6 } from 'node:net';
+import type { PortPool } from './port-pool.js';
+import { createRtpHeader, readRtpHeader, type RtpHeader } from './rtp-packet.js';
+import { monoNow, silentLogger, type MediaLogger } from './types.js';
+
+export interface RtpLegOptions {
+  pool: PortPool;
+  /** Local address to bind (config media.bindAddress). */
+  bindAddress?: string;
+  /** Latch onto the source of the first valid RTP packet (default true). */
+  symmetricRtp?: boolean;
+  /**
+   * Allow latching onto a source IP other than the signalled one (a NATed peer whose SDP carries a private
+   * address). Off by default: otherwise anyone who guesses the port can take the stream over (RTP bleed).
+   */
+  latchAnySource?: boolean;
+  logger?: MediaLogger;
+}
+
+export interface RtpAddress {
+  address: string;
+  port: number;
+}
+
+export interface RtpLegStats {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Packets from a source that is not the (latched or signalled) peer. */
+  droppedUnexpectedSource: number;
+  /** Datagrams that are not RTP v2 (including any RTCP sent to this port). */
+  droppedInvalid: number;
+  sendErrors: number;
+}
+
+export interface RtpLegEvents {
+  /** A valid RTP packet from the peer. `header` is reused for the next packet: read it synchronously. */
+  rtp: [packet: Buffer, header: RtpHeader];
+  latched: [source: RtpAddress];
+  error: [err: Error];
+}
+
+export class RtpLeg extends EventEmitter<RtpLegEvents> {
+  readonly stats: RtpLegStats = {
+    packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, droppedUnexpectedSource: 0, droppedInvalid: 0, sendErrors: 0,
+  };
+  /** monoNow() of the last accepted packet, or of open() while nothing has arrived. */
+  lastReceivedAt: number;
+  private signalled: RtpAddress | null = null;
+  private latchedTo: RtpAddress | null = null;
+  private readonly header = createRtpHeader();
+  private readonly symmetric: boolean;
+  private readonly latchAny: boolean;
+  private readonly log: MediaLogger;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly socket: dgram.Socket,
+    readonly port: number,
+    readonly localAddress: string,
+    private readonly pool: PortPool,
+    opts: RtpLegOptions,
+  ) {
+    super();
+    this.symmetric = opts.symmetricRtp ?? true;
+    this.latchAny = opts.latchAnySource ?? false;
+    this.log = opts.logger ?? silentLogger;
+    this.lastReceivedAt = monoNow();
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    socket.on('error', (err) => {
+      this.log.warn({ err: err.message, port }, 'rtp socket error');
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+  }
+
+  /** Binds a socket on a free pool port; ports busy in the OS are skipped. */
+  static async open(opts: RtpLegOptions): Promise<RtpLeg> {
+    const bindAddress = opts.bindAddress ?? '0.0.0.0';
+    const attempts = Math.min(opts.pool.free, 16);
+    let lastErr: Error | null = null;
+    for (let i = 0; i < attempts; i++) {
+      const port = opts.pool.acquire();
+      const socket = dgram.createSocket({ type: isIPv6(bindAddress) ? 'udp6' : 'udp4' });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const onError = (err: Error): void => reject(err);
+          socket.once('error', onError);
+          socket.bind({ port, address: bindAddress, exclusive: true }, () => {
+            socket.off('error', onError);
+            resolve();
+          });
+        });
+        return new RtpLeg(socket, port, bindAddress, opts.pool, opts);
+      } catch (err) {
+        lastErr = err as Error;
+        socket.close();
+        opts.pool.release(port);
+        (opts.logger ?? silentLogger).warn({ port, err: lastErr.message }, 'rtp port busy, trying another');
+      }
+    }
+    if (lastErr) throw new Error(`could not bind an RTP port on ${bindAddress}: ${lastErr.message}`);
+    opts.pool.acquire(); // throws the pool's exhaustion error
+    throw new Error('unreachable');
+  }
+
+  /** Where to send; a new signalled address (re-INVITE) also restarts latching. */
+  setRemote(address: string, port: number): void {
+    this.signalled = { address, port };
+    this.latchedTo = null;
+  }
+
+  get remote(): RtpAddress | null {
+    return this.latchedTo ?? this.signalled;
+  }
+
+  get latched(): boolean {
+    return this.latchedTo !== null;
+  }
+
+  get closed(): boolean {
+    return this.closing !== null;
+  }
+
+  /** Sends an RTP packet to the peer. The buffer must not be rewritten until the send completes (use a ring). */
+  send(buf: Uint8Array, offset = 0, length = buf.length - offset): boolean {
+    const to = this.latchedTo ?? this.signalled;
+    if (!to || this.closing) return false;
+    this.stats.packetsOut++;
+    this.stats.bytesOut += length;
+    this.socket.send(buf, offset, length, to.port, to.address, (err) => {
+      if (err) this.stats.sendErrors++;
+    });
+    return true;
+  }
+
+  /** Closes the socket and returns the port to the pool, once; later calls return the same promise. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = new Promise<void>((resolve) => {
+      this.socket.close(() => resolve());
+    });
+    this.pool.release(this.port);
+    return this.closing;
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const peer = this.latchedTo;
+    if (peer) {
+      if (rinfo.port !== peer.port || rinfo.address !== peer.address) {
+        this.stats.droppedUnexpectedSource++;
+        return;
+      }
+    } else {
+      const sig = this.signalled;
+      if (!sig || (!(this.symmetric && this.latchAny) && rinfo.address !== sig.address)) {
+        this.stats.droppedUnexpectedSource++;
+        return;
+      }
+    }
+    if (!readRtpHeader(msg, this.header)) {
+      this.stats.droppedInvalid++;
+      return;
+    }
+    if (!peer && this.symmetric) {
+      this.latchedTo = { address: rinfo.address, port: rinfo.port };
+      this.log.debug({ source: this.latchedTo, signalled: this.signalled }, 'rtp latched');
+      this.emit('latched', this.latchedTo);
+    }
+    this.stats.packetsIn++;
+    this.stats.bytesIn += msg.length;
+    this.lastReceivedAt = monoNow();
+    this.emit('rtp', msg, this.header);
+  }
+}
