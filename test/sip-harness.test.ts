@@ -1,0 +1,217 @@
+/**
+ * Self-test of the SIP leg and its test peers: drachtio-server + SipAgent against SIPp (and baresip).
+ * Skips loudly (and counts the skip in $WAGW_SKIP_LOG) when drachtio-server or sipp is not installed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { SipAgent, SipCallFailure, type SipDialog } from '../src/sip/agent.js';
+import { buildSdpAnswer, buildSdpOffer, parseSdp } from '../src/sip/sdp.js';
+import { waContextToSip } from '../src/sip/headers.js';
+import { drachtioAvailable, noteSkipped, startDrachtio, type DrachtioServer } from './peers/drachtio.js';
+import { sippAvailable, startSipp } from './peers/sip/sipp.js';
+import { freePort } from './peers/sip/ports.js';
+
+const logger = pino({ level: process.env.WAGW_TEST_LOG ?? 'silent' });
+const d = drachtioAvailable();
+const s = sippAvailable();
+const skipReason = !d.ok ? d.reason : !s.ok ? s.reason : undefined;
+
+const SIPP_TESTS = 6;
+if (skipReason) noteSkipped(skipReason, SIPP_TESTS, 'sip-harness: drachtio + sipp');
+
+function waitFor<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timeout waiting for ${what}`)), ms))]);
+}
+
+describe.skipIf(skipReason !== undefined)('SIP harness: drachtio-server + SipAgent + sipp', () => {
+  let server: DrachtioServer;
+  let agent: SipAgent;
+
+  beforeAll(async () => {
+    server = await startDrachtio();
+    agent = new SipAgent({ ...server.connectOptions, logger });
+    agent.start();
+    await agent.waitConnected(10_000);
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+    await server?.stop();
+  });
+
+  it('sipp UAC → drachtio → SipAgent.onInvite answers 200 with SDP; sipp BYE ends the dialog', async () => {
+    const dialogs: SipDialog[] = [];
+    const invites: { from?: string; user?: string; xtest?: string; sdpCodec?: string }[] = [];
+    agent.onInvite(async (inv) => {
+      const answer = buildSdpAnswer(inv.sdp, { address: '127.0.0.1', port: 40000 });
+      invites.push({ from: inv.from.displayName, user: inv.from.user, xtest: inv.header('X-Test'), sdpCodec: answer.remote.codec });
+      inv.ringing();
+      dialogs.push(await inv.answer({ sdp: answer.sdp }));
+    });
+    const uac = await startSipp({ scenario: 'uac-invite', remote: `127.0.0.1:${server.sipPort}`, service: 'gateway', durationMs: 300, timeoutSec: 15 });
+    const result = await uac.done;
+    expect(result.exitCode, result.errors || result.stderr).toBe(0);
+    expect(result.successful).toBe(1);
+    expect(result.failed).toBe(0);
+    expect(invites).toEqual([{ from: 'SIPp Caller', user: '+15550001111', xtest: 'sipp', sdpCodec: 'PCMU' }]);
+    expect(result.messages).toMatch(/SIP\/2\.0 180 Ringing/);
+    expect(result.messages).toMatch(/SIP\/2\.0 200 OK[\s\S]*m=audio 40000 RTP\/AVP 0 101/);
+    expect(dialogs).toHaveLength(1);
+    const end = await waitFor(dialogs[0]!.done, 5000, 'dialog end');
+    expect(end.by).toBe('remote');
+    expect(dialogs[0]!.active).toBe(false);
+  });
+
+  it('draining: a new INVITE gets 503 with Retry-After', async () => {
+    agent.draining = true;
+    try {
+      const uac = await startSipp({ scenario: 'uac-invite', remote: `127.0.0.1:${server.sipPort}`, timeoutSec: 5 });
+      const result = await uac.done;
+      expect(result.successful).toBe(0);
+      expect(result.messages).toMatch(/SIP\/2\.0 503 Service Unavailable[\s\S]*Retry-After: 30/);
+    } finally {
+      agent.draining = false;
+    }
+  });
+
+  it('SipAgent.invite → sipp UAS answers (X-WA headers, From) → dialog → bye()', async () => {
+    const uas = await startSipp({ scenario: 'uas-answer', keys: { codec: 'PCMA', pt: '8' }, rtpEcho: true, timeoutSec: 15 });
+    const { headers, from } = waContextToSip({ callId: 'wacid.TEST1', phoneNumberId: '1065', waId: '16315553602', userName: 'Jane "JD" Doe' });
+    const provisional: number[] = [];
+    const dialog = await agent.invite({
+      uri: uas.uri,
+      from,
+      headers,
+      sdp: buildSdpOffer({ address: '127.0.0.1', port: 40002 }),
+      onProvisional: (st) => provisional.push(st),
+      timeoutMs: 5000,
+    });
+    expect(provisional).toContain(180);
+    const remote = parseSdp(dialog.remoteSdp);
+    expect(remote).toMatchObject({ address: '127.0.0.1', port: uas.mediaPort, codec: 'PCMA', payloadType: 8, dtmfPayloadType: 101 });
+    expect(dialog.callId).toBeTruthy();
+    expect(agent.activeDialogs).toBe(1);
+    await dialog.bye();
+    await dialog.bye(); // idempotent
+    expect(dialog.end?.by).toBe('local');
+    const r = await uas.done;
+    expect(r.exitCode, r.errors).toBe(0);
+    expect(r.successful).toBe(1);
+    const invite = r.messages.slice(r.messages.indexOf('INVITE sip:'));
+    expect(invite).toMatch(/X-WA-Call-Id: wacid\.TEST1/);
+    expect(invite).toMatch(/X-WA-User: 16315553602/);
+    expect(invite).toMatch(/From: "Jane \\"JD\\" Doe" <sip:\+16315553602@127\.0\.0\.1/);
+    expect(agent.activeDialogs).toBe(0);
+  });
+
+  it('SipAgent.invite → sipp UAS hangs up → dialog ended by remote with Reason', async () => {
+    const uas = await startSipp({ scenario: 'uas-answer-hangup', durationMs: 300, timeoutSec: 15 });
+    const dialog = await agent.invite({ uri: uas.uri, from: { user: '+16315553602' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40004 }) });
+    const end = await waitFor(dialog.done, 5000, 'remote BYE');
+    expect(end).toMatchObject({ by: 'remote', reason: 'Normal call clearing' });
+    const r = await uas.done;
+    expect(r.exitCode, r.errors).toBe(0);
+  });
+
+  it('SipAgent.invite → sipp refusing 486 / 603 → SipCallFailure', async () => {
+    for (const [status, reason] of [
+      ['486', 'Busy Here'],
+      ['603', 'Decline'],
+    ] as const) {
+      const uas = await startSipp({ scenario: 'uas-refuse', keys: { status, reason }, timeoutSec: 10 });
+      const err = await agent.invite({ uri: uas.uri, from: { user: '+16315553602' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40006 }) }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(SipCallFailure);
+      expect((err as SipCallFailure).status).toBe(Number(status));
+      expect((err as SipCallFailure).reason).toBe(reason);
+      expect((err as SipCallFailure).reasonHeader).toContain(`cause=${status}`);
+      const r = await uas.done;
+      expect(r.exitCode, r.errors).toBe(0);
+    }
+  });
+
+  it('SipAgent.invite → ringing sipp → abort → CANCEL → 487; timeoutMs → 408; not connected → 503', async () => {
+    const uas = await startSipp({ scenario: 'uas-ring-cancel', timeoutSec: 10 });
+    const ac = new AbortController();
+    const p = agent.invite({
+      uri: uas.uri,
+      from: { user: '+16315553602' },
+      sdp: buildSdpOffer({ address: '127.0.0.1', port: 40008 }),
+      signal: ac.signal,
+      onProvisional: (st) => {
+        if (st === 180) setTimeout(() => ac.abort(), 100);
+      },
+    });
+    const err = await p.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(SipCallFailure);
+    expect((err as SipCallFailure).status).toBe(487);
+    const r = await uas.done;
+    expect(r.exitCode, r.errors).toBe(0);
+    expect(r.messages).toMatch(/CANCEL sip:/);
+
+    const uas2 = await startSipp({ scenario: 'uas-ring-cancel', timeoutSec: 10 });
+    const t0 = Date.now();
+    const err2 = await agent
+      .invite({ uri: uas2.uri, from: { user: '+16315553602' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40010 }), timeoutMs: 700 })
+      .then(() => undefined, (e: unknown) => e);
+    expect((err2 as SipCallFailure).status).toBe(408);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect((await uas2.done).exitCode).toBe(0);
+
+    const offline = new SipAgent({ host: '127.0.0.1', port: await freePort({ udp: false }), secret: 'x', logger });
+    const err3 = await offline.invite({ uri: 'sip:a@127.0.0.1', from: { user: '+1' }, sdp: '' }).then(() => undefined, (e: unknown) => e);
+    expect((err3 as SipCallFailure).status).toBe(503);
+  });
+});
+
+describe.skipIf(!d.ok)('SipAgent reconnect', () => {
+  it('keeps retrying with backoff while drachtio is down, connects when it starts, reconnects after a restart', async () => {
+    const adminPort = await freePort({ udp: false });
+    const agent = new SipAgent({ host: '127.0.0.1', port: adminPort, secret: 'cymru', logger, backoff: { initialMs: 100, maxMs: 400 } });
+    const delays: number[] = [];
+    agent.on('reconnecting', (r) => delays.push(r.delayMs));
+    let server: DrachtioServer | undefined;
+    try {
+      agent.start();
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(agent.connected).toBe(false);
+      expect(delays.slice(0, 4)).toEqual([100, 200, 400, 400]);
+      const connected = new Promise<void>((resolve) => agent.once('connected', () => resolve()));
+      server = await startDrachtio({ adminPort });
+      await waitFor(connected, 5000, 'connected');
+      expect(agent.connected).toBe(true);
+
+      const disconnected = new Promise<string>((resolve) => agent.once('disconnected', (e) => resolve(e.reason)));
+      await server.stop();
+      await waitFor(disconnected, 5000, 'disconnected');
+      expect(agent.connected).toBe(false);
+      const again = new Promise<void>((resolve) => agent.once('connected', () => resolve()));
+      server = await startDrachtio({ adminPort });
+      await waitFor(again, 5000, 'reconnected');
+      expect(agent.connected).toBe(true);
+    } finally {
+      await agent.stop();
+      await server?.stop();
+    }
+    expect(agent.connected).toBe(false);
+  });
+
+  it('a wrong secret is retried, not fatal', async () => {
+    const server = await startDrachtio({ secret: 'right' });
+    const agent = new SipAgent({ host: '127.0.0.1', port: server.adminPort, secret: 'wrong', logger, backoff: { initialMs: 100, maxMs: 200 } });
+    try {
+      const retries: string[] = [];
+      agent.on('reconnecting', (r) => retries.push(r.reason));
+      agent.start();
+      await new Promise((r) => setTimeout(r, 800));
+      expect(agent.connected).toBe(false);
+      expect(retries.length).toBeGreaterThan(0);
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
+  });
+});
+if (!d.ok) noteSkipped(d.reason, 2, 'sip-harness: reconnect');
