@@ -1,0 +1,129 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { detectTone } from '../../test/audio/goertzel.js';
+import { FRAME_SAMPLES, OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
+import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
+import { parseAudioPayloadTypes, UnanswerableOfferError, WebRtcLeg, shapeLocalSdp } from './webrtc-leg.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function sine(freq: number, n: number, start: number): Int16Array {
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.round(8000 * Math.sin((2 * Math.PI * freq * (start + i)) / 8000));
+  return out;
+}
+
+describe('WebRtcLeg', () => {
+  it('rejects garbage and Opus-less offers with UnanswerableOfferError', async () => {
+    await expect(WebRtcLeg.answer('hello')).rejects.toBeInstanceOf(UnanswerableOfferError);
+    await expect(WebRtcLeg.answer('hello')).rejects.toThrow(/not an SDP/);
+    const pcmuOnly = [
+      'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 't=0 0', 'm=audio 9 UDP/TLS/RTP/SAVPF 0', 'c=IN IP4 0.0.0.0',
+      'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=fingerprint:sha-256 AA:BB', 'a=setup:actpass',
+      'a=mid:0', 'a=rtpmap:0 PCMU/8000', '',
+    ].join('\r\n');
+    await expect(WebRtcLeg.answer(pcmuOnly)).rejects.toThrow(/no opus\/48000/);
+    await expect(WebRtcLeg.answer('v=0\r\ns=-\r\n')).rejects.toThrow(/no m=audio/);
+  });
+
+  it('shapes SDP: only telephone-event/8000, sha-256, announced candidates, default candidate in c=/m=', () => {
+    const sdp = [
+      'v=0', 's=-', 'a=ice-lite', 'm=audio 9 UDP/TLS/RTP/SAVPF 111 110 126', 'c=IN IP4 0.0.0.0',
+      'a=candidate:1 1 udp 2116026367 10.0.0.5 50000 typ host', 'a=candidate:2 1 udp 2116026367 203.0.113.7 50002 typ host',
+      'a=fingerprint:sha-1 AA', 'a=fingerprint:sha-256 BB', 'a=rtpmap:111 opus/48000/2',
+      'a=rtpmap:110 telephone-event/48000', 'a=fmtp:110 0-15', 'a=rtpmap:126 telephone-event/8000', '',
+    ].join('\r\n');
+    const out = shapeLocalSdp(sdp, new Set(['203.0.113.7']), 126);
+    expect(out).toContain('m=audio 50002 UDP/TLS/RTP/SAVPF 111 126\r\n');
+    expect(out).toContain('c=IN IP4 203.0.113.7');
+    expect(out).not.toMatch(/ice-lite|sha-1|10\.0\.0\.5|:110 /);
+    expect(parseAudioPayloadTypes(out)).toEqual({ hasAudio: true, opusPt: 111, dtmfPt: 126 });
+  });
+
+  it('answers a libwebrtc offer per Meta rules, connects on loopback and carries Opus both ways', async () => {
+    const udpBefore = openUdpHandles();
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    const offer = await peer.createOffer();
+    const offered = parseAudioPayloadTypes(offer);
+    expect(offered.opusPt).not.toBeNull();
+
+    const t0 = performance.now();
+    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1', portRange: [47000, 47100] });
+    cleanups.push(() => leg.close());
+    const sdp = leg.localSdp;
+    expect(sdp).toMatch(/^a=setup:active\r$/m);
+    expect(sdp).not.toMatch(/ice-lite/);
+    expect(sdp).toMatch(/^a=fingerprint:sha-256 [0-9A-F:]{95}\r$/m);
+    expect(sdp).not.toMatch(/^a=fingerprint:(?!sha-256)/m);
+    expect(parseAudioPayloadTypes(sdp)).toEqual({ hasAudio: true, opusPt: offered.opusPt, dtmfPt: 126 });
+    expect(sdp).toMatch(/^a=rtpmap:126 telephone-event\/8000\r$/m);
+    expect(sdp).not.toMatch(/telephone-event\/(48000|32000|16000)/);
+    const cands = sdp.match(/^a=candidate:.*$/gm) ?? [];
+    expect(cands.length).toBeGreaterThan(0);
+    for (const c of cands) {
+      expect(c).toContain(' 127.0.0.1 ');
+      const port = Number(c.split(' ')[5]);
+      expect(port).toBeGreaterThanOrEqual(47000);
+      expect(port).toBeLessThanOrEqual(47100);
+    }
+    expect(sdp).toContain('a=end-of-candidates');
+    expect((sdp.match(/^a=ssrc:(\d+) /gm) ?? []).map((l) => l.split(' ')[0]).filter((v, i, a) => a.indexOf(v) === i)).toHaveLength(1);
+    expect((sdp.match(/^m=/gm) ?? []).length).toBe(1);
+
+    await peer.acceptAnswer(sdp);
+    await Promise.all([leg.connected, peer.connected()]);
+    const connectMs = performance.now() - t0;
+    expect(leg.state).toBe('connected');
+
+    // WhatsApp → us: libwebrtc plays 1 kHz; we decode to 8 kHz and look for 1 kHz.
+    const dec = new OpusDecoder8k();
+    const heard: number[] = [];
+    const frame = new Int16Array(960);
+    leg.on('audio', (payload) => {
+      const n = dec.decode(payload, frame);
+      for (let i = 0; i < n; i++) heard.push(frame[i]!);
+    });
+    peer.play(1000);
+
+    // Us → WhatsApp: 440 Hz at 8 kHz, Opus on the 48 kHz RTP clock, our own seq/ts.
+    const enc = new OpusEncoder8k();
+    const pkt = new Uint8Array(1500);
+    let seq = 1000;
+    let ts = 123456;
+    let pos = 0;
+    const timer = setInterval(() => {
+      const n = enc.encode(sine(440, FRAME_SAMPLES, pos), pkt);
+      pos += FRAME_SAMPLES;
+      leg.sendRtp({ payloadType: leg.opusPayloadType, sequenceNumber: seq++, timestamp: (ts += 960) }, pkt, 0, n);
+    }, 20);
+    cleanups.push(() => clearInterval(timer));
+    await new Promise((r) => setTimeout(r, 1500));
+    clearInterval(timer);
+    peer.stopPlaying();
+
+    const rx = Int16Array.from(heard.slice(-4000));
+    expect(rx.length).toBe(4000);
+    expect(detectTone(rx, 8000, 1000).detected).toBe(true);
+    expect(detectTone(rx, 8000, 1000).snrDb).toBeGreaterThan(10);
+    const atPeer = peer.recent(500);
+    expect(atPeer.length).toBe(24000);
+    expect(detectTone(atPeer, 48000, 440).detected).toBe(true);
+    expect(detectTone(atPeer, 48000, 1000).ratio).toBeLessThan(0.05);
+    expect(leg.stats.packetsIn).toBeGreaterThan(40);
+    expect(leg.lastReceivedAt).toBeGreaterThan(t0);
+    console.log(`webrtc-leg: connected in ${connectMs.toFixed(0)} ms, ICE role ${leg.iceRole}, in ${leg.stats.packetsIn} out ${leg.stats.packetsOut}`);
+
+    const states: string[] = [];
+    leg.on('state', (s) => states.push(s));
+    const c1 = leg.close();
+    expect(leg.close()).toBe(c1);
+    await c1;
+    expect(states).toContain('closed');
+    peer.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(openUdpHandles()).toBeLessThanOrEqual(udpBefore);
+  });
+});

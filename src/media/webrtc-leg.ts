@@ -1,0 +1,396 @@
+/**
+ * The WhatsApp-side media leg: one werift RTCPeerConnection with a single sendrecv audio m-line.
+ *
+ * Meta's rules (whatsapp-calling.md §4) drive the shape: Opus/48000 with the offered payload type,
+ * telephone-event/8000 (PT 126 in Meta's offers), one SSRC, full ICE in the CONTROLLING role even when we
+ * answer, DTLS client (`a=setup:active` in answers), no `a=ice-lite`, only sha-256 fingerprints, and the SDP
+ * is returned only after candidate gathering completed (no trickle with Meta).
+ *
+ * Media goes through werift's own RTP sender/receiver for now (correct, RTCP SR/RR included); the leg exposes
+ * a narrow packet API (`sendRtp`, 'audio'/'dtmf' events) so a tighter SRTP + socket path can replace it later
+ * without touching the bridge.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket,
+  type MediaStreamTrack, type RTCRtpTransceiver,
+} from 'werift';
+import { monoNow, silentLogger, type MediaLogger } from './types.js';
+
+export class UnanswerableOfferError extends Error {
+  constructor(message: string, override readonly cause?: unknown) {
+    super(message);
+    this.name = 'UnanswerableOfferError';
+  }
+}
+
+export class UnusableAnswerError extends Error {
+  constructor(message: string, override readonly cause?: unknown) {
+    super(message);
+    this.name = 'UnusableAnswerError';
+  }
+}
+
+export interface WebRtcLegOptions {
+  /** Address announced in our candidates when the host sits behind 1:1 NAT (config media.publicAddress). */
+  publicAddress?: string;
+  /** Local address the ICE sockets bind to (config media.bindAddress); a specific address is also announced. */
+  bindAddress?: string;
+  /** ICE UDP port range (config media.webrtcPortMin/Max); min must be below max. */
+  portRange?: [number, number];
+  /** Gather IPv6 host candidates too (Meta offers one IPv6 candidate). Default false. */
+  ipv6?: boolean;
+  /** Opus PT for business-initiated offers (Meta's own offers use 111). */
+  opusPayloadType?: number;
+  /** telephone-event/8000 PT for business-initiated offers (Meta's default is 126). */
+  dtmfPayloadType?: number;
+  logger?: MediaLogger;
+}
+
+/** Header fields of a received packet. The object is reused: read it synchronously in the listener. */
+export interface ReceivedRtpInfo {
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  marker: boolean;
+}
+
+export type WebRtcLegState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+
+export interface WebRtcLegEvents {
+  /** An Opus packet (PT = opusPayloadType). */
+  audio: [payload: Buffer, info: ReceivedRtpInfo];
+  /** A telephone-event packet (PT = dtmfPayloadType). */
+  dtmf: [payload: Buffer, info: ReceivedRtpInfo];
+  state: [state: WebRtcLegState];
+}
+
+export interface SendRtpParams {
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  marker?: boolean;
+}
+
+interface SdpAudioInfo {
+  opusPt: number | null;
+  dtmfPt: number | null;
+}
+
+/** Finds the Opus and telephone-event/8000 payload types of the first audio m-section. */
+export function parseAudioPayloadTypes(sdp: string): SdpAudioInfo & { hasAudio: boolean } {
+  const lines = sdp.split(/\r?\n/);
+  let inAudio = false;
+  let seenAudio = false;
+  let opusPt: number | null = null;
+  let dtmfPt: number | null = null;
+  for (const line of lines) {
+    if (line.startsWith('m=')) {
+      if (seenAudio) break;
+      inAudio = line.startsWith('m=audio ');
+      seenAudio = inAudio;
+      continue;
+    }
+    if (!inAudio) continue;
+    const m = /^a=rtpmap:(\d+) ([^/\s]+)\/(\d+)/i.exec(line);
+    if (!m) continue;
+    const pt = Number(m[1]);
+    const name = m[2]!.toLowerCase();
+    if (name === 'opus' && m[3] === '48000' && opusPt === null) opusPt = pt;
+    if (name === 'telephone-event' && m[3] === '8000' && dtmfPt === null) dtmfPt = pt;
+  }
+  return { hasAudio: seenAudio, opusPt, dtmfPt };
+}
+
+function describeOfferProblem(sdp: string): string | null {
+  if (typeof sdp !== 'string' || !/^v=0\r?$/m.test(sdp)) return 'not an SDP (no v=0 line)';
+  const info = parseAudioPayloadTypes(sdp);
+  if (!info.hasAudio) return 'no m=audio section';
+  if (info.opusPt === null) return 'the audio section offers no opus/48000 codec';
+  if (!/^a=ice-ufrag:/m.test(sdp) || !/^a=ice-pwd:/m.test(sdp)) return 'no ICE credentials (a=ice-ufrag / a=ice-pwd)';
+  if (!/^a=fingerprint:sha-256 /im.test(sdp)) return 'no sha-256 DTLS fingerprint';
+  return null;
+}
+
+/**
+ * Makes werift's SDP what Meta expects: only telephone-event/8000 among the DTMF codecs, only sha-256
+ * fingerprints, no ice-lite, only the candidates we mean to announce, and a default candidate in c=/m=.
+ */
+export function shapeLocalSdp(sdp: string, announce: ReadonlySet<string> | null, keepDtmfPt: number | null): string {
+  const lines = sdp.split(/\r?\n/).filter((l) => l.length > 0);
+  const dropPts = new Set<string>();
+  for (const l of lines) {
+    const m = /^a=rtpmap:(\d+) telephone-event\/(\d+)/i.exec(l);
+    if (m && (m[2] !== '8000' || (keepDtmfPt !== null && Number(m[1]) !== keepDtmfPt))) dropPts.add(m[1]!);
+  }
+  const out: string[] = [];
+  let firstCand: { ip: string; port: string } | null = null;
+  for (const l of lines) {
+    const attr = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)[ ]/.exec(l);
+    if (attr && dropPts.has(attr[2]!)) continue;
+    if (/^a=ice-lite/i.test(l)) continue;
+    if (/^a=fingerprint:/i.test(l) && !/^a=fingerprint:sha-256 /i.test(l)) continue;
+    const cand = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ /.exec(l);
+    if (cand) {
+      if (announce && !announce.has(cand[1]!)) continue;
+      if (!firstCand && l.includes(' udp ')) firstCand = { ip: cand[1]!, port: cand[2]! };
+    }
+    if (l.startsWith('m=audio ') && dropPts.size > 0) {
+      const parts = l.split(' ');
+      out.push([...parts.slice(0, 3), ...parts.slice(3).filter((pt) => !dropPts.has(pt))].join(' '));
+      continue;
+    }
+    out.push(l);
+  }
+  if (firstCand) {
+    const { ip, port } = firstCand;
+    const family = ip.includes(':') ? 'IP6' : 'IP4';
+    for (let i = 0; i < out.length; i++) {
+      const l = out[i]!;
+      if (l.startsWith('m=audio ')) out[i] = l.replace(/^m=audio \d+ /, `m=audio ${port} `);
+      else if (l.startsWith('c=IN ') && i > out.findIndex((x) => x.startsWith('m=audio '))) out[i] = `c=IN ${family} ${ip}`;
+    }
+  }
+  return out.join('\r\n') + '\r\n';
+}
+
+interface SecureManagerInternals {
+  setLocalRole: (arg: { type: 'offer' | 'answer'; role?: string }) => void;
+}
+
+export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
+  /** The SDP to hand to Meta (answer or offer), complete with candidates. */
+  localSdp = '';
+  /** Resolves when ICE and DTLS are up; rejects if the connection fails or closes first. */
+  readonly connected: Promise<void>;
+  /** monoNow() of the last received RTP packet (or of creation while nothing has arrived). */
+  lastReceivedAt = monoNow();
+  state: WebRtcLegState = 'new';
+  opusPayloadType: number;
+  dtmfPayloadType: number | null;
+  readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0 };
+
+  private readonly pc: RTCPeerConnection;
+  private transceiver: RTCRtpTransceiver | null = null;
+  private readonly log: MediaLogger;
+  private readonly announce: ReadonlySet<string> | null;
+  private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false };
+  private closing: Promise<void> | null = null;
+  private resolveConnected!: () => void;
+  private rejectConnected!: (err: Error) => void;
+  private readonly unsubscribers: Array<() => void> = [];
+
+  private constructor(opts: WebRtcLegOptions, opusPt: number, dtmfPt: number | null) {
+    super();
+    this.log = opts.logger ?? silentLogger;
+    this.opusPayloadType = opusPt;
+    this.dtmfPayloadType = dtmfPt;
+    const bind = opts.bindAddress && opts.bindAddress !== '0.0.0.0' && opts.bindAddress !== '::' ? opts.bindAddress : undefined;
+    const additional = [opts.publicAddress, bind].filter((a): a is string => !!a);
+    this.announce = opts.publicAddress ? new Set([opts.publicAddress]) : bind ? new Set([bind]) : null;
+
+    const codecs = [
+      new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: opusPt, parameters: 'minptime=10;useinbandfec=1' }),
+      new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: dtmfPt ?? 126, parameters: '0-15' }),
+    ];
+    this.pc = new RTCPeerConnection({
+      // Meta provides no STUN/TURN, and a public media server needs none; a STUN lookup would only delay gathering.
+      iceServers: [],
+      iceUseIpv4: true,
+      iceUseIpv6: opts.ipv6 ?? false,
+      ...(opts.portRange ? { icePortRange: opts.portRange } : {}),
+      ...(bind ? { iceInterfaceAddresses: { udp4: bind } } : {}),
+      ...(additional.length ? { iceAdditionalHostAddresses: additional } : {}),
+      codecs: { audio: codecs, video: [] },
+      headerExtensions: { audio: [], video: [] },
+    });
+    this.forceIceControlling();
+
+    this.connected = new Promise<void>((resolve, reject) => {
+      this.resolveConnected = resolve;
+      this.rejectConnected = reject;
+    });
+    // A caller that only listens to 'state' must not crash the process with an unhandled rejection.
+    this.connected.catch(() => {});
+
+    const { unSubscribe: offState } = this.pc.connectionStateChange.subscribe((s) => this.onState(s));
+    const { unSubscribe: offTrack } = this.pc.onTrack.subscribe((track) => this.onTrack(track));
+    this.unsubscribers.push(offState, offTrack);
+  }
+
+  /** User-initiated call: answer Meta's offer. Throws UnanswerableOfferError for an offer we cannot serve. */
+  static async answer(offerSdp: string, opts: WebRtcLegOptions = {}): Promise<WebRtcLeg> {
+    const problem = describeOfferProblem(offerSdp);
+    if (problem) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: ${problem}`);
+    const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
+    const leg = new WebRtcLeg(opts, opusPt!, dtmfPt);
+    try {
+      await leg.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+      const transceiver = leg.pc.getTransceivers().find((t) => t.kind === 'audio');
+      if (!transceiver) throw new Error('werift created no audio transceiver');
+      transceiver.setDirection('sendrecv');
+      leg.transceiver = transceiver;
+      const answer = await leg.pc.createAnswer();
+      // setLocalDescription gathers all candidates before resolving (no trickle).
+      await leg.pc.setLocalDescription(answer);
+      leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
+      const negotiated = parseAudioPayloadTypes(leg.localSdp);
+      if (negotiated.opusPt !== opusPt) throw new Error(`answer carries Opus PT ${negotiated.opusPt}, offer had ${opusPt}`);
+      leg.dtmfPayloadType = negotiated.dtmfPt;
+    } catch (err) {
+      await leg.close();
+      if (err instanceof UnanswerableOfferError) throw err;
+      throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: ${(err as Error).message}`, err);
+    }
+    leg.log.debug({ opusPt, dtmfPt: leg.dtmfPayloadType }, 'webrtc answer ready');
+    return leg;
+  }
+
+  /** Business-initiated call: create our offer (complete with candidates); apply Meta's answer later. */
+  static async offer(opts: WebRtcLegOptions = {}): Promise<WebRtcLeg> {
+    const opusPt = opts.opusPayloadType ?? 111;
+    const dtmfPt = opts.dtmfPayloadType ?? 126;
+    const leg = new WebRtcLeg(opts, opusPt, dtmfPt);
+    try {
+      leg.transceiver = leg.pc.addTransceiver('audio', { direction: 'sendrecv' });
+      const offer = await leg.pc.createOffer();
+      await leg.pc.setLocalDescription(offer);
+      leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
+    } catch (err) {
+      await leg.close();
+      throw err;
+    }
+    return leg;
+  }
+
+  /** Applies Meta's SDP answer to our offer. Throws UnusableAnswerError when it carries no Opus. */
+  async setRemoteAnswer(answerSdp: string): Promise<void> {
+    const problem = describeOfferProblem(answerSdp);
+    if (problem) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${problem}`);
+    const { opusPt, dtmfPt } = parseAudioPayloadTypes(answerSdp);
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
+    } catch (err) {
+      throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${(err as Error).message}`, err);
+    }
+    this.opusPayloadType = opusPt!;
+    // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
+    this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
+  }
+
+  /** Our single SSRC (werift's sender rewrites every packet to it). */
+  get ssrc(): number {
+    return this.transceiver?.sender.ssrc ?? 0;
+  }
+
+  /** 'controlling' once werift has applied the role; 'controlled' only if a full-ICE peer won the tie-break. */
+  get iceRole(): string {
+    return this.pc.iceTransports[0]?.role ?? 'unknown';
+  }
+
+  /**
+   * Sends one RTP packet with the caller's sequence number and timestamp (48 kHz clock for Opus; DTMF packets
+   * share that base). Dropped silently before DTLS is up. `payload` is not retained after the call.
+   */
+  sendRtp(params: SendRtpParams, payload: Uint8Array, offset = 0, length = payload.length - offset): void {
+    const t = this.transceiver;
+    if (!t || this.closing || this.state !== 'connected') return;
+    const sender = t.sender;
+    const header = new RtpHeader({
+      payloadType: params.payloadType,
+      sequenceNumber: params.sequenceNumber & 0xffff,
+      timestamp: params.timestamp >>> 0,
+      marker: params.marker ?? false,
+      ssrc: sender.ssrc,
+    });
+    const packet = new RtpPacket(header, Buffer.from(payload.subarray(offset, offset + length)));
+    // werift's sender stamps its negotiated codec's PT on every packet, synchronously before its first await;
+    // to send telephone-event on the same SSRC we point it at that codec for the duration of the call.
+    const codec = sender.codec;
+    const want = params.payloadType === codec?.payloadType ? codec : t.codecs.find((c) => c.payloadType === params.payloadType);
+    if (!want) {
+      this.log.warn({ pt: params.payloadType }, 'sendRtp: payload type not negotiated');
+      return;
+    }
+    sender.codec = want;
+    try {
+      sender.sendRtp(packet).catch(() => {});
+    } finally {
+      sender.codec = codec;
+    }
+    this.stats.packetsOut++;
+    this.stats.bytesOut += length;
+  }
+
+  /** Closes the peer connection (sockets included) once; later calls return the same promise. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      try {
+        await this.pc.close();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'webrtc close failed');
+      }
+      for (const off of this.unsubscribers.splice(0)) off();
+      this.setState('closed');
+    })();
+    return this.closing;
+  }
+
+  private forceIceControlling(): void {
+    // werift makes an answerer ICE-controlled unless the offerer is ICE-lite (then RFC 8445 §6.1.1 already
+    // makes us controlling, which is Meta's case). Meta's docs require the business to control in every
+    // case, so after werift assigns roles we take CONTROLLING; against a full-ICE offerer that also
+    // controls, the RFC 8445 §7.3.1.1 tie-breaker (487 Role Conflict) settles it and the call still connects.
+    const sm = (this.pc as unknown as { secureManager?: SecureManagerInternals }).secureManager;
+    if (!sm || typeof sm.setLocalRole !== 'function') {
+      this.log.warn({}, 'werift internals changed: cannot force ICE controlling role');
+      return;
+    }
+    const original = sm.setLocalRole.bind(sm);
+    sm.setLocalRole = (arg) => {
+      original(arg);
+      for (const ice of this.pc.iceTransports) {
+        if (!ice.connection.iceLite) ice.connection.iceControlling = true;
+      }
+    };
+  }
+
+  private onTrack(track: MediaStreamTrack): void {
+    const { unSubscribe } = track.onReceiveRtp.subscribe((rtp) => this.onRtp(rtp));
+    this.unsubscribers.push(unSubscribe);
+  }
+
+  private onRtp(rtp: RtpPacket): void {
+    const h = rtp.header;
+    this.lastReceivedAt = monoNow();
+    this.stats.packetsIn++;
+    this.stats.bytesIn += rtp.payload.length;
+    const info = this.rxInfo;
+    info.payloadType = h.payloadType;
+    info.sequenceNumber = h.sequenceNumber;
+    info.timestamp = h.timestamp;
+    info.ssrc = h.ssrc;
+    info.marker = h.marker;
+    if (h.payloadType === this.opusPayloadType) this.emit('audio', rtp.payload, info);
+    else if (h.payloadType === this.dtmfPayloadType) this.emit('dtmf', rtp.payload, info);
+    else this.stats.otherPayloadTypes++;
+  }
+
+  private onState(s: RTCPeerConnection['connectionState']): void {
+    this.setState(s);
+    if (s === 'connected') {
+      this.log.debug({ iceRole: this.iceRole }, 'webrtc connected');
+      this.resolveConnected();
+    } else if (s === 'failed' || s === 'closed') {
+      this.rejectConnected(new Error(`WebRTC connection ${s} before it was established`));
+    }
+  }
+
+  private setState(s: WebRtcLegState): void {
+    if (this.state === s || this.state === 'closed') return;
+    this.state = s;
+    this.emit('state', s);
+  }
+}
