@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
 import { detectTone } from '../../test/audio/goertzel.js';
 import { FRAME_SAMPLES, OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
 import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
@@ -125,5 +126,65 @@ describe('WebRtcLeg', () => {
     peer.close();
     await new Promise((r) => setTimeout(r, 100));
     expect(openUdpHandles()).toBeLessThanOrEqual(udpBefore);
+  });
+
+  it('takes the CONTROLLING role against an ICE-lite offerer (Meta) and sends DTMF on the audio SSRC', async () => {
+    // A werift peer configured as ICE-lite stands in for Meta's relay.
+    const meta = new RTCPeerConnection({
+      iceLite: true, iceServers: [], iceUseIpv6: false, iceInterfaceAddresses: { udp4: '127.0.0.1' }, iceAdditionalHostAddresses: ['127.0.0.1'],
+      codecs: {
+        audio: [
+          new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 }),
+          new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: 126 }),
+        ],
+        video: [],
+      },
+    });
+    cleanups.push(() => meta.close());
+    const received: RtpPacket[] = [];
+    meta.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => received.push(rtp)));
+    meta.addTransceiver('audio', { direction: 'sendrecv' });
+    await meta.setLocalDescription(await meta.createOffer());
+    const offer = meta.localDescription!.sdp;
+    expect(offer).toContain('a=ice-lite');
+
+    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1' });
+    cleanups.push(() => leg.close());
+    expect(leg.localSdp).not.toContain('ice-lite');
+    await meta.setRemoteDescription({ type: 'answer', sdp: leg.localSdp });
+    await leg.connected;
+    expect(leg.iceRole).toBe('controlling');
+
+    const enc = new OpusEncoder8k();
+    const pkt = new Uint8Array(1500);
+    const n = enc.encode(sine(440, FRAME_SAMPLES, 0), pkt);
+    leg.sendRtp({ payloadType: 111, sequenceNumber: 500, timestamp: 96000, marker: true }, pkt, 0, n);
+    const ev = Uint8Array.from([5, 10, 0, 160]);
+    leg.sendRtp({ payloadType: 126, sequenceNumber: 501, timestamp: 96960, marker: true }, ev);
+    leg.sendRtp({ payloadType: 111, sequenceNumber: 502, timestamp: 97920 }, pkt, 0, n);
+    const deadline = Date.now() + 3000;
+    while (received.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(received.map((r) => r.header.payloadType)).toEqual([111, 126, 111]);
+    expect(new Set(received.map((r) => r.header.ssrc)).size).toBe(1);
+    expect(received[0]!.header.ssrc).toBe(leg.ssrc);
+    expect(received.map((r) => r.header.sequenceNumber)).toEqual([500, 501, 502]);
+    expect(received.map((r) => r.header.timestamp)).toEqual([96000, 96960, 97920]);
+    expect(Array.from(received[1]!.payload)).toEqual([5, 10, 0, 160]);
+  });
+
+  it('offers for a business-initiated call and applies the answer', async () => {
+    const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1' });
+    cleanups.push(() => leg.close());
+    expect(parseAudioPayloadTypes(leg.localSdp)).toEqual({ hasAudio: true, opusPt: 111, dtmfPt: 126 });
+    expect(leg.localSdp).not.toContain('ice-lite');
+    expect(leg.localSdp).toMatch(/^a=candidate:.* 127\.0\.0\.1 /m);
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    const answer = await peer.answer(leg.localSdp);
+    await expect(leg.setRemoteAnswer('garbage')).rejects.toThrow(/cannot use the WhatsApp SDP answer/);
+    await leg.setRemoteAnswer(answer);
+    await Promise.all([leg.connected, peer.connected()]);
+    expect(leg.iceRole).toBe('controlling');
+    expect(leg.dtmfPayloadType).toBe(126);
   });
 });
