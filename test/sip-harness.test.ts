@@ -10,6 +10,12 @@ import { waContextToSip } from '../src/sip/headers.js';
 import { drachtioAvailable, noteSkipped, startDrachtio, type DrachtioServer } from './peers/drachtio.js';
 import { sippAvailable, startSipp } from './peers/sip/sipp.js';
 import { freePort } from './peers/sip/ports.js';
+import { baresipAvailable, startBaresip, type BaresipAgent } from './peers/sip/baresip.js';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { decodeG711, encodeG711 } from '../src/media/g711.js';
+import { detectTone } from './audio/goertzel.js';
+import { generateTone } from './audio/tone.js';
+import { readWav, toMono } from './audio/wav.js';
 
 const logger = pino({ level: process.env.WAGW_TEST_LOG ?? 'silent' });
 const d = drachtioAvailable();
@@ -215,3 +221,131 @@ describe.skipIf(!d.ok)('SipAgent reconnect', () => {
   });
 });
 if (!d.ok) noteSkipped(d.reason, 2, 'sip-harness: reconnect');
+
+const b = baresipAvailable();
+const baresipSkip = !d.ok ? d.reason : !b.ok ? b.reason : undefined;
+const BARESIP_TESTS = 2;
+if (baresipSkip) noteSkipped(baresipSkip, BARESIP_TESTS, 'sip-harness: baresip');
+
+function bindUdp(port: number): Promise<UdpSocket> {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket('udp4');
+    sock.once('error', reject);
+    sock.bind(port, '127.0.0.1', () => resolve(sock));
+  });
+}
+
+describe.skipIf(baresipSkip !== undefined)('SIP harness: baresip agent (auto-answer, 440 Hz tone, records what it hears)', () => {
+  let server: DrachtioServer;
+  let agent: SipAgent;
+  let bs: BaresipAgent;
+
+  beforeAll(async () => {
+    server = await startDrachtio();
+    agent = new SipAgent({ ...server.connectOptions, logger });
+    agent.start();
+    await agent.waitConnected(10_000);
+    bs = await startBaresip({ toneHz: 440 });
+  });
+
+  afterAll(async () => {
+    await bs?.stop();
+    await agent?.stop();
+    await server?.stop();
+  });
+
+  it('SipAgent.invite → baresip answers, sends its 440 Hz tone as PCMU, records our 1 kHz tone, DTMF, hangs up on demand', async () => {
+    const rtpPort = await freePort({ tcp: false, even: true });
+    const sock = await bindUdp(rtpPort);
+    const received: Buffer[] = [];
+    const dtmfPayloads: Buffer[] = [];
+    sock.on('message', (m) => {
+      if (m.length < 12) return;
+      const pt = m[1]! & 0x7f;
+      if (pt === 0) received.push(m.subarray(12));
+      else if (pt === 101) dtmfPayloads.push(m.subarray(12));
+    });
+    let sender: NodeJS.Timeout | undefined;
+    try {
+      const dialog = await agent.invite({
+        uri: bs.uri,
+        from: { user: '+16315553602', displayName: 'WA Test' },
+        headers: { 'X-WA-Call-Id': 'wacid.BARESIP' },
+        sdp: buildSdpOffer({ address: '127.0.0.1', port: rtpPort, codecs: ['PCMU'] }),
+        timeoutMs: 5000,
+      });
+      const remote = parseSdp(dialog.remoteSdp);
+      expect(remote).toMatchObject({ address: '127.0.0.1', codec: 'PCMU', payloadType: 0, dtmfPayloadType: 101 });
+
+      // Send 1 kHz PCMU to baresip for ~1.2 s (20 ms packets).
+      const tone = generateTone({ freqHz: 1000, sampleRate: 8000, durationMs: 1400, levelDbfs: -10 });
+      let seq = 0;
+      sender = setInterval(() => {
+        const off = seq * 160;
+        if (off + 160 > tone.length) return;
+        const pkt = Buffer.alloc(12 + 160);
+        pkt[0] = 0x80;
+        pkt[1] = 0;
+        pkt.writeUInt16BE(seq & 0xffff, 2);
+        pkt.writeUInt32BE(seq * 160, 4);
+        pkt.writeUInt32BE(0x5eed, 8);
+        encodeG711('PCMU', tone.subarray(off, off + 160), pkt, 12);
+        seq++;
+        sock.send(pkt, remote.port, remote.address);
+      }, 20);
+      await new Promise((r) => setTimeout(r, 1200));
+      await bs.sendDtmf('5');
+      await new Promise((r) => setTimeout(r, 400));
+      clearInterval(sender);
+
+      expect(received.length).toBeGreaterThan(30);
+      const pcm = new Int16Array(received.length * 160);
+      let n = 0;
+      for (const p of received) n += decodeG711('PCMU', p, 0, p.length, pcm.subarray(n));
+      const det = detectTone(pcm.subarray(1600, n), 8000, 440);
+      expect(det.detected, JSON.stringify(det)).toBe(true);
+      // RFC 4733 event 5 from baresip's sndcode.
+      expect(dtmfPayloads.length).toBeGreaterThan(0);
+      expect(dtmfPayloads[0]![0]).toBe(5);
+
+      const closed = bs.waitEvent('CALL_CLOSED', 5000);
+      const r = await bs.hangup();
+      expect(r.ok).toBe(true);
+      const end = await waitFor(dialog.done, 5000, 'baresip BYE');
+      expect(end.by).toBe('remote');
+      await closed;
+      const rec = bs.recordings();
+      expect(rec.decoded).toBeDefined();
+      const heard = toMono(readWav(rec.decoded!));
+      expect(heard.length).toBeGreaterThan(8000 * 0.8);
+      const det2 = detectTone(heard.subarray(800, heard.length - 800), 8000, 1000);
+      expect(det2.detected, JSON.stringify(det2)).toBe(true);
+    } finally {
+      clearInterval(sender);
+      sock.close();
+    }
+  });
+
+  it('baresip dials the gateway (inbound INVITE via drachtio) and our bye() ends its call', async () => {
+    const got = new Promise<SipDialog>((resolve, reject) => {
+      agent.onInvite(async (inv) => {
+        try {
+          const answer = buildSdpAnswer(inv.sdp, { address: '127.0.0.1', port: 40020 });
+          resolve(await inv.answer({ sdp: answer.sdp }));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    const established = bs.waitEvent('CALL_ESTABLISHED', 5000);
+    const r = await bs.dial(`sip:gateway@127.0.0.1:${server.sipPort}`);
+    expect(r.ok).toBe(true);
+    const dialog = await waitFor(got, 5000, 'inbound INVITE');
+    expect(dialog.direction).toBe('inbound');
+    expect(parseSdp(dialog.remoteSdp).codec).toBe('PCMU');
+    await established;
+    const closed = bs.waitEvent('CALL_CLOSED', 5000);
+    await dialog.bye({ reasonHeader: 'Q.850;cause=16' });
+    await closed;
+  });
+});
