@@ -352,7 +352,7 @@ describe('wrtc WhatsApp user (§4)', () => {
   test('Meta-like offer; 1 kHz tone reaches a second wrtc peer and is found by Goertzel; answer applied after pre_accept', async () => {
     const { meta, rx, post } = await setup();
     const user = new WaUser({ waId: '16315553602', name: 'Jane Doe' });
-    const far = new WaUser({ waId: 'gateway-side' }); // plain answerer standing in for the gateway's media
+    const far = new WaUser({ waId: 'gateway-side', iceLite: false }); // plain answerer standing in for the gateway's media
     cleanups.push(async () => {
       await user.close();
       await far.close();

@@ -1,12 +1,12 @@
 /**
  * Simulated WhatsApp user device: one libwebrtc (@roamhq/wrtc) RTCPeerConnection with one audio transceiver.
  *
- *   const user = new WaUser({ waId: '16315553602', name: 'Jane Doe', iceLite?: false, address?: '127.0.0.1' });
+ *   const user = new WaUser({ waId: '16315553602', name: 'Jane Doe', iceLite?: true, address?: '127.0.0.1' });
  *   const offer = await user.createOffer();     // Meta-like offer (§4.2): m=audio ... 111 126, opus/48000/2
  *                                               // minptime=10;useinbandfec=1, telephone-event/8000 PT 126,
  *                                               // BUNDLE mid "audio", rtcp-mux, setup:actpass, sha-256 fingerprint,
  *                                               // gathering complete, only the UDP host candidate on 127.0.0.1
- *                                               // (+ a=ice-lite at session level if iceLite: true — libwebrtc is a
+ *                                               // (+ a=ice-lite at session level unless iceLite: false — libwebrtc is a
  *                                               // full ICE agent, so this only changes what the gateway is told)
  *   await user.applyAnswer(answerSdp);          // the business answer (after pre_accept/accept)
  *   const answer = await user.answerOffer(offer) // business-initiated: answer the gateway's offer (setup:active)
@@ -158,7 +158,7 @@ interface Player {
 export interface WaUserOptions {
   waId: string;
   name?: string;
-  /** Advertise a=ice-lite in offers like Meta's relay (default false; libwebrtc still runs full ICE). */
+  /** Advertise a=ice-lite in offers like Meta's relay (default true, §4.2; libwebrtc still runs full ICE and resolves the role conflict). */
   iceLite?: boolean;
   /** Only this host address is kept in the SDP (default 127.0.0.1). */
   address?: string;
@@ -205,7 +205,7 @@ export class WaUser {
   constructor(opts: WaUserOptions) {
     this.waId = opts.waId;
     this.name = opts.name ?? '';
-    this.iceLite = opts.iceLite ?? false;
+    this.iceLite = opts.iceLite ?? true;
     this.address = opts.address ?? '127.0.0.1';
   }
 
