@@ -22,8 +22,22 @@ const d = drachtioAvailable();
 const s = sippAvailable();
 const skipReason = !d.ok ? d.reason : !s.ok ? s.reason : undefined;
 
-const SIPP_TESTS = 6;
-if (skipReason) noteSkipped(skipReason, SIPP_TESTS, 'sip-harness: drachtio + sipp');
+const SIPP_TESTS = 8;
+const RECONNECT_TESTS = 3;
+const BARESIP_TESTS = 2;
+const b = baresipAvailable();
+const baresipSkip = !d.ok ? d.reason : !b.ok ? b.reason : undefined;
+// One loud line (and one WAGW_SKIP_LOG line) per distinct reason, with the number of tests it skips.
+{
+  const skips = new Map<string, number>();
+  const add = (reason: string | undefined, n: number): void => {
+    if (reason !== undefined) skips.set(reason, (skips.get(reason) ?? 0) + n);
+  };
+  add(skipReason, SIPP_TESTS);
+  add(d.ok ? undefined : d.reason, RECONNECT_TESTS);
+  add(baresipSkip, BARESIP_TESTS);
+  for (const [reason, n] of skips) noteSkipped(reason, n);
+}
 
 function waitFor<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timeout waiting for ${what}`)), ms))]);
@@ -170,6 +184,93 @@ describe.skipIf(skipReason !== undefined)('SIP harness: drachtio-server + SipAge
     const err3 = await offline.invite({ uri: 'sip:a@127.0.0.1', from: { user: '+1' }, sdp: '' }).then(() => undefined, (e: unknown) => e);
     expect((err3 as SipCallFailure).status).toBe(503);
   });
+
+  it('sipp UAC CANCELs a ringing inbound INVITE → signal aborts, 200/487 to the caller', async () => {
+    let seen: { cancelled: boolean; reason: unknown } | undefined;
+    const aborted = new Promise<void>((resolve) => {
+      agent.onInvite((inv) => {
+        inv.ringing();
+        inv.signal.addEventListener('abort', () => {
+          seen = { cancelled: inv.cancelled, reason: inv.signal.reason };
+          // Too late to answer or reject now.
+          expect(inv.reject(480)).toBe(false);
+          resolve();
+        });
+      });
+    });
+    const uac = await startSipp({ scenario: 'uac-cancel', remote: `127.0.0.1:${server.sipPort}`, durationMs: 200, timeoutSec: 10 });
+    await waitFor(aborted, 5000, 'cancel');
+    const r = await uac.done;
+    expect(r.exitCode, r.errors || r.stderr).toBe(0);
+    expect(r.successful).toBe(1);
+    expect(seen?.cancelled).toBe(true);
+    expect(seen?.reason).toBeInstanceOf(SipCallFailure);
+  });
+
+  it('two gateways (two drachtio-servers): SipAgent.invite → other SipAgent.onInvite → reject 486 with Reason / 500 / answer + BYE both ways', async () => {
+    // drachtio refuses to send a request to itself ("can not send request to myself"), hence a second server.
+    const server2 = await startDrachtio();
+    const agent2 = new SipAgent({ ...server2.connectOptions, logger });
+    agent2.start();
+    try {
+    await agent2.waitConnected();
+    const target = `sip:loop@127.0.0.1:${server2.sipPort}`;
+    const err0 = await agent.invite({ uri: `sip:self@127.0.0.1:${server.sipPort}`, from: { user: '+1' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40012 }) }).then(() => undefined, (e: unknown) => e);
+    expect((err0 as SipCallFailure).status).toBe(500);
+    agent2.onInvite((inv) => {
+      if (inv.header('X-Mode') === 'busy') {
+        inv.reject(486, { reasonHeader: { protocol: 'Q.850', cause: 17, text: 'User busy' } });
+        return;
+      }
+      throw new Error('handler blew up');
+    });
+    const err = await agent
+      .invite({ uri: target, from: { user: '+16315553602' }, headers: { 'X-Mode': 'busy' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40012 }) })
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(SipCallFailure);
+    expect((err as SipCallFailure).status).toBe(486);
+    expect((err as SipCallFailure).reasonHeader).toBe('Q.850;cause=17;text="User busy"');
+
+    const err500 = await agent
+      .invite({ uri: target, from: { user: '+16315553602' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40012 }) })
+      .then(() => undefined, (e: unknown) => e);
+    expect((err500 as SipCallFailure).status).toBe(500);
+
+    let inbound: SipDialog | undefined;
+    const inboundInfo: { user?: string; display?: string; wa?: string; source?: string } = {};
+    agent2.onInvite(async (inv) => {
+      inboundInfo.user = inv.from.user;
+      inboundInfo.display = inv.from.displayName;
+      inboundInfo.wa = inv.header('x-wa-call-id');
+      inboundInfo.source = inv.source.address;
+      await inv.answer({ sdp: buildSdpAnswer(inv.sdp, { address: '127.0.0.1', port: 40014 }).sdp });
+    });
+    const { headers, from } = waContextToSip({ callId: 'wacid.LOOP', phoneNumberId: '1', waId: '16315553602', userName: 'Loop "Q" \\ Test' });
+    const firstInbound = new Promise<SipDialog>((resolve) => agent2.once('dialog', resolve));
+    const outbound = await agent.invite({ uri: target, from, headers, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40016 }) });
+    inbound = await waitFor(firstInbound, 5000, 'inbound dialog');
+    expect(inboundInfo).toEqual({ user: '+16315553602', display: 'Loop "Q" \\ Test', wa: 'wacid.LOOP', source: '127.0.0.1' });
+    expect(parseSdp(outbound.remoteSdp).port).toBe(40014);
+    expect(inbound).toBeDefined();
+    expect(parseSdp(inbound!.remoteSdp).port).toBe(40016);
+    await outbound.bye({ reasonHeader: 'Q.850;cause=16;text="Normal call clearing"' });
+    const end = await waitFor(inbound!.done, 5000, 'inbound end');
+    expect(end).toEqual({ by: 'remote', reason: 'Normal call clearing', reasonHeader: 'Q.850;cause=16;text="Normal call clearing"' });
+
+    // and the other way round: the answering side hangs up
+    const nextInbound = new Promise<SipDialog>((resolve) => agent2.once('dialog', resolve));
+    const outbound2 = await agent.invite({ uri: target, from, headers, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40016 }) });
+    const second = await waitFor(nextInbound, 5000, 'second inbound dialog');
+    expect(second).not.toBe(inbound);
+    expect(second.callId).toBe(outbound2.callId); // same SIP message, relayed by two drachtio-servers
+    await second.bye();
+    const end2 = await waitFor(outbound2.done, 5000, 'outbound end');
+    expect(end2.by).toBe('remote');
+    } finally {
+      await agent2.stop();
+      await server2.stop();
+    }
+  });
 });
 
 describe.skipIf(!d.ok)('SipAgent reconnect', () => {
@@ -204,6 +305,47 @@ describe.skipIf(!d.ok)('SipAgent reconnect', () => {
     expect(agent.connected).toBe(false);
   });
 
+  it('an INVITE in progress fails with 503 when drachtio goes away', async () => {
+    const server = await startDrachtio();
+    const agent = new SipAgent({ ...server.connectOptions, logger, backoff: { initialMs: 100, maxMs: 200 } });
+    const uas = s.ok ? await startSipp({ scenario: 'uas-ring-cancel', timeoutSec: 10 }) : undefined;
+    try {
+      agent.start();
+      await agent.waitConnected();
+      const ringing = new Promise<void>((resolve) => {
+        void agent
+          .invite({
+            uri: uas?.uri ?? 'sip:nobody@127.0.0.1:9',
+            from: { user: '+16315553602' },
+            sdp: buildSdpOffer({ address: '127.0.0.1', port: 40018 }),
+            onProvisional: () => resolve(),
+          })
+          .then(
+            () => (outcome = 'answered'),
+            (e: unknown) => (outcome = e),
+          );
+        if (!uas) setTimeout(resolve, 300);
+      });
+      let outcome: unknown;
+      await waitFor(ringing, 5000, 'ringing');
+      await server.stop();
+      await waitFor(
+        (async () => {
+          while (outcome === undefined) await new Promise((r) => setTimeout(r, 20));
+        })(),
+        5000,
+        'invite to fail',
+      );
+      expect(outcome).toBeInstanceOf(SipCallFailure);
+      expect((outcome as SipCallFailure).status).toBe(503);
+      expect(agent.connected).toBe(false);
+    } finally {
+      await agent.stop();
+      await server.stop();
+      await uas?.stop();
+    }
+  });
+
   it('a wrong secret is retried, not fatal', async () => {
     const server = await startDrachtio({ secret: 'right' });
     const agent = new SipAgent({ host: '127.0.0.1', port: server.adminPort, secret: 'wrong', logger, backoff: { initialMs: 100, maxMs: 200 } });
@@ -220,12 +362,7 @@ describe.skipIf(!d.ok)('SipAgent reconnect', () => {
     }
   });
 });
-if (!d.ok) noteSkipped(d.reason, 2, 'sip-harness: reconnect');
 
-const b = baresipAvailable();
-const baresipSkip = !d.ok ? d.reason : !b.ok ? b.reason : undefined;
-const BARESIP_TESTS = 2;
-if (baresipSkip) noteSkipped(baresipSkip, BARESIP_TESTS, 'sip-harness: baresip');
 
 function bindUdp(port: number): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {

@@ -7,6 +7,7 @@
  *   uas-refuse         final failure (keys status/reason: 486 Busy Here, 603 Decline, 480 Temporarily Unavailable)
  *   uas-ring-cancel    180 and no answer; 200 to CANCEL, 487 to the INVITE
  *   uac-invite         send INVITE sip:<service>@<remote> with an SDP offer, expect 200, ACK, wait durationMs, BYE
+ *   uac-cancel         send INVITE, wait for 180, CANCEL after durationMs; expect 200 (CANCEL) and 487 (INVITE), ACK
  *
  * SIPp runs with -nostdin -m <calls> and a global -timeout; the result has its exit code
  * (0 = all calls succeeded, 1 = some failed, 97/99 = other ends) and the successful/failed call counts
@@ -20,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 
-export type SippScenario = 'uas-answer' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uac-invite';
+export type SippScenario = 'uas-answer' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uac-invite' | 'uac-cancel';
 
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 
