@@ -1,0 +1,340 @@
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { detectTone } from '../../test/audio/goertzel.js';
+import { Bridge, type BridgeDtmfEvent, type MediaLegName } from './bridge.js';
+import { DtmfSender } from './dtmf.js';
+import { ManualFrameClock, sharedFrameClock } from './frame-clock.js';
+import { decodeG711, encodeG711 } from './g711.js';
+import { OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
+import { PortPool } from './port-pool.js';
+import { RtpLeg } from './rtp-leg.js';
+import { createRtpHeader, readRtpHeader, readTelephoneEvent, writeRtpHeader, type RtpHeader, type TelephoneEvent } from './rtp-packet.js';
+import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
+import { monoNow } from './types.js';
+import { WebRtcLeg, type ReceivedRtpInfo, type SendRtpParams } from './webrtc-leg.js';
+
+interface SentWa { payloadType: number; sequenceNumber: number; timestamp: number; marker: boolean; payload: Uint8Array }
+
+/** Fake monotonic time for the manual-clock tests: advanced 20 ms per tick by tickAt(). */
+let fakeNow = 1000;
+function tickAt(clock: ManualFrameClock, n = 1): void {
+  for (let i = 0; i < n; i++) {
+    fakeNow += 20;
+    clock.tick(1);
+  }
+}
+
+class FakeWa extends EventEmitter {
+  opusPayloadType = 111;
+  dtmfPayloadType: number | null = 126;
+  lastReceivedAt = fakeNow;
+  sent: SentWa[] = [];
+  closes = 0;
+  sendRtp(p: SendRtpParams, payload: Uint8Array, offset = 0, length = payload.length - offset): void {
+    this.sent.push({ payloadType: p.payloadType, sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, marker: !!p.marker, payload: payload.slice(offset, offset + length) });
+  }
+  async close(): Promise<void> {
+    this.closes++;
+  }
+  inject(kind: 'audio' | 'dtmf', payload: Uint8Array, info: ReceivedRtpInfo): void {
+    this.lastReceivedAt = fakeNow;
+    this.emit(kind, Buffer.from(payload), info);
+  }
+}
+
+class FakeSip extends EventEmitter {
+  lastReceivedAt = fakeNow;
+  sent: Buffer[] = [];
+  closes = 0;
+  private readonly h = createRtpHeader();
+  send(buf: Uint8Array, offset = 0, length = buf.length - offset): boolean {
+    this.sent.push(Buffer.from(buf.subarray(offset, offset + length)));
+    return true;
+  }
+  async close(): Promise<void> {
+    this.closes++;
+  }
+  inject(pkt: Buffer): void {
+    this.lastReceivedAt = fakeNow;
+    expect(readRtpHeader(pkt, this.h)).toBe(true);
+    this.emit('rtp', pkt, this.h);
+  }
+}
+
+function sine(freq: number, n: number, start: number, rate = 8000, amp = 8000): Int16Array {
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.round(amp * Math.sin((2 * Math.PI * freq * (start + i)) / rate));
+  return out;
+}
+
+function sipPacket(seq: number, pt: number, payload: Uint8Array, marker = false, timestamp = seq * 160): Buffer {
+  const b = Buffer.alloc(12 + payload.length);
+  writeRtpHeader(b, { marker, payloadType: pt, sequenceNumber: seq, timestamp, ssrc: 0xabc });
+  b.set(payload, 12);
+  return b;
+}
+
+function headers(bufs: Buffer[]): RtpHeader[] {
+  return bufs.map((b) => {
+    const h = createRtpHeader();
+    expect(readRtpHeader(b, h)).toBe(true);
+    return h;
+  });
+}
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('Bridge (fake legs, manual clock)', () => {
+  function setup(opts: { sipDtmfPayloadType?: number | null; mediaTimeoutMs?: number } = {}) {
+    const wa = new FakeWa();
+    const sip = new FakeSip();
+    const clock = new ManualFrameClock();
+    const bridge = new Bridge(wa, sip, { sipCodec: 'PCMU', sipDtmfPayloadType: opts.sipDtmfPayloadType ?? 101, clock, now: () => fakeNow, mediaTimeoutMs: opts.mediaTimeoutMs ?? 30_000 });
+    cleanups.push(() => bridge.stop());
+    return { wa, sip, clock, bridge };
+  }
+
+  it('sends nothing to WhatsApp before startWhatsAppMedia, then one packet per tick with continuous seq/ts', () => {
+    const { wa, sip, clock, bridge } = setup();
+    bridge.start();
+    tickAt(clock, 10);
+    expect(wa.sent).toHaveLength(0);
+    expect(sip.sent).toHaveLength(10); // SIP gets (silent) G.711 from the start
+    bridge.startWhatsAppMedia();
+    tickAt(clock, 50);
+    expect(wa.sent).toHaveLength(50);
+    expect(wa.sent[0]!.marker).toBe(true);
+    expect(wa.sent.slice(1).every((p) => !p.marker)).toBe(true);
+    for (let i = 1; i < wa.sent.length; i++) {
+      expect(wa.sent[i]!.sequenceNumber).toBe((wa.sent[i - 1]!.sequenceNumber + 1) & 0xffff);
+      expect(wa.sent[i]!.timestamp).toBe((wa.sent[i - 1]!.timestamp + 960) >>> 0);
+      expect(wa.sent[i]!.payloadType).toBe(111);
+    }
+    // Encoded silence is still a real Opus packet (no DTX): Meta must see packets.
+    expect(wa.sent.every((p) => p.payload.length >= 1)).toBe(true);
+    const sh = headers(sip.sent);
+    for (let i = 1; i < sh.length; i++) {
+      expect(sh[i]!.sequenceNumber).toBe((sh[i - 1]!.sequenceNumber + 1) & 0xffff);
+      expect(sh[i]!.timestamp).toBe((sh[i - 1]!.timestamp + 160) >>> 0);
+      expect(sh[i]!.ssrc).toBe(sh[0]!.ssrc);
+      expect(sh[i]!.payloadLength).toBe(160);
+    }
+    expect(sip.sent[5]!.subarray(12).every((b) => b === 0xff)).toBe(true); // PCMU silence
+  });
+
+  it('keeps RTP timestamps in step with real time when the clock skips ticks', () => {
+    const { wa, clock, bridge } = setup();
+    bridge.startWhatsAppMedia();
+    tickAt(clock, 1);
+    fakeNow += 80;
+    clock.tick(1, 3);
+    expect(wa.sent[1]!.timestamp - wa.sent[0]!.timestamp).toBe(4 * 960);
+    expect(wa.sent[1]!.sequenceNumber - wa.sent[0]!.sequenceNumber).toBe(1);
+  });
+
+  it('transcodes SIP PCMU 440 Hz into Opus toward WhatsApp', () => {
+    const { wa, sip, clock, bridge } = setup();
+    bridge.startWhatsAppMedia();
+    const g = new Uint8Array(160);
+    for (let f = 0; f < 60; f++) {
+      encodeG711('PCMU', sine(440, 160, f * 160), g);
+      sip.inject(sipPacket(f, 0, g));
+      tickAt(clock, 1);
+    }
+    const dec = new OpusDecoder8k();
+    const frame = new Int16Array(960);
+    const out: number[] = [];
+    for (const p of wa.sent) {
+      const n = dec.decode(p.payload, frame);
+      for (let i = 0; i < n; i++) out.push(frame[i]!);
+    }
+    const tail = Int16Array.from(out.slice(-4000));
+    expect(detectTone(tail, 8000, 440).detected).toBe(true);
+    expect(bridge.quality().sip).toMatchObject({ packetsIn: 60, lost: 0 });
+  });
+
+  it('transcodes WhatsApp Opus 1 kHz into PCMU toward SIP, concealing a lost packet', () => {
+    const { wa, sip, clock, bridge } = setup();
+    bridge.start();
+    const enc = new OpusEncoder8k();
+    const pkt = new Uint8Array(1500);
+    for (let f = 0; f < 60; f++) {
+      const n = enc.encode(sine(1000, 160, f * 160), pkt);
+      if (f !== 30) wa.inject('audio', pkt.subarray(0, n), { payloadType: 111, sequenceNumber: 7000 + f, timestamp: f * 960, ssrc: 1, marker: false });
+      tickAt(clock, 1);
+    }
+    const pcm = new Int16Array(160);
+    const out: number[] = [];
+    for (const b of sip.sent) {
+      decodeG711('PCMU', b, 12, b.length - 12, pcm);
+      out.push(...pcm);
+    }
+    expect(detectTone(Int16Array.from(out.slice(-4000)), 8000, 1000).detected).toBe(true);
+    const q = bridge.quality().whatsapp;
+    expect(q.packetsIn).toBe(59);
+    expect(q.lost).toBe(1);
+    expect(bridge.details.jitterBuffer.lost).toBe(1);
+  });
+
+  it('relays DTMF WhatsApp → SIP and SIP → WhatsApp as one RFC 4733 event each', () => {
+    const { wa, sip, clock, bridge } = setup();
+    const digits: BridgeDtmfEvent[] = [];
+    bridge.on('dtmf', (d) => digits.push(d));
+    bridge.startWhatsAppMedia();
+    tickAt(clock, 2);
+
+    // WhatsApp sends '7' for 100 ms: DTMF packets share the 48 kHz audio timestamp base.
+    const tx = new DtmfSender();
+    tx.enqueue(7, 100);
+    const te = new Uint8Array(4);
+    let seq = 100;
+    for (let info = tx.next(te); info; info = tx.next(te)) {
+      wa.inject('dtmf', te, { payloadType: 126, sequenceNumber: seq++, timestamp: 480000, ssrc: 1, marker: info.start });
+      tickAt(clock, 1);
+    }
+    tickAt(clock, 10);
+    expect(digits).toEqual([{ from: 'whatsapp', digit: '7', durationMs: 100 }]);
+    const sipDtmf = headers(sip.sent).map((h, i) => ({ h, b: sip.sent[i]! })).filter(({ h }) => h.payloadType === 101);
+    const ev: TelephoneEvent = { event: 0, end: false, volume: 0, duration: 0 };
+    const evs = sipDtmf.map(({ h, b }) => (readTelephoneEvent(b, h.payloadOffset, h.payloadLength, ev), { ...ev, ts: h.timestamp, m: h.marker }));
+    expect(evs.length).toBe(7);
+    expect(evs[0]).toMatchObject({ event: 7, m: true, end: false, duration: 160 });
+    expect(evs.filter((e) => e.end)).toHaveLength(3);
+    expect(new Set(evs.map((e) => e.ts)).size).toBe(1);
+
+    // SIP sends '#' (PT 101, 8 kHz clock) → WhatsApp PT 126, timestamp on the 48 kHz stream, duration in 8 kHz units.
+    const tx2 = new DtmfSender();
+    tx2.enqueue(11, 80);
+    let s2 = 900;
+    for (let info = tx2.next(te); info; info = tx2.next(te)) {
+      sip.inject(sipPacket(s2++, 101, te, info.start, 777_000));
+      tickAt(clock, 1);
+    }
+    tickAt(clock, 10);
+    expect(digits[1]).toEqual({ from: 'sip', digit: '#', durationMs: 80 });
+    const waDtmf = wa.sent.filter((p) => p.payloadType === 126);
+    expect(waDtmf.length).toBe(3 + 3);
+    const waEvs = waDtmf.map((p) => (readTelephoneEvent(p.payload, 0, 4, ev), { ...ev }));
+    expect(waEvs.map((e) => e.duration)).toEqual([160, 320, 480, 640, 640, 640]);
+    expect(new Set(waDtmf.map((p) => p.timestamp)).size).toBe(1);
+    // Audio and DTMF share one sequence space with no gaps.
+    for (let i = 1; i < wa.sent.length; i++) expect(wa.sent[i]!.sequenceNumber).toBe((wa.sent[i - 1]!.sequenceNumber + 1) & 0xffff);
+    // The audio after the digit resumes at the stream clock (event ts + elapsed), with a marker.
+    const lastDtmfIdx = wa.sent.lastIndexOf(waDtmf[waDtmf.length - 1]!);
+    const after = wa.sent[lastDtmfIdx + 1]!;
+    expect(after.payloadType).toBe(111);
+    expect(after.marker).toBe(true);
+    expect(after.timestamp).toBe((waDtmf[0]!.timestamp + 6 * 960) >>> 0);
+  });
+
+  it("emits 'media-timeout' once for the silent leg only, and not for a leg on hold", async () => {
+    const { wa, sip, clock, bridge } = setup({ mediaTimeoutMs: 60 });
+    const timeouts: MediaLegName[] = [];
+    bridge.on('media-timeout', (leg) => timeouts.push(leg));
+    bridge.start();
+    for (let i = 0; i < 4; i++) {
+      sip.lastReceivedAt = fakeNow;
+      tickAt(clock, 1);
+    }
+    expect(timeouts).toEqual(['whatsapp']);
+    bridge.setMediaTimeout('sip', false);
+    tickAt(clock, 10);
+    expect(timeouts).toEqual(['whatsapp']);
+    void wa;
+  });
+
+  it('stop() is idempotent: unsubscribes from the clock and closes each leg once', async () => {
+    const { wa, sip, clock, bridge } = setup();
+    bridge.startWhatsAppMedia();
+    expect(clock.subscribers).toBe(1);
+    const p = bridge.stop();
+    expect(bridge.stop()).toBe(p);
+    await p;
+    expect(clock.subscribers).toBe(0);
+    expect([wa.closes, sip.closes]).toEqual([1, 1]);
+    expect(wa.listenerCount('audio') + sip.listenerCount('rtp')).toBe(0);
+    tickAt(clock, 5);
+    expect(wa.sent).toHaveLength(0);
+  });
+});
+
+describe('Bridge (real legs: libwebrtc peer ⇄ WebRtcLeg ⇄ Bridge ⇄ RtpLeg ⇄ UDP)', () => {
+  it('carries 1 kHz WhatsApp → SIP as PCMU and 440 Hz SIP → WhatsApp, then releases everything', async () => {
+    const udpBefore = openUdpHandles();
+    const pool = new PortPool(48000, 48010);
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    const offer = await peer.createOffer();
+    const wa = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1' });
+    const sipLeg = await RtpLeg.open({ pool, bindAddress: '127.0.0.1' });
+    const phone = dgram.createSocket('udp4');
+    await new Promise<void>((r) => phone.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => phone.close(() => r())));
+    sipLeg.setRemote('127.0.0.1', phone.address().port);
+
+    const bridge = new Bridge(wa, sipLeg, { sipCodec: 'PCMU', sipDtmfPayloadType: 101, mediaTimeoutMs: 10_000 });
+    cleanups.push(() => bridge.stop());
+    const timeouts: MediaLegName[] = [];
+    bridge.on('media-timeout', (l) => timeouts.push(l));
+    bridge.start();
+
+    await peer.acceptAnswer(wa.localSdp);
+    await Promise.all([wa.connected, peer.connected()]);
+    bridge.startWhatsAppMedia(); // as after Graph accept → 200
+
+    // The "phone": records PCMU and plays 440 Hz PCMU every 20 ms.
+    const heardAtPhone: number[] = [];
+    const pcm = new Int16Array(160);
+    const h = createRtpHeader();
+    phone.on('message', (m) => {
+      if (readRtpHeader(m, h) && h.payloadType === 0) {
+        decodeG711('PCMU', m, h.payloadOffset, h.payloadLength, pcm);
+        heardAtPhone.push(...pcm);
+      }
+    });
+    let seq = 0;
+    const g = new Uint8Array(160);
+    const phoneTimer = setInterval(() => {
+      encodeG711('PCMU', sine(440, 160, seq * 160), g);
+      phone.send(sipPacket(seq++ & 0xffff, 0, g), sipLeg.port, '127.0.0.1');
+    }, 20);
+    cleanups.push(() => clearInterval(phoneTimer));
+    peer.play(1000);
+
+    await new Promise((r) => setTimeout(r, 2000));
+    clearInterval(phoneTimer);
+    peer.stopPlaying();
+
+    const atPhone = Int16Array.from(heardAtPhone.slice(-4000));
+    expect(atPhone.length).toBe(4000);
+    const phone1k = detectTone(atPhone, 8000, 1000);
+    expect(phone1k.detected).toBe(true);
+    const atUser = peer.recent(500);
+    const user440 = detectTone(atUser, 48000, 440);
+    expect(user440.detected).toBe(true);
+    expect(detectTone(atUser, 48000, 1000).ratio).toBeLessThan(0.05);
+    expect(timeouts).toEqual([]);
+    const q = bridge.quality();
+    expect(q.whatsapp.packetsIn).toBeGreaterThan(50);
+    expect(q.sip.packetsIn).toBeGreaterThan(50);
+    expect(q.whatsapp.packetsOut).toBeGreaterThan(50);
+    expect(q.sip.packetsOut).toBeGreaterThan(50);
+    console.log('bridge e2e:', JSON.stringify({ phone1kSnrDb: phone1k.snrDb.toFixed(1), user440SnrDb: user440.snrDb.toFixed(1), quality: q, jb: bridge.details.jitterBuffer }));
+
+    await bridge.stop();
+    await bridge.stop();
+    expect(sipLeg.closed).toBe(true);
+    expect(wa.state).toBe('closed');
+    expect(pool.free).toBe(pool.size);
+    peer.close();
+    expect(sharedFrameClock.subscribers).toBe(0);
+    await new Promise<void>((r) => phone.close(() => r()));
+    cleanups.splice(0);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(openUdpHandles()).toBeLessThanOrEqual(udpBefore);
+  });
+});

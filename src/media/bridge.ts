@@ -1,0 +1,452 @@
+/**
+ * Ties the WhatsApp leg (Opus over SRTP, 48 kHz RTP clock) to the SIP leg (G.711 over plain RTP, 8 kHz)
+ * and owns the hot loop. Both directions run off one 20 ms tick:
+ *
+ *   WhatsApp → jitter buffer → Opus decode at 8 kHz (PLC for gaps) → G.711 → RTP to SIP
+ *   SIP → G.711 decode into a small sample FIFO → Opus encode at 8 kHz → RTP to WhatsApp
+ *
+ * Each outgoing stream has its own SSRC, continuous sequence numbers and a timestamp that advances every tick
+ * whether or not there was audio, so silence is sent as encoded silence (Meta hangs up after 20 s without
+ * business packets at call start, 30 s later on). Nothing goes to WhatsApp before startWhatsAppMedia().
+ * DTMF is relayed RFC 4733 → RFC 4733 in both directions, regenerated with our own timing.
+ * The loop reuses its buffers; per-packet work updates counters only.
+ */
+import { EventEmitter } from 'node:events';
+import { randomInt } from 'node:crypto';
+import { DtmfReceiver, DtmfSender, type DtmfDigitEvent } from './dtmf.js';
+import { sharedFrameClock, type FrameClock } from './frame-clock.js';
+import { decodeG711, encodeG711, G711_PAYLOAD_TYPE, type G711Law } from './g711.js';
+import { JB_EMPTY, JB_LOST, JitterBuffer } from './jitter-buffer.js';
+import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
+import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
+import { estimateMos, RtpReceiveStats } from './stats.js';
+import { monoNow, silentLogger, type MediaLogger } from './types.js';
+import type { ReceivedRtpInfo, SendRtpParams } from './webrtc-leg.js';
+
+/** What the bridge needs from the WhatsApp leg (WebRtcLeg implements it). */
+export interface WhatsAppMediaLeg {
+  readonly opusPayloadType: number;
+  readonly dtmfPayloadType: number | null;
+  readonly lastReceivedAt: number;
+  sendRtp(params: SendRtpParams, payload: Uint8Array, offset?: number, length?: number): void;
+  on(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
+  off(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
+  close(): Promise<void>;
+}
+
+/** What the bridge needs from the SIP leg (RtpLeg implements it). */
+export interface SipMediaLeg {
+  readonly lastReceivedAt: number;
+  send(buf: Uint8Array, offset?: number, length?: number): boolean;
+  on(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
+  off(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
+  close(): Promise<void>;
+}
+
+export type MediaLegName = 'whatsapp' | 'sip';
+
+export interface BridgeOptions {
+  /** Codec negotiated with the SIP side. */
+  sipCodec: G711Law;
+  /** Defaults to the static PT (0 / 8). */
+  sipPayloadType?: number;
+  /** telephone-event PT negotiated with the SIP side; null disables DTMF toward and from SIP. */
+  sipDtmfPayloadType?: number | null;
+  opus?: OpusEncoderOptions;
+  /** Jitter buffer bounds for WhatsApp → SIP (min 20 ms). */
+  jitterMinMs?: number;
+  jitterMaxMs?: number;
+  /** Emit 'media-timeout' when a leg has been silent (no packets at all) this long. */
+  mediaTimeoutMs?: number;
+  clock?: FrameClock;
+  /** Monotonic ms source, on the same scale as the legs' lastReceivedAt (tests substitute a fake). */
+  now?: () => number;
+  logger?: MediaLogger;
+}
+
+/** Per-leg quality, in the shape of the call record's LegQuality (store/call-record.ts). */
+export interface LegQuality {
+  packetsIn: number;
+  packetsOut: number;
+  lost: number;
+  late: number;
+  jitterMs: number;
+  mos: number;
+}
+
+export interface BridgeDtmfEvent {
+  from: MediaLegName;
+  digit: DtmfDigit;
+  durationMs: number;
+}
+
+export interface BridgeEvents {
+  'media-timeout': [leg: MediaLegName];
+  dtmf: [ev: BridgeDtmfEvent];
+}
+
+/** Where SIP audio waits for the next tick; decoded samples, so any SIP ptime works. */
+class SampleFifo {
+  private readonly buf: Int16Array;
+  private r = 0;
+  private w = 0;
+  size = 0;
+  overflowed = 0;
+  underruns = 0;
+  private primed = false;
+
+  constructor(private readonly capacity: number, private readonly primeSamples: number) {
+    this.buf = new Int16Array(capacity);
+  }
+
+  write(src: Int16Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      if (this.size === this.capacity) {
+        // Keep latency bounded: the oldest sample goes.
+        this.r = (this.r + 1) % this.capacity;
+        this.size--;
+        this.overflowed++;
+      }
+      this.buf[this.w] = src[i]!;
+      this.w = (this.w + 1) % this.capacity;
+      this.size++;
+    }
+  }
+
+  /** Fills `out` with audio, or returns false (and leaves `out` alone) when there is not enough yet. */
+  read(out: Int16Array): boolean {
+    const n = out.length;
+    if (!this.primed) {
+      if (this.size < this.primeSamples) return false;
+      this.primed = true;
+    }
+    if (this.size < n) {
+      this.primed = false;
+      if (this.size > 0) this.underruns++;
+      return false;
+    }
+    for (let i = 0; i < n; i++) {
+      out[i] = this.buf[this.r]!;
+      this.r = (this.r + 1) % this.capacity;
+    }
+    this.size -= n;
+    return true;
+  }
+
+  clear(): void {
+    this.r = this.w = this.size = 0;
+    this.primed = false;
+  }
+}
+
+const SIP_SEND_RING = 8;
+
+export class Bridge extends EventEmitter<BridgeEvents> {
+  readonly sipCodec: G711Law;
+  readonly sipPayloadType: number;
+  readonly sipDtmfPayloadType: number | null;
+  private readonly clock: FrameClock;
+  private readonly log: MediaLogger;
+  private readonly mediaTimeoutMs: number;
+  private readonly now: () => number;
+
+  // WhatsApp → SIP
+  private readonly jb: JitterBuffer;
+  private readonly opusDec = new OpusDecoder8k();
+  private readonly opusIn = new Uint8Array(1500);
+  private readonly pcmDown = new Int16Array(MAX_FRAME_SAMPLES);
+  private readonly sipRing: Buffer[] = Array.from({ length: SIP_SEND_RING }, () => Buffer.alloc(RTP_HEADER_SIZE + 480));
+  private sipRingPos = 0;
+  private readonly sipSsrc = randomInt(1, 0xffffffff);
+  private sipSeq = randomInt(0, 0x10000);
+  private sipTs = randomInt(0, 0x100000000);
+  private sipMarker = true;
+  private concealRun = 0;
+  private waAudioSeen = false;
+  private readonly waRx = new RtpReceiveStats(48000);
+  private readonly waDtmfRx: DtmfReceiver;
+  private readonly sipDtmfTx = new DtmfSender();
+  private sipDtmfTs = 0;
+  private sipPacketsOut = 0;
+
+  // SIP → WhatsApp
+  private readonly fifo = new SampleFifo(8000 / 5, 2 * FRAME_SAMPLES); // ≤ 200 ms queued, start at 40 ms
+  private readonly pcmIn = new Int16Array(1600);
+  private readonly pcmUp = new Int16Array(FRAME_SAMPLES);
+  private readonly silence = new Int16Array(FRAME_SAMPLES);
+  private readonly opusEnc: OpusEncoder8k;
+  private readonly opusOut = new Uint8Array(1500);
+  private readonly dtmfOut = new Uint8Array(4);
+  private waSeq = randomInt(0, 0x10000);
+  private waTs = randomInt(0, 0x100000000);
+  private waMarker = true;
+  private waDtmfTs = 0;
+  private readonly waSendParams: SendRtpParams = { payloadType: 0, sequenceNumber: 0, timestamp: 0, marker: false };
+  private readonly sipRx: RtpReceiveStats;
+  private readonly sipDtmfRx: DtmfReceiver;
+  private readonly waDtmfTx = new DtmfSender();
+  private waPacketsOut = 0;
+  private sipOtherPt = 0;
+
+  private unsubscribeClock: (() => void) | null = null;
+  private waStarted = false;
+  private startedAt = 0;
+  private readonly timeoutFired: Record<MediaLegName, boolean> = { whatsapp: false, sip: false };
+  private readonly timeoutEnabled: Record<MediaLegName, boolean> = { whatsapp: true, sip: true };
+  private stopping: Promise<void> | null = null;
+  private tickErrors = 0;
+
+  constructor(private readonly wa: WhatsAppMediaLeg, private readonly sip: SipMediaLeg, opts: BridgeOptions) {
+    super();
+    this.sipCodec = opts.sipCodec;
+    this.sipPayloadType = opts.sipPayloadType ?? G711_PAYLOAD_TYPE[opts.sipCodec];
+    this.sipDtmfPayloadType = opts.sipDtmfPayloadType ?? null;
+    this.clock = opts.clock ?? sharedFrameClock;
+    this.now = opts.now ?? monoNow;
+    this.log = opts.logger ?? silentLogger;
+    this.mediaTimeoutMs = opts.mediaTimeoutMs ?? 30_000;
+    this.jb = new JitterBuffer({ minDelayMs: opts.jitterMinMs ?? 20, maxDelayMs: opts.jitterMaxMs ?? 200, clockRate: 48000 });
+    this.opusEnc = new OpusEncoder8k(opts.opus);
+    this.sipRx = new RtpReceiveStats(8000);
+    this.waDtmfRx = new DtmfReceiver((d) => this.onDigit('whatsapp', d));
+    this.sipDtmfRx = new DtmfReceiver((d) => this.onDigit('sip', d));
+    wa.on('audio', this.onWaAudio);
+    wa.on('dtmf', this.onWaDtmf);
+    sip.on('rtp', this.onSipRtp);
+  }
+
+  /** Starts the tick: media flows to SIP, media timeouts are watched. Idempotent. */
+  start(): void {
+    if (this.unsubscribeClock || this.stopping) return;
+    this.startedAt = this.now();
+    this.unsubscribeClock = this.clock.subscribe(this.onTick);
+  }
+
+  /** Lets media flow to WhatsApp; call right after Graph `accept` returned 200. Also starts the tick. */
+  startWhatsAppMedia(): void {
+    if (this.stopping) return;
+    this.start();
+    if (this.waStarted) return;
+    this.waStarted = true;
+    this.waMarker = true;
+    // The 20 s "no business media" window is Meta's; ours starts now too.
+    this.startedAt = Math.max(this.startedAt, this.now());
+  }
+
+  get whatsAppMediaStarted(): boolean {
+    return this.waStarted;
+  }
+
+  /** Suspends the silence watchdog for a leg (e.g. the PBX put the call on hold with a=sendonly/inactive). */
+  setMediaTimeout(leg: MediaLegName, enabled: boolean): void {
+    this.timeoutEnabled[leg] = enabled;
+    if (enabled) this.timeoutFired[leg] = false;
+  }
+
+  /** Queues a DTMF digit toward WhatsApp (RFC 4733 in the Opus stream). */
+  sendDtmfToWhatsApp(digit: string, durationMs = 100): void {
+    if (this.wa.dtmfPayloadType === null) throw new Error('WhatsApp leg negotiated no telephone-event');
+    this.waDtmfTx.enqueue(digitToEvent(digit), durationMs);
+  }
+
+  /** Queues a DTMF digit toward SIP. */
+  sendDtmfToSip(digit: string, durationMs = 100): void {
+    if (this.sipDtmfPayloadType === null) throw new Error('SIP leg negotiated no telephone-event');
+    this.sipDtmfTx.enqueue(digitToEvent(digit), durationMs);
+  }
+
+  quality(): Record<MediaLegName, LegQuality> {
+    const wa = this.waRx;
+    const sip = this.sipRx;
+    return {
+      whatsapp: {
+        packetsIn: wa.packets,
+        packetsOut: this.waPacketsOut,
+        lost: wa.lost,
+        late: this.jb.stats.late,
+        jitterMs: round1(wa.jitterMs),
+        mos: estimateMos({ codec: 'opus', lossPercent: wa.lossFraction * 100, jitterMs: wa.jitterMs }),
+      },
+      sip: {
+        packetsIn: sip.packets,
+        packetsOut: this.sipPacketsOut,
+        lost: sip.lost,
+        late: 0,
+        jitterMs: round1(sip.jitterMs),
+        mos: estimateMos({ codec: this.sipCodec, lossPercent: sip.lossFraction * 100, jitterMs: sip.jitterMs }),
+      },
+    };
+  }
+
+  /** Internals for diagnostics and tests. */
+  get details(): {
+    jitterBuffer: JitterBuffer['stats'] & { targetDelayMs: number };
+    sipFifo: { queued: number; overflowed: number; underruns: number };
+    sipOtherPayloadTypes: number;
+    tickErrors: number;
+  } {
+    return {
+      jitterBuffer: { ...this.jb.stats, targetDelayMs: this.jb.targetDelayMs },
+      sipFifo: { queued: this.fifo.size, overflowed: this.fifo.overflowed, underruns: this.fifo.underruns },
+      sipOtherPayloadTypes: this.sipOtherPt,
+      tickErrors: this.tickErrors,
+    };
+  }
+
+  /** Stops the tick, detaches from both legs and closes them; once. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.unsubscribeClock?.();
+    this.unsubscribeClock = null;
+    this.wa.off('audio', this.onWaAudio);
+    this.wa.off('dtmf', this.onWaDtmf);
+    this.sip.off('rtp', this.onSipRtp);
+    this.stopping = Promise.allSettled([this.wa.close(), this.sip.close()]).then(() => undefined);
+    return this.stopping;
+  }
+
+  private readonly onWaAudio = (payload: Buffer, info: ReceivedRtpInfo): void => {
+    const now = this.now();
+    this.waRx.update(info.sequenceNumber, info.timestamp, now);
+    this.jb.push(info.sequenceNumber, info.timestamp, payload, 0, payload.length, now);
+  };
+
+  private readonly onWaDtmf = (payload: Buffer, info: ReceivedRtpInfo): void => {
+    this.waRx.update(info.sequenceNumber, info.timestamp, this.now());
+    this.waDtmfRx.push(info.timestamp, payload, 0, payload.length, this.now());
+  };
+
+  private readonly onSipRtp = (packet: Buffer, h: RtpHeader): void => {
+    if (h.payloadType === this.sipPayloadType) {
+      this.sipRx.update(h.sequenceNumber, h.timestamp, this.now());
+      const n = decodeG711(this.sipCodec, packet, h.payloadOffset, Math.min(h.payloadLength, this.pcmIn.length), this.pcmIn);
+      // Before WhatsApp may hear anything, keep nothing: queued audio would only add latency later.
+      if (this.waStarted) this.fifo.write(this.pcmIn, n);
+    } else if (h.payloadType === this.sipDtmfPayloadType) {
+      this.sipRx.update(h.sequenceNumber, h.timestamp, this.now());
+      this.sipDtmfRx.push(h.timestamp, packet, h.payloadOffset, h.payloadLength, this.now());
+    } else {
+      // Comfort noise (PT 13) and anything unnegotiated: the FIFO runs dry and silence is sent.
+      this.sipOtherPt++;
+    }
+  };
+
+  private onDigit(from: MediaLegName, d: DtmfDigitEvent): void {
+    this.emit('dtmf', { from, digit: d.digit, durationMs: d.durationMs });
+    const durationMs = Math.max(60, Math.min(d.durationMs || 100, 2000));
+    if (from === 'whatsapp' && this.sipDtmfPayloadType !== null) this.sipDtmfTx.enqueue(d.event, durationMs);
+    else if (from === 'sip' && this.wa.dtmfPayloadType !== null) this.waDtmfTx.enqueue(d.event, durationMs);
+  }
+
+  private readonly onTick = (skipped: number): void => {
+    try {
+      if (skipped > 0) {
+        // Real time moved on without us: keep the RTP clocks honest so receivers do not drift.
+        this.sipTs = (this.sipTs + skipped * FRAME_SAMPLES) >>> 0;
+        this.waTs = (this.waTs + skipped * OPUS_TICKS_PER_FRAME) >>> 0;
+      }
+      this.tickToSip();
+      this.tickToWhatsApp();
+      const now = this.now();
+      this.waDtmfRx.poll(now);
+      this.sipDtmfRx.poll(now);
+      this.checkTimeouts(now);
+    } catch (err) {
+      if (this.tickErrors++ === 0) this.log.error({ err: (err as Error).message }, 'media tick failed');
+    }
+  };
+
+  private tickToSip(): void {
+    const ts = this.sipTs;
+    this.sipTs = (ts + FRAME_SAMPLES) >>> 0;
+    // Advance the jitter buffer every tick, also while DTMF is sent, so audio stays in step.
+    const n = this.jb.pop(this.opusIn);
+    let pcm: Int16Array = this.pcmDown;
+    if (n >= 0) {
+      this.waAudioSeen = true;
+      this.concealRun = 0;
+      try {
+        this.opusDec.decode(this.opusIn.subarray(0, n), this.pcmDown);
+      } catch {
+        this.opusDec.conceal(this.pcmDown);
+      }
+    } else if (this.waAudioSeen && (n === JB_LOST || this.concealRun < 5)) {
+      // Conceal a lost frame, and the first 100 ms of an underrun; after that, plain silence.
+      this.concealRun++;
+      this.opusDec.conceal(this.pcmDown);
+    } else {
+      void JB_EMPTY;
+      pcm = this.silence;
+    }
+
+    const buf = this.sipRing[this.sipRingPos]!;
+    this.sipRingPos = (this.sipRingPos + 1) % SIP_SEND_RING;
+    if (this.sipDtmfPayloadType !== null && this.sipDtmfTx.busy) {
+      const info = this.sipDtmfTx.next(buf, RTP_HEADER_SIZE)!;
+      if (info.start) this.sipDtmfTs = ts;
+      writeRtpHeader(buf, { marker: info.start, payloadType: this.sipDtmfPayloadType, sequenceNumber: this.sipSeq, timestamp: this.sipDtmfTs, ssrc: this.sipSsrc });
+      this.sipSeq = (this.sipSeq + 1) & 0xffff;
+      if (this.sip.send(buf, 0, RTP_HEADER_SIZE + 4)) this.sipPacketsOut++;
+      if (info.last) this.sipMarker = true;
+      return;
+    }
+    writeRtpHeader(buf, { marker: this.sipMarker, payloadType: this.sipPayloadType, sequenceNumber: this.sipSeq, timestamp: ts, ssrc: this.sipSsrc });
+    encodeG711(this.sipCodec, pcm.subarray(0, FRAME_SAMPLES), buf, RTP_HEADER_SIZE);
+    if (this.sip.send(buf, 0, RTP_HEADER_SIZE + FRAME_SAMPLES)) {
+      this.sipPacketsOut++;
+      this.sipMarker = false;
+      this.sipSeq = (this.sipSeq + 1) & 0xffff;
+    }
+  }
+
+  private tickToWhatsApp(): void {
+    const ts = this.waTs;
+    this.waTs = (ts + OPUS_TICKS_PER_FRAME) >>> 0;
+    if (!this.waStarted) return;
+    const p = this.waSendParams;
+    const dtmfPt = this.wa.dtmfPayloadType;
+    if (dtmfPt !== null && this.waDtmfTx.busy) {
+      // Keep the FIFO moving so the audio after the digit is not delayed by the digit's length.
+      this.fifo.read(this.pcmUp);
+      const info = this.waDtmfTx.next(this.dtmfOut)!;
+      if (info.start) this.waDtmfTs = ts;
+      p.payloadType = dtmfPt;
+      p.sequenceNumber = this.waSeq;
+      p.timestamp = this.waDtmfTs;
+      p.marker = info.start;
+      this.wa.sendRtp(p, this.dtmfOut, 0, 4);
+      this.waSeq = (this.waSeq + 1) & 0xffff;
+      this.waPacketsOut++;
+      if (info.last) this.waMarker = true;
+      return;
+    }
+    const pcm = this.fifo.read(this.pcmUp) ? this.pcmUp : this.silence;
+    const n = this.opusEnc.encode(pcm, this.opusOut);
+    p.payloadType = this.wa.opusPayloadType;
+    p.sequenceNumber = this.waSeq;
+    p.timestamp = ts;
+    p.marker = this.waMarker;
+    this.wa.sendRtp(p, this.opusOut, 0, n);
+    this.waMarker = false;
+    this.waSeq = (this.waSeq + 1) & 0xffff;
+    this.waPacketsOut++;
+  }
+
+  private checkTimeouts(now: number): void {
+    this.checkLeg('whatsapp', this.wa.lastReceivedAt, now);
+    this.checkLeg('sip', this.sip.lastReceivedAt, now);
+  }
+
+  private checkLeg(leg: MediaLegName, lastReceivedAt: number, now: number): void {
+    if (this.timeoutFired[leg] || !this.timeoutEnabled[leg]) return;
+    if (now - Math.max(lastReceivedAt, this.startedAt) >= this.mediaTimeoutMs) {
+      this.timeoutFired[leg] = true;
+      this.log.warn({ leg, silentMs: Math.round(now - Math.max(lastReceivedAt, this.startedAt)) }, 'media timeout');
+      this.emit('media-timeout', leg);
+    }
+  }
+}
+
+function round1(v: number): number {
+  return Math.round(v * 10) / 10;
+}
