@@ -7,7 +7,7 @@ import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import { MetaDouble } from './peers/meta/meta-double.js';
 import { WaUser } from './peers/meta/wa-user.js';
 import { startWebhookReceiver } from './peers/meta/webhook-receiver.js';
-import { validateBusinessSdp } from './peers/meta/sdp.js';
+import { staticMetaAnswer, validateBusinessSdp } from './peers/meta/sdp.js';
 import { detectTone } from './audio/goertzel.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -97,5 +97,37 @@ describe('business-initiated call with wrtc media', () => {
     const timeline = meta.timeline().filter((e) => e.callId === callId).map((e) => e.what);
     expect(timeline).toEqual(['connect', 'connect', 'RINGING', 'ACCEPTED']);
     expect(meta.errors).toEqual([]);
+  });
+});
+
+describe('media watchdog (§3.2)', () => {
+  test('accepted call without business media -> terminate FAILED with 138021 after mediaStartTimeoutMs', async () => {
+    const rx = await startWebhookReceiver();
+    const meta = new MetaDouble({
+      appSecret: 's', accessToken: 't', phoneNumberId: '1', displayPhoneNumber: '447700900555', wabaId: '2', webhookUrl: rx.url, mediaStartTimeoutMs: 800,
+    });
+    const { graphBaseUrl } = await meta.start();
+    const user = new WaUser({ waId: '16315553602' });
+    cleanups.push(async () => {
+      await meta.stop();
+      await rx.close();
+      await user.close();
+    });
+    const { callId, offerSdp } = await meta.userCalls(user);
+    const sdp = staticMetaAnswer(offerSdp); // nobody behind it: ICE never completes, no RTP
+    const res = await fetch(`${graphBaseUrl}/v21.0/1/calls`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer t' },
+      body: JSON.stringify({ messaging_product: 'whatsapp', call_id: callId, action: 'accept', session: { sdp_type: 'answer', sdp } }),
+    });
+    expect(res.status).toBe(200);
+    const t0 = Date.now();
+    const term = await rx.waitFor((w) => w.json?.entry[0]?.changes[0]?.value.calls?.[0]?.event === 'terminate', 5000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+    const v = term.json!.entry[0]!.changes[0]!.value;
+    expect(v.calls![0]!.status).toBe('FAILED');
+    expect(v.calls![0]!.start_time).toMatch(/^\d+$/);
+    expect(v.errors?.[0]?.code).toBe(138021);
+    expect(meta.graph.calls.get(callId)!.state).toBe('ended');
   });
 });

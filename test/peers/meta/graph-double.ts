@@ -207,6 +207,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 interface Waiter {
   pred: (r: GraphRequestLog) => boolean;
   resolve: (r: GraphRequestLog) => void;
+  reject: (e: Error) => void;
 }
 
 export class GraphDouble {
@@ -265,6 +266,7 @@ export class GraphDouble {
   }
 
   async stop(): Promise<void> {
+    for (const w of [...this.waiters]) w.reject(new Error('GraphDouble stopped'));
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     const s = this.server;
@@ -339,6 +341,11 @@ export class GraphDouble {
           clearTimeout(t);
           this.waiters.delete(w);
           resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          this.waiters.delete(w);
+          reject(e);
         },
       };
       const t = setTimeout(() => {

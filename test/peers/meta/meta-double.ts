@@ -31,6 +31,8 @@
  *   reply webhook (context.id = last request wamid) and updates permission state. autoPermissionReply option
  *   answers every request automatically.
  *
+ * Media watchdog (WaUser calls): no business RTP within mediaStartTimeoutMs (20 s) of the call being connected, or a
+ *   gap of mediaGapTimeoutMs (30 s) -> terminate FAILED with errors[{code:138021}] (§3.2). 0 disables.
  * Failures / chaos: meta.graph.injectFailure(op, {...}) / injectDelay(op, ms); meta.failCall(callId, { code: 138021,
  *   message }) (terminate FAILED + errors[]); meta.webhooks (WebhookSender) hold()/release('lifo'), duplicates,
  *   wrong signature, transform (stale timestamps); meta.sendWebhook(envelope, opts).
@@ -81,6 +83,10 @@ export interface MetaDoubleOptions {
   dailyConnectedCallLimit?: number;
   callPermissionTemplates?: string[];
   autoPermissionReply?: 'accept' | 'accept_permanent' | 'reject';
+  /** WaUser calls only: no business media this long after the call is connected -> 138021 (§3.2; default 20000, 0 = off). */
+  mediaStartTimeoutMs?: number;
+  /** WaUser calls only: no new business packets this long after media started -> 138021 (§3.2; default 30000, 0 = off). */
+  mediaGapTimeoutMs?: number;
 }
 
 export interface UserCallOptions {
@@ -126,11 +132,14 @@ export class MetaDouble {
   businessRingTimeoutMs: number;
   webhookRetries: number;
   autoPermissionReply: MetaDoubleOptions['autoPermissionReply'];
+  mediaStartTimeoutMs: number;
+  mediaGapTimeoutMs: number;
   private readonly simUsers = new Map<string, SimUser>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly ringTimers = new Map<string, NodeJS.Timeout>();
   private readonly pending = new Set<Promise<unknown>>();
-  private connectWaiters: Array<{ waId: string; resolve: (c: CallRecord) => void }> = [];
+  private connectWaiters: Array<{ waId: string; resolve: (c: CallRecord) => void; reject: (e: Error) => void }> = [];
+  private readonly monitors = new Map<string, NodeJS.Timeout>();
   private stopped = false;
 
   constructor(opts: MetaDoubleOptions) {
@@ -153,6 +162,8 @@ export class MetaDouble {
     this.businessRingTimeoutMs = opts.businessRingTimeoutMs ?? 60_000;
     this.webhookRetries = opts.webhookRetries ?? 2;
     this.autoPermissionReply = opts.autoPermissionReply;
+    this.mediaStartTimeoutMs = opts.mediaStartTimeoutMs ?? 20_000;
+    this.mediaGapTimeoutMs = opts.mediaGapTimeoutMs ?? 30_000;
     this.graph.onAction((e) => this.onAction(e));
     this.graph.onPermissionRequest((e) => {
       const auto = this.autoPermissionReply;
@@ -182,6 +193,9 @@ export class MetaDouble {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const w of this.connectWaiters.splice(0)) w.reject(new Error('MetaDouble stopped'));
+    for (const t of this.monitors.values()) clearTimeout(t);
+    this.monitors.clear();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const t of this.ringTimers.values()) clearTimeout(t);
@@ -371,6 +385,10 @@ export class MetaDouble {
           clearTimeout(t);
           resolve(c);
         },
+        reject: (e: Error): void => {
+          clearTimeout(t);
+          reject(e);
+        },
       };
       const t = setTimeout(() => {
         this.connectWaiters = this.connectWaiters.filter((x) => x !== w);
@@ -386,6 +404,7 @@ export class MetaDouble {
     if (c.state !== 'calling' && c.state !== 'user_ringing') throw new Error(`userAnswers: call is ${c.state}`);
     this.clearRing(callId);
     this.graph.markAccepted(c);
+    this.monitorMedia(c);
     const si: Parameters<typeof statusWebhook>[1] = { callId, status: 'ACCEPTED', recipientId: c.userWaId, timestamp: this.ts() };
     if (c.bizOpaqueCallbackData !== undefined) si.bizOpaqueCallbackData = c.bizOpaqueCallbackData;
     return this.sendWebhook(statusWebhook(this.ctx, si));
@@ -447,6 +466,7 @@ export class MetaDouble {
         break;
       case 'accept':
         this.clearRing(c.id);
+        this.monitorMedia(c);
         if (user && isWaUser(user) && c.preAcceptSdp === undefined && c.acceptSdp) this.track(user.applyAnswer(c.acceptSdp));
         break;
       case 'reject':
@@ -489,6 +509,41 @@ export class MetaDouble {
       await this.sendWebhook(this.terminateEnvelope(c));
       await this.afterUnanswered(c);
     });
+  }
+
+  /**
+   * The WhatsApp client hangs up when business media does not start within mediaStartTimeoutMs of the call being
+   * connected, or stops for mediaGapTimeoutMs (§3.2); modelled as terminate FAILED with 138021.
+   */
+  private monitorMedia(c: CallRecord): void {
+    const user = this.userOf(c);
+    if (!user || !isWaUser(user) || this.monitors.has(c.id)) return;
+    if (this.mediaStartTimeoutMs <= 0 && this.mediaGapTimeoutMs <= 0) return;
+    const since = Date.now();
+    let lastCount = 0;
+    let lastChange = since;
+    const tick = async (): Promise<void> => {
+      this.monitors.delete(c.id);
+      if (this.stopped || c.state !== 'accepted') return;
+      const st = await user.inboundStats().catch(() => undefined);
+      if (!st || this.stopped || c.state !== 'accepted') return;
+      const now = Date.now();
+      if (st.packetsReceived !== lastCount) {
+        lastCount = st.packetsReceived;
+        lastChange = now;
+      }
+      const started = lastCount > 0;
+      if (!started && this.mediaStartTimeoutMs > 0 && now - since >= this.mediaStartTimeoutMs) {
+        await this.failCall(c.id, { code: 138021, message: 'Media receive timeout', details: `no business media within ${this.mediaStartTimeoutMs} ms of connect` });
+        return;
+      }
+      if (started && this.mediaGapTimeoutMs > 0 && now - lastChange >= this.mediaGapTimeoutMs) {
+        await this.failCall(c.id, { code: 138021, message: 'Media receive timeout', details: `no business media for ${this.mediaGapTimeoutMs} ms` });
+        return;
+      }
+      this.monitors.set(c.id, setTimeout(() => this.track(tick()), 250));
+    };
+    this.monitors.set(c.id, setTimeout(() => this.track(tick()), 250));
   }
 
   // ------------------------------------------------------------- inspection

@@ -199,7 +199,7 @@ export class WaUser {
   private player: Player | undefined;
   private chunks: Chunk[] = [];
   private recorded = 0;
-  private mediaWaiters: Array<() => void> = [];
+  private mediaWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private readonly frame = new Int16Array(FRAME);
 
   constructor(opts: WaUserOptions) {
@@ -410,7 +410,7 @@ export class WaUser {
       if (this.pc !== pc) return;
       if (got) {
         this.firstMediaAt = Date.now();
-        for (const w of this.mediaWaiters.splice(0)) w();
+        for (const w of this.mediaWaiters.splice(0)) w.resolve();
         return;
       }
       this.statsTimer = setTimeout(() => void tick(), 10);
@@ -423,11 +423,21 @@ export class WaUser {
   waitForMedia(timeoutMs = 10_000): Promise<number> {
     if (this.firstMediaAt !== undefined) return Promise.resolve(this.firstMediaAt);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`WaUser ${this.waId}: no media within ${timeoutMs} ms`)), timeoutMs);
-      this.mediaWaiters.push(() => {
-        clearTimeout(t);
-        resolve(this.firstMediaAt!);
-      });
+      const w = {
+        resolve: (): void => {
+          clearTimeout(t);
+          resolve(this.firstMediaAt!);
+        },
+        reject: (e: Error): void => {
+          clearTimeout(t);
+          reject(e);
+        },
+      };
+      const t = setTimeout(() => {
+        this.mediaWaiters = this.mediaWaiters.filter((x) => x !== w);
+        reject(new Error(`WaUser ${this.waId}: no media within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.mediaWaiters.push(w);
     });
   }
 
@@ -512,7 +522,7 @@ export class WaUser {
 
   async close(): Promise<void> {
     this.stopMedia();
-    this.mediaWaiters = [];
+    for (const w of this.mediaWaiters.splice(0)) w.reject(new Error(`WaUser ${this.waId} closed`));
   }
 }
 
