@@ -308,6 +308,23 @@ describe('business-initiated calls and permissions (§1.3, §1.4, §2.5, §3.1, 
     expect(callEvent(last[1]!)!.start_time).toBeUndefined();
   });
 
+  test('4 consecutive unanswered business calls revoke the permission (automatic reject reply, §3.1/§1.6)', async () => {
+    const { meta, rx, post, get } = await setup({ display: '447700900555' });
+    meta.addUser({ waId: '14085551234' }, { permission: 'temporary' });
+    for (let i = 0; i < 4; i++) {
+      const ok = await post({ messaging_product: 'whatsapp', to: '14085551234', action: 'connect', session: { sdp_type: 'offer', sdp: staticMetaOffer().replace('a=ice-lite\r\n', '') } });
+      expect(ok.status).toBe(200);
+      await meta.userDeclines(((ok.json['calls'] as Array<{ id: string }>)[0]!).id);
+    }
+    const revoke = await rx.waitFor((w) => w.json?.entry[0]?.changes[0]?.field === 'messages');
+    const m = revoke.json!.entry[0]!.changes[0]!.value.messages![0]!;
+    expect(m.interactive.call_permission_reply).toMatchObject({ response: 'reject', response_source: 'automatic' });
+    expect(m.context).toBeUndefined();
+    expect(((await get('call_permissions?user_wa_id=14085551234')).json['permission'] as { status: string }).status).toBe('no_permission');
+    const denied = await post({ messaging_product: 'whatsapp', to: '14085551234', action: 'connect', session: { sdp_type: 'offer', sdp: staticMetaOffer() } });
+    expect(errorOf(denied).code).toBe(138006);
+  });
+
   test('permission requests: 1 per 24 h and 2 per 7 days -> 138009; reset after a connected call; reply webhook', async () => {
     let now = Date.UTC(2026, 0, 5, 12);
     const { meta, rx, post } = await setup({ display: '447700900555', clock: () => now });
