@@ -22,7 +22,7 @@ const d = drachtioAvailable();
 const s = sippAvailable();
 const skipReason = !d.ok ? d.reason : !s.ok ? s.reason : undefined;
 
-const SIPP_TESTS = 8;
+const SIPP_TESTS = 9;
 const RECONNECT_TESTS = 3;
 const BARESIP_TESTS = 2;
 const b = baresipAvailable();
@@ -131,6 +131,30 @@ describe.skipIf(skipReason !== undefined)('SIP harness: drachtio-server + SipAge
     expect(end).toMatchObject({ by: 'remote', reason: 'Normal call clearing' });
     const r = await uas.done;
     expect(r.exitCode, r.errors).toBe(0);
+  });
+
+  it('in-dialog INFO and re-INVITE from the far end reach SipDialog (info event, reinviteHandler, remoteSdp updated)', async () => {
+    const uas = await startSipp({ scenario: 'uas-answer-info-reinvite', durationMs: 200, timeoutSec: 15 });
+    const dialog = await agent.invite({ uri: uas.uri, from: { user: '+16315553602' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40022 }) });
+    const infos: { contentType: string; body: string }[] = [];
+    dialog.on('info', (i) => infos.push({ contentType: i.contentType, body: i.body }));
+    const offers: string[] = [];
+    dialog.reinviteHandler = (offer) => {
+      offers.push(offer);
+      return buildSdpAnswer(offer, { address: '127.0.0.1', port: 40022, sessionVersion: 2 }).sdp;
+    };
+    const reinvite = new Promise<string>((resolve) => dialog.once('reinvite', resolve));
+    const newSdp = await waitFor(reinvite, 5000, 're-INVITE');
+    expect(parseSdp(newSdp)).toMatchObject({ port: uas.mediaPort + 2, direction: 'sendonly' });
+    expect(parseSdp(dialog.remoteSdp).port).toBe(uas.mediaPort + 2);
+    expect(infos).toEqual([{ contentType: 'application/dtmf-relay', body: expect.stringContaining('Signal=5') as unknown as string }]);
+    expect(offers).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(parseSdp(dialog.localSdp).direction).toBe('recvonly');
+    await dialog.bye();
+    const r = await uas.done;
+    expect(r.exitCode, r.errors || r.stderr).toBe(0);
+    expect(r.messages).toMatch(/SIP\/2\.0 200 OK[\s\S]*a=recvonly/);
   });
 
   it('SipAgent.invite → sipp refusing 486 / 603 → SipCallFailure', async () => {

@@ -239,6 +239,12 @@ export interface RejectOptions {
   headers?: Record<string, string>;
 }
 
+const KNOWN_STATUS = new Set([
+  300, 301, 302, 305, 380, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 420, 421, 422,
+  423, 424, 428, 429, 430, 433, 436, 437, 438, 439, 470, 480, 481, 482, 483, 484, 485, 486, 487, 488, 489, 491, 493, 494, 500, 501,
+  502, 503, 504, 505, 513, 580, 600, 603, 604, 606,
+]);
+
 /** An inbound INVITE waiting for our response. */
 export class SipInboundInvite {
   readonly callId: string;
@@ -312,9 +318,19 @@ export class SipInboundInvite {
     const headers = sanitizeExtraHeaders(opts.headers);
     if (typeof opts.reasonHeader === 'string') headers['Reason'] = sanitizeHeaderValue(opts.reasonHeader);
     else if (opts.reasonHeader) headers['Reason'] = formatReasonHeader(opts.reasonHeader.protocol, opts.reasonHeader.cause, opts.reasonHeader.text);
-    const phrase = opts.reasonPhrase === undefined ? undefined : sanitizeHeaderValue(opts.reasonPhrase, 64);
-    if (phrase) this.res.send(status, phrase, { headers });
-    else this.res.send(status, { headers });
+    let phrase = opts.reasonPhrase === undefined ? undefined : sanitizeHeaderValue(opts.reasonPhrase, 64);
+    // drachtio-srf only knows registered status codes; send an unknown one as its class (x00) with the phrase.
+    let code = status;
+    if (!KNOWN_STATUS.has(code)) {
+      code = status - (status % 100);
+      phrase = phrase || `Status ${status}`;
+    }
+    try {
+      if (phrase) this.res.send(code, phrase, { headers });
+      else this.res.send(code, { headers });
+    } catch (err) {
+      this.log.error({ callId: this.callId, status, err: String(err) }, 'could not send final response');
+    }
     return true;
   }
 

@@ -6,6 +6,7 @@
  *   uas-answer-hangup  answer, then send BYE after durationMs
  *   uas-refuse         final failure (keys status/reason: 486 Busy Here, 603 Decline, 480 Temporarily Unavailable)
  *   uas-ring-cancel    180 and no answer; 200 to CANCEL, 487 to the INVITE
+ *   uas-answer-info-reinvite  answer, then after durationMs send INFO (dtmf-relay 5) and a re-INVITE (sendonly, port+2), wait for BYE
  *   uac-invite         send INVITE sip:<service>@<remote> with an SDP offer, expect 200, ACK, wait durationMs, BYE
  *   uac-cancel         send INVITE, wait for 180, CANCEL after durationMs; expect 200 (CANCEL) and 487 (INVITE), ACK
  *
@@ -21,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 
-export type SippScenario = 'uas-answer' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uac-invite' | 'uac-cancel';
+export type SippScenario = 'uas-answer' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-cancel';
 
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 
