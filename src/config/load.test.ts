@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { ConfigError, loadConfig, loadSecrets } from './load.js';
+
+const DEFAULT = ['config/default.yaml'];
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function yamlFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'wagw-cfg-')), 'c.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('loadConfig', () => {
+  it('loads the shipped defaults with no environment', () => {
+    const cfg = loadConfig({ env: {}, files: DEFAULT });
+    expect(cfg.http.port).toBe(8080);
+    expect(cfg.sip.ringTimeoutMs).toBeLessThan(30_000);
+  });
+
+  it('applies WAGW_HTTP_PORT and other typed env overrides', () => {
+    const cfg = loadConfig({ env: { WAGW_HTTP_PORT: '9191', WAGW_MEDIA_OPUS_FEC: 'false', WAGW_SIP_CODECS: 'PCMA,PCMU' }, files: DEFAULT });
+    expect(cfg.http.port).toBe(9191);
+    expect(cfg.media.opusFec).toBe(false);
+    expect(cfg.sip.codecs).toEqual(['PCMA', 'PCMU']);
+  });
+
+  it('names key, value, source and expectation for a wrong type', () => {
+    expect(problems(() => loadConfig({ env: { WAGW_HTTP_PORT: 'eighty' }, files: DEFAULT }))).toEqual([
+      'config error: http.port = "eighty" (from WAGW_HTTP_PORT): expected a value of type number',
+    ]);
+  });
+
+  it('reports an out-of-range number', () => {
+    const [line] = problems(() => loadConfig({ env: { WAGW_HTTP_PORT: '70000' }, files: DEFAULT }));
+    expect(line).toMatch(/http\.port = 70000 .*at most 65535/);
+  });
+
+  it('reports a value outside an enum', () => {
+    const [line] = problems(() => loadConfig({ env: { WAGW_LOG_LEVEL: 'loud' }, files: DEFAULT }));
+    expect(line).toMatch(/log\.level = "loud".*one of "fatal"/);
+  });
+
+  it('reports an unknown key in a file instead of ignoring a typo', () => {
+    const [line] = problems(() => loadConfig({ env: {}, files: [...DEFAULT, yamlFile('http:\n  prot: 1\n')] }));
+    expect(line).toMatch(/unknown keys \(prot\)/);
+  });
+
+  it('reports every problem at once, one line each', () => {
+    const lines = problems(() => loadConfig({ env: { WAGW_HTTP_PORT: 'x', WAGW_LOG_LEVEL: 'loud' }, files: DEFAULT }));
+    expect(lines).toHaveLength(2);
+  });
+
+  it('checks relations between keys', () => {
+    const [line] = problems(() => loadConfig({ env: { WAGW_MEDIA_RTP_PORT_MIN: '50000' }, files: DEFAULT }));
+    expect(line).toMatch(/media\.rtpPortMax = 40999: expected a port not below media\.rtpPortMin/);
+  });
+
+  it('validates business numbers in a file', () => {
+    const file = yamlFile('whatsapp:\n  numbers:\n    - phoneNumberId: "abc"\n      displayNumber: "13175551399"\n      sipTarget: "not a uri"\n');
+    const lines = problems(() => loadConfig({ env: {}, files: [...DEFAULT, file] }));
+    expect(lines.some((l) => l.includes('whatsapp.numbers.0.phoneNumberId = "abc"'))).toBe(true);
+    expect(lines.some((l) => l.includes('whatsapp.numbers.0.sipTarget = "not a uri"'))).toBe(true);
+  });
+
+  it('reports a file that is not YAML', () => {
+    const [line] = problems(() => loadConfig({ env: {}, files: [...DEFAULT, yamlFile('http: [unclosed\n')] }));
+    expect(line).toMatch(/^config file .*c\.yaml:/);
+  });
+
+  it('refuses a WAGW_CONFIG that does not exist', () => {
+    expect(problems(() => loadConfig({ env: { WAGW_CONFIG: '/nonexistent.yaml' } }))[0]).toMatch(/WAGW_CONFIG/);
+  });
+});
+
+describe('loadSecrets', () => {
+  it('reads secrets from env or from the file named by <NAME>_FILE', () => {
+    const file = yamlFile('s3cr3t\n');
+    const s = loadSecrets({ WAGW_APP_SECRET_FILE: file, WAGW_GRAPH_TOKEN: 'tok', WAGW_ADMIN_KEYS: 'ops:admin:k1' });
+    expect(s.appSecret).toBe('s3cr3t');
+    expect(s.graphToken).toBe('tok');
+    expect(s.adminKeys.get('k1')).toBe('ops:admin');
+  });
+
+  it('rejects an admin key with an unknown role', () => {
+    expect(problems(() => loadSecrets({ WAGW_ADMIN_KEYS: 'ops:root:k1' }))[0]).toMatch(/WAGW_ADMIN_KEYS/);
+  });
+});
