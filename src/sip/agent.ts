@@ -384,8 +384,8 @@ export interface SipInviteOptions {
   uri: string;
   /** Calling identity (From user is E.164 like +16315553602). */
   from: SipFromIdentity;
-  /** Extra headers (X-WA-Call-Id etc.); names validated, values sanitised. */
-  headers?: Record<string, string>;
+  /** Extra headers (X-WA-Call-Id etc., e.g. waContextToSip().headers); names validated, values sanitised, undefined skipped. */
+  headers?: Readonly<Record<string, string | undefined>>;
   /** Our SDP offer. */
   sdp: string;
   /** Aborting sends CANCEL; the promise rejects with SipCallFailure 487. */

@@ -114,13 +114,17 @@ const RESERVED_HEADERS = new Set(['via', 'call-id', 'cseq', 'content-length', 'm
 /**
  * Validate names and sanitise values of caller-supplied extra headers. Throws SipHeaderError on a bad
  * name or on a reserved header (From/To/Call-ID/…); values are cleaned with sanitizeHeaderValue.
- * Empty values are dropped.
+ * Empty and undefined values are dropped.
  */
-export function sanitizeExtraHeaders(headers: Readonly<Record<string, string>> | undefined, max: number = PAYLOAD_VALUE_MAX): Record<string, string> {
+export function sanitizeExtraHeaders(
+  headers: Readonly<Record<string, string | undefined>> | undefined,
+  max: number = PAYLOAD_VALUE_MAX,
+): Record<string, string> {
   const out: Record<string, string> = {};
   if (!headers) return out;
   for (const [name, value] of Object.entries(headers)) {
     assertHeaderName(name);
+    if (value === undefined) continue;
     if (RESERVED_HEADERS.has(name.toLowerCase())) throw new SipHeaderError(`header ${name} is set by the SIP stack`);
     const v = sanitizeHeaderValue(value, max);
     if (v.length > 0) out[name] = v;
