@@ -204,6 +204,20 @@ describe.skipIf(skipReason !== undefined)('SIP harness: drachtio-server + SipAge
     expect(Date.now() - t0).toBeLessThan(5000);
     expect((await uas2.done).exitCode).toBe(0);
 
+    // A target that swallows the INVITE (no provisional, so no CANCEL can go out yet): 408 at timeoutMs.
+    const holePort = await freePort({ tcp: false });
+    const hole = await bindUdp(holePort);
+    try {
+      const t1 = Date.now();
+      const err4 = await agent
+        .invite({ uri: `sip:hole@127.0.0.1:${holePort}`, from: { user: '+16315553602' }, sdp: buildSdpOffer({ address: '127.0.0.1', port: 40010 }), timeoutMs: 500 })
+        .then(() => undefined, (e: unknown) => e);
+      expect((err4 as SipCallFailure).status).toBe(408);
+      expect(Date.now() - t1).toBeLessThan(2000);
+    } finally {
+      hole.close();
+    }
+
     const offline = new SipAgent({ host: '127.0.0.1', port: await freePort({ udp: false }), secret: 'x', logger });
     const err3 = await offline.invite({ uri: 'sip:a@127.0.0.1', from: { user: '+1' }, sdp: '' }).then(() => undefined, (e: unknown) => e);
     expect((err3 as SipCallFailure).status).toBe(503);
@@ -477,9 +491,11 @@ describe.skipIf(baresipSkip !== undefined)('SIP harness: baresip agent (auto-ans
       await closed;
       const rec = bs.recordings();
       expect(rec.decoded).toBeDefined();
-      const heard = toMono(readWav(rec.decoded!));
+      const wav = readWav(rec.decoded!);
+      expect(wav.sampleRate).toBe(8000);
+      const heard = toMono(wav);
       expect(heard.length).toBeGreaterThan(8000 * 0.8);
-      const det2 = detectTone(heard.subarray(800, heard.length - 800), 8000, 1000);
+      const det2 = detectTone(heard.subarray(800, heard.length - 800), wav.sampleRate, 1000);
       expect(det2.detected, JSON.stringify(det2)).toBe(true);
     } finally {
       clearInterval(sender);

@@ -375,7 +375,10 @@ export interface SipAgentOptions {
   fromHost?: string;
   /** Retry-After seconds on the automatic 503 while draining (default 30). */
   drainRetryAfterSeconds?: number;
-  /** After sending CANCEL (abort/timeout), settle anyway if no final response within this long (default 5000 ms). */
+  /**
+   * After sending CANCEL (abort/timeout) once a provisional came, settle anyway if no final response within this
+   * long (default 5000 ms). Without any provisional the call settles at once.
+   */
   cancelGraceMs?: number;
 }
 
@@ -536,6 +539,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       let settled = false;
       let cancelWith: SipCallFailure | undefined;
       let cancelSent = false;
+      let gotProvisional = false;
       let graceTimer: NodeJS.Timeout | undefined;
       let timeoutTimer: NodeJS.Timeout | undefined;
 
@@ -570,6 +574,12 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
         cancelWith = why;
         log.info({ status: why.status }, `cancelling INVITE (${why.reason})`);
         sendCancel();
+        if (!gotProvisional) {
+          // No provisional yet: the stack holds the CANCEL until one arrives (RFC 3261 §9.1), and there may never be
+          // one. Settle now; a 200 that still arrives is answered with ACK + BYE (see below).
+          fail(why);
+          return;
+        }
         graceTimer = setTimeout(() => fail(why), this.opts.cancelGraceMs ?? 5000);
       };
       const onAbort = (): void => cancel(new SipCallFailure(487, 'Request Terminated'));
@@ -593,6 +603,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
               if (cancelWith) sendCancel();
             },
             cbProvisional: (res) => {
+              gotProvisional = true;
               if (settled) return;
               const info: { reason: string; sdp?: string } = { reason: res.reason };
               if (res.body) info.sdp = res.body;
