@@ -116,7 +116,8 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
           .then(reply, (err: unknown) => {
             this.log.warn({ callId: this.callId, err: String(err) }, 're-INVITE refused (488)');
             res.send(488);
-          });
+          })
+          .catch((err: unknown) => this.log.error({ callId: this.callId, err: String(err) }, 'could not answer re-INVITE'));
       }
       if (offer.length > 0) this.safeEmit('reinvite', offer);
     });
@@ -507,7 +508,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
     }
     if (was) {
       this.log.info('disconnected from drachtio-server (stopped)');
-      this.emit('disconnected', { reason: 'stopped' });
+      this.safeEmit('disconnected', { reason: 'stopped' });
     }
   }
 
@@ -645,16 +646,29 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
             log.warn({ err: message }, 'INVITE failed');
             fail(new SipCallFailure(this.isConnected ? 500 : 503, message));
           },
-        );
+        )
+        .catch((err: unknown) => {
+          log.error({ err: String(err) }, 'INVITE result handling failed');
+          fail(new SipCallFailure(500, err instanceof Error ? err.message : String(err)));
+        });
     });
   }
 
   // -------------------------------------------------------------------------------------------------------------
 
+  /** Emit without letting a throwing listener escape into drachtio-srf's socket callbacks. */
+  private safeEmit<K extends keyof SipAgentEvents>(event: K, ...args: SipAgentEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: SipAgentEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.log.error({ err: String(err) }, `SipAgent '${String(event)}' listener threw`);
+    }
+  }
+
   private track(dialog: SipDialog): void {
     this.dialogs.add(dialog);
     void dialog.done.then(() => this.dialogs.delete(dialog));
-    this.emit('dialog', dialog);
+    this.safeEmit('dialog', dialog);
   }
 
   private failPending(f: SipCallFailure): void {
@@ -693,7 +707,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       this.log.info({ hostport, serverVersion }, `connected to drachtio-server ${host}:${port}`);
       const info: { hostport: string; serverVersion?: string } = { hostport: hostport ?? '' };
       if (serverVersion) info.serverVersion = serverVersion;
-      this.emit('connected', info);
+      this.safeEmit('connected', info);
     });
     srf.on('close', () => {
       if (srf !== this.srf) return;
@@ -727,7 +741,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
     if (was) {
       this.log.warn({ reason }, `lost connection to drachtio-server ${this.opts.host}:${this.opts.port}`);
       this.failPending(new SipCallFailure(503, 'drachtio connection lost'));
-      this.emit('disconnected', { reason });
+      this.safeEmit('disconnected', { reason });
     }
     if (this.stopped) return;
     const delay = this.nextDelay;
@@ -736,7 +750,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       { attempt: this.attempt, delayMs: delay, reason },
       `drachtio-server ${this.opts.host}:${this.opts.port} not connected (${reason}); attempt ${this.attempt + 1} in ${delay} ms`,
     );
-    this.emit('reconnecting', { attempt: this.attempt + 1, delayMs: delay, reason });
+    this.safeEmit('reconnecting', { attempt: this.attempt + 1, delayMs: delay, reason });
     this.retryTimer = setTimeout(() => this.connectAttempt(), delay);
   }
 
