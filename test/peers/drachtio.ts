@@ -6,11 +6,12 @@
  * Suites use `describe.skipIf(!d.ok)` and call `noteSkipped()` so the skip is loud and counted
  * (one line "<count>\t<reason>" appended to $WAGW_SKIP_LOG, read by scripts/test-summary.mjs).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { accessSync, appendFileSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freePort, waitForTcp } from './sip/ports.js';
+import { spawnTethered } from './sip/tether.js';
 
 export type DrachtioAvailability = { ok: true; bin: string } | { ok: false; reason: string };
 
@@ -82,6 +83,7 @@ export interface DrachtioServer {
   readonly secret: string;
   /** sip:127.0.0.1:<sipPort> — where SIP peers send requests for the app. */
   readonly sipUri: string;
+  /** pid of the watchdog that runs drachtio (SIGTERM to it stops drachtio). */
   readonly pid: number;
   /** Connection options for SipAgent / srf.connect. */
   readonly connectOptions: { host: string; port: number; secret: string };
@@ -138,7 +140,7 @@ export async function startDrachtio(opts: DrachtioServerOptions = {}): Promise<D
       '',
     ].join('\n'),
   );
-  const child = spawn(bin, ['-f', config], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTethered(bin, ['-f', config], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }, dir);
   installExitHook();
   running.add(child);
   let out = '';

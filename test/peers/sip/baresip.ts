@@ -13,13 +13,13 @@
  *     sndcode <digits> (DTMF), listcalls.
  * The aufile module of 1.0.0 is a source only (no aufile player), hence sndfile for recording.
  */
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForTcp } from './ports.js';
+import { spawnTethered } from './tether.js';
 
 export type BaresipAvailability = { ok: true; bin: string } | { ok: false; reason: string };
 
@@ -177,7 +177,7 @@ export async function startBaresip(opts: BaresipOptions = {}): Promise<BaresipAg
     `<sip:${user}@127.0.0.1:${sipPort}>;regint=0;answermode=${opts.answerMode ?? 'auto'};audio_codecs=${codecs}\n`,
   );
 
-  const child = spawn(avail.bin, ['-f', dir], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTethered(avail.bin, ['-f', dir], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }, dir);
   let out = '';
   const append = (b: Buffer): void => {
     // Drop the status-line spam ("[0:00:01] audio=0/0 (bit/s)\r").
