@@ -11,6 +11,6 @@ export { digitToEvent, eventToDigit, type DtmfDigit, type RtpHeader } from './rt
 export { estimateMos, RtpReceiveStats } from './stats.js';
 export { silentLogger, type MediaLogger } from './types.js';
 export {
-  parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, WebRtcLeg,
+  MediaSetupError, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, WebRtcLeg,
   type ReceivedRtpInfo, type SendRtpParams, type WebRtcLegOptions, type WebRtcLegState,
 } from './webrtc-leg.js';

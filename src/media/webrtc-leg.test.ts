@@ -3,6 +3,7 @@ import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift
 import { detectTone } from '../../test/audio/goertzel.js';
 import { FRAME_SAMPLES, OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
 import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
+import { PortPool, PortPoolExhaustedError } from './port-pool.js';
 import { parseAudioPayloadTypes, UnanswerableOfferError, WebRtcLeg, shapeLocalSdp } from './webrtc-leg.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -52,7 +53,8 @@ describe('WebRtcLeg', () => {
     expect(offered.opusPt).not.toBeNull();
 
     const t0 = performance.now();
-    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1', portRange: [47000, 47100] });
+    const pool = new PortPool(47000, 47100);
+    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1', portPool: pool });
     cleanups.push(() => leg.close());
     const sdp = leg.localSdp;
     expect(sdp).toMatch(/^a=setup:active\r$/m);
@@ -123,6 +125,7 @@ describe('WebRtcLeg', () => {
     expect(leg.close()).toBe(c1);
     await c1;
     expect(states).toContain('closed');
+    expect(pool.free).toBe(pool.size);
     peer.close();
     await new Promise((r) => setTimeout(r, 100));
     expect(openUdpHandles()).toBeLessThanOrEqual(udpBefore);
@@ -186,5 +189,32 @@ describe('WebRtcLeg', () => {
     await Promise.all([leg.connected, peer.connected()]);
     expect(leg.iceRole).toBe('controlling');
     expect(leg.dtmfPayloadType).toBe(126);
+  });
+
+  it('announces only the public address behind 1:1 NAT', async () => {
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    const leg = await WebRtcLeg.answer(await peer.createOffer(), { bindAddress: '127.0.0.1', publicAddress: '203.0.113.7' });
+    cleanups.push(() => leg.close());
+    const cands = leg.localSdp.match(/^a=candidate:.*$/gm) ?? [];
+    expect(cands).toHaveLength(1);
+    expect(cands[0]).toMatch(/ udp \d+ 203\.0\.113\.7 \d+ typ host/);
+    expect(leg.localSdp).toMatch(/^c=IN IP4 203\.0\.113\.7\r$/m);
+  });
+
+  it('gives concurrent legs distinct pooled ports and returns them on close', async () => {
+    const pool = new PortPool(47200, 47210); // 6 even ports
+    const peers = Array.from({ length: 6 }, () => new WrtcPeer());
+    cleanups.push(() => peers.forEach((p) => p.close()));
+    const offers = await Promise.all(peers.map((p) => p.createOffer()));
+    const legs = await Promise.all(offers.map((o) => WebRtcLeg.answer(o, { bindAddress: '127.0.0.1', portPool: pool })));
+    cleanups.push(() => Promise.all(legs.map((l) => l.close())));
+    const ports = legs.map((l) => Number(/^a=candidate:\S+ 1 udp \d+ \S+ (\d+) /m.exec(l.localSdp)![1]));
+    expect(new Set(ports).size).toBe(6);
+    for (const p of ports) expect(p >= 47200 && p <= 47211).toBe(true);
+    expect(pool.free).toBe(0);
+    await expect(WebRtcLeg.answer(offers[0]!, { bindAddress: '127.0.0.1', portPool: pool })).rejects.toBeInstanceOf(PortPoolExhaustedError);
+    await Promise.all(legs.map((l) => l.close()));
+    expect(pool.free).toBe(pool.size);
   });
 });

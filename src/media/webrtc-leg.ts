@@ -15,12 +15,22 @@ import {
   RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket,
   type MediaStreamTrack, type RTCRtpTransceiver,
 } from 'werift';
+import { networkInterfaces } from 'node:os';
+import type { PortPool } from './port-pool.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 
 export class UnanswerableOfferError extends Error {
   constructor(message: string, override readonly cause?: unknown) {
     super(message);
     this.name = 'UnanswerableOfferError';
+  }
+}
+
+/** The gateway itself could not set the leg up (no bindable port or address): not the offer's fault. */
+export class MediaSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MediaSetupError';
   }
 }
 
@@ -36,10 +46,13 @@ export interface WebRtcLegOptions {
   publicAddress?: string;
   /** Local address the ICE sockets bind to (config media.bindAddress); a specific address is also announced. */
   bindAddress?: string;
-  /** ICE UDP port range (config media.webrtcPortMin/Max); min must be below max. */
+  /**
+   * Pool for the leg's ICE UDP port (config media.webrtcPortMin/Max). Preferred over portRange: werift's own
+   * range search probes from the bottom of the range and races when calls are set up concurrently.
+   */
+  portPool?: PortPool;
+  /** ICE UDP port range handed straight to werift (min < max); ignored when portPool is given. */
   portRange?: [number, number];
-  /** Gather IPv6 host candidates too (Meta offers one IPv6 candidate). Default false. */
-  ipv6?: boolean;
   /** Opus PT for business-initiated offers (Meta's own offers use 111). */
   opusPayloadType?: number;
   /** telephone-event/8000 PT for business-initiated offers (Meta's default is 126). */
@@ -174,7 +187,9 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   private readonly pc: RTCPeerConnection;
   private transceiver: RTCRtpTransceiver | null = null;
   private readonly log: MediaLogger;
-  private readonly announce: ReadonlySet<string> | null;
+  private readonly announce: ReadonlySet<string>;
+  private pooledPort: number | null = null;
+  private portPool: PortPool | null = null;
   private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false };
   private closing: Promise<void> | null = null;
   private resolveConnected!: () => void;
@@ -187,8 +202,18 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     this.opusPayloadType = opusPt;
     this.dtmfPayloadType = dtmfPt;
     const bind = opts.bindAddress && opts.bindAddress !== '0.0.0.0' && opts.bindAddress !== '::' ? opts.bindAddress : undefined;
-    const additional = [opts.publicAddress, bind].filter((a): a is string => !!a);
-    this.announce = opts.publicAddress ? new Set([opts.publicAddress]) : bind ? new Set([bind]) : null;
+    // Exactly one ICE socket per leg, announced under one address: werift's host-address enumeration is
+    // switched off (iceUseIpv4/6 false) and the address is supplied as an "additional host address", which
+    // werift binds on the interface address (or the wildcard) and announces verbatim: the 1:1 NAT case.
+    const announced = opts.publicAddress || bind || primaryIPv4();
+    if (!announced) throw new MediaSetupError('no IPv4 address to announce: set media.publicAddress or media.bindAddress');
+    this.announce = new Set([announced]);
+    if (opts.portPool) {
+      this.pooledPort = opts.portPool.acquire();
+      this.portPool = opts.portPool;
+    }
+    // werift insists on min < max; the odd neighbour of a pooled even port is never handed to another leg.
+    const portRange: [number, number] | undefined = this.pooledPort !== null ? [this.pooledPort, this.pooledPort + 1] : opts.portRange;
 
     const codecs = [
       new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: opusPt, parameters: 'minptime=10;useinbandfec=1' }),
@@ -197,11 +222,11 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     this.pc = new RTCPeerConnection({
       // Meta provides no STUN/TURN, and a public media server needs none; a STUN lookup would only delay gathering.
       iceServers: [],
-      iceUseIpv4: true,
-      iceUseIpv6: opts.ipv6 ?? false,
-      ...(opts.portRange ? { icePortRange: opts.portRange } : {}),
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      ...(portRange ? { icePortRange: portRange } : {}),
       ...(bind ? { iceInterfaceAddresses: { udp4: bind } } : {}),
-      ...(additional.length ? { iceAdditionalHostAddresses: additional } : {}),
+      iceAdditionalHostAddresses: [announced],
       codecs: { audio: codecs, video: [] },
       headerExtensions: { audio: [], video: [] },
     });
@@ -235,12 +260,13 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       // setLocalDescription gathers all candidates before resolving (no trickle).
       await leg.pc.setLocalDescription(answer);
       leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
+      leg.assertCandidates();
       const negotiated = parseAudioPayloadTypes(leg.localSdp);
       if (negotiated.opusPt !== opusPt) throw new Error(`answer carries Opus PT ${negotiated.opusPt}, offer had ${opusPt}`);
       leg.dtmfPayloadType = negotiated.dtmfPt;
     } catch (err) {
       await leg.close();
-      if (err instanceof UnanswerableOfferError) throw err;
+      if (err instanceof UnanswerableOfferError || err instanceof MediaSetupError) throw err;
       throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: ${(err as Error).message}`, err);
     }
     leg.log.debug({ opusPt, dtmfPt: leg.dtmfPayloadType }, 'webrtc answer ready');
@@ -257,6 +283,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       const offer = await leg.pc.createOffer();
       await leg.pc.setLocalDescription(offer);
       leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
+      leg.assertCandidates();
     } catch (err) {
       await leg.close();
       throw err;
@@ -333,9 +360,17 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         this.log.warn({ err: (err as Error).message }, 'webrtc close failed');
       }
       for (const off of this.unsubscribers.splice(0)) off();
+      if (this.portPool && this.pooledPort !== null) this.portPool.release(this.pooledPort);
       this.setState('closed');
     })();
     return this.closing;
+  }
+
+  /** werift logs and skips a socket it cannot bind; an SDP without candidates would only fail at Meta. */
+  private assertCandidates(): void {
+    if (!/^a=candidate:/m.test(this.localSdp)) {
+      throw new MediaSetupError(`no ICE candidate gathered for ${[...this.announce].join(', ')} (port busy or address not bindable)`);
+    }
   }
 
   private forceIceControlling(): void {
@@ -393,4 +428,12 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     this.state = s;
     this.emit('state', s);
   }
+}
+
+/** The first non-internal IPv4 address of this host, for when no address is configured. */
+function primaryIPv4(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
 }
