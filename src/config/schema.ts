@@ -14,7 +14,8 @@ export const businessNumberSchema = z.strictObject({
 export const configSchema = z.strictObject({
   http: z.strictObject({
     host: z.string().min(1).default('0.0.0.0'),
-    port: port.default(8080),
+    // 0 asks the OS for a free port (tests).
+    port: z.number().int().min(0).max(65535).default(8080),
   }).default({ host: '0.0.0.0', port: 8080 }),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

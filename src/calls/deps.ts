@@ -1,0 +1,22 @@
+import type { GatewayConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { GraphClient } from '../whatsapp/graph-client.js';
+import type { SipAgent } from '../sip/agent.js';
+import type { CallRecordStore } from '../store/call-record.js';
+import type { CallRegistry } from './registry.js';
+import type { Routing } from './routing.js';
+import type { MediaFactory } from './media-session.js';
+
+/** Everything a call flow needs, handed over by the composition root. */
+export interface CallDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  metrics: Metrics;
+  graph: GraphClient;
+  sip: SipAgent;
+  store: CallRecordStore;
+  registry: CallRegistry;
+  routing: Routing;
+  media: MediaFactory;
+}

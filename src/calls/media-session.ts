@@ -1,0 +1,129 @@
+import type { GatewayConfig } from '../config/schema.js';
+import type { Metrics } from '../observability/metrics.js';
+import { PortPool } from '../media/port-pool.js';
+import { RtpLeg } from '../media/rtp-leg.js';
+import { WebRtcLeg } from '../media/webrtc-leg.js';
+import { Bridge, type MediaLegName } from '../media/bridge.js';
+import { buildSdpOffer, parseSdp } from '../sip/sdp.js';
+import type { Call } from './call.js';
+import type { QualitySummary } from '../store/call-record.js';
+
+/** Owns the RTP port pool and hands each call its media session. */
+export class MediaFactory {
+  readonly pool: PortPool;
+
+  constructor(private readonly config: GatewayConfig, private readonly metrics: Metrics) {
+    this.pool = new PortPool(config.media.rtpPortMin, config.media.rtpPortMax);
+    metrics.rtpPortsFree.set(this.pool.free);
+  }
+
+  create(call: Call): MediaSession {
+    return new MediaSession(this.config, this.pool, this.metrics, call);
+  }
+
+  close(): void {
+    this.metrics.rtpPortsFree.set(this.pool.free);
+  }
+}
+
+/**
+ * One call's media: the WebRTC leg toward WhatsApp, the RTP leg toward the PBX and the bridge between them.
+ * The steps follow the call flow; close() releases everything whatever step was reached.
+ */
+export class MediaSession {
+  private webrtc?: WebRtcLeg;
+  private rtp?: RtpLeg;
+  private bridge?: Bridge;
+  private closed = false;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly pool: PortPool,
+    private readonly metrics: Metrics,
+    private readonly call: Call,
+  ) {}
+
+  get whatsAppSdp(): string {
+    if (!this.webrtc) throw new Error('WhatsApp leg not set up');
+    return this.webrtc.localSdp;
+  }
+
+  /** Answers Meta's offer; throws UnanswerableOfferError for an offer without Opus or that is not SDP. */
+  async answerWhatsApp(offerSdp: string): Promise<void> {
+    const { media } = this.config;
+    this.webrtc = await WebRtcLeg.answer(offerSdp, this.webRtcOptions());
+    if (this.closed) await this.webrtc.close();
+    this.call.logger.debug({ sdp: this.webrtc.localSdp, iceRole: this.webrtc.iceRole, bind: media.bindAddress }, 'WhatsApp SDP answer');
+  }
+
+  /** Opens the RTP socket toward the PBX and returns the SDP offer for the INVITE. */
+  async sipOffer(): Promise<string> {
+    this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, logger: this.call.logger });
+    this.metrics.rtpPortsFree.set(this.pool.free);
+    if (this.closed) await this.closeLegs();
+    return buildSdpOffer({ address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.config.sip.codecs });
+  }
+
+  /** Applies the agent's answer and builds the bridge; media toward WhatsApp waits for startWhatsAppMedia(). */
+  connectSip(answerSdp: string): void {
+    if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
+    const remote = parseSdp(answerSdp, { codecs: this.config.sip.codecs });
+    this.call.logger.debug({ sdp: answerSdp }, 'agent SDP answer');
+    this.rtp.setRemote(remote.address, remote.port);
+    const { media } = this.config;
+    this.bridge = new Bridge(this.webrtc, this.rtp, {
+      sipCodec: remote.codec,
+      sipPayloadType: remote.payloadType,
+      sipDtmfPayloadType: remote.dtmfPayloadType ?? null,
+      opus: { bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec },
+      mediaTimeoutMs: media.mediaTimeoutMs,
+      logger: this.call.logger,
+    });
+    this.bridge.start();
+    this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType }, 'media bridged');
+  }
+
+  /** Called right after Graph `accept` returned 200: the first packet toward WhatsApp goes out now. */
+  startWhatsAppMedia(onTimeout: (leg: MediaLegName) => void): void {
+    if (!this.bridge) return;
+    this.bridge.on('media-timeout', onTimeout);
+    this.bridge.on('dtmf', (ev) => this.call.logger.debug({ from: ev.from, digit: ev.digit, durationMs: ev.durationMs }, 'DTMF relayed'));
+    this.bridge.startWhatsAppMedia();
+  }
+
+  quality(): Required<QualitySummary> | undefined {
+    return this.bridge?.quality();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const quality = this.quality();
+    if (quality) {
+      this.call.quality = quality;
+      for (const leg of ['whatsapp', 'sip'] as const) {
+        this.metrics.callMos.observe({ leg }, quality[leg].mos);
+        this.metrics.rtpPackets.inc({ leg, dir: 'in' }, quality[leg].packetsIn);
+        this.metrics.rtpPackets.inc({ leg, dir: 'out' }, quality[leg].packetsOut);
+        this.metrics.rtpLost.inc({ leg }, quality[leg].lost);
+      }
+    }
+    await this.closeLegs();
+  }
+
+  private async closeLegs(): Promise<void> {
+    await this.bridge?.stop();
+    await Promise.all([this.webrtc?.close(), this.rtp?.close()]);
+    this.metrics.rtpPortsFree.set(this.pool.free);
+  }
+
+  private webRtcOptions() {
+    const { media } = this.config;
+    return {
+      bindAddress: media.bindAddress === '0.0.0.0' ? undefined : media.bindAddress,
+      publicAddress: media.publicAddress || undefined,
+      portRange: [media.webrtcPortMin, media.webrtcPortMax] as [number, number],
+      logger: this.call.logger,
+    };
+  }
+}

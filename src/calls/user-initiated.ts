@@ -1,0 +1,179 @@
+import type { ConnectEvent } from '../whatsapp/events.js';
+import { GraphError } from '../whatsapp/graph-client.js';
+import { waContextToSip } from '../sip/headers.js';
+import { SipCallFailure, type SipDialog } from '../sip/agent.js';
+import { UnanswerableOfferError } from '../media/webrtc-leg.js';
+import { Call, type EndReason } from './call.js';
+import { outcomeOfSipFailure, sipClass } from './outcomes.js';
+import type { CallDeps } from './deps.js';
+
+/**
+ * A WhatsApp user calls the business (whatsapp-calling.md §6 item 2): answer the WebRTC offer, pre_accept at once,
+ * ring the agent over SIP, accept with the same SDP on the agent's 200 OK, then bridge media.
+ */
+export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEvent): Promise<void> {
+  const { registry, graph, logger, metrics } = deps;
+  const log = logger.child({ waCallId: ev.callId });
+  if (registry.wasWhatsAppTerminated(ev.callId)) {
+    log.info('connect arrived after its terminate: call not started');
+    return;
+  }
+  const number = deps.routing.numberFor(ev.phoneNumberId);
+  const call = new Call({
+    direction: 'user_initiated',
+    tenant: number?.tenant ?? 'unknown',
+    phoneNumberId: ev.phoneNumberId,
+    businessNumber: number?.displayNumber ?? ev.displayNumber,
+    userWaId: ev.userWaId ?? ev.from,
+    userName: ev.profileName,
+    sipTarget: number?.sipTarget,
+    ctaPayload: ev.ctaPayload,
+    deeplinkPayload: ev.deeplinkPayload,
+  }, logger, metrics, (r) => deps.store.write(r));
+  call.bindIds({ waCallId: ev.callId });
+  registry.add(call);
+  registry.indexWaCallId(call, ev.callId);
+  call.transition('offered', 'connect');
+  call.logger.info({ from: ev.from, to: ev.to, phoneNumberId: ev.phoneNumberId }, 'WhatsApp call offered');
+  call.logger.debug({ sdp: ev.sdp }, 'WhatsApp SDP offer');
+
+  // Until Graph `accept` succeeds the WhatsApp side is ended with `reject`, afterwards with `terminate`;
+  // nothing is sent when the user's side ended the call.
+  let accepted = false;
+  call.onTeardown(async (end) => {
+    if (end.by === 'whatsapp') return;
+    try {
+      if (accepted) await graph.terminate(ev.phoneNumberId, ev.callId);
+      else await graph.reject(ev.phoneNumberId, ev.callId);
+    } catch (err) {
+      call.logger.warn({ err: (err as Error).message, action: accepted ? 'terminate' : 'reject' }, 'Graph hang-up failed');
+    }
+  });
+
+  const fail = (reason: EndReason): void => { void call.end(reason); };
+  const refusal = registry.admissionRefusal();
+  if (refusal) return fail({ by: 'gateway', outcome: 'rejected', cause: refusal });
+  if (!number) return fail({ by: 'gateway', outcome: 'failed', cause: 'no_route' });
+  if (!deps.sip.connected) return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_unavailable' });
+
+  const setupTimer = setTimeout(() => fail({ by: 'gateway', outcome: 'no_answer', cause: 'setup_timeout' }), deps.config.calls.setupTimeoutMs);
+  call.onTeardown(() => clearTimeout(setupTimer));
+  void call.ended.then(() => clearTimeout(setupTimer));
+
+  const media = deps.media.create(call);
+  call.onTeardown(() => media.close());
+  try {
+    await media.answerWhatsApp(ev.sdp);
+  } catch (err) {
+    if (err instanceof UnanswerableOfferError) {
+      metrics.rejectedOffers.inc();
+      call.logger.warn({ err: err.message }, 'WhatsApp SDP offer cannot be answered');
+      return fail({ by: 'gateway', outcome: 'failed', cause: 'unanswerable_offer' });
+    }
+    call.logger.error({ err: (err as Error).message }, 'media setup failed');
+    return fail({ by: 'gateway', outcome: 'failed', cause: 'media_setup_failed' });
+  }
+  if (call.isEnded) return;
+  const answerSdp = media.whatsAppSdp;
+
+  try {
+    await graph.preAccept(ev.phoneNumberId, ev.callId, answerSdp);
+  } catch (err) {
+    return fail(graphFailure(call, 'pre_accept', err));
+  }
+  if (!call.transition('pre_accepted', 'pre_accept_ok')) return;
+
+  const sipCtx = waContextToSip({
+    callId: ev.callId, phoneNumberId: ev.phoneNumberId, waId: call.ctx.userWaId,
+    userName: ev.profileName, ctaPayload: ev.ctaPayload, deeplinkPayload: ev.deeplinkPayload,
+  });
+  const cancel = new AbortController();
+  let dialog: SipDialog | undefined;
+  call.onTeardown((end) => {
+    if (end.by === 'sip') return;
+    if (dialog) return dialog.bye();
+    cancel.abort();
+  });
+  let sipOffer: string;
+  try {
+    sipOffer = await media.sipOffer();
+  } catch (err) {
+    call.logger.error({ err: (err as Error).message }, 'no RTP port for the agent side');
+    return fail({ by: 'gateway', outcome: 'failed', cause: 'rtp_ports_exhausted' });
+  }
+  if (call.isEnded) return;
+  call.transition('ringing', 'invite_sent');
+  try {
+    dialog = await deps.sip.invite({
+      uri: number.sipTarget,
+      from: sipCtx.from,
+      headers: sipCtx.headers as Record<string, string>,
+      sdp: sipOffer,
+      signal: cancel.signal,
+      timeoutMs: deps.config.sip.ringTimeoutMs,
+      onProvisional: (status) => call.logger.info({ status }, 'agent side provisional response'),
+    });
+  } catch (err) {
+    if (call.isEnded) return;
+    if (err instanceof SipCallFailure) {
+      metrics.sipFinals.inc({ class: sipClass(err.status) });
+      call.logger.info({ status: err.status, reason: err.reason }, 'agent side refused the call');
+      return fail({ by: 'sip', outcome: outcomeOfSipFailure(err.status), cause: `sip_${err.status}`, sipStatus: err.status });
+    }
+    call.logger.error({ err: (err as Error).message }, 'SIP INVITE failed');
+    return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_error' });
+  }
+  metrics.sipFinals.inc({ class: '2xx' });
+  call.bindIds({ sipCallId: dialog.callId });
+  if (call.isEnded) {
+    // The WhatsApp side went away while the 200 OK was on its way: the teardown already ran, hang up this dialog.
+    await dialog.bye();
+    return;
+  }
+  dialog.once('ended', () => fail({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' }));
+
+  try {
+    media.connectSip(dialog.remoteSdp);
+  } catch (err) {
+    call.logger.warn({ err: (err as Error).message }, 'agent answer SDP unusable');
+    return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_sdp_unusable' });
+  }
+  try {
+    await graph.accept(ev.phoneNumberId, ev.callId, answerSdp);
+  } catch (err) {
+    return fail(graphFailure(call, 'accept', err));
+  }
+  accepted = true;
+  if (call.isEnded) return;
+  call.transition('answered', 'accept_ok');
+  clearTimeout(setupTimer);
+  // Meta treats the first media packet as the pickup, so WhatsApp gets nothing before `accept` returned 200.
+  media.startWhatsAppMedia((leg) => {
+    metrics.mediaTimeouts.inc({ leg });
+    fail({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
+  });
+}
+
+function graphFailure(call: Call, action: string, err: unknown): EndReason {
+  const code = err instanceof GraphError ? err.code : undefined;
+  call.logger.error({ action, err: (err as Error).message, graphCode: code, httpStatus: err instanceof GraphError ? err.httpStatus : undefined }, `Graph ${action} failed`);
+  return { by: 'gateway', outcome: 'failed', cause: code !== undefined ? `graph_${action}_${code}` : `graph_${action}_failed`, graphCode: code };
+}
+
+/** A `terminate` webhook: the user hung up, or Meta ended the call (timeouts, errors). */
+export function handleTerminate(deps: CallDeps, waCallId: string, errorCodes: number[]): void {
+  deps.registry.markWhatsAppTerminated(waCallId);
+  const call = deps.registry.byWhatsAppId(waCallId);
+  if (!call) {
+    deps.logger.info({ waCallId }, 'terminate for a call not live here');
+    return;
+  }
+  const answered = call.state === 'answered';
+  const graphCode = errorCodes[0];
+  void call.end({
+    by: 'whatsapp',
+    outcome: answered ? 'answered' : 'cancelled',
+    cause: graphCode !== undefined ? `whatsapp_error_${graphCode}` : 'whatsapp_hangup',
+    graphCode,
+  });
+}

@@ -1,0 +1,64 @@
+import type { GatewayConfig, Secrets } from './config/schema.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { SqliteCallRecordStore } from './store/sqlite-store.js';
+import { GraphClient } from './whatsapp/graph-client.js';
+import { SipAgent } from './sip/agent.js';
+import { startHttpServer, type RunningHttpServer } from './http/server.js';
+import { WebhookReceiver } from './http/webhook-route.js';
+import { CallRegistry } from './calls/registry.js';
+import { Routing } from './calls/routing.js';
+import { MediaFactory } from './calls/media-session.js';
+import { dispatchEvent } from './calls/dispatch.js';
+import type { CallDeps } from './calls/deps.js';
+import type { CallRecordStore } from './store/call-record.js';
+
+export interface RunningGateway {
+  logger: Logger;
+  metrics: Metrics;
+  http: RunningHttpServer;
+  registry: CallRegistry;
+  store: CallRecordStore;
+  sip: SipAgent;
+  drainAndStop(): Promise<void>;
+}
+
+/** Wires the parts together and starts them. Used by main.ts and by the end-to-end tests. */
+export async function startGateway(config: GatewayConfig, secrets: Secrets, logger = createLogger(config.log.level)): Promise<RunningGateway> {
+  const metrics = createMetrics();
+  const store = new SqliteCallRecordStore(config.store.sqlitePath);
+  const registry = new CallRegistry(config.calls.maxConcurrent, logger);
+  const graph = new GraphClient({
+    baseUrl: config.whatsapp.graphBaseUrl, apiVersion: config.whatsapp.graphApiVersion, token: secrets.graphToken,
+    timeoutMs: config.whatsapp.graphTimeoutMs, retries: config.whatsapp.graphRetries, logger, metrics,
+  });
+  const sip = new SipAgent({ host: config.sip.drachtioHost, port: config.sip.drachtioPort, secret: secrets.drachtioSecret, logger });
+  sip.on('connected', () => metrics.drachtioConnected.set(1));
+  sip.on('disconnected', () => metrics.drachtioConnected.set(0));
+  metrics.drachtioConnected.set(0);
+  const media = new MediaFactory(config, metrics);
+  const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing: new Routing(config.whatsapp.numbers), media };
+  if (!secrets.appSecret) logger.warn('WAGW_APP_SECRET is empty: every webhook will fail its signature check');
+  const webhook = new WebhookReceiver({
+    appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
+    logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev),
+  });
+  const http = await startHttpServer({
+    host: config.http.host, port: config.http.port, logger, metrics, webhook,
+    readiness: () => ({ drachtio: sip.connected, store: store.isOpen, accepting: !registry.draining }),
+  });
+  sip.start();
+
+  return {
+    logger, metrics, http, registry, store, sip,
+    async drainAndStop() {
+      sip.draining = true;
+      await registry.drain(config.calls.drainDeadlineMs);
+      await http.close();
+      await sip.stop();
+      media.close();
+      store.close();
+      logger.info('stopped');
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * Starts the whole gateway against real peers for an end-to-end test: drachtio-server (built from source), the
+ * Meta Cloud API double, and the gateway itself on free loopback ports. stop() checks that nothing leaked.
+ */
+import { configSchema, type GatewayConfig, type Secrets } from '../../src/config/schema.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startGateway, type RunningGateway } from '../../src/gateway.js';
+import { startDrachtio, type DrachtioServer } from '../peers/drachtio.js';
+import { MetaDouble, type MetaDoubleOptions } from '../peers/meta/index.js';
+
+export const PHONE_NUMBER_ID = '436666719526789';
+export const DISPLAY_NUMBER = '13175551399';
+const APP_SECRET = 'e2e-app-secret';
+const TOKEN = 'e2e-graph-token';
+
+export interface E2E {
+  meta: MetaDouble;
+  gateway: RunningGateway;
+  drachtio: DrachtioServer;
+  config: GatewayConfig;
+  /** UDP sockets open in this process (werift and RTP legs), for leak checks. */
+  udpHandles(): number;
+  stop(): Promise<void>;
+}
+
+function udpHandles(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
+}
+
+export async function startE2E(opts: { sipTarget: string; config?: Record<string, unknown>; meta?: Partial<MetaDoubleOptions> }): Promise<E2E> {
+  const drachtio = await startDrachtio();
+  const meta = new MetaDouble({
+    appSecret: APP_SECRET, accessToken: TOKEN, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: DISPLAY_NUMBER,
+    wabaId: '366634483210360', ...opts.meta,
+  });
+  const { graphBaseUrl } = await meta.start();
+  const overrides = opts.config ?? {};
+  const config = configSchema.parse({
+    http: { host: '127.0.0.1', port: 0 },
+    log: { level: process.env.E2E_LOG_LEVEL ?? 'silent' },
+    whatsapp: { graphBaseUrl, graphApiVersion: 'v21.0', numbers: [{ phoneNumberId: PHONE_NUMBER_ID, displayNumber: DISPLAY_NUMBER, sipTarget: opts.sipTarget }] },
+    sip: { drachtioHost: '127.0.0.1', drachtioPort: drachtio.adminPort, ...(overrides.sip as object) },
+    media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 46000, rtpPortMax: 46099, webrtcPortMin: 47000, webrtcPortMax: 47999, ...(overrides.media as object) },
+    calls: { drainDeadlineMs: 2000, ...(overrides.calls as object) },
+    store: { sqlitePath: ':memory:' },
+  });
+  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map() };
+  const gateway = await startGateway(config, secrets, createLogger(config.log.level));
+  meta.webhookUrl = `http://127.0.0.1:${gateway.http.port}/webhooks/whatsapp`;
+  await gateway.sip.waitConnected(10_000);
+  return {
+    meta, gateway, drachtio, config, udpHandles,
+    async stop() {
+      await gateway.drainAndStop();
+      await meta.stop();
+      await drachtio.stop();
+    },
+  };
+}
+
+/** Resolves when the registry is empty (every call's teardown finished) or rejects after timeoutMs. */
+export async function waitNoLiveCalls(gw: RunningGateway, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (gw.registry.size > 0) {
+    if (Date.now() > until) throw new Error(`${gw.registry.size} calls still live`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function waitFor<T>(fn: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

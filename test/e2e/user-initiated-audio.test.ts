@@ -1,0 +1,88 @@
+/**
+ * The first whole call, end to end with real peers: a WhatsApp user (libwebrtc) calls the business through the Meta
+ * double, the gateway rings a baresip desk phone through drachtio-server, and audio is checked as audio both ways.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readWav } from '../audio/wav.js';
+import { detectTone } from '../audio/goertzel.js';
+import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
+import { WaUser } from '../peers/meta/index.js';
+import { startE2E, waitNoLiveCalls, waitFor, type E2E } from './harness.js';
+
+const drachtio = drachtioAvailable();
+const baresip = baresipAvailable();
+const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
+if (skipReason) noteSkipped(skipReason, 1, 'user-initiated audio');
+
+describe.skipIf(skipReason !== undefined)('user-initiated call with two-way audio (baresip agent)', () => {
+  let agent: BaresipAgent;
+  let e2e: E2E;
+  let udpBefore: number;
+
+  beforeAll(async () => {
+    agent = await startBaresip({ toneHz: 440 });
+    udpBefore = process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
+    e2e = await startE2E({ sipTarget: agent.uri });
+  }, 60_000);
+  afterAll(async () => {
+    await e2e?.stop();
+    await agent?.stop();
+  });
+
+  it('carries 1 kHz from the user to the agent and 440 Hz from the agent to the user', async () => {
+    const { meta, gateway } = e2e;
+    const user = new WaUser({ waId: '16315553602', name: 'Jane Doe' });
+    try {
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const established = agent.waitEvent('CALL_ESTABLISHED', 15_000);
+      const { callId } = await meta.userCalls(user, { ctaPayload: 'sales' });
+      const accept = await meta.waitForAction(callId, 'accept');
+      expect(accept.status).toBe(200);
+      const actions = meta.requests.filter((r) => r.callId === callId).map((r) => r.op);
+      expect(actions.slice(0, 2)).toEqual(['pre_accept', 'accept']);
+      expect((await established).peeruri).toContain('+16315553602');
+      await user.waitForMedia();
+      await new Promise((r) => setTimeout(r, 3000));
+
+      const rec = user.recording();
+      const lastSecond = rec.samples.subarray(Math.max(0, rec.samples.length - 48_000));
+      const at440 = detectTone(lastSecond, 48_000, 440);
+      const at1k = detectTone(lastSecond, 48_000, 1000);
+      console.log(`user hears 440 Hz at ${at440.levelDbfs.toFixed(1)} dBFS, SNR ${at440.snrDb.toFixed(1)} dB`);
+      expect(at440.detected).toBe(true);
+      expect(at1k.detected).toBe(false);
+
+      const live = gateway.registry.list()[0];
+      expect(live?.state).toBe('answered');
+      const closed = agent.waitEvent('CALL_CLOSED', 10_000);
+      await meta.userHangsUp(callId);
+      await closed;
+      await waitNoLiveCalls(gateway);
+
+      const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
+      // The middle second of the agent's recording: its end holds the moments after the user hung up.
+      const mid = Math.floor(wav.samples.length / 2);
+      const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
+      console.log(`agent recording: ${(wav.samples.length / wav.sampleRate).toFixed(2)} s`);
+      console.log(JSON.stringify(gateway.store.list()[0]?.quality));
+      const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
+      console.log(`agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
+      expect(k1.detected).toBe(true);
+
+      const [record] = gateway.store.list();
+      expect(record).toMatchObject({ direction: 'user_initiated', outcome: 'answered', endedBy: 'whatsapp', waCallId: callId, ctaPayload: 'sales', userName: 'Jane Doe' });
+      expect(record!.sipCallId).toBeTruthy();
+      expect(record!.quality?.whatsapp?.packetsIn).toBeGreaterThan(100);
+      expect(record!.quality?.sip?.packetsIn).toBeGreaterThan(100);
+    } finally {
+      await user.close();
+    }
+  }, 60_000);
+
+  it('leaves no live call, no RTP port taken and no UDP socket open', async () => {
+    const { gateway } = e2e;
+    expect(gateway.registry.size).toBe(0);
+    await waitFor(() => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length <= udpBefore || undefined, 'UDP sockets to close', 5000);
+  });
+});
