@@ -107,7 +107,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     dialog = await deps.sip.invite({
       uri: number.sipTarget,
       from: sipCtx.from,
-      headers: sipCtx.headers as Record<string, string>,
+      headers: sipCtx.headers,
       sdp: sipOffer,
       signal: cancel.signal,
       timeoutMs: deps.config.sip.ringTimeoutMs,
@@ -130,7 +130,9 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     await dialog.bye();
     return;
   }
-  dialog.once('ended', () => fail({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' }));
+  dialog.once('ended', (end) => {
+    if (end.by === 'remote') fail({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
+  });
 
   try {
     media.connectSip(dialog.remoteSdp);

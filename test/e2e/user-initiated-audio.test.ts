@@ -34,7 +34,6 @@ describe.skipIf(skipReason !== undefined)('user-initiated call with two-way audi
     const { meta, gateway } = e2e;
     const user = new WaUser({ waId: '16315553602', name: 'Jane Doe' });
     try {
-      user.play({ toneHz: 1000, levelDbfs: -12 });
       const established = agent.waitEvent('CALL_ESTABLISHED', 15_000);
       const { callId } = await meta.userCalls(user, { ctaPayload: 'sales' });
       const accept = await meta.waitForAction(callId, 'accept');
@@ -43,6 +42,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call with two-way audi
       expect(actions.slice(0, 2)).toEqual(['pre_accept', 'accept']);
       expect((await established).peeruri).toContain('+16315553602');
       await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
       await new Promise((r) => setTimeout(r, 3000));
 
       const rec = user.recording();
@@ -64,8 +64,6 @@ describe.skipIf(skipReason !== undefined)('user-initiated call with two-way audi
       // The middle second of the agent's recording: its end holds the moments after the user hung up.
       const mid = Math.floor(wav.samples.length / 2);
       const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
-      console.log(`agent recording: ${(wav.samples.length / wav.sampleRate).toFixed(2)} s`);
-      console.log(JSON.stringify(gateway.store.list()[0]?.quality));
       const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
       console.log(`agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
       expect(k1.detected).toBe(true);
