@@ -6,6 +6,7 @@ import { GraphClient } from './whatsapp/graph-client.js';
 import { SipAgent } from './sip/agent.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
 import { WebhookReceiver } from './http/webhook-route.js';
+import { AdminRouter } from './http/admin-router.js';
 import { CallRegistry } from './calls/registry.js';
 import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
@@ -17,6 +18,8 @@ export interface RunningGateway {
   logger: Logger;
   metrics: Metrics;
   http: RunningHttpServer;
+  admin: AdminRouter;
+  deps: CallDeps;
   registry: CallRegistry;
   store: CallRecordStore;
   sip: SipAgent;
@@ -43,14 +46,15 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
     logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev),
   });
+  const admin = new AdminRouter(secrets.adminKeys, logger);
   const http = await startHttpServer({
-    host: config.http.host, port: config.http.port, logger, metrics, webhook,
+    host: config.http.host, port: config.http.port, logger, metrics, webhook, admin,
     readiness: () => ({ drachtio: sip.connected, store: store.isOpen, accepting: !registry.draining }),
   });
   sip.start();
 
   return {
-    logger, metrics, http, registry, store, sip,
+    logger, metrics, http, admin, deps, registry, store, sip,
     async drainAndStop() {
       sip.draining = true;
       await registry.drain(config.calls.drainDeadlineMs);

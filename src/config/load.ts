@@ -129,12 +129,16 @@ export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
   const adminKeys = new Map<string, string>();
   const problems: string[] = [];
   for (const entry of secret(env, 'WAGW_ADMIN_KEYS').split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [name, role, key] = entry.split(':');
-    if (!name || !role || !key || !['admin', 'supervisor', 'reporting'].includes(role)) {
-      problems.push(`config error: WAGW_ADMIN_KEYS entry "${name ?? ''}:…": expected name:role:key with role admin, supervisor or reporting`);
+    // name:role:key, or name:reporting:tenant:key for a reporting key limited to one tenant.
+    const parts = entry.split(':');
+    const [name, role] = parts;
+    const key = parts[parts.length - 1];
+    const tenant = parts.length === 4 ? parts[2] : undefined;
+    if (!name || !role || !key || parts.length < 3 || parts.length > 4 || !['admin', 'supervisor', 'reporting'].includes(role)) {
+      problems.push(`config error: WAGW_ADMIN_KEYS entry "${name ?? ''}:…": expected name:role:key (or name:role:tenant:key) with role admin, supervisor or reporting`);
       continue;
     }
-    adminKeys.set(key, `${name}:${role}`);
+    adminKeys.set(key, tenant ? `${name}:${role}:${tenant}` : `${name}:${role}`);
   }
   if (problems.length) throw new ConfigError(problems);
   return {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WebhookReceiver } from './webhook-route.js';
+import type { AdminRouter } from './admin-router.js';
 
 export type ReadinessChecks = () => Record<string, boolean>;
 
@@ -13,6 +14,7 @@ export interface HttpServerOptions {
   metrics: Metrics;
   webhook: WebhookReceiver;
   readiness: ReadinessChecks;
+  admin?: AdminRouter;
 }
 
 export interface RunningHttpServer {
@@ -72,6 +74,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
         case 'POST /webhooks/whatsapp':
           return webhook.receive(req, res);
         default:
+          if (url.pathname.startsWith('/v1/') && opts.admin && (await opts.admin.handle(req, res, url))) return;
           return sendJson(res, 404, { error: 'not found' });
       }
     };

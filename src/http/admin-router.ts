@@ -1,0 +1,118 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../observability/logger.js';
+import { readBody, sendJson } from './server.js';
+
+export type Role = 'admin' | 'supervisor' | 'reporting';
+
+export interface Principal {
+  /** The key's name (logged in audit lines); never the key itself. */
+  name: string;
+  role: Role;
+  /** Reporting keys see their own tenant only; undefined = every tenant. */
+  tenant?: string;
+}
+
+export interface AdminRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: Record<string, string>;
+  principal: Principal;
+  /** Parsed JSON body (POST/PUT/PATCH); throws a 400 AdminHttpError when it is not JSON. */
+  json(): Promise<unknown>;
+}
+
+export class AdminHttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+type Handler = (r: AdminRequest) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  roles: readonly Role[];
+  handler: Handler;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/**
+ * The admin API under /v1: bearer keys mapped to roles, 401 (who are you?) distinct from 403 (not allowed), and an
+ * audit line for every mutating request naming the key, never showing it. Feature modules add their routes.
+ */
+export class AdminRouter {
+  private readonly routes: Route[] = [];
+  private readonly keys: { digest: Buffer; principal: Principal }[];
+
+  /** keys: key → "name:role" or "name:role:tenant" (from WAGW_ADMIN_KEYS). */
+  constructor(keys: Map<string, string>, private readonly logger: Logger) {
+    this.keys = [...keys].map(([key, spec]) => {
+      const [name = 'unnamed', role = 'reporting', tenant] = spec.split(':');
+      return { digest: digest(key), principal: { name, role: role as Role, tenant } };
+    });
+  }
+
+  /** pattern like '/v1/calls/:id'. */
+  add(method: string, pattern: string, roles: readonly Role[], handler: Handler): void {
+    const keys: string[] = [];
+    const re = new RegExp(`^${pattern.replace(/:([a-zA-Z]+)/g, (_, k: string) => { keys.push(k); return '([^/]+)'; })}$`);
+    this.routes.push({ method, pattern: re, keys, roles, handler });
+  }
+
+  /** Comparing digests in constant time: neither the key's length nor its prefix leaks through timing. */
+  authenticate(header: string | undefined): Principal | undefined {
+    const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
+    if (!m) return undefined;
+    const d = digest(m[1]!.trim());
+    let found: Principal | undefined;
+    for (const k of this.keys) if (timingSafeEqual(k.digest, d)) found = k.principal;
+    return found;
+  }
+
+  /** Returns false when no route matches the path (the caller answers 404). */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const pathMatches = this.routes.filter((r) => r.pattern.test(url.pathname));
+    if (pathMatches.length === 0) return false;
+    const route = pathMatches.find((r) => r.method === req.method);
+    if (!route) {
+      sendJson(res, 405, { error: 'method not allowed' });
+      return true;
+    }
+    const principal = this.authenticate(req.headers.authorization);
+    if (!principal) {
+      res.setHeader('www-authenticate', 'Bearer');
+      sendJson(res, 401, { error: 'missing or unknown API key' });
+      return true;
+    }
+    if (!route.roles.includes(principal.role)) {
+      sendJson(res, 403, { error: `role ${principal.role} may not ${req.method} ${url.pathname}` });
+      return true;
+    }
+    const match = route.pattern.exec(url.pathname)!;
+    const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(match[i + 1]!)]));
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      this.logger.info({ audit: true, key: principal.name, role: principal.role, method: req.method, path: url.pathname }, 'admin API request');
+    }
+    const json = async (): Promise<unknown> => {
+      const body = await readBody(req, 1024 * 1024);
+      if (body.length === 0) return {};
+      try {
+        return JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new AdminHttpError(400, 'body is not JSON');
+      }
+    };
+    try {
+      await route.handler({ req, res, url, params, principal, json });
+    } catch (err) {
+      if (err instanceof AdminHttpError) sendJson(res, err.status, { error: err.message });
+      else throw err;
+    }
+    return true;
+  }
+}
