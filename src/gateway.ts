@@ -52,17 +52,21 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     readiness: () => ({ drachtio: sip.connected, store: store.isOpen, accepting: !registry.draining }),
   });
   sip.start();
+  let stopping: Promise<void> | undefined;
 
   return {
     logger, metrics, http, admin, deps, registry, store, sip,
-    async drainAndStop() {
-      sip.draining = true;
-      await registry.drain(config.calls.drainDeadlineMs);
-      await http.close();
-      await sip.stop();
-      media.close();
-      store.close();
-      logger.info('stopped');
+    drainAndStop() {
+      stopping ??= (async () => {
+        sip.draining = true;
+        await registry.drain(config.calls.drainDeadlineMs);
+        await http.close();
+        await sip.stop();
+        media.close();
+        store.close();
+        logger.info('stopped');
+      })();
+      return stopping;
     },
   };
 }

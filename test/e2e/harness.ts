@@ -2,6 +2,9 @@
  * Starts the whole gateway against real peers for an end-to-end test: drachtio-server (built from source), the
  * Meta Cloud API double, and the gateway itself on free loopback ports. stop() checks that nothing leaked.
  */
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { configSchema, type GatewayConfig, type Secrets } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startGateway, type RunningGateway } from '../../src/gateway.js';
@@ -18,6 +21,8 @@ export interface E2E {
   gateway: RunningGateway;
   drachtio: DrachtioServer;
   config: GatewayConfig;
+  /** The SQLite file of call records, readable after the gateway has stopped. */
+  sqlitePath: string;
   /** UDP sockets open in this process (werift and RTP legs), for leak checks. */
   udpHandles(): number;
   stop(): Promise<void>;
@@ -35,6 +40,7 @@ export async function startE2E(opts: { sipTarget: string; config?: Record<string
   });
   const { graphBaseUrl } = await meta.start();
   const overrides = opts.config ?? {};
+  const sqlitePath = join(mkdtempSync(join(tmpdir(), 'wagw-e2e-')), 'gateway.sqlite');
   const config = configSchema.parse({
     http: { host: '127.0.0.1', port: 0 },
     log: { level: process.env.E2E_LOG_LEVEL ?? 'silent' },
@@ -42,14 +48,14 @@ export async function startE2E(opts: { sipTarget: string; config?: Record<string
     sip: { drachtioHost: '127.0.0.1', drachtioPort: drachtio.adminPort, ...(overrides.sip as object) },
     media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 46000, rtpPortMax: 46099, webrtcPortMin: 47000, webrtcPortMax: 47999, ...(overrides.media as object) },
     calls: { drainDeadlineMs: 2000, ...(overrides.calls as object) },
-    store: { sqlitePath: ':memory:' },
+    store: { sqlitePath },
   });
   const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map() };
   const gateway = await startGateway(config, secrets, createLogger(config.log.level));
   meta.webhookUrl = `http://127.0.0.1:${gateway.http.port}/webhooks/whatsapp`;
   await gateway.sip.waitConnected(10_000);
   return {
-    meta, gateway, drachtio, config, udpHandles,
+    meta, gateway, drachtio, config, sqlitePath, udpHandles,
     async stop() {
       await gateway.drainAndStop();
       await meta.stop();
