@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -26,7 +27,38 @@ export function createMetrics() {
     rtpPackets: new Counter({ name: 'wagw_rtp_packets_total', help: 'RTP packets by leg and direction', labelNames: ['leg', 'dir'] as const, registers }),
     rtpLost: new Counter({ name: 'wagw_rtp_packets_lost_total', help: 'RTP packets lost, by leg (inbound)', labelNames: ['leg'] as const, registers }),
     callMos: new Histogram({ name: 'wagw_call_mos', help: 'E-model MOS estimate per ended call and leg', labelNames: ['leg'] as const, buckets: [1, 2, 2.5, 3, 3.5, 4, 4.3, 4.5], registers }),
+    callsOffered: new Counter({ name: 'wagw_calls_offered_total', help: 'Calls offered (the call reached state offered), by direction', labelNames: ['direction'] as const, registers }),
+    callsAnswered: new Counter({ name: 'wagw_calls_answered_total', help: 'Calls answered (both sides connected), by direction', labelNames: ['direction'] as const, registers }),
+    rtpJitter: new Histogram({ name: 'wagw_rtp_jitter_seconds', help: 'Interarrival jitter (RFC 3550) per ended call and leg', labelNames: ['leg'] as const, buckets: [0.005, 0.01, 0.02, 0.04, 0.08, 0.16], registers }),
+    callRecords: new Counter({ name: 'wagw_call_records_total', help: 'Call records by result of the write (written, failed)', labelNames: ['result'] as const, registers }),
+    callRecordsDeleted: new Counter({ name: 'wagw_call_records_deleted_total', help: 'Call records deleted by the retention sweep', registers }),
+    eventFeedClients: new Gauge({ name: 'wagw_event_feed_clients', help: 'WebSocket clients connected to /v1/events', registers }),
+    eventFeedDropped: new Counter({ name: 'wagw_event_feed_dropped_total', help: 'Event feed clients disconnected by the gateway, by reason (slow)', labelNames: ['reason'] as const, registers }),
+    eventLoopLag: eventLoopLagGauge(registers),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Event-loop delay (perf_hooks), read and reset at each scrape: p50, p99 and max since the previous scrape. A
+ * media gateway whose loop lags sends its 20 ms frames late, so this is the first place to look when MOS drops.
+ */
+function eventLoopLagGauge(registers: Registry[]): Gauge<'quantile'> {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  return new Gauge({
+    name: 'wagw_event_loop_lag_seconds',
+    help: 'Event-loop delay since the previous scrape, by quantile (0.5, 0.99, max)',
+    labelNames: ['quantile'] as const,
+    registers,
+    collect() {
+      // Before the first full sample the histogram reports its initial extremes; 0 reads better than 9e9.
+      const sec = (ns: number): number => (Number.isFinite(ns) && h.count > 0 ? ns / 1e9 : 0);
+      this.set({ quantile: '0.5' }, sec(h.percentile(50)));
+      this.set({ quantile: '0.99' }, sec(h.percentile(99)));
+      this.set({ quantile: 'max' }, sec(h.max));
+      h.reset();
+    },
+  });
+}

@@ -49,7 +49,7 @@ describe.skipIf(skipReason !== undefined)('drain', () => {
     expect(gateway.registry.list()[0]?.state).toBe('answered');
     await drained;
     expect(Date.now() - startedDrain).toBeGreaterThanOrEqual(2900);
-    const records = new SqliteCallRecordStore(e2e.sqlitePath).list();
+    const records = await new SqliteCallRecordStore(e2e.sqlitePath).list();
     expect(records.find((r) => r.waCallId === live)).toMatchObject({ outcome: 'answered', cause: 'drain', endedBy: 'gateway' });
     expect(records.find((r) => r.waCallId === late)).toMatchObject({ outcome: 'rejected', cause: 'draining' });
     await waitFor(() => meta.requests.some((r) => r.callId === live && r.op === 'terminate') || undefined, 'Graph terminate of the live call');

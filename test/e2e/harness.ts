@@ -9,6 +9,7 @@ import { configSchema, type GatewayConfig, type Secrets } from '../../src/config
 import { createLogger } from '../../src/observability/logger.js';
 import { startGateway, type RunningGateway } from '../../src/gateway.js';
 import { startDrachtio, type DrachtioServer } from '../peers/drachtio.js';
+import type { CallRecord } from '../../src/store/call-record.js';
 import { MetaDouble, type MetaDoubleOptions } from '../peers/meta/index.js';
 
 export const PHONE_NUMBER_ID = '436666719526789';
@@ -70,6 +71,22 @@ export async function waitNoLiveCalls(gw: RunningGateway, timeoutMs = 10_000): P
   while (gw.registry.size > 0) {
     if (Date.now() > until) throw new Error(`${gw.registry.size} calls still live`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** All call records, newest first (the store may be synchronous or asynchronous). */
+export async function records(gw: RunningGateway): Promise<CallRecord[]> {
+  return await gw.store.list();
+}
+
+/** The call record of a WhatsApp call id, waiting for the call's teardown to write it. */
+export async function recordOf(gw: RunningGateway, waCallId: string, timeoutMs = 10_000): Promise<CallRecord> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await records(gw)).find((r) => r.waCallId === waCallId);
+    if (found) return found;
+    if (Date.now() > until) throw new Error(`no call record for ${waCallId}`);
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

@@ -8,7 +8,7 @@ import { detectTone } from '../audio/goertzel.js';
 import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { WaUser } from '../peers/meta/index.js';
-import { startE2E, waitNoLiveCalls, waitFor, type E2E } from './harness.js';
+import { recordOf, startE2E, waitNoLiveCalls, waitFor, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
@@ -68,7 +68,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call with two-way audi
       console.log(`agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
       expect(k1.detected).toBe(true);
 
-      const [record] = gateway.store.list();
+      const record = await recordOf(gateway, callId);
       expect(record).toMatchObject({ direction: 'user_initiated', outcome: 'answered', endedBy: 'whatsapp', waCallId: callId, ctaPayload: 'sales', userName: 'Jane Doe' });
       expect(record!.sipCallId).toBeTruthy();
       expect(record!.quality?.whatsapp?.packetsIn).toBeGreaterThan(100);

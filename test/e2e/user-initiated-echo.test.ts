@@ -8,7 +8,7 @@ import { onsetIndex } from '../audio/xcorr.js';
 import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
 import { WaUser } from '../peers/meta/index.js';
-import { startE2E, waitNoLiveCalls, type E2E } from './harness.js';
+import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
 import { freePort } from '../peers/sip/ports.js';
 
 const drachtio = drachtioAvailable();
@@ -69,7 +69,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call through an echoin
 
       await meta.userHangsUp(callId);
       await waitNoLiveCalls(gateway);
-      const record = gateway.store.list().find((r) => r.waCallId === callId);
+      const record = await recordOf(gateway, callId);
       expect(record?.durationSeconds).toBeGreaterThan(60);
       expect(record?.outcome).toBe('answered');
     } finally {

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
-import { startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+import { recordOf, records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 import type { CallRecord } from '../../src/store/call-record.js';
 
 const drachtio = drachtioAvailable();
@@ -30,7 +30,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
   const actions = (callId: string) => e2e.meta.requests.filter((r) => r.callId === callId).map((r) => `${r.op}:${r.status}`);
   const recordFor = async (callId: string): Promise<CallRecord> => {
     await waitNoLiveCalls(e2e.gateway);
-    return waitFor(() => e2e.gateway.store.list().find((r) => r.waCallId === callId), `call record of ${callId}`);
+    return recordOf(e2e.gateway, callId);
   };
 
   beforeAll(async () => {
@@ -131,7 +131,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     await e2e.meta.sendWebhook(envelope);
     await new Promise((r) => setTimeout(r, 300));
     expect(actions(callId)).toEqual([]);
-    expect(e2e.gateway.store.list().find((r) => r.waCallId === callId)).toBeUndefined();
+    expect((await records(e2e.gateway)).find((r) => r.waCallId === callId)).toBeUndefined();
     expect(agent!.messages()).not.toContain('INVITE sip:');
   });
 
@@ -141,7 +141,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     await e2e.meta.waitForAction(callId, 'reject');
     await recordFor(callId);
     await new Promise((r) => setTimeout(r, 300));
-    expect(e2e.gateway.store.list().filter((r) => r.waCallId === callId)).toHaveLength(1);
+    expect((await records(e2e.gateway)).filter((r) => r.waCallId === callId)).toHaveLength(1);
     expect(actions(callId).filter((a) => a.startsWith('pre_accept'))).toHaveLength(1);
     expect((await run.done).messages.match(/INVITE sip:/g)).toHaveLength(1);
   });
