@@ -1,7 +1,10 @@
 import type { GatewayConfig, Secrets } from './config/schema.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
-import { SqliteCallRecordStore } from './store/sqlite-store.js';
+import { openCallRecordStore } from './store/open-store.js';
+import { RetentionSweeper } from './store/retention.js';
+import { registerAdminApi, gatewayVersion } from './http/admin-api.js';
+import { EventFeed } from './http/event-feed.js';
 import { GraphClient } from './whatsapp/graph-client.js';
 import { SipAgent } from './sip/agent.js';
 import { startHttpServer, type RunningHttpServer } from './http/server.js';
@@ -29,7 +32,7 @@ export interface RunningGateway {
 /** Wires the parts together and starts them. Used by main.ts and by the end-to-end tests. */
 export async function startGateway(config: GatewayConfig, secrets: Secrets, logger = createLogger(config.log.level)): Promise<RunningGateway> {
   const metrics = createMetrics();
-  const store = new SqliteCallRecordStore(config.store.sqlitePath);
+  const store = await openCallRecordStore(config.store);
   const registry = new CallRegistry(config.calls.maxConcurrent, logger);
   const graph = new GraphClient({
     baseUrl: config.whatsapp.graphBaseUrl, apiVersion: config.whatsapp.graphApiVersion, token: secrets.graphToken,
@@ -47,10 +50,27 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev),
   });
   const admin = new AdminRouter(secrets.adminKeys, logger);
+  const startedAt = Date.now();
+  registerAdminApi(admin, {
+    store, registry,
+    status: () => ({
+      version: gatewayVersion(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), drachtioConnected: sip.connected,
+      rtpPortsFree: media.pool.free, eventFeedClients: feed?.clientCount ?? 0,
+    }),
+  });
   const http = await startHttpServer({
     host: config.http.host, port: config.http.port, logger, metrics, webhook, admin,
     readiness: () => ({ drachtio: sip.connected, store: store.isOpen, accepting: !registry.draining }),
   });
+  const feed: EventFeed | undefined = new EventFeed({
+    server: http.server, admin, events: registry.events, logger, metrics, maxBufferedBytes: config.admin.eventClientMaxBufferedBytes,
+  });
+  registry.events.startQualitySampling(() => registry.list(), config.admin.eventQualityIntervalMs);
+  const retention = new RetentionSweeper(store, {
+    days: config.store.retentionDays, intervalMs: config.store.retentionSweepMinutes * 60_000, logger,
+    onDeleted: (n) => metrics.callRecordsDeleted.inc(n),
+  });
+  retention.start();
   sip.start();
   let stopping: Promise<void> | undefined;
 
@@ -60,10 +80,14 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
       stopping ??= (async () => {
         sip.draining = true;
         await registry.drain(config.calls.drainDeadlineMs);
+        // After the drain, so that feed clients see the drained calls end; before http.close(), which waits for sockets.
+        registry.events.stopQualitySampling();
+        await feed.close();
+        await retention.stop();
         await http.close();
         await sip.stop();
         media.close();
-        store.close();
+        await store.close();
         logger.info('stopped');
       })();
       return stopping;

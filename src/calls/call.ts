@@ -47,6 +47,9 @@ export interface CallContext {
 
 const TEARDOWN_STEP_MS = 5000;
 
+/** What a call tells its observers (the CallEvents bus): a state reached, or the record once written. */
+export type CallChange = { kind: 'state'; state: CallState } | { kind: 'ended'; record: CallRecord };
+
 /**
  * One call's state and its single teardown. Protocol work lives in the flows and legs: they register teardown steps,
  * and end() runs them exactly once, whoever asks first, then writes the call record.
@@ -60,8 +63,12 @@ export class Call {
   readonly offeredAt = new Date();
   answeredAt?: Date;
   quality?: QualitySummary;
+  /** Who answered on the SIP side (the 200 OK's Contact URI). */
+  sipAgent?: string;
   readonly ended: Promise<CallRecord>;
   private readonly teardowns: Teardown[] = [];
+  private readonly observers: ((change: CallChange) => void)[] = [];
+  private qualitySource?: () => QualitySummary | undefined;
   private endStarted = false;
   private resolveEnded!: (r: CallRecord) => void;
 
@@ -69,7 +76,7 @@ export class Call {
     readonly ctx: CallContext,
     baseLogger: Logger,
     private readonly metrics: Metrics,
-    private readonly persist: (r: CallRecord) => void,
+    private readonly persist: (r: CallRecord) => Promise<void> | void,
   ) {
     this.logger = baseLogger.child({ callId: this.id });
     this.ended = new Promise((r) => { this.resolveEnded = r; });
@@ -96,11 +103,44 @@ export class Call {
     }
     this.logger.info({ from: this.state, to, event }, 'call state');
     this.state = to;
+    if (to === 'offered') this.metrics.callsOffered.inc({ direction: this.ctx.direction });
     if (to === 'answered') {
+      this.metrics.callsAnswered.inc({ direction: this.ctx.direction });
       this.answeredAt = new Date();
       this.metrics.setupSeconds.observe({ direction: this.ctx.direction }, (this.answeredAt.getTime() - this.offeredAt.getTime()) / 1000);
     }
+    this.notify({ kind: 'state', state: to });
     return true;
+  }
+
+  /** Observers never break the call: a throwing observer is logged and skipped. */
+  observe(listener: (change: CallChange) => void): void {
+    this.observers.push(listener);
+  }
+
+  private notify(change: CallChange): void {
+    for (const o of this.observers) {
+      try {
+        o(change);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'call observer failed');
+      }
+    }
+  }
+
+  /** The media session registers where live quality comes from; the admin API and event feed read it here. */
+  setQualitySource(source: () => QualitySummary | undefined): void {
+    this.qualitySource = source;
+  }
+
+  /** Quality so far: live while media flows, the final summary once the media session closed. */
+  currentQuality(): QualitySummary | undefined {
+    if (this.quality) return this.quality;
+    try {
+      return this.qualitySource?.();
+    } catch {
+      return undefined;
+    }
   }
 
   onTeardown(step: Teardown): void {
@@ -131,13 +171,17 @@ export class Call {
     }
     const record = this.toRecord(end, endedAt);
     try {
-      this.persist(record);
+      await this.persist(record);
+      this.metrics.callRecords.inc({ result: 'written' });
     } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'call record could not be written');
+      this.metrics.callRecords.inc({ result: 'failed' });
+      // The record is not lost: the whole of it goes to the log, from which it can be replayed.
+      this.logger.error({ err: (err as Error).message, record }, 'call record could not be written');
     }
     this.metrics.activeCalls.dec({ direction: this.ctx.direction });
     this.metrics.callsTotal.inc({ direction: this.ctx.direction, outcome: end.outcome });
     this.logger.info({ outcome: end.outcome, cause: end.cause, endedBy: end.by, stateAtEnd: end.stateAtEnd, durationSeconds: record.durationSeconds }, 'call ended');
+    this.notify({ kind: 'ended', record });
     this.resolveEnded(record);
   }
 
@@ -154,6 +198,8 @@ export class Call {
       durationSeconds: Math.round(durationSeconds * 1000) / 1000,
       // Meta bills business-initiated calls in 6-second pulses, fractions rounded up (§3.5); user-initiated calls are free.
       billablePulses: this.ctx.direction === 'business_initiated' ? Math.ceil(durationSeconds / 6) : 0,
+      ...(this.ctx.direction === 'user_initiated' ? { estimatedCost: 0 } : {}),
+      sipAgent: this.sipAgent,
       outcome: end.outcome,
       endedBy: end.by,
       cause: end.cause,

@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { Call } from './call.js';
 import { RecentKeys } from '../whatsapp/dedupe.js';
+import { CallEvents } from './events.js';
 
 /**
  * The live calls, found by gateway id, WhatsApp call id or SIP Call-ID; the admission rules (limit, drain); and the
@@ -13,7 +14,12 @@ export class CallRegistry {
   private drainingSince?: number;
   private readonly emptyWaiters = new Set<() => void>();
 
-  constructor(private readonly maxConcurrent: number, private readonly logger: Logger) {}
+  constructor(
+    private readonly maxConcurrent: number,
+    private readonly logger: Logger,
+    /** Lifecycle events of every admitted call (the live feed reads them). */
+    readonly events = new CallEvents(),
+  ) {}
 
   get size(): number {
     return this.byId.size;
@@ -32,6 +38,7 @@ export class CallRegistry {
 
   add(call: Call): void {
     this.byId.set(call.id, call);
+    this.events.attach(call);
     void call.ended.then(() => {
       this.byId.delete(call.id);
       if (call.waCallId && this.byWaId.get(call.waCallId) === call) this.byWaId.delete(call.waCallId);

@@ -125,6 +125,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   }
   metrics.sipFinals.inc({ class: '2xx' });
   call.bindIds({ sipCallId: dialog.callId });
+  call.sipAgent = dialog.remoteUri;
   if (call.isEnded) {
     // The WhatsApp side went away while the 200 OK was on its way: the teardown already ran, hang up this dialog.
     await dialog.bye();
@@ -148,6 +149,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   accepted = true;
   if (call.isEnded) return;
   call.transition('answered', 'accept_ok');
+  deps.permissions?.ledger.callConnected(ev.phoneNumberId, call.ctx.userWaId, 'user_initiated');
   clearTimeout(setupTimer);
   // Meta treats the first media packet as the pickup, so WhatsApp gets nothing before `accept` returned 200.
   media.startWhatsAppMedia((leg) => {

@@ -55,9 +55,22 @@ export const configSchema = z.strictObject({
     drainDeadlineMs: z.number().int().min(0).default(30_000),
     setupTimeoutMs: z.number().int().min(1000).default(45_000),
   }).default({ maxConcurrent: 500, drainDeadlineMs: 30_000, setupTimeoutMs: 45_000 }),
+  admin: z.strictObject({
+    // Period of call.quality events on /v1/events for answered calls, in ms.
+    eventQualityIntervalMs: z.number().int().min(250).default(5000),
+    // A feed client whose unsent backlog exceeds this many bytes is disconnected rather than slowing the gateway.
+    eventClientMaxBufferedBytes: z.number().int().min(1024).default(1024 * 1024),
+  }).default({ eventQualityIntervalMs: 5000, eventClientMaxBufferedBytes: 1024 * 1024 }),
   store: z.strictObject({
     sqlitePath: z.string().min(1).default('data/gateway.sqlite'),
-  }).default({ sqlitePath: 'data/gateway.sqlite' }),
+    // postgres://user@host:5432/db — when set, call records go to PostgreSQL instead of SQLite. May hold a password:
+    // prefer WAGW_STORE_DATABASE_URL (or PGPASSWORD) to a config file.
+    databaseUrl: z.string().regex(/^(postgres(ql)?:\/\/.+)?$/, 'empty, or a postgres:// URL').default(''),
+    // Call records offered more than this many days ago are deleted; 0 keeps them forever.
+    retentionDays: z.number().int().min(0).default(0),
+    // How often the retention sweep runs, in minutes.
+    retentionSweepMinutes: z.number().int().min(1).default(60),
+  }).default({ sqlitePath: 'data/gateway.sqlite', databaseUrl: '', retentionDays: 0, retentionSweepMinutes: 60 }),
 }).superRefine((cfg, ctx) => {
   for (const [section, min, max] of [['media', 'rtpPortMin', 'rtpPortMax'], ['media', 'webrtcPortMin', 'webrtcPortMax']] as const) {
     if (cfg[section][min] > cfg[section][max]) {

@@ -35,9 +35,12 @@ interface Route {
   method: string;
   pattern: RegExp;
   keys: string[];
-  roles: readonly Role[];
+  roles: readonly Role[] | 'public';
   handler: Handler;
 }
+
+/** The principal public routes see when the request carried no valid key: no role's data is theirs. */
+const ANONYMOUS: Principal = { name: 'anonymous', role: 'reporting', tenant: '\u0000none' };
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -57,8 +60,8 @@ export class AdminRouter {
     });
   }
 
-  /** pattern like '/v1/calls/:id'. */
-  add(method: string, pattern: string, roles: readonly Role[], handler: Handler): void {
+  /** pattern like '/v1/calls/:id'; roles 'public' for a route that needs no key (e.g. the OpenAPI description). */
+  add(method: string, pattern: string, roles: readonly Role[] | 'public', handler: Handler): void {
     const keys: string[] = [];
     const re = new RegExp(`^${pattern.replace(/:([a-zA-Z]+)/g, (_, k: string) => { keys.push(k); return '([^/]+)'; })}$`);
     this.routes.push({ method, pattern: re, keys, roles, handler });
@@ -83,13 +86,13 @@ export class AdminRouter {
       sendJson(res, 405, { error: 'method not allowed' });
       return true;
     }
-    const principal = this.authenticate(req.headers.authorization);
+    const principal = this.authenticate(req.headers.authorization) ?? (route.roles === 'public' ? ANONYMOUS : undefined);
     if (!principal) {
       res.setHeader('www-authenticate', 'Bearer');
       sendJson(res, 401, { error: 'missing or unknown API key' });
       return true;
     }
-    if (!route.roles.includes(principal.role)) {
+    if (route.roles !== 'public' && !route.roles.includes(principal.role)) {
       sendJson(res, 403, { error: `role ${principal.role} may not ${req.method} ${url.pathname}` });
       return true;
     }

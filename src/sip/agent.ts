@@ -128,6 +128,11 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
     return this.dlg.remote.sdp;
   }
 
+  /** The far end's Contact URI: for a call we placed, the agent who answered. */
+  get remoteUri(): string {
+    return this.dlg.remote.uri;
+  }
+
   /** Our SDP in this dialog. */
   get localSdp(): string {
     return this.dlg.local.sdp;

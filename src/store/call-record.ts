@@ -1,6 +1,9 @@
 export type Direction = 'user_initiated' | 'business_initiated';
 export type Outcome = 'answered' | 'rejected' | 'busy' | 'no_answer' | 'cancelled' | 'failed';
 
+export const DIRECTIONS: readonly Direction[] = ['user_initiated', 'business_initiated'];
+export const OUTCOMES: readonly Outcome[] = ['answered', 'rejected', 'busy', 'no_answer', 'cancelled', 'failed'];
+
 export interface LegQuality {
   packetsIn: number;
   packetsOut: number;
@@ -15,6 +18,10 @@ export interface QualitySummary {
   sip?: LegQuality;
 }
 
+/**
+ * One call, written once when it ended. New fields are optional so that records written by older builds still
+ * read back as CallRecord.
+ */
 export interface CallRecord {
   id: string;
   direction: Direction;
@@ -23,7 +30,10 @@ export interface CallRecord {
   businessNumber: string;
   userWaId: string;
   userName?: string;
+  /** The SIP URI the gateway rang (user-initiated) or that placed the call (business-initiated). */
   sipTarget?: string;
+  /** Who answered on the SIP side: the URI of the 200 OK's Contact (or To) header, when a dialog was established. */
+  sipAgent?: string;
   ctaPayload?: string;
   deeplinkPayload?: string;
   waCallId?: string;
@@ -33,6 +43,10 @@ export interface CallRecord {
   endedAt: string;
   durationSeconds: number;
   billablePulses: number;
+  /** Estimated charge by Meta; 0 for user-initiated calls, which are free (§3.5). */
+  estimatedCost?: number;
+  /** ISO 4217 code of estimatedCost. */
+  currency?: string;
   outcome: Outcome;
   endedBy: 'whatsapp' | 'sip' | 'gateway';
   cause: string;
@@ -42,18 +56,61 @@ export interface CallRecord {
 }
 
 export interface CallRecordQuery {
+  /** offeredAt >= since (ISO 8601). */
   since?: string;
+  /** offeredAt < until (ISO 8601). */
   until?: string;
   direction?: Direction;
   outcome?: Outcome;
+  tenant?: string;
+  /** The user's wa_id or the business number (E.164 digits). */
+  number?: string;
+  /** Opaque position returned by the previous page (see recordCursor). */
+  cursor?: string;
+  /** Page size: default 100, at most 1000. */
   limit?: number;
 }
 
-/** Where call records live. One interface so that SQLite and PostgreSQL stores are interchangeable. */
+/**
+ * Where call records live. One interface so that SQLite and PostgreSQL stores are interchangeable. Records come
+ * back newest first (offeredAt, then id, descending), which is the order cursors walk.
+ */
 export interface CallRecordStore {
+  /** 'sqlite' | 'postgres': for the status summary and metrics labels. */
+  readonly kind: string;
   readonly isOpen: boolean;
-  write(record: CallRecord): void;
-  get(id: string): CallRecord | undefined;
-  list(query?: CallRecordQuery): CallRecord[];
-  close(): void;
+  /** Writes the record unless one with the same id exists: a record is written exactly once. */
+  write(record: CallRecord): Promise<void>;
+  get(id: string): Promise<CallRecord | undefined>;
+  list(query?: CallRecordQuery): Promise<CallRecord[]>;
+  /** Deletes records offered before the cutoff (ISO 8601); returns how many. */
+  deleteOfferedBefore(cutoff: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const MAX_PAGE = 1000;
+export const DEFAULT_PAGE = 100;
+
+export function pageSize(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return DEFAULT_PAGE;
+  return Math.max(1, Math.min(MAX_PAGE, Math.floor(limit)));
+}
+
+/** The cursor that continues after this record. */
+export function recordCursor(r: Pick<CallRecord, 'offeredAt' | 'id'>): string {
+  return Buffer.from(JSON.stringify([r.offeredAt, r.id])).toString('base64url');
+}
+
+export class InvalidCursorError extends Error {}
+
+export function decodeCursor(cursor: string): { offeredAt: string; id: string } {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' && !Number.isNaN(Date.parse(v[0]))) {
+      return { offeredAt: v[0], id: v[1] };
+    }
+  } catch {
+    /* fall through */
+  }
+  throw new InvalidCursorError('cursor is not one this API returned');
 }

@@ -1,0 +1,216 @@
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import type { AdminRequest, AdminRouter, Principal, Role } from './admin-router.js';
+import { AdminHttpError } from './admin-router.js';
+import { sendJson } from './server.js';
+import { openApiDocument } from './openapi.js';
+import { recordToCsvRow, CSV_HEADER } from './records-csv.js';
+import type { Call } from '../calls/call.js';
+import type { CallRegistry } from '../calls/registry.js';
+import {
+  DIRECTIONS, InvalidCursorError, OUTCOMES, recordCursor, pageSize,
+  type CallRecord, type CallRecordQuery, type CallRecordStore, type Direction, type Outcome,
+} from '../store/call-record.js';
+
+export const ALL_ROLES: readonly Role[] = ['admin', 'supervisor', 'reporting'];
+export const STAFF: readonly Role[] = ['admin', 'supervisor'];
+
+export interface AdminApiDeps {
+  store: CallRecordStore;
+  registry: CallRegistry;
+  /** For the status summary. */
+  status: () => Record<string, unknown>;
+  /** Page size the CSV export walks the store with. */
+  csvPageSize?: number;
+}
+
+/**
+ * The admin API's call routes (JSON under /v1): call records (list, one, CSV export), live calls with their quality,
+ * hang-up, status summary, and the OpenAPI description. Role matrix: admin and supervisor read everything and may
+ * hang up; reporting reads records of its own tenant only.
+ */
+export function registerAdminApi(admin: AdminRouter, deps: AdminApiDeps): void {
+  const { store, registry } = deps;
+
+  admin.add('GET', '/v1/openapi.json', 'public', ({ res }) => sendJson(res, 200, openApiDocument()));
+
+  admin.add('GET', '/v1/records', ALL_ROLES, async ({ url, res, principal }) => {
+    const query = recordQuery(url.searchParams, principal);
+    const records = await listOr400(store, query);
+    const limit = pageSize(query.limit);
+    const last = records.at(-1);
+    sendJson(res, 200, { records, nextCursor: records.length === limit && last ? recordCursor(last) : null });
+  });
+
+  admin.add('GET', '/v1/records.csv', ALL_ROLES, async ({ url, res, req, principal }) => {
+    const query = recordQuery(url.searchParams, principal);
+    await streamCsv(store, { ...query, limit: deps.csvPageSize ?? 500 }, res, () => req.destroyed || res.destroyed);
+  });
+
+  admin.add('GET', '/v1/records/:id', ALL_ROLES, async ({ params, res, principal }) => {
+    const record = await store.get(params.id!);
+    // Another tenant's record is as absent as a missing one: its existence is not disclosed.
+    if (!record || !tenantVisible(principal, record.tenant)) throw new AdminHttpError(404, 'no such call record');
+    sendJson(res, 200, record);
+  });
+
+  admin.add('GET', '/v1/calls', STAFF, ({ res }) => {
+    sendJson(res, 200, { calls: registry.list().map(liveCall) });
+  });
+
+  admin.add('GET', '/v1/calls/:id', STAFF, ({ params, res }) => {
+    sendJson(res, 200, liveCall(liveCallOr404(registry, params.id!)));
+  });
+
+  const hangUp = async ({ params, res }: AdminRequest): Promise<void> => {
+    const call = liveCallOr404(registry, params.id!);
+    const record = await call.end({ by: 'gateway', outcome: call.state === 'answered' ? 'answered' : 'cancelled', cause: 'admin_hangup' });
+    sendJson(res, 200, { ended: true, record });
+  };
+  admin.add('POST', '/v1/calls/:id/hangup', STAFF, hangUp);
+  admin.add('DELETE', '/v1/calls/:id', STAFF, hangUp);
+
+  admin.add('GET', '/v1/status', STAFF, ({ res }) => {
+    const calls = registry.list();
+    const byState: Record<string, number> = {};
+    const byDirection: Record<string, number> = {};
+    for (const c of calls) {
+      byState[c.state] = (byState[c.state] ?? 0) + 1;
+      byDirection[c.ctx.direction] = (byDirection[c.ctx.direction] ?? 0) + 1;
+    }
+    sendJson(res, 200, {
+      ...deps.status(),
+      draining: registry.draining,
+      liveCalls: { total: calls.length, byState, byDirection },
+      store: { kind: store.kind, open: store.isOpen },
+    });
+  });
+}
+
+/** A reporting key limited to a tenant sees that tenant only; undefined tenant = every tenant (AdminRouter). */
+function tenantVisible(p: Principal, tenant: string): boolean {
+  return p.role !== 'reporting' || p.tenant === undefined || p.tenant === tenant;
+}
+
+function liveCallOr404(registry: CallRegistry, id: string): Call {
+  const call = registry.get(id) ?? registry.byWhatsAppId(id);
+  if (!call || call.isEnded) throw new AdminHttpError(404, 'no such live call');
+  return call;
+}
+
+export function liveCall(c: Call): Record<string, unknown> {
+  const now = Date.now();
+  return {
+    id: c.id,
+    state: c.state,
+    direction: c.ctx.direction,
+    tenant: c.ctx.tenant,
+    businessNumber: c.ctx.businessNumber,
+    userWaId: c.ctx.userWaId,
+    userName: c.ctx.userName,
+    sipTarget: c.ctx.sipTarget,
+    sipAgent: c.sipAgent,
+    waCallId: c.waCallId,
+    sipCallId: c.sipCallId,
+    offeredAt: c.offeredAt.toISOString(),
+    answeredAt: c.answeredAt?.toISOString(),
+    durationSeconds: c.answeredAt ? Math.round((now - c.answeredAt.getTime()) / 100) / 10 : 0,
+    quality: c.currentQuality() ?? null,
+  };
+}
+
+const isDirection = (v: string): v is Direction => (DIRECTIONS as readonly string[]).includes(v);
+const isOutcome = (v: string): v is Outcome => (OUTCOMES as readonly string[]).includes(v);
+
+function time(params: URLSearchParams, name: string): string | undefined {
+  const v = params.get(name);
+  if (v === null || v === '') return undefined;
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw new AdminHttpError(400, `${name} must be an ISO 8601 time such as 2025-01-31T00:00:00Z`);
+  return new Date(ms).toISOString();
+}
+
+/** Filters from the query string; a reporting key's own tenant is imposed, another tenant asked for is a 403. */
+export function recordQuery(params: URLSearchParams, principal: Principal): CallRecordQuery {
+  const q: CallRecordQuery = {};
+  q.since = time(params, 'since');
+  q.until = time(params, 'until');
+  const direction = params.get('direction');
+  if (direction) {
+    if (!isDirection(direction)) throw new AdminHttpError(400, `direction must be one of ${DIRECTIONS.join(', ')}`);
+    q.direction = direction;
+  }
+  const outcome = params.get('outcome');
+  if (outcome) {
+    if (!isOutcome(outcome)) throw new AdminHttpError(400, `outcome must be one of ${OUTCOMES.join(', ')}`);
+    q.outcome = outcome;
+  }
+  const number = params.get('number');
+  if (number) q.number = number.replace(/^\+/, '');
+  const tenant = params.get('tenant') || undefined;
+  if (principal.role === 'reporting' && principal.tenant !== undefined) {
+    if (tenant !== undefined && tenant !== principal.tenant) throw new AdminHttpError(403, `key ${principal.name} may read tenant ${principal.tenant} only`);
+    q.tenant = principal.tenant;
+  } else if (tenant !== undefined) {
+    q.tenant = tenant;
+  }
+  const limit = params.get('limit');
+  if (limit) {
+    const n = Number(limit);
+    if (!Number.isInteger(n) || n < 1) throw new AdminHttpError(400, 'limit must be a positive integer (at most 1000)');
+    q.limit = n;
+  }
+  const cursor = params.get('cursor');
+  if (cursor) q.cursor = cursor;
+  return q;
+}
+
+async function listOr400(store: CallRecordStore, q: CallRecordQuery): Promise<CallRecord[]> {
+  try {
+    return await store.list(q);
+  } catch (err) {
+    if (err instanceof InvalidCursorError) throw new AdminHttpError(400, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Walks the store page by page and writes each page's rows as they come, waiting for the client to drain when the
+ * socket's buffer is full: memory stays at one page whatever the number of records.
+ */
+async function streamCsv(store: CallRecordStore, query: CallRecordQuery, res: ServerResponse, gone: () => boolean): Promise<void> {
+  // The first page is read before the status line, so a bad cursor is still a clean 400.
+  let page = await listOr400(store, query);
+  res.writeHead(200, {
+    'content-type': 'text/csv; charset=utf-8',
+    'content-disposition': 'attachment; filename="call-records.csv"',
+    'cache-control': 'no-store',
+  });
+  const write = async (chunk: string): Promise<void> => {
+    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  };
+  await write(`${CSV_HEADER}\r\n`);
+  const limit = pageSize(query.limit);
+  for (;;) {
+    if (gone()) return;
+    if (page.length > 0) await write(page.map(recordToCsvRow).join(''));
+    const last = page.at(-1);
+    if (page.length < limit || !last) break;
+    page = await store.list({ ...query, cursor: recordCursor(last) });
+  }
+  res.end();
+}
+
+let version: string | undefined;
+/** The package version, read once. */
+export function gatewayVersion(): string {
+  if (version === undefined) {
+    try {
+      version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    } catch {
+      version = 'unknown';
+    }
+  }
+  return version;
+}

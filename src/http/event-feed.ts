@@ -1,0 +1,114 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, WebSocket } from 'ws';
+import type { AdminRouter, Role } from './admin-router.js';
+import type { CallEvents, CallEvent } from '../calls/events.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+
+export const EVENTS_PATH = '/v1/events';
+
+export interface EventFeedOptions {
+  server: Server;
+  admin: AdminRouter;
+  events: CallEvents;
+  logger: Logger;
+  metrics: Metrics;
+  /** A client whose unsent backlog exceeds this is disconnected. */
+  maxBufferedBytes: number;
+  roles?: readonly Role[];
+  /** Ping period; a client that misses a pong is dropped. */
+  pingIntervalMs?: number;
+}
+
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden' };
+
+/**
+ * The live event feed: a WebSocket at /v1/events, authenticated like the admin API (bearer key in the upgrade's
+ * Authorization header). Each call event is serialised once and sent to every client; a client that does not keep
+ * up (bufferedAmount above the limit) is terminated, so a slow wallboard never holds the gateway's memory or loop.
+ */
+export class EventFeed {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  private readonly unsubscribe: () => void;
+  private readonly alive = new WeakSet<WebSocket>();
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(private readonly opts: EventFeedOptions) {
+    opts.server.on('upgrade', this.onUpgrade);
+    this.unsubscribe = opts.events.subscribe((ev) => this.broadcast(ev));
+    this.pinger = setInterval(() => this.ping(), opts.pingIntervalMs ?? 30_000);
+    this.pinger.unref();
+  }
+
+  get clientCount(): number {
+    return this.wss.clients.size;
+  }
+
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    // Other paths belong to other upgrade handlers (or none).
+    if (path !== EVENTS_PATH) return;
+    const principal = this.opts.admin.authenticate(req.headers.authorization);
+    const roles = this.opts.roles ?? ['admin', 'supervisor'];
+    if (!principal || !roles.includes(principal.role)) {
+      const status = principal ? 403 : 401;
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}Content-Length: 0\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.alive.add(ws);
+      this.opts.metrics.eventFeedClients.set(this.wss.clients.size);
+      this.opts.logger.info({ key: principal.name, role: principal.role, clients: this.wss.clients.size }, 'event feed client connected');
+      ws.on('pong', () => this.alive.add(ws));
+      ws.on('error', () => ws.terminate());
+      ws.on('close', () => this.opts.metrics.eventFeedClients.set(this.wss.clients.size));
+      // Clients only listen; anything they send is ignored.
+      ws.send(JSON.stringify({ type: 'feed.ready', at: new Date().toISOString() }));
+    });
+  };
+
+  private broadcast(ev: CallEvent): void {
+    if (this.wss.clients.size === 0) return;
+    const text = JSON.stringify(ev);
+    for (const ws of this.wss.clients) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (ws.bufferedAmount > this.opts.maxBufferedBytes) {
+        this.drop(ws, 'slow');
+        continue;
+      }
+      ws.send(text);
+    }
+  }
+
+  private drop(ws: WebSocket, reason: 'slow' | 'unresponsive'): void {
+    this.opts.metrics.eventFeedDropped.inc({ reason });
+    this.opts.logger.warn({ reason, bufferedAmount: ws.bufferedAmount }, 'event feed client dropped');
+    // terminate(), not close(): a close frame would queue behind the backlog the client is not reading.
+    ws.terminate();
+  }
+
+  private ping(): void {
+    for (const ws of this.wss.clients) {
+      if (!this.alive.has(ws)) {
+        this.drop(ws, 'unresponsive');
+        continue;
+      }
+      this.alive.delete(ws);
+      ws.ping();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    clearInterval(this.pinger);
+    this.opts.server.off('upgrade', this.onUpgrade);
+    for (const ws of this.wss.clients) ws.close(1001, 'gateway stopping');
+    // A polite close waits for the client's answer, but not for long: then the sockets are cut.
+    const until = Date.now() + 1000;
+    while (this.wss.clients.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    this.opts.metrics.eventFeedClients.set(0);
+  }
+}

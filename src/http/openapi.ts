@@ -1,0 +1,170 @@
+/**
+ * OpenAPI 3.1 description of the admin API, served at /v1/openapi.json. Kept beside the routes (admin-api.ts,
+ * event-feed.ts); a test checks that every registered route appears here.
+ */
+const legQuality = {
+  type: 'object',
+  properties: {
+    packetsIn: { type: 'integer' }, packetsOut: { type: 'integer' }, lost: { type: 'integer' }, late: { type: 'integer' },
+    jitterMs: { type: 'number' }, mos: { type: 'number', description: 'E-model MOS estimate, 1–4.5' },
+  },
+};
+
+const quality = {
+  type: 'object',
+  description: 'Per-direction quality: the WhatsApp leg (WebRTC) and the SIP leg (RTP), as received by the gateway',
+  properties: { whatsapp: { $ref: '#/components/schemas/LegQuality' }, sip: { $ref: '#/components/schemas/LegQuality' } },
+};
+
+const callRecord = {
+  type: 'object',
+  required: ['id', 'direction', 'tenant', 'phoneNumberId', 'businessNumber', 'userWaId', 'offeredAt', 'endedAt', 'durationSeconds', 'billablePulses', 'outcome', 'endedBy', 'cause'],
+  properties: {
+    id: { type: 'string', description: 'Gateway call id' },
+    direction: { type: 'string', enum: ['user_initiated', 'business_initiated'] },
+    tenant: { type: 'string' },
+    phoneNumberId: { type: 'string', description: 'Graph phone-number id of the business number' },
+    businessNumber: { type: 'string', description: 'Business number, E.164 digits' },
+    userWaId: { type: 'string', description: "The WhatsApp user's wa_id" },
+    userName: { type: 'string', description: "The user's WhatsApp profile name" },
+    sipTarget: { type: 'string', description: 'SIP URI rung (user-initiated) or that placed the call' },
+    sipAgent: { type: 'string', description: 'Contact URI of the SIP party that answered' },
+    waCallId: { type: 'string', description: 'WhatsApp call id (wacid.…)' },
+    sipCallId: { type: 'string', description: 'SIP Call-ID' },
+    ctaPayload: { type: 'string' },
+    deeplinkPayload: { type: 'string' },
+    offeredAt: { type: 'string', format: 'date-time' },
+    answeredAt: { type: 'string', format: 'date-time' },
+    endedAt: { type: 'string', format: 'date-time' },
+    durationSeconds: { type: 'number', description: 'From answer to end; 0 when never answered' },
+    billablePulses: { type: 'integer', description: '6-second pulses, rounded up (business-initiated only)' },
+    estimatedCost: { type: 'number', description: '0 for user-initiated calls' },
+    currency: { type: 'string', description: 'ISO 4217' },
+    outcome: { type: 'string', enum: ['answered', 'rejected', 'busy', 'no_answer', 'cancelled', 'failed'] },
+    endedBy: { type: 'string', enum: ['whatsapp', 'sip', 'gateway'], description: 'Which side hung up' },
+    cause: { type: 'string', description: "Machine-readable cause: sip_486, graph_accept_138006, media_timeout_sip, drain, admin_hangup, …" },
+    sipStatus: { type: 'integer' },
+    graphCode: { type: 'integer' },
+    quality: { $ref: '#/components/schemas/Quality' },
+  },
+};
+
+const liveCall = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, state: { type: 'string', enum: ['new', 'offered', 'pre_accepted', 'ringing', 'answered', 'ended'] },
+    direction: { type: 'string' }, tenant: { type: 'string' }, businessNumber: { type: 'string' }, userWaId: { type: 'string' },
+    userName: { type: 'string' }, sipTarget: { type: 'string' }, sipAgent: { type: 'string' }, waCallId: { type: 'string' },
+    sipCallId: { type: 'string' }, offeredAt: { type: 'string', format: 'date-time' }, answeredAt: { type: 'string', format: 'date-time' },
+    durationSeconds: { type: 'number' }, quality: { oneOf: [{ $ref: '#/components/schemas/Quality' }, { type: 'null' }] },
+  },
+};
+
+const error = { type: 'object', required: ['error'], properties: { error: { type: 'string' } } };
+
+const filters = [
+  { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' }, description: 'offeredAt ≥ since' },
+  { name: 'until', in: 'query', schema: { type: 'string', format: 'date-time' }, description: 'offeredAt < until' },
+  { name: 'direction', in: 'query', schema: { type: 'string', enum: ['user_initiated', 'business_initiated'] } },
+  { name: 'outcome', in: 'query', schema: { type: 'string', enum: ['answered', 'rejected', 'busy', 'no_answer', 'cancelled', 'failed'] } },
+  { name: 'number', in: 'query', schema: { type: 'string' }, description: "The user's wa_id or the business number (E.164 digits, + optional)" },
+  { name: 'tenant', in: 'query', schema: { type: 'string' }, description: 'Reporting keys are limited to their own tenant whatever is asked' },
+];
+
+const responses = (ok: Record<string, unknown>, ...codes: number[]): Record<string, unknown> => {
+  const out: Record<string, unknown> = { ...ok };
+  const text: Record<number, string> = { 400: 'Bad request', 401: 'Missing or unknown API key', 403: "The key's role may not do this", 404: 'Not found' };
+  for (const c of codes) out[String(c)] = { description: text[c], content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+  return out;
+};
+const json = (schema: unknown, description: string) => ({ '200': { description, content: { 'application/json': { schema } } } });
+
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'wa-sip-gateway admin API',
+      version: '1',
+      description: 'Call records, live calls and the live event feed. Auth: `Authorization: Bearer <key>`, keys from WAGW_ADMIN_KEYS ' +
+        'mapped to roles: admin (everything), supervisor (read everything, hang up calls), reporting (records of its own tenant only). ' +
+        '401 = no or unknown key, 403 = known key whose role may not. Every mutating request is audit-logged with the key\'s name.',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: { LegQuality: legQuality, Quality: quality, CallRecord: callRecord, LiveCall: liveCall, Error: error },
+    },
+    paths: {
+      '/v1/openapi.json': { get: { summary: 'This description', security: [], responses: { '200': { description: 'OpenAPI document' } } } },
+      '/v1/records': {
+        get: {
+          summary: 'Call records, newest first, one page at a time', 'x-roles': ['admin', 'supervisor', 'reporting'],
+          parameters: [...filters,
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'nextCursor of the previous page' }],
+          responses: responses(json({
+            type: 'object', properties: {
+              records: { type: 'array', items: { $ref: '#/components/schemas/CallRecord' } },
+              nextCursor: { type: ['string', 'null'], description: 'Pass as cursor for the next page; null on the last page' },
+            },
+          }, 'A page of records'), 400, 401, 403),
+        },
+      },
+      '/v1/records.csv': {
+        get: {
+          summary: 'Every matching call record as CSV, streamed', 'x-roles': ['admin', 'supervisor', 'reporting'], parameters: filters,
+          responses: responses({ '200': { description: 'CSV with a header row', content: { 'text/csv': { schema: { type: 'string' } } } } }, 400, 401, 403),
+        },
+      },
+      '/v1/records/{id}': {
+        get: {
+          summary: 'One call record', 'x-roles': ['admin', 'supervisor', 'reporting'],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: responses(json({ $ref: '#/components/schemas/CallRecord' }, 'The record'), 401, 403, 404),
+        },
+      },
+      '/v1/calls': {
+        get: {
+          summary: 'Live calls with their current quality', 'x-roles': ['admin', 'supervisor'],
+          responses: responses(json({ type: 'object', properties: { calls: { type: 'array', items: { $ref: '#/components/schemas/LiveCall' } } } }, 'Live calls'), 401, 403),
+        },
+      },
+      '/v1/calls/{id}': {
+        get: {
+          summary: 'One live call (gateway id or WhatsApp call id)', 'x-roles': ['admin', 'supervisor'],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: responses(json({ $ref: '#/components/schemas/LiveCall' }, 'The live call'), 401, 403, 404),
+        },
+        delete: {
+          summary: 'Hang up a live call (same as POST …/hangup)', 'x-roles': ['admin', 'supervisor'],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: responses(json({ type: 'object', properties: { ended: { type: 'boolean' }, record: { $ref: '#/components/schemas/CallRecord' } } }, 'Ended; its record'), 401, 403, 404),
+        },
+      },
+      '/v1/calls/{id}/hangup': {
+        post: {
+          summary: "Hang up a live call: both sides are released, the record's cause is admin_hangup", 'x-roles': ['admin', 'supervisor'],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: responses(json({ type: 'object', properties: { ended: { type: 'boolean' }, record: { $ref: '#/components/schemas/CallRecord' } } }, 'Ended; its record'), 401, 403, 404),
+        },
+      },
+      '/v1/status': {
+        get: {
+          summary: 'Status summary: live calls by state and direction, drachtio, store, RTP ports, draining', 'x-roles': ['admin', 'supervisor'],
+          responses: responses(json({ type: 'object' }, 'Status'), 401, 403),
+        },
+      },
+      '/v1/events': {
+        get: {
+          summary: 'Live event feed (WebSocket upgrade; same bearer auth in the Authorization header)', 'x-roles': ['admin', 'supervisor'],
+          description: 'Messages are JSON objects: first {"type":"feed.ready"}, then call.offered, call.ringing, call.answered, call.quality ' +
+            '(periodic while answered) and call.ended (with outcome, endedBy, cause, durationSeconds, quality), each with seq, at, callId, ' +
+            'direction, tenant, businessNumber, userWaId, waCallId, sipCallId, state. A client that does not keep up is disconnected ' +
+            '(close code 1008 or a dropped connection), never slowing the gateway.',
+          responses: responses({ '101': { description: 'Switching to WebSocket' } }, 401, 403),
+        },
+      },
+    },
+  };
+}
