@@ -149,7 +149,6 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   accepted = true;
   if (call.isEnded) return;
   call.transition('answered', 'accept_ok');
-  deps.permissions?.ledger.callConnected(ev.phoneNumberId, call.ctx.userWaId, 'user_initiated');
   clearTimeout(setupTimer);
   // Meta treats the first media packet as the pickup, so WhatsApp gets nothing before `accept` returned 200.
   media.startWhatsAppMedia((leg) => {
