@@ -7,6 +7,7 @@ import type { CallRecordStore } from '../store/call-record.js';
 import type { CallRegistry } from './registry.js';
 import type { Routing } from './routing.js';
 import type { MediaFactory } from './media-session.js';
+import type { PermissionService } from '../whatsapp/permissions.js';
 
 /** Everything a call flow needs, handed over by the composition root. */
 export interface CallDeps {
@@ -19,4 +20,6 @@ export interface CallDeps {
   registry: CallRegistry;
   routing: Routing;
   media: MediaFactory;
+  /** The call-permission ledger (business-initiated calls); flows tell it about connected calls. */
+  permissions?: PermissionService;
 }

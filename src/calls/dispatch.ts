@@ -1,6 +1,7 @@
 import type { CallingEvent } from '../whatsapp/events.js';
 import type { CallDeps } from './deps.js';
 import { handleTerminate, handleUserInitiatedConnect } from './user-initiated.js';
+import { deliverBusinessConnect, deliverBusinessStatus, deliverBusinessTerminate } from './business-initiated.js';
 
 /** Routes each verified, deduplicated webhook event to the flow that owns it. Never throws. */
 export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
@@ -9,15 +10,23 @@ export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
       if (ev.direction === 'USER_INITIATED' && ev.sdpType === 'offer') {
         handleUserInitiatedConnect(deps, ev).catch((err: Error) => deps.logger.error({ waCallId: ev.callId, err: err.message }, 'user-initiated call flow failed'));
       } else {
-        deps.logger.info({ waCallId: ev.callId, direction: ev.direction }, 'business-initiated connect for a call not placed here: ignored');
+        deliverBusinessConnect(deps, ev);
       }
       return;
     case 'terminate':
+      if (deliverBusinessTerminate(deps, ev)) return;
       handleTerminate(deps, ev.callId, ev.errorCodes);
       return;
     case 'status':
+      deliverBusinessStatus(deps, ev);
+      return;
     case 'permission_reply':
-      deps.logger.info({ kind: ev.kind }, 'event noted: business-initiated calling is not enabled in this build');
+      try {
+        if (deps.permissions) deps.permissions.ledger.applyReply(ev);
+        else deps.logger.info({ waId: ev.userWaId }, 'call permission reply ignored: no permission ledger');
+      } catch (err) {
+        deps.logger.error({ waId: ev.userWaId, err: (err as Error).message }, 'call permission reply could not be stored');
+      }
       return;
   }
 }

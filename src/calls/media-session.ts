@@ -4,7 +4,7 @@ import { PortPool } from '../media/port-pool.js';
 import { RtpLeg } from '../media/rtp-leg.js';
 import { WebRtcLeg } from '../media/webrtc-leg.js';
 import { Bridge, type MediaLegName } from '../media/bridge.js';
-import { buildSdpOffer, parseSdp } from '../sip/sdp.js';
+import { buildSdpAnswer, buildSdpOffer, parseSdp, type ParsedSdp } from '../sip/sdp.js';
 import type { Call } from './call.js';
 import type { QualitySummary } from '../store/call-record.js';
 
@@ -34,6 +34,7 @@ export class MediaSession {
   private webrtc?: WebRtcLeg;
   private rtp?: RtpLeg;
   private bridge?: Bridge;
+  private sipRemote?: ParsedSdp;
   private closed = false;
 
   constructor(
@@ -71,6 +72,46 @@ export class MediaSession {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     const remote = parseSdp(answerSdp, { codecs: this.config.sip.codecs });
     this.call.logger.debug({ sdp: answerSdp }, 'agent SDP answer');
+    this.startBridge(remote);
+  }
+
+  // Business-initiated order (the PBX offers, we offer to WhatsApp): offerWhatsApp → answerSip → applyWhatsAppAnswer
+  // → bridgeSip once the user picked up → startWhatsAppMedia.
+
+  /** Creates our WebRTC offer toward WhatsApp (complete with candidates). */
+  async offerWhatsApp(): Promise<string> {
+    this.webrtc = await WebRtcLeg.offer(this.webRtcOptions());
+    if (this.closed) await this.webrtc.close();
+    this.call.logger.debug({ sdp: this.webrtc.localSdp }, 'WhatsApp SDP offer');
+    return this.webrtc.localSdp;
+  }
+
+  /** Applies the user's answer from the `connect` webhook; throws UnusableAnswerError. */
+  async applyWhatsAppAnswer(answerSdp: string): Promise<void> {
+    if (!this.webrtc) throw new Error('WhatsApp leg not set up');
+    this.call.logger.debug({ sdp: answerSdp }, 'WhatsApp SDP answer');
+    await this.webrtc.setRemoteAnswer(answerSdp);
+  }
+
+  /** Opens the RTP socket toward the PBX and answers its offer (G.711); throws SdpError when nothing fits. */
+  async answerSip(offerSdp: string): Promise<string> {
+    this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, logger: this.call.logger });
+    this.metrics.rtpPortsFree.set(this.pool.free);
+    if (this.closed) await this.closeLegs();
+    const answer = buildSdpAnswer(offerSdp, { address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.config.sip.codecs });
+    this.sipRemote = answer.remote;
+    this.call.logger.debug({ offer: offerSdp, answer: answer.sdp }, 'PBX SDP offer answered');
+    return answer.sdp;
+  }
+
+  /** Builds the bridge with the PBX's offer applied by answerSip(). */
+  bridgeSip(): void {
+    if (!this.webrtc || !this.rtp || !this.sipRemote) throw new Error('media legs not set up');
+    this.startBridge(this.sipRemote);
+  }
+
+  private startBridge(remote: ParsedSdp): void {
+    if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     this.rtp.setRemote(remote.address, remote.port);
     const { media } = this.config;
     this.bridge = new Bridge(this.webrtc, this.rtp, {

@@ -11,6 +11,37 @@ export const businessNumberSchema = z.strictObject({
   tenant: z.string().min(1).default('default'),
 });
 
+/** Business-initiated calls from the PBX (issue 5): who may dial out, as which number, and Meta's permission rules. */
+export const businessCallsSchema = z.strictObject({
+  // Toll-fraud guard: source addresses (IPv4, or IPv4 CIDR) whose INVITEs may place calls. Empty = nobody.
+  allowedSources: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'an IPv4 address or CIDR such as 10.0.0.0/8')).default([]),
+  // Business number (Graph phone-number id, one of whatsapp.numbers) that places SIP-originated calls; '' = the
+  // only configured number. An X-WA-Phone-Number-Id header may pick another configured number.
+  defaultPhoneNumberId: z.string().regex(/^\d*$/, 'a numeric Graph phone-number id').default(''),
+  // Country calling codes of business numbers that may not place business-initiated calls (§3.4: US/CA, EG, VN, NG).
+  blockedCountryCodes: z.array(z.string().regex(/^\d{1,4}$/, 'a country calling code such as 44')).default(['1', '20', '84', '234']),
+  // Lifetime of a temporary permission when the reply carries no expiration_timestamp (§3.1: 7 days; older docs 72 h).
+  permissionDefaultExpirySeconds: z.number().int().min(60).default(7 * 24 * 3600),
+  // A ledger entry older than this is refreshed from GET call_permissions before a call.
+  permissionStaleSeconds: z.number().int().min(0).default(15 * 60),
+  // When a call is refused for lack of permission, send a call permission request (if the limits allow).
+  requestPermissionOnRefusal: z.boolean().default(false),
+  // Per tenant override of requestPermissionOnRefusal.
+  requestPermissionOnRefusalByTenant: z.record(z.string(), z.boolean()).default({}),
+  // Body text of the automatic free-form request, or a template name (then the template is sent instead).
+  permissionRequestText: z.string().max(1024).default('We would like to call you on WhatsApp.'),
+  permissionRequestTemplate: z.string().default(''),
+  // Meta's ring timeout for business-initiated calls is undocumented; the gateway gives up after this long (480).
+  ringTimeoutMs: z.number().int().min(5000).max(120_000).default(60_000),
+  // Estimated cost: price per minute by callee country calling code, billed in 6-second pulses (§3.5).
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD').default('USD'),
+  ratesPerMinute: z.record(z.string().regex(/^\d{1,4}$/), z.number().min(0)).default({}),
+  // Price per minute for countries missing from ratesPerMinute.
+  defaultRatePerMinute: z.number().min(0).default(0),
+});
+
+export const BUSINESS_CALLS_DEFAULTS = businessCallsSchema.parse({});
+
 export const configSchema = z.strictObject({
   http: z.strictObject({
     host: z.string().min(1).default('0.0.0.0'),
@@ -71,6 +102,7 @@ export const configSchema = z.strictObject({
     // How often the retention sweep runs, in minutes.
     retentionSweepMinutes: z.number().int().min(1).default(60),
   }).default({ sqlitePath: 'data/gateway.sqlite', databaseUrl: '', retentionDays: 0, retentionSweepMinutes: 60 }),
+  businessCalls: businessCallsSchema.default(BUSINESS_CALLS_DEFAULTS),
 }).superRefine((cfg, ctx) => {
   for (const [section, min, max] of [['media', 'rtpPortMin', 'rtpPortMax'], ['media', 'webrtcPortMin', 'webrtcPortMax']] as const) {
     if (cfg[section][min] > cfg[section][max]) {
@@ -86,6 +118,7 @@ export const configSchema = z.strictObject({
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 export type BusinessNumber = z.infer<typeof businessNumberSchema>;
+export type BusinessCallsConfig = z.infer<typeof businessCallsSchema>;
 
 /** Secrets never live in config files: only the environment (or a file the environment names). */
 export interface Secrets {

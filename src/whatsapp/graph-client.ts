@@ -56,17 +56,53 @@ export class GraphClient {
     return this.callAction(phoneNumberId, 'terminate', { call_id: callId });
   }
 
-  /** Business-initiated call: returns the wacid Meta assigned. */
+  /**
+   * Business-initiated call: returns the wacid Meta assigned. Never retried: a connect that timed out or failed with
+   * a 5xx may still have rung the user, and a second one would ring them twice (or fail 138003).
+   */
   async connect(phoneNumberId: string, to: string, sdp: string, bizOpaque: string): Promise<string> {
-    const res = await this.callAction(phoneNumberId, 'connect', { to, session: { sdp_type: 'offer', sdp }, biz_opaque_callback_data: bizOpaque });
+    const res = await this.request('connect', 'POST', `/${phoneNumberId}/calls`, {
+      messaging_product: 'whatsapp', action: 'connect', to, session: { sdp_type: 'offer', sdp }, biz_opaque_callback_data: bizOpaque,
+    }, { retries: 0 });
     const calls = res.calls;
     const id = Array.isArray(calls) && typeof calls[0]?.id === 'string' ? (calls[0].id as string) : undefined;
     if (!id) throw new GraphError('connect', 200, undefined, undefined, 'connect succeeded without a call id');
     return id;
   }
 
-  async request(action: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Record<string, unknown>> {
+  /** GET call_permissions (§2.5): the user's permission and the request / call limits Meta counts. */
+  async callPermissions(phoneNumberId: string, userWaId: string): Promise<RemotePermission> {
+    const res = await this.request('call_permissions', 'GET', `/${phoneNumberId}/call_permissions?user_wa_id=${encodeURIComponent(userWaId)}`);
+    return parseCallPermissions(res);
+  }
+
+  /**
+   * Sends a call permission request (§2.3 free-form interactive, §2.4 template); returns the message's wamid.
+   * Not retried: a request Meta accepted counts against the 1-per-24-h limit even if its response was lost.
+   */
+  async sendCallPermissionRequest(phoneNumberId: string, to: string, content: PermissionRequestContent): Promise<string> {
+    const body = 'templateName' in content
+      ? {
+        messaging_product: 'whatsapp', recipient_type: 'individual', to, type: 'template',
+        template: { name: content.templateName, language: { code: content.languageCode ?? 'en' }, ...(content.components ? { components: content.components } : {}) },
+      }
+      : {
+        messaging_product: 'whatsapp', recipient_type: 'individual', to, type: 'interactive',
+        interactive: {
+          type: 'call_permission_request', action: { name: 'call_permission_request' },
+          ...(content.bodyText ? { body: { text: content.bodyText } } : {}),
+        },
+      };
+    const res = await this.request('messages', 'POST', `/${phoneNumberId}/messages`, body, { retries: 0 });
+    const messages = res.messages;
+    const id = Array.isArray(messages) && typeof messages[0]?.id === 'string' ? (messages[0].id as string) : undefined;
+    if (!id) throw new GraphError('messages', 200, undefined, undefined, 'permission request accepted without a message id');
+    return id;
+  }
+
+  async request(action: string, method: 'GET' | 'POST', path: string, body?: unknown, opts: { retries?: number } = {}): Promise<Record<string, unknown>> {
     const url = `${this.opts.baseUrl.replace(/\/$/, '')}/${this.opts.apiVersion}${path}`;
+    const retries = opts.retries ?? this.opts.retries;
     let attempt = 0;
     for (;;) {
       const started = performance.now();
@@ -85,11 +121,11 @@ export class GraphClient {
         const err = (parsed as GraphErrorBody | undefined)?.error;
         const graphErr = new GraphError(action, res.status, err?.code, err?.error_data?.details,
           `Graph ${action} failed: HTTP ${res.status}${err?.code !== undefined ? ` code ${err.code}` : ''}${err?.message ? ` (${err.message})` : ''}`);
-        if (!RETRYABLE(res.status) || attempt >= this.opts.retries) throw graphErr;
+        if (!RETRYABLE(res.status) || attempt >= retries) throw graphErr;
         this.opts.logger.warn({ action, status: res.status, code: err?.code, attempt }, 'Graph request failed, retrying');
       } catch (err) {
         if (err instanceof GraphError) throw err;
-        if (attempt >= this.opts.retries) {
+        if (attempt >= retries) {
           throw new GraphError(action, 0, undefined, undefined, `Graph ${action} failed: ${(err as Error).message}`);
         }
         this.opts.logger.warn({ action, err: (err as Error).message, attempt }, 'Graph request did not complete, retrying');
@@ -101,6 +137,66 @@ export class GraphClient {
       await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
     }
   }
+}
+
+export type PermissionRequestContent =
+  | { bodyText?: string }
+  | { templateName: string; languageCode?: string; components?: unknown[] };
+
+export interface RemoteLimit {
+  timePeriod: string;
+  maxAllowed: number;
+  currentUsage: number;
+  /** ms epoch; present only when the limit is reached. */
+  limitExpiresAt?: number;
+}
+
+export interface RemoteAction {
+  name: string;
+  canPerform: boolean;
+  limits: RemoteLimit[];
+}
+
+/** GET call_permissions, typed. `status` keeps Meta's words (no_permission, temporary, permanent). */
+export interface RemotePermission {
+  status: 'no_permission' | 'temporary' | 'permanent';
+  /** ms epoch; temporary only. */
+  expiresAt?: number;
+  actions: RemoteAction[];
+}
+
+type Json = Record<string, unknown>;
+const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const numOf = (v: unknown): number | undefined => {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+};
+
+/** Defensive parse of §2.5: unknown status words count as no permission; times come in unix seconds. */
+export function parseCallPermissions(res: Json): RemotePermission {
+  const perm = isJson(res.permission) ? res.permission : {};
+  const word = typeof perm.status === 'string' ? perm.status.toLowerCase() : '';
+  const status = word === 'temporary' || word === 'permanent' ? word : 'no_permission';
+  const out: RemotePermission = { status, actions: [] };
+  const exp = numOf(perm.expiration_time);
+  if (status === 'temporary' && exp !== undefined) out.expiresAt = exp * 1000;
+  for (const a of Array.isArray(res.actions) ? res.actions : []) {
+    if (!isJson(a) || typeof a.action_name !== 'string') continue;
+    const limits: RemoteLimit[] = [];
+    for (const l of Array.isArray(a.limits) ? a.limits : []) {
+      if (!isJson(l)) continue;
+      const limit: RemoteLimit = {
+        timePeriod: typeof l.time_period === 'string' ? l.time_period : '',
+        maxAllowed: numOf(l.max_allowed) ?? 0,
+        currentUsage: numOf(l.current_usage) ?? 0,
+      };
+      const le = numOf(l.limit_expiration_time);
+      if (le !== undefined) limit.limitExpiresAt = le * 1000;
+      limits.push(limit);
+    }
+    out.actions.push({ name: a.action_name, canPerform: a.can_perform_action === true, limits });
+  }
+  return out;
 }
 
 function safeJson(text: string): Record<string, unknown> | undefined {

@@ -1,0 +1,437 @@
+import type { BusinessCallsConfig, BusinessNumber } from '../config/schema.js';
+import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
+import { GraphError } from '../whatsapp/graph-client.js';
+import { SipCallFailure, type SipDialog, type SipInboundInvite } from '../sip/agent.js';
+import { WA_HEADERS } from '../sip/headers.js';
+import { parseSdp, SdpError } from '../sip/sdp.js';
+import { UnusableAnswerError } from '../media/webrtc-leg.js';
+import type { CallRecord } from '../store/call-record.js';
+import { Call, type EndReason } from './call.js';
+import type { CallDeps } from './deps.js';
+
+/**
+ * An agent dials a WhatsApp user from the desk phone (whatsapp-calling.md §6 item 3): the PBX's INVITE passes the
+ * toll-fraud guard, the country and permission checks, then the gateway offers WebRTC to WhatsApp with Graph
+ * `connect`, rings the PBX (180) on RINGING, applies the answer SDP of the `connect` webhook, answers the PBX (200,
+ * G.711) on ACCEPTED and bridges. Webhook events reach the call through deliver*() below, found by wacid or by the
+ * gateway call id carried in biz_opaque_callback_data (they may come before the `connect` HTTP response).
+ */
+
+/** What the PBX is told, and the record's cause. */
+export interface SipRefusal {
+  status: number;
+  text: string;
+  cause: string;
+  headers?: Record<string, string>;
+}
+
+/** Per live business-initiated call: where its webhook events go. */
+interface BusinessCallEvents {
+  answer(sdp: string): void;
+  status(status: StatusEvent['status']): void;
+  terminate(ev: TerminateEvent): void;
+}
+
+const handles = new WeakMap<Call, BusinessCallEvents>();
+
+const ANSWER_WAIT_MS = 5000;
+
+export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInvite): Promise<void> {
+  const { config, metrics, registry, graph } = deps;
+  const cfg = config.businessCalls;
+  const log = deps.logger.child({ sipCallId: invite.callId, source: invite.source.address });
+
+  const refuseEarly = (reason: string, r: Omit<SipRefusal, 'cause'>): void => {
+    metrics.sipInvitesRefused.inc({ reason });
+    log.warn({ status: r.status, reason, requestUri: invite.requestUri, from: invite.from.uri }, `inbound INVITE refused: ${r.text}`);
+    sendRefusal(invite, { ...r, cause: reason });
+  };
+
+  // Toll-fraud guard first: nothing else (no Graph request, no log of the target's permission) for a stranger.
+  if (!sourceAllowed(invite.source.address, cfg.allowedSources)) {
+    return refuseEarly('source_not_allowed', { status: 403, text: 'Source not allowed to place WhatsApp calls' });
+  }
+  const admission = registry.admissionRefusal();
+  if (admission) return refuseEarly(admission, { status: 503, text: admission === 'draining' ? 'Service draining' : 'Call capacity reached', headers: { 'Retry-After': '30' } });
+  const waId = targetWaId(invite.requestUri);
+  if (!waId) return refuseEarly('bad_target', { status: 484, text: 'Request-URI user is not an E.164 number' });
+  const picked = pickBusinessNumber(deps, cfg, invite.header(WA_HEADERS.phoneNumberId));
+  if ('error' in picked) return refuseEarly(picked.reason, { status: 403, text: picked.error });
+  const number = picked.number;
+  if (countryBlocked(number.displayNumber, cfg.blockedCountryCodes)) {
+    return refuseEarly('country_blocked', { status: 403, text: 'Business-initiated calling not available in this country' });
+  }
+  if (!invite.sdp) return refuseEarly('no_sdp', { status: 488, text: 'INVITE without SDP offer (delayed offer) not supported' });
+  try {
+    parseSdp(invite.sdp, { codecs: config.sip.codecs });
+  } catch (err) {
+    return refuseEarly('sdp', { status: 488, text: `SDP offer unusable: ${(err as Error).message}` });
+  }
+
+  const call = new Call({
+    direction: 'business_initiated',
+    tenant: number.tenant,
+    phoneNumberId: number.phoneNumberId,
+    businessNumber: number.displayNumber,
+    userWaId: waId,
+    sipTarget: invite.from.uri,
+  }, deps.logger, metrics, (r) => deps.store.write(withCost(r, cfg)));
+  call.bindIds({ sipCallId: invite.callId });
+  registry.add(call);
+  call.transition('offered', 'invite');
+  call.logger.info({ to: waId, phoneNumberId: number.phoneNumberId, from: invite.from.uri, source: invite.source.address }, 'business-initiated call requested');
+
+  // The SIP side: a final failure while the INVITE is pending, BYE once answered; nothing when the PBX ended it.
+  let refusal: SipRefusal | undefined;
+  let dialog: SipDialog | undefined;
+  call.onTeardown((end) => {
+    if (dialog) {
+      if (end.by !== 'sip') return dialog.bye();
+      return;
+    }
+    if (invite.responded) return;
+    const r = refusal ?? refusalForEnd(end);
+    sendRefusal(invite, r);
+  });
+  const fail = (reason: EndReason, r?: SipRefusal): void => {
+    if (call.isEnded) return;
+    if (r) refusal = r;
+    void call.end(r ? { ...reason, sipStatus: r.status } : reason);
+  };
+  const refuse = (r: SipRefusal, outcome: EndReason['outcome'] = 'failed', graphCode?: number): void => {
+    call.logger.info({ status: r.status, cause: r.cause, graphCode }, `business-initiated call refused: ${r.text}`);
+    fail({ by: 'gateway', outcome, cause: r.cause, ...(graphCode !== undefined ? { graphCode } : {}) }, r);
+  };
+  const onCancel = (): void => fail({ by: 'sip', outcome: 'cancelled', cause: 'pbx_cancel', sipStatus: 487 });
+  if (invite.signal.aborted) return onCancel();
+  invite.signal.addEventListener('abort', onCancel, { once: true });
+  call.onTeardown(() => invite.signal.removeEventListener('abort', onCancel));
+
+  // The WhatsApp side: once `connect` was sent, the call is ended with Graph `terminate` unless WhatsApp ended it.
+  let connecting: Promise<string | undefined> | undefined;
+  let answered = false;
+  call.onTeardown(async (end) => {
+    const waCallId = call.waCallId ?? (await connecting);
+    if (!waCallId) return;
+    // Meta counts a placed call nobody picked up against the permission (§3.1), whoever ended it.
+    if (!answered) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
+    if (end.by === 'whatsapp') return;
+    try {
+      await graph.terminate(number.phoneNumberId, waCallId);
+    } catch (err) {
+      call.logger.warn({ err: (err as Error).message }, 'Graph terminate failed');
+    }
+  });
+
+  const media = deps.media.create(call);
+  call.onTeardown(() => media.close());
+
+  // Permission: the ledger, refreshed from GET call_permissions when stale or unknown.
+  if (deps.permissions) {
+    const view = await deps.permissions.current(number.phoneNumberId, waId);
+    if (call.isEnded) return;
+    if (view.status === 'none') {
+      let text = 'No WhatsApp call permission from the user';
+      if (cfg.requestPermissionOnRefusalByTenant[number.tenant] ?? cfg.requestPermissionOnRefusal) {
+        const content = cfg.permissionRequestTemplate ? { templateName: cfg.permissionRequestTemplate } : { bodyText: cfg.permissionRequestText };
+        const sent = await deps.permissions.request(number.phoneNumberId, waId, content);
+        text += sent.sent ? '; a call permission request was sent' : `; no permission request sent (${sent.message})`;
+      }
+      metrics.sipInvitesRefused.inc({ reason: 'no_permission' });
+      return refuse({ status: 403, text, cause: 'no_permission' }, 'rejected');
+    }
+  }
+
+  const setupTimer = setTimeout(() => {
+    refuse({ status: 480, text: 'No answer from the WhatsApp user', cause: 'ring_timeout' }, 'no_answer');
+  }, cfg.ringTimeoutMs);
+  call.onTeardown(() => clearTimeout(setupTimer));
+
+  let offerSdp: string;
+  let sipAnswer: string;
+  try {
+    offerSdp = await media.offerWhatsApp();
+    if (call.isEnded) return;
+    sipAnswer = await media.answerSip(invite.sdp);
+  } catch (err) {
+    if (err instanceof SdpError) return refuse({ status: 488, text: `SDP offer unusable: ${err.message}`, cause: 'sip_sdp_unusable' });
+    call.logger.error({ err: (err as Error).message }, 'media setup failed');
+    return refuse({ status: 503, text: 'Media resources unavailable', cause: 'media_setup_failed', headers: { 'Retry-After': '10' } });
+  }
+  if (call.isEnded) return;
+
+  // Events may arrive before `connect` returns: the handle exists from here on, found through biz_opaque_callback_data.
+  let answerApplied: Promise<boolean> | undefined;
+  let answerArrived!: (p: Promise<boolean>) => void;
+  const answerReady = new Promise<boolean>((resolve) => { answerArrived = (p) => resolve(p); });
+  const pickUp = async (): Promise<void> => {
+    const ok = await Promise.race([answerReady, new Promise<boolean>((r) => setTimeout(() => r(false), ANSWER_WAIT_MS).unref())]);
+    if (call.isEnded) return;
+    if (!ok) return refuse({ status: 500, text: 'WhatsApp media could not be set up', cause: 'whatsapp_answer_missing' });
+    try {
+      media.bridgeSip();
+    } catch (err) {
+      call.logger.error({ err: (err as Error).message }, 'bridge setup failed');
+      return refuse({ status: 500, text: 'Media bridge could not be set up', cause: 'bridge_failed' });
+    }
+    try {
+      dialog = await invite.answer({ sdp: sipAnswer });
+    } catch (err) {
+      if (err instanceof SipCallFailure && err.status === 487) return onCancel();
+      call.logger.error({ err: (err as Error).message }, 'could not answer the PBX');
+      return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_answer_failed' });
+    }
+    if (call.isEnded) {
+      await dialog.bye();
+      return;
+    }
+    answered = true;
+    clearTimeout(setupTimer);
+    if (call.state === 'offered') call.transition('ringing', 'accepted_without_ringing');
+    call.transition('answered', 'ACCEPTED');
+    deps.permissions?.ledger.callConnected(number.phoneNumberId, waId, 'business_initiated');
+    dialog.once('ended', (end) => {
+      if (end.by === 'remote') fail({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
+    });
+    media.startWhatsAppMedia((leg) => {
+      metrics.mediaTimeouts.inc({ leg });
+      fail({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
+    });
+  };
+  handles.set(call, {
+    answer(sdp) {
+      if (answerApplied) return;
+      answerApplied = media.applyWhatsAppAnswer(sdp).then(() => true, (err: unknown) => {
+        call.logger.warn({ err: (err as Error).message }, 'WhatsApp SDP answer unusable');
+        const cause = err instanceof UnusableAnswerError ? 'whatsapp_answer_unusable' : 'whatsapp_answer_failed';
+        refuse({ status: 500, text: 'WhatsApp media could not be set up', cause });
+        return false;
+      });
+      answerArrived(answerApplied);
+    },
+    status(status) {
+      if (call.isEnded) return;
+      if (status === 'RINGING') {
+        if (call.state === 'offered') call.transition('ringing', 'RINGING');
+        invite.ringing();
+      } else if (status === 'ACCEPTED') {
+        if (call.state === 'answered') return;
+        pickUp().catch((err: Error) => {
+          call.logger.error({ err: err.message }, 'pick-up failed');
+          fail({ by: 'gateway', outcome: 'failed', cause: 'pickup_failed' });
+        });
+      } else {
+        fail({ by: 'whatsapp', outcome: 'rejected', cause: 'user_declined' }, { status: 603, text: 'Declined by the WhatsApp user', cause: 'user_declined' });
+      }
+    },
+    terminate(ev) {
+      const graphCode = ev.errorCodes[0];
+      const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : 'whatsapp_hangup';
+      if (answered) return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode });
+      fail({ by: 'whatsapp', outcome: 'no_answer', cause: graphCode !== undefined ? cause : 'not_answered', graphCode },
+        { status: 480, text: 'The WhatsApp user did not answer', cause: 'not_answered' });
+    },
+  });
+
+  let connectError: unknown;
+  connecting = graph.connect(number.phoneNumberId, waId, offerSdp, call.id).then((id) => id, (err: unknown) => {
+    connectError = err;
+    return undefined;
+  });
+  const waCallId = await connecting;
+  if (!waCallId) {
+    if (call.isEnded) return;
+    const r = refusalForGraphError(connectError);
+    const graphCode = connectError instanceof GraphError ? connectError.code : undefined;
+    metrics.businessConnectErrors.inc({ sip_status: String(r.status) });
+    call.logger.warn({ err: (connectError as Error).message, graphCode }, 'Graph connect failed');
+    if (graphCode === 138006) deps.permissions?.ledger.markNoPermission(number.phoneNumberId, waId);
+    return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
+  }
+  if (!call.waCallId) call.bindIds({ waCallId });
+  registry.indexWaCallId(call, waCallId);
+  call.logger.info('Graph connect accepted: the WhatsApp user is being called');
+}
+
+/** The SIP response the PBX gets for a Graph `connect` error (README table). */
+export function refusalForGraphError(err: unknown, now = Date.now()): SipRefusal {
+  const code = err instanceof GraphError ? err.code : undefined;
+  const codeHeader = { 'X-WA-Graph-Error': code !== undefined ? String(code) : err instanceof GraphError && err.httpStatus ? `http_${err.httpStatus}` : 'unreachable' };
+  switch (code) {
+    case 138006:
+      return { status: 403, text: 'No WhatsApp call permission from the user', cause: 'graph_connect_138006', headers: codeHeader };
+    case 138012: {
+      const next = nextAllowedTime(err instanceof GraphError ? err.details : undefined);
+      const headers: Record<string, string> = { ...codeHeader };
+      if (next !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil((next - now) / 1000)));
+      const when = next !== undefined ? `; next call allowed at ${new Date(next).toISOString()}` : '';
+      return { status: 403, text: `Daily business-initiated call limit reached${when}`, cause: 'graph_connect_138012', headers };
+    }
+    case 138003:
+      return { status: 486, text: 'A call with this WhatsApp user is already ongoing', cause: 'graph_connect_138003', headers: codeHeader };
+    case 138001:
+      return { status: 404, text: 'WhatsApp user cannot be called', cause: 'graph_connect_138001', headers: codeHeader };
+    case 138013:
+      return { status: 403, text: 'Business-initiated calling not available in this country', cause: 'graph_connect_138013', headers: codeHeader };
+    case 138002:
+      return { status: 503, text: 'Concurrent call limit reached', cause: 'graph_connect_138002', headers: { ...codeHeader, 'Retry-After': '30' } };
+    case 138005:
+      return { status: 503, text: 'Call rate limit reached', cause: 'graph_connect_138005', headers: { ...codeHeader, 'Retry-After': '300' } };
+    default:
+      return { status: 500, text: `Graph connect failed${code !== undefined ? ` (code ${code})` : ''}`, cause: code !== undefined ? `graph_connect_${code}` : 'graph_connect_failed', headers: codeHeader };
+  }
+}
+
+/** 138012's error_data.details names the next allowed time; Meta's wording is not fixed, so take the first unix time or ISO date. */
+export function nextAllowedTime(details: string | undefined): number | undefined {
+  if (!details) return undefined;
+  const unix = /\b(1\d{9})\b/.exec(details);
+  if (unix) return Number(unix[1]) * 1000;
+  const iso = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/.exec(details);
+  return iso ? Date.parse(iso[0]) : undefined;
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Webhook events of business-initiated calls (dispatch.ts routes them here)
+
+function findCall(deps: CallDeps, waCallId: string, bizOpaque: string | undefined): Call | undefined {
+  let call = deps.registry.byWhatsAppId(waCallId);
+  if (!call && bizOpaque) {
+    const byOpaque = deps.registry.get(bizOpaque);
+    if (byOpaque && byOpaque.ctx.direction === 'business_initiated' && !byOpaque.isEnded) {
+      call = byOpaque;
+      if (!call.waCallId) call.bindIds({ waCallId });
+      deps.registry.indexWaCallId(call, waCallId);
+    }
+  }
+  return call?.ctx.direction === 'business_initiated' ? call : undefined;
+}
+
+/** The `connect` webhook with the user's SDP answer (§1.3): media setup, not pick-up. */
+export function deliverBusinessConnect(deps: CallDeps, ev: ConnectEvent): void {
+  const call = findCall(deps, ev.callId, ev.bizOpaque);
+  const handle = call && handles.get(call);
+  if (!call || !handle) {
+    deps.logger.info({ waCallId: ev.callId }, 'business-initiated connect for a call not placed here: ignored');
+    return;
+  }
+  if (ev.sdpType !== 'answer') {
+    call.logger.warn({ sdpType: ev.sdpType }, 'business-initiated connect without an SDP answer: ignored');
+    return;
+  }
+  handle.answer(ev.sdp);
+}
+
+/** RINGING / ACCEPTED / REJECTED (§1.4). */
+export function deliverBusinessStatus(deps: CallDeps, ev: StatusEvent): void {
+  const call = findCall(deps, ev.callId, ev.bizOpaque);
+  const handle = call && handles.get(call);
+  if (!call || !handle) {
+    deps.logger.info({ waCallId: ev.callId, status: ev.status }, 'call status for a call not live here');
+    return;
+  }
+  call.logger.info({ status: ev.status }, 'WhatsApp call status');
+  handle.status(ev.status);
+}
+
+/** Returns false when the terminate is not for a live business-initiated call (the user-initiated flow takes it). */
+export function deliverBusinessTerminate(deps: CallDeps, ev: TerminateEvent): boolean {
+  const call = findCall(deps, ev.callId, ev.bizOpaque);
+  const handle = call && handles.get(call);
+  if (!call || !handle) return false;
+  deps.registry.markWhatsAppTerminated(ev.callId);
+  call.logger.info({ status: ev.status, startTime: ev.startTime, errors: ev.errorCodes }, 'WhatsApp call terminated');
+  handle.terminate(ev);
+  return true;
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Checks and helpers
+
+function sendRefusal(invite: SipInboundInvite, r: SipRefusal): void {
+  const text = r.text.replace(/["\\]/g, '');
+  invite.reject(r.status, {
+    reasonHeader: { protocol: 'SIP', cause: r.status, text },
+    headers: { Warning: `399 wa-sip-gateway "${text}"`, ...r.headers },
+  });
+}
+
+/** The SIP status for an ending that set no explicit refusal. */
+function refusalForEnd(end: EndReason): SipRefusal {
+  if (end.sipStatus) return { status: end.sipStatus, text: end.cause, cause: end.cause };
+  if (end.cause === 'drain') return { status: 503, text: 'Service draining', cause: end.cause, headers: { 'Retry-After': '30' } };
+  return { status: 500, text: end.cause, cause: end.cause };
+}
+
+/** Source address allow-list: IPv4 addresses and CIDRs; IPv4-mapped IPv6 addresses are compared as IPv4. */
+export function sourceAllowed(address: string, allowed: readonly string[]): boolean {
+  const ip = ipv4ToInt(address.replace(/^::ffff:/i, ''));
+  if (ip === undefined) return false;
+  return allowed.some((entry) => {
+    const [base = '', bitsText] = entry.split('/');
+    const net = ipv4ToInt(base);
+    const bits = bitsText === undefined ? 32 : Number(bitsText);
+    if (net === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) return false;
+    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+    return ((ip & mask) >>> 0) === ((net & mask) >>> 0);
+  });
+}
+
+function ipv4ToInt(s: string): number | undefined {
+  const parts = s.split('.');
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
+    n = n * 256 + Number(p);
+  }
+  return n >>> 0;
+}
+
+/** The WhatsApp user's number from the Request-URI user part: E.164 with or without '+', visual separators allowed. */
+export function targetWaId(requestUri: string): string | undefined {
+  const m = /^sips?:([^@;?]+)@/i.exec(requestUri.trim());
+  if (!m) return undefined;
+  let user: string;
+  try {
+    user = decodeURIComponent(m[1]!);
+  } catch {
+    return undefined;
+  }
+  const digits = user.replace(/[\s().-]/g, '').replace(/^\+/, '');
+  return /^[1-9]\d{5,14}$/.test(digits) ? digits : undefined;
+}
+
+function pickBusinessNumber(deps: CallDeps, cfg: BusinessCallsConfig, header: string | undefined): { number: BusinessNumber } | { error: string; reason: string } {
+  const numbers = deps.config.whatsapp.numbers;
+  const requested = header?.trim();
+  if (requested) {
+    const n = deps.routing.numberFor(requested);
+    return n ? { number: n } : { error: 'X-WA-Phone-Number-Id names a number not configured here', reason: 'unknown_number' };
+  }
+  const id = cfg.defaultPhoneNumberId || (numbers.length === 1 ? numbers[0]!.phoneNumberId : '');
+  const n = id ? deps.routing.numberFor(id) : undefined;
+  return n ? { number: n } : { error: 'No business number configured for SIP-originated calls', reason: 'no_business_number' };
+}
+
+/** §3.4: the business number's country decides; codes are matched as prefixes of the E.164 digits. */
+export function countryBlocked(displayNumber: string, blocked: readonly string[]): boolean {
+  const digits = displayNumber.replace(/^\+/, '');
+  return blocked.some((code) => digits.startsWith(code));
+}
+
+/** Price per minute by the callee's country calling code (longest prefix), billed in 6-second pulses (§3.5). */
+export function ratePerMinute(waId: string, cfg: Pick<BusinessCallsConfig, 'ratesPerMinute' | 'defaultRatePerMinute'>): number {
+  let best: string | undefined;
+  for (const code of Object.keys(cfg.ratesPerMinute)) {
+    if (waId.startsWith(code) && (!best || code.length > best.length)) best = code;
+  }
+  return best !== undefined ? cfg.ratesPerMinute[best]! : cfg.defaultRatePerMinute;
+}
+
+function withCost(r: CallRecord, cfg: BusinessCallsConfig): CallRecord {
+  const perPulse = ratePerMinute(r.userWaId, cfg) / 10;
+  r.estimatedCost = Math.round(r.billablePulses * perPulse * 10_000) / 10_000;
+  r.currency = cfg.currency;
+  return r;
+}

@@ -1,0 +1,194 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { SqlitePermissionStore } from '../store/permission-store.js';
+import { SqliteCallRecordStore } from '../store/sqlite-store.js';
+import { PermissionLedger, PermissionService } from './permissions.js';
+import { GraphError, parseCallPermissions, type GraphClient } from './graph-client.js';
+import type { PermissionReplyEvent } from './events.js';
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+const PN = '106540352242922';
+const USER = '14085551234';
+const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
+
+const reply = (over: Partial<PermissionReplyEvent>): PermissionReplyEvent => ({
+  kind: 'permission_reply', phoneNumberId: PN, displayNumber: '447700900555', timestamp: Math.floor(T0 / 1000),
+  userWaId: USER, response: 'accept', isPermanent: false, ...over,
+});
+
+describe('PermissionLedger', () => {
+  let now: number;
+  let store: SqlitePermissionStore;
+  let ledger: PermissionLedger;
+  let metrics: ReturnType<typeof createMetrics>;
+
+  beforeEach(() => {
+    now = T0;
+    store = new SqlitePermissionStore(':memory:');
+    metrics = createMetrics();
+    ledger = new PermissionLedger({ store, logger: createLogger('silent'), metrics, clock: () => now, defaultExpiryMs: 7 * DAY, staleAfterMs: 15 * 60_000 });
+  });
+  afterEach(() => store.close());
+
+  it('knows nothing of a new pair: no permission, stale, requests allowed', () => {
+    const v = ledger.view(PN, USER);
+    expect(v).toMatchObject({ status: 'none', stale: true, requestsLast24h: 0, requestsLast7d: 0, unanswered: 0 });
+    expect(ledger.requestRefusal(PN, USER)).toBeUndefined();
+  });
+
+  it('a temporary grant lasts until its expiration_timestamp, then expires silently', () => {
+    ledger.applyReply(reply({ expiresAt: Math.floor((T0 + 3 * DAY) / 1000) }));
+    expect(ledger.view(PN, USER)).toMatchObject({ status: 'temporary', expiresAt: T0 + 3 * DAY, stale: false });
+    now = T0 + 3 * DAY - 1000;
+    expect(ledger.hasPermission(PN, USER)).toBe(true);
+    now = T0 + 3 * DAY;
+    expect(ledger.view(PN, USER).status).toBe('none');
+  });
+
+  it('a temporary grant without expiration_timestamp gets the default expiry (7 days)', () => {
+    ledger.applyReply(reply({}));
+    expect(ledger.view(PN, USER).expiresAt).toBe(T0 + 7 * DAY);
+    now = T0 + 7 * DAY + 1;
+    expect(ledger.hasPermission(PN, USER)).toBe(false);
+  });
+
+  it('a permanent grant never expires; a reject revokes it', () => {
+    ledger.applyReply(reply({ isPermanent: true }));
+    now = T0 + 400 * DAY;
+    expect(ledger.view(PN, USER).status).toBe('permanent');
+    expect(ledger.requestRefusal(PN, USER)).toBe('permanent_permission');
+    ledger.applyReply(reply({ response: 'reject' }));
+    expect(ledger.view(PN, USER).status).toBe('none');
+  });
+
+  it('allows one request per 24 h and two per 7 days', () => {
+    ledger.recordRequest(PN, USER, 'wamid.1');
+    expect(ledger.requestRefusal(PN, USER)).toBe('daily_limit');
+    expect(ledger.view(PN, USER).nextRequestAt).toBe(T0 + DAY);
+    now = T0 + DAY + 1;
+    expect(ledger.requestRefusal(PN, USER)).toBeUndefined();
+    ledger.recordRequest(PN, USER, 'wamid.2');
+    now = T0 + 3 * DAY;
+    expect(ledger.requestRefusal(PN, USER)).toBe('weekly_limit');
+    expect(ledger.view(PN, USER)).toMatchObject({ requestsLast7d: 2, nextRequestAt: T0 + 7 * DAY, lastRequestId: 'wamid.2' });
+    now = T0 + 7 * DAY + 1;
+    expect(ledger.requestRefusal(PN, USER)).toBeUndefined();
+  });
+
+  it('any connected call resets both request windows, either direction', () => {
+    ledger.recordRequest(PN, USER, 'wamid.1');
+    now += 2 * DAY;
+    ledger.recordRequest(PN, USER, 'wamid.2');
+    expect(ledger.requestRefusal(PN, USER)).toBe('daily_limit');
+    ledger.callConnected(PN, USER, 'user_initiated');
+    expect(ledger.requestRefusal(PN, USER)).toBeUndefined();
+    ledger.recordRequest(PN, USER, 'wamid.3');
+    ledger.callConnected(PN, USER, 'business_initiated');
+    expect(ledger.view(PN, USER).requestsLast7d).toBe(0);
+  });
+
+  it('2 unanswered business calls warn, 4 revoke; an answered one starts the run again', () => {
+    ledger.applyReply(reply({ isPermanent: true }));
+    expect(ledger.businessCallUnanswered(PN, USER)).toBe(1);
+    expect(ledger.businessCallUnanswered(PN, USER)).toBe(2);
+    ledger.callConnected(PN, USER, 'business_initiated');
+    expect(ledger.view(PN, USER).unanswered).toBe(0);
+    for (let i = 0; i < 3; i++) ledger.businessCallUnanswered(PN, USER);
+    expect(ledger.hasPermission(PN, USER)).toBe(true);
+    expect(ledger.businessCallUnanswered(PN, USER)).toBe(4);
+    expect(ledger.view(PN, USER)).toMatchObject({ status: 'none', unanswered: 0 });
+    const text = JSON.stringify(metrics.registry.getSingleMetric('wagw_permission_events_total')?.get());
+    expect(text).toContain('unanswered_warning');
+    expect(text).toContain('auto_revoked');
+  });
+
+  it('takes status, expiry and Meta-side request usage from GET call_permissions', () => {
+    const remote = parseCallPermissions({
+      messaging_product: 'whatsapp',
+      permission: { status: 'temporary', expiration_time: Math.floor((T0 + DAY) / 1000) },
+      actions: [{ action_name: 'send_call_permission_request', can_perform_action: false,
+        limits: [{ time_period: 'PT24H', max_allowed: 1, current_usage: 1, limit_expiration_time: Math.floor((T0 + HOUR) / 1000) }, { time_period: 'P7D', max_allowed: 2, current_usage: 1 }] }],
+    });
+    expect(remote).toMatchObject({ status: 'temporary', expiresAt: T0 + DAY });
+    ledger.applyRemote(PN, USER, remote);
+    expect(ledger.view(PN, USER)).toMatchObject({ status: 'temporary', expiresAt: T0 + DAY, stale: false, requestsLast24h: 1 });
+    expect(ledger.requestRefusal(PN, USER)).toBe('daily_limit');
+    now += 16 * 60_000;
+    expect(ledger.view(PN, USER).stale).toBe(true);
+  });
+
+  it('keeps each business number separate', () => {
+    ledger.applyReply(reply({ isPermanent: true }));
+    expect(ledger.hasPermission('999', USER)).toBe(false);
+  });
+
+  it('lives in the same SQLite file as the call records, without touching them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wagw-ledger-'));
+    try {
+      const file = join(dir, 'gw.sqlite');
+      const records = new SqliteCallRecordStore(file);
+      const perms = new SqlitePermissionStore(file);
+      const l = new PermissionLedger({ store: perms, logger: createLogger('silent'), clock: () => now });
+      l.applyReply(reply({ isPermanent: true }));
+      perms.close();
+      records.close();
+      const again = new SqlitePermissionStore(file);
+      expect(again.get(PN, USER)?.status).toBe('permanent');
+      again.close();
+      const records2 = new SqliteCallRecordStore(file);
+      expect(records2.list()).toEqual([]);
+      records2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('PermissionService', () => {
+  const make = (graph: Partial<GraphClient>) => {
+    let now = T0;
+    const store = new SqlitePermissionStore(':memory:');
+    const ledger = new PermissionLedger({ store, logger: createLogger('silent'), clock: () => now });
+    const svc = new PermissionService(ledger, graph as GraphClient, createLogger('silent'));
+    return { svc, ledger, advance: (ms: number) => { now += ms; } };
+  };
+
+  it('never asks Meta when the local limits refuse', async () => {
+    let sent = 0;
+    const { svc } = make({ sendCallPermissionRequest: async () => `wamid.${++sent}` });
+    expect(await svc.request(PN, USER, { bodyText: 'hi' })).toEqual({ sent: true, messageId: 'wamid.1' });
+    const second = await svc.request(PN, USER, { bodyText: 'hi' });
+    expect(second).toMatchObject({ sent: false, refusal: 'daily_limit', nextRequestAt: T0 + DAY });
+    expect(sent).toBe(1);
+  });
+
+  it('a 138009 from Meta closes the windows locally', async () => {
+    const { svc, ledger } = make({ sendCallPermissionRequest: async () => { throw new GraphError('messages', 400, 138009, undefined, 'limit'); } });
+    expect(await svc.request(PN, USER, {})).toMatchObject({ sent: false, refusal: 'graph_error', graphCode: 138009 });
+    expect(ledger.requestRefusal(PN, USER)).toBe('daily_limit');
+  });
+
+  it('refreshes an unknown pair from GET call_permissions and uses the ledger when that fails', async () => {
+    let gets = 0;
+    let fail = false;
+    const { svc, advance } = make({
+      callPermissions: async () => {
+        gets++;
+        if (fail) throw new GraphError('call_permissions', 429, 613, undefined, 'rate');
+        return { status: 'permanent', actions: [] };
+      },
+    });
+    expect((await svc.current(PN, USER)).status).toBe('permanent');
+    expect((await svc.current(PN, USER)).status).toBe('permanent');
+    expect(gets).toBe(1);
+    advance(HOUR);
+    fail = true;
+    expect((await svc.current(PN, USER)).status).toBe('permanent');
+    expect(gets).toBe(2);
+  });
+});

@@ -1,0 +1,282 @@
+/**
+ * The call-permission ledger (whatsapp-calling.md §1.6, §2.3–§2.5, §3.1): per business number and WhatsApp user, the
+ * permission status and expiry, the permission requests sent (1 per 24 h and 2 per 7 days, both reset by any
+ * connected call), and the consecutive unanswered business calls (2 → warning, 4 → revoked, as Meta does).
+ * It is fed by call_permission_reply webhooks, GET call_permissions and call outcomes. Time is injectable.
+ */
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { PermissionEntry, PermissionStatus, PermissionStore } from '../store/permission-store.js';
+import type { PermissionReplyEvent } from './events.js';
+import { GraphError, type GraphClient, type PermissionRequestContent, type RemotePermission } from './graph-client.js';
+
+export type { PermissionStatus } from '../store/permission-store.js';
+
+const HOUR = 3600 * 1000;
+const DAY = 24 * HOUR;
+export const REQUESTS_PER_DAY = 1;
+export const REQUESTS_PER_WEEK = 2;
+export const UNANSWERED_WARNING = 2;
+export const UNANSWERED_REVOKE = 4;
+
+export interface LedgerOptions {
+  store: PermissionStore;
+  logger: Logger;
+  metrics?: Metrics;
+  /** ms epoch. */
+  clock?: () => number;
+  /** Lifetime of a temporary permission whose reply carries no expiration_timestamp (§3.1: 7 days). */
+  defaultExpiryMs?: number;
+  /** Entries not synced with Meta for this long are refreshed before a call. */
+  staleAfterMs?: number;
+}
+
+/** The ledger's view of one pair, with expiry applied. */
+export interface PermissionView {
+  phoneNumberId: string;
+  waId: string;
+  status: PermissionStatus;
+  /** ms epoch. */
+  expiresAt?: number;
+  /** Requests sent in the last 24 h / 7 days (since the last connected call). */
+  requestsLast24h: number;
+  requestsLast7d: number;
+  /** ms epoch when the next request is allowed; undefined = now. */
+  nextRequestAt?: number;
+  unanswered: number;
+  lastRequestId?: string;
+  /** ms epoch of the last sync with Meta. */
+  syncedAt?: number;
+  /** No entry, or not synced with Meta within staleAfterMs. */
+  stale: boolean;
+}
+
+export type RequestRefusal = 'permanent_permission' | 'daily_limit' | 'weekly_limit';
+
+export class PermissionLedger {
+  readonly clock: () => number;
+  private readonly defaultExpiryMs: number;
+  private readonly staleAfterMs: number;
+
+  constructor(private readonly opts: LedgerOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.defaultExpiryMs = opts.defaultExpiryMs ?? 7 * DAY;
+    this.staleAfterMs = opts.staleAfterMs ?? 15 * 60 * 1000;
+  }
+
+  view(phoneNumberId: string, waId: string): PermissionView {
+    const now = this.clock();
+    const e = this.opts.store.get(phoneNumberId, waId);
+    const requests = (e?.requests ?? []).filter((t) => t > now - 7 * DAY);
+    const day = requests.filter((t) => t > now - DAY);
+    const status = e ? effectiveStatus(e, now) : 'none';
+    const v: PermissionView = {
+      phoneNumberId, waId, status,
+      requestsLast24h: day.length,
+      requestsLast7d: requests.length,
+      unanswered: e?.unanswered ?? 0,
+      stale: !e || e.syncedAt === undefined || now - e.syncedAt >= this.staleAfterMs,
+    };
+    if (status === 'temporary' && e?.expiresAt !== undefined) v.expiresAt = e.expiresAt;
+    if (e?.lastRequestId !== undefined) v.lastRequestId = e.lastRequestId;
+    if (e?.syncedAt !== undefined) v.syncedAt = e.syncedAt;
+    const next = Math.max(
+      day.length >= REQUESTS_PER_DAY ? Math.min(...day) + DAY : 0,
+      requests.length >= REQUESTS_PER_WEEK ? Math.min(...requests) + 7 * DAY : 0,
+    );
+    if (next > now) v.nextRequestAt = next;
+    return v;
+  }
+
+  /** True when a business-initiated call may be placed now, as far as the ledger knows. */
+  hasPermission(phoneNumberId: string, waId: string): boolean {
+    return this.view(phoneNumberId, waId).status !== 'none';
+  }
+
+  /** Why a permission request may not be sent now (checked before Meta is asked), or undefined. */
+  requestRefusal(phoneNumberId: string, waId: string): RequestRefusal | undefined {
+    const v = this.view(phoneNumberId, waId);
+    if (v.status === 'permanent') return 'permanent_permission';
+    if (v.requestsLast24h >= REQUESTS_PER_DAY) return 'daily_limit';
+    if (v.requestsLast7d >= REQUESTS_PER_WEEK) return 'weekly_limit';
+    return undefined;
+  }
+
+  recordRequest(phoneNumberId: string, waId: string, messageId: string): void {
+    this.update(phoneNumberId, waId, (e, now) => {
+      e.requests = [...e.requests.filter((t) => t > now - 7 * DAY), now];
+      e.lastRequestId = messageId;
+    });
+  }
+
+  /** Meta refused a request with 138009 although the ledger allowed it: count it as used so we stop asking. */
+  recordRequestLimitHit(phoneNumberId: string, waId: string): void {
+    this.update(phoneNumberId, waId, (e, now) => {
+      const week = e.requests.filter((t) => t > now - 7 * DAY);
+      while (week.length < REQUESTS_PER_WEEK) week.push(now);
+      e.requests = week;
+    });
+  }
+
+  /** A call_permission_reply webhook (§1.6). */
+  applyReply(ev: PermissionReplyEvent): void {
+    const log = this.opts.logger.child({ phoneNumberId: ev.phoneNumberId, waId: ev.userWaId });
+    this.update(ev.phoneNumberId, ev.userWaId, (e, now) => {
+      if (ev.response === 'accept') {
+        if (ev.isPermanent) {
+          e.status = 'permanent';
+          delete e.expiresAt;
+        } else {
+          e.status = 'temporary';
+          e.expiresAt = ev.expiresAt !== undefined ? ev.expiresAt * 1000 : now + this.defaultExpiryMs;
+        }
+        e.unanswered = 0;
+      } else {
+        e.status = 'none';
+        delete e.expiresAt;
+        // Meta's automatic revoke after 4 unanswered calls starts the count again.
+        if (ev.source === 'automatic') e.unanswered = 0;
+      }
+      e.syncedAt = now;
+    });
+    this.opts.metrics?.permissionEvents.inc({ event: `reply_${ev.response}${ev.source === 'automatic' ? '_automatic' : ''}` });
+    log.info({ response: ev.response, permanent: ev.isPermanent, expiresAt: ev.expiresAt, source: ev.source }, 'call permission reply');
+  }
+
+  /** The result of GET call_permissions (§2.5). */
+  applyRemote(phoneNumberId: string, waId: string, remote: RemotePermission): void {
+    this.update(phoneNumberId, waId, (e, now) => {
+      e.status = remote.status === 'no_permission' ? 'none' : remote.status;
+      if (remote.status === 'temporary') e.expiresAt = remote.expiresAt ?? e.expiresAt ?? now + this.defaultExpiryMs;
+      else delete e.expiresAt;
+      // Meta may know of requests we do not (another system sending on the same number): adopt its higher count.
+      const req = remote.actions.find((a) => a.name === 'send_call_permission_request');
+      const week = e.requests.filter((t) => t > now - 7 * DAY);
+      for (const l of req?.limits ?? []) {
+        const windowMs = l.timePeriod === 'PT24H' ? DAY : l.timePeriod === 'P7D' ? 7 * DAY : 0;
+        if (!windowMs) continue;
+        const inWindow = week.filter((t) => t > now - windowMs).length;
+        for (let i = inWindow; i < l.currentUsage; i++) week.push(now);
+      }
+      e.requests = week;
+      e.syncedAt = now;
+    });
+  }
+
+  /** Meta said 138006 on connect: the ledger was wrong, the user has no permission. */
+  markNoPermission(phoneNumberId: string, waId: string): void {
+    this.update(phoneNumberId, waId, (e, now) => {
+      e.status = 'none';
+      delete e.expiresAt;
+      e.syncedAt = now;
+    });
+  }
+
+  /** Any connected call, either direction, resets both request windows (§3.1); a business call resets the unanswered run. */
+  callConnected(phoneNumberId: string, waId: string, direction: 'user_initiated' | 'business_initiated'): void {
+    this.update(phoneNumberId, waId, (e) => {
+      e.requests = [];
+      if (direction === 'business_initiated') e.unanswered = 0;
+    });
+  }
+
+  /** A business-initiated call the user did not answer or rejected: 2 in a row → warning, 4 → revoked (§3.1). */
+  businessCallUnanswered(phoneNumberId: string, waId: string): number {
+    let count = 0;
+    this.update(phoneNumberId, waId, (e) => {
+      e.unanswered += 1;
+      count = e.unanswered;
+      if (count >= UNANSWERED_REVOKE) {
+        e.status = 'none';
+        delete e.expiresAt;
+        e.unanswered = 0;
+      }
+    });
+    const log = this.opts.logger.child({ phoneNumberId, waId });
+    if (count === UNANSWERED_WARNING) {
+      this.opts.metrics?.permissionEvents.inc({ event: 'unanswered_warning' });
+      log.warn({ unanswered: count }, 'two business calls in a row unanswered: WhatsApp asks the user to reconsider the permission');
+    } else if (count >= UNANSWERED_REVOKE) {
+      this.opts.metrics?.permissionEvents.inc({ event: 'auto_revoked' });
+      log.warn({ unanswered: count }, 'four business calls in a row unanswered: call permission revoked');
+    }
+    return count;
+  }
+
+  private update(phoneNumberId: string, waId: string, change: (e: PermissionEntry, now: number) => void): void {
+    const now = this.clock();
+    const e: PermissionEntry = this.opts.store.get(phoneNumberId, waId) ?? {
+      phoneNumberId, waId, status: 'none', requests: [], unanswered: 0, updatedAt: now,
+    };
+    change(e, now);
+    e.updatedAt = now;
+    this.opts.store.put(e);
+  }
+}
+
+function effectiveStatus(e: PermissionEntry, now: number): PermissionStatus {
+  // No webhook is sent when a temporary permission expires (§1.6): the ledger expires it itself.
+  if (e.status === 'temporary' && (e.expiresAt === undefined || e.expiresAt <= now)) return 'none';
+  return e.status;
+}
+
+export type PermissionRequestResult =
+  | { sent: true; messageId: string }
+  | { sent: false; refusal: RequestRefusal | 'graph_error'; nextRequestAt?: number; graphCode?: number; message: string };
+
+/** The ledger plus the Graph requests that feed it: refresh before a call, and sending permission requests. */
+export class PermissionService {
+  constructor(readonly ledger: PermissionLedger, private readonly graph: GraphClient, private readonly logger: Logger, private readonly metrics?: Metrics) {}
+
+  /** The ledger's view, refreshed from GET call_permissions when stale or without permission. Never throws. */
+  async current(phoneNumberId: string, waId: string, opts: { force?: boolean } = {}): Promise<PermissionView> {
+    const v = this.ledger.view(phoneNumberId, waId);
+    // "No permission" is asked again after a minute (the user may have granted it from the business profile), but
+    // not on every INVITE: GET call_permissions is rate limited (613).
+    const recentlySynced = v.syncedAt !== undefined && this.ledger.clock() - v.syncedAt < 60_000;
+    if (!opts.force && !v.stale && (v.status !== 'none' || recentlySynced)) return v;
+    try {
+      const remote = await this.graph.callPermissions(phoneNumberId, waId);
+      this.ledger.applyRemote(phoneNumberId, waId, remote);
+      this.metrics?.permissionEvents.inc({ event: 'refreshed' });
+    } catch (err) {
+      this.metrics?.permissionEvents.inc({ event: 'refresh_failed' });
+      this.logger.warn({ phoneNumberId, waId, err: (err as Error).message }, 'GET call_permissions failed: using the local ledger');
+    }
+    return this.ledger.view(phoneNumberId, waId);
+  }
+
+  /** Sends a call permission request if the local limits allow; Meta is never asked when they do not. */
+  async request(phoneNumberId: string, waId: string, content: PermissionRequestContent): Promise<PermissionRequestResult> {
+    const log = this.logger.child({ phoneNumberId, waId });
+    const refusal = this.ledger.requestRefusal(phoneNumberId, waId);
+    if (refusal) {
+      const v = this.ledger.view(phoneNumberId, waId);
+      this.metrics?.permissionRequests.inc({ result: `refused_${refusal}` });
+      log.info({ refusal, nextRequestAt: v.nextRequestAt }, 'call permission request refused locally');
+      return { sent: false, refusal, ...(v.nextRequestAt !== undefined ? { nextRequestAt: v.nextRequestAt } : {}), message: refusalText(refusal) };
+    }
+    try {
+      const messageId = await this.graph.sendCallPermissionRequest(phoneNumberId, waId, content);
+      this.ledger.recordRequest(phoneNumberId, waId, messageId);
+      this.metrics?.permissionRequests.inc({ result: 'sent' });
+      log.info({ messageId }, 'call permission request sent');
+      return { sent: true, messageId };
+    } catch (err) {
+      const code = err instanceof GraphError ? err.code : undefined;
+      if (code === 138009) this.ledger.recordRequestLimitHit(phoneNumberId, waId);
+      if (code === 138017) this.ledger.applyRemote(phoneNumberId, waId, { status: 'permanent', actions: [] });
+      this.metrics?.permissionRequests.inc({ result: 'graph_error' });
+      log.warn({ err: (err as Error).message, graphCode: code }, 'call permission request failed');
+      return { sent: false, refusal: 'graph_error', ...(code !== undefined ? { graphCode: code } : {}), message: (err as Error).message };
+    }
+  }
+}
+
+export function refusalText(r: RequestRefusal): string {
+  switch (r) {
+    case 'permanent_permission': return 'the user already granted a permanent permission';
+    case 'daily_limit': return 'one call permission request per 24 hours already sent';
+    case 'weekly_limit': return 'two call permission requests in 7 days already sent';
+  }
+}
