@@ -92,7 +92,7 @@ describe('PermissionLedger', () => {
     expect(ledger.view(PN, USER).requestsLast7d).toBe(0);
   });
 
-  it('2 unanswered business calls warn, 4 revoke; an answered one starts the run again', () => {
+  it('2 unanswered business calls warn, 4 revoke; an answered one starts the run again', async () => {
     ledger.applyReply(reply({ isPermanent: true }));
     expect(ledger.businessCallUnanswered(PN, USER)).toBe(1);
     expect(ledger.businessCallUnanswered(PN, USER)).toBe(2);
@@ -102,7 +102,7 @@ describe('PermissionLedger', () => {
     expect(ledger.hasPermission(PN, USER)).toBe(true);
     expect(ledger.businessCallUnanswered(PN, USER)).toBe(4);
     expect(ledger.view(PN, USER)).toMatchObject({ status: 'none', unanswered: 0 });
-    const text = JSON.stringify(metrics.registry.getSingleMetric('wagw_permission_events_total')?.get());
+    const text = await metrics.registry.getSingleMetricAsString('wagw_permission_events_total');
     expect(text).toContain('unanswered_warning');
     expect(text).toContain('auto_revoked');
   });
@@ -127,7 +127,7 @@ describe('PermissionLedger', () => {
     expect(ledger.hasPermission('999', USER)).toBe(false);
   });
 
-  it('lives in the same SQLite file as the call records, without touching them', () => {
+  it('lives in the same SQLite file as the call records, without touching them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wagw-ledger-'));
     try {
       const file = join(dir, 'gw.sqlite');
@@ -136,13 +136,13 @@ describe('PermissionLedger', () => {
       const l = new PermissionLedger({ store: perms, logger: createLogger('silent'), clock: () => now });
       l.applyReply(reply({ isPermanent: true }));
       perms.close();
-      records.close();
+      await records.close();
       const again = new SqlitePermissionStore(file);
       expect(again.get(PN, USER)?.status).toBe('permanent');
       again.close();
       const records2 = new SqliteCallRecordStore(file);
-      expect(records2.list()).toEqual([]);
-      records2.close();
+      expect(await records2.list()).toEqual([]);
+      await records2.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
