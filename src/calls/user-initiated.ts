@@ -111,6 +111,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
       sdp: sipOffer,
       signal: cancel.signal,
       timeoutMs: deps.config.sip.ringTimeoutMs,
+      logger: call.logger,
       onProvisional: (status) => call.logger.info({ status }, 'agent side provisional response'),
     });
   } catch (err) {
@@ -149,6 +150,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   accepted = true;
   if (call.isEnded) return;
   call.transition('answered', 'accept_ok');
+  deps.permissions?.ledger.callConnected(ev.phoneNumberId, call.ctx.userWaId, 'user_initiated');
   clearTimeout(setupTimer);
   // Meta treats the first media packet as the pickup, so WhatsApp gets nothing before `accept` returned 200.
   media.startWhatsAppMedia((leg) => {

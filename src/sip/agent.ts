@@ -403,6 +403,8 @@ export interface SipInviteOptions {
   onProvisional?: (status: number, info: { reason: string; sdp?: string }) => void;
   /** No final response within this long → CANCEL, reject with SipCallFailure 408. */
   timeoutMs?: number;
+  /** Logger of the call this INVITE belongs to. */
+  logger?: Logger;
 }
 
 export interface SipAgentEvents {
@@ -538,7 +540,8 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
     } catch (err) {
       return Promise.reject(err);
     }
-    const log = this.log.child({ target: opts.uri });
+    // The call's own logger, when given, puts the gateway call id on every line about this INVITE and its dialog.
+    const log = (opts.logger ?? this.log).child({ target: opts.uri });
 
     return new Promise<SipDialog>((resolve, reject) => {
       let req: Srf.SrfRequest | undefined;
@@ -623,7 +626,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
         )
         .then(
           (dlg) => {
-            const dialog = new SipDialog(dlg, 'outbound', this.log);
+            const dialog = new SipDialog(dlg, 'outbound', opts.logger ?? this.log);
             if (settled || cancelWith) {
               // 200 OK crossed our CANCEL (or we gave up already): end the call we did not want.
               log.info('INVITE answered after cancel; sending BYE');
