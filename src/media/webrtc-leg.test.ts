@@ -217,4 +217,31 @@ describe('WebRtcLeg', () => {
     await Promise.all(legs.map((l) => l.close()));
     expect(pool.free).toBe(pool.size);
   });
+
+  it('receives audio whose SSRC the offer never signalled (relays rewrite SSRCs) and tolerates a=rtcp:<port>', async () => {
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    const offer = (await peer.createOffer())
+      .replace(/^a=ssrc:.*\r\n/gm, '')
+      .replace(/^a=msid:.*\r\n/gm, '')
+      .replace(/^a=rtcp:9 IN IP4 0\.0\.0\.0\r$/m, 'a=rtcp:9\r');
+    expect(offer).not.toMatch(/^a=ssrc:/m);
+    expect(offer).toMatch(/^a=rtcp:9\r$/m);
+    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1' });
+    cleanups.push(() => leg.close());
+    await peer.acceptAnswer(leg.localSdp);
+    await Promise.all([leg.connected, peer.connected()]);
+    const dec = new OpusDecoder8k();
+    const frame = new Int16Array(960);
+    const heard: number[] = [];
+    leg.on('audio', (payload) => {
+      const n = dec.decode(payload, frame);
+      for (let i = 0; i < n; i++) heard.push(frame[i]!);
+    });
+    peer.play(1000);
+    await new Promise((r) => setTimeout(r, 800));
+    peer.stopPlaying();
+    expect(heard.length).toBeGreaterThan(2000);
+    expect(detectTone(Int16Array.from(heard.slice(-2000)), 8000, 1000).detected).toBe(true);
+  });
 });

@@ -127,6 +127,16 @@ function describeOfferProblem(sdp: string): string | null {
 }
 
 /**
+ * RFC 3605 allows `a=rtcp:<port>` without an address (rtpengine, and other relays, write it); werift's parser
+ * throws on that form, so the section's connection address is filled in before werift sees the SDP.
+ */
+export function completeRtcpAttributes(sdp: string): string {
+  const c = /^c=IN (IP4|IP6) ([^\s/]+)/m.exec(sdp);
+  const addr = c ? `IN ${c[1]} ${c[2]}` : 'IN IP4 0.0.0.0';
+  return sdp.replace(/^a=rtcp:(\d+)[ \t]*(\r?)$/gm, `a=rtcp:$1 ${addr}$2`);
+}
+
+/**
  * Makes werift's SDP what Meta expects: only telephone-event/8000 among the DTMF codecs, only sha-256
  * fingerprints, no ice-lite, only the candidates we mean to announce, and a default candidate in c=/m=.
  */
@@ -171,6 +181,21 @@ export function shapeLocalSdp(sdp: string, announce: ReadonlySet<string> | null,
 interface SecureManagerInternals {
   setLocalRole: (arg: { type: 'offer' | 'answer'; role?: string }) => void;
 }
+
+interface RtpRouterInternals {
+  ssrcTable: Record<number, unknown>;
+  ridTable: Record<string, unknown>;
+  routeRtp: (packet: RtpPacket) => void;
+  registerRtpReceiver: (receiver: unknown, ssrc: number) => void;
+}
+
+interface RtpReceiverInternals {
+  trackBySSRC: Record<number, MediaStreamTrack | undefined>;
+  track: MediaStreamTrack | undefined;
+}
+
+/** Unsignalled SSRCs bound per leg; one is the norm, a few cover a relay that switches SSRC mid-call. */
+const MAX_UNSIGNALLED_SSRCS = 4;
 
 export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   /** The SDP to hand to Meta (answer or offer), complete with candidates. */
@@ -231,6 +256,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       headerExtensions: { audio: [], video: [] },
     });
     this.forceIceControlling();
+    this.acceptUnsignalledSsrcs();
 
     this.connected = new Promise<void>((resolve, reject) => {
       this.resolveConnected = resolve;
@@ -251,7 +277,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
     const leg = new WebRtcLeg(opts, opusPt!, dtmfPt);
     try {
-      await leg.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+      await leg.pc.setRemoteDescription({ type: 'offer', sdp: completeRtcpAttributes(offerSdp) });
       const transceiver = leg.pc.getTransceivers().find((t) => t.kind === 'audio');
       if (!transceiver) throw new Error('werift created no audio transceiver');
       transceiver.setDirection('sendrecv');
@@ -297,7 +323,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     if (problem) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${problem}`);
     const { opusPt, dtmfPt } = parseAudioPayloadTypes(answerSdp);
     try {
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: completeRtcpAttributes(answerSdp) });
     } catch (err) {
       throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${(err as Error).message}`, err);
     }
@@ -389,6 +415,32 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       for (const ice of this.pc.iceTransports) {
         if (!ice.connection.iceLite) ice.connection.iceControlling = true;
       }
+    };
+  }
+
+  private acceptUnsignalledSsrcs(): void {
+    // werift routes RTP only by the remote SDP's a=ssrc lines and silently drops any other SSRC. A relay's offer
+    // may carry no a=ssrc (rtpengine's does not) or the relay may rewrite the SSRC; with our single audio m-line
+    // every packet that passed SRTP is the peer's audio, so an unknown SSRC is bound to the audio receiver.
+    const router = (this.pc as unknown as { router?: RtpRouterInternals }).router;
+    if (!router || typeof router.routeRtp !== 'function' || typeof router.registerRtpReceiver !== 'function') {
+      this.log.warn({}, 'werift internals changed: RTP with an unsignalled SSRC will be dropped');
+      return;
+    }
+    const route = router.routeRtp;
+    let bound = 0;
+    router.routeRtp = (packet) => {
+      const t = this.transceiver;
+      const ssrc = packet.header.ssrc;
+      const receiver = t?.receiver as unknown as RtpReceiverInternals | undefined;
+      if (receiver?.track && router.ssrcTable[ssrc] === undefined && Object.keys(router.ridTable).length === 0 && bound < MAX_UNSIGNALLED_SSRCS) {
+        bound++;
+        this.log.debug({ ssrc }, 'webrtc: unsignalled SSRC bound to the audio receiver');
+        // Delivered to the receiver's track that onTrack already listens on.
+        router.registerRtpReceiver(t!.receiver, ssrc);
+        receiver.trackBySSRC[ssrc] = receiver.track;
+      }
+      route(packet);
     };
   }
 
