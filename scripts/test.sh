@@ -9,6 +9,9 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+# PostgreSQL server binaries (Debian keeps them off PATH, in /usr/lib/postgresql/<version>/bin): the call-record tests
+# start a throwaway cluster with them (test/peers/postgres.ts).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing test peers from Debian: ${need[*]}"
