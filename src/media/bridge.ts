@@ -45,6 +45,11 @@ export interface SipMediaLeg {
 
 export type MediaLegName = 'whatsapp' | 'sip';
 
+/** Audio that replaces the SIP side toward WhatsApp (hold music): fills one 20 ms frame of 8 kHz PCM per call. */
+export interface PcmSource {
+  read(out: Int16Array): void;
+}
+
 export interface BridgeOptions {
   /** Codec negotiated with the SIP side. */
   sipCodec: G711Law;
@@ -142,9 +147,9 @@ class SampleFifo {
 const SIP_SEND_RING = 8;
 
 export class Bridge extends EventEmitter<BridgeEvents> {
-  readonly sipCodec: G711Law;
-  readonly sipPayloadType: number;
-  readonly sipDtmfPayloadType: number | null;
+  sipCodec: G711Law;
+  sipPayloadType: number;
+  sipDtmfPayloadType: number | null;
   private readonly clock: FrameClock;
   private readonly log: MediaLogger;
   private readonly mediaTimeoutMs: number;
@@ -187,6 +192,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly waDtmfTx = new DtmfSender();
   private waPacketsOut = 0;
   private sipOtherPt = 0;
+  private sipSource: PcmSource | null = null;
 
   private unsubscribeClock: (() => void) | null = null;
   private waStarted = false;
@@ -196,7 +202,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private stopping: Promise<void> | null = null;
   private tickErrors = 0;
 
-  constructor(private readonly wa: WhatsAppMediaLeg, private readonly sip: SipMediaLeg, opts: BridgeOptions) {
+  constructor(private readonly wa: WhatsAppMediaLeg, private sip: SipMediaLeg, opts: BridgeOptions) {
     super();
     this.sipCodec = opts.sipCodec;
     this.sipPayloadType = opts.sipPayloadType ?? G711_PAYLOAD_TYPE[opts.sipCodec];
@@ -241,6 +247,34 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   setMediaTimeout(leg: MediaLegName, enabled: boolean): void {
     this.timeoutEnabled[leg] = enabled;
     if (enabled) this.timeoutFired[leg] = false;
+  }
+
+  /**
+   * Hold audio: while a source is set, WhatsApp hears it instead of the SIP side (whose audio is dropped); packets
+   * keep flowing toward Meta either way. null resumes the bridge.
+   */
+  setSipSource(source: PcmSource | null): void {
+    this.sipSource = source;
+    this.fifo.clear();
+  }
+
+  /**
+   * The SIP side moved (re-INVITE with another codec, or a transfer to another agent on a new leg): later frames use
+   * this codec and leg. Returns the previous leg, which the caller closes; stop() closes the current one.
+   */
+  setSipMedia(m: { leg?: SipMediaLeg; codec: G711Law; payloadType?: number; dtmfPayloadType?: number | null }): SipMediaLeg {
+    const prev = this.sip;
+    if (m.leg && m.leg !== prev && !this.stopping) {
+      prev.off('rtp', this.onSipRtp);
+      m.leg.on('rtp', this.onSipRtp);
+      this.sip = m.leg;
+      this.sipMarker = true;
+    }
+    this.sipCodec = m.codec;
+    this.sipPayloadType = m.payloadType ?? G711_PAYLOAD_TYPE[m.codec];
+    this.sipDtmfPayloadType = m.dtmfPayloadType ?? null;
+    this.fifo.clear();
+    return prev;
   }
 
   /** Queues a DTMF digit toward WhatsApp (RFC 4733 in the Opus stream). */
@@ -321,7 +355,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.sipRx.update(h.sequenceNumber, h.timestamp, this.now());
       const n = decodeG711(this.sipCodec, packet, h.payloadOffset, Math.min(h.payloadLength, this.pcmIn.length), this.pcmIn);
       // Before WhatsApp may hear anything, keep nothing: queued audio would only add latency later.
-      if (this.waStarted) this.fifo.write(this.pcmIn, n);
+      if (this.waStarted && !this.sipSource) this.fifo.write(this.pcmIn, n);
     } else if (h.payloadType === this.sipDtmfPayloadType) {
       this.sipRx.update(h.sequenceNumber, h.timestamp, this.now());
       this.sipDtmfRx.push(h.timestamp, packet, h.payloadOffset, h.payloadLength, this.now());
@@ -420,7 +454,13 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       if (info.last) this.waMarker = true;
       return;
     }
-    const pcm = this.fifo.read(this.pcmUp) ? this.pcmUp : this.silence;
+    let pcm: Int16Array;
+    if (this.sipSource) {
+      this.sipSource.read(this.pcmUp);
+      pcm = this.pcmUp;
+    } else {
+      pcm = this.fifo.read(this.pcmUp) ? this.pcmUp : this.silence;
+    }
     const n = this.opusEnc.encode(pcm, this.opusOut);
     p.payloadType = this.wa.opusPayloadType;
     p.sequenceNumber = this.waSeq;
