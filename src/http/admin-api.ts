@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { AdminRequest, AdminRouter, Principal, Role } from './admin-router.js';
 import { AdminHttpError } from './admin-router.js';
@@ -188,7 +187,12 @@ async function streamCsv(store: CallRecordStore, query: CallRecordQuery, res: Se
     'cache-control': 'no-store',
   });
   const write = async (chunk: string): Promise<void> => {
-    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (res.write(chunk) || res.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => { res.off('drain', done); res.off('close', done); resolve(); };
+      res.on('drain', done);
+      res.on('close', done);
+    });
   };
   await write(`${CSV_HEADER}\r\n`);
   const limit = pageSize(query.limit);
