@@ -92,4 +92,28 @@ describe('JitterBuffer', () => {
     expect(popSeq(jb, out)).toBe(30000);
     expect(popSeq(jb, out)).toBe(30001);
   });
+
+  for (const minDelayMs of [20, 80]) {
+    it(`follows a moderate backwards sequence jump instead of dropping it as late (min ${minDelayMs} ms)`, () => {
+      const jb = new JitterBuffer({ minDelayMs });
+      const out = new Uint8Array(1500);
+      let arrival = 0;
+      for (let s = 1000; s < 1010; s++) {
+        jb.push(s, s * 960, pkt(s), 0, 3, (arrival += 20));
+        popSeq(jb, out);
+      }
+      // The relay switched SSRC and sequence space: 40 behind, then counting up at the normal pace.
+      const got: Array<number | string> = [];
+      for (let s = 970; s < 1000; s++) {
+        jb.push(s, s * 960, pkt(s), 0, 3, (arrival += 20));
+        got.push(popSeq(jb, out));
+      }
+      const tail = got.slice(-10) as number[];
+      expect(tail.every((v) => typeof v === 'number')).toBe(true);
+      for (let k = 1; k < tail.length; k++) expect(tail[k]).toBeGreaterThan(tail[k - 1]!);
+      expect(tail[9]).toBeGreaterThanOrEqual(999 - minDelayMs / 20 - 1);
+      expect(got.filter((v) => typeof v !== 'number').length).toBeLessThanOrEqual(6);
+      expect(jb.targetDelayMs).toBeLessThanOrEqual(minDelayMs + 40);
+    });
+  }
 });

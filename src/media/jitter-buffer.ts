@@ -57,6 +57,7 @@ export class JitterBuffer {
   private jitterMsEst = 0;
   private targetFrames: number;
   private excessTicks = 0;
+  private lateRun = 0;
   readonly stats: JitterBufferStats = { pushed: 0, played: 0, lost: 0, late: 0, duplicate: 0, discarded: 0, underruns: 0, resyncs: 0 };
 
   constructor(opts: JitterBufferOptions = {}) {
@@ -102,13 +103,20 @@ export class JitterBuffer {
       this.highestExt = this.lowestExt = ext;
     } else {
       ext = this.highestExt + seqDiff(seq, this.highestExt & 0xffff);
+      if (!this.playing && this.count === 0) {
+        // Rebuffering with nothing queued: whatever arrives starts the stream afresh, even if its sequence
+        // number went backwards (the old newest packet must not count towards the depth).
+        this.highestExt = this.lowestExt = ext;
+      }
     }
     if (this.playing && ext < this.nextExt) {
-      // A large backwards jump is a new stream (sender restart), not a late packet.
-      if (this.nextExt - ext > this.capacity * 4) return this.resync(ext, timestamp, payload, offset, length);
+      // A large backwards jump, or a run of "late" packets that keeps pace with playout, is a new sequence
+      // space (sender restart, relay switching SSRC), not lateness: follow it instead of dropping it forever.
+      if (this.nextExt - ext > this.capacity * 4 || ++this.lateRun >= 8) return this.resync(ext, timestamp, payload, offset, length);
       this.stats.late++;
       return false;
     }
+    this.lateRun = 0;
     const base = this.playing ? this.nextExt : Math.min(this.lowestExt, ext);
     if (ext - base >= this.capacity) {
       if (ext - base > this.capacity * 4 || this.count === 0) return this.resync(ext, timestamp, payload, offset, length);
@@ -173,6 +181,7 @@ export class JitterBuffer {
   }
 
   reset(): void {
+    this.lateRun = 0;
     this.present.fill(0);
     this.count = 0;
     this.started = false;
@@ -192,6 +201,7 @@ export class JitterBuffer {
 
   private resync(ext: number, timestamp: number, payload: Uint8Array, offset: number, length: number): boolean {
     this.stats.resyncs++;
+    this.lateRun = 0;
     this.present.fill(0);
     this.count = 0;
     this.playing = false;
@@ -207,8 +217,9 @@ export class JitterBuffer {
     const transit = arrivalMs - (timestamp * 1000) / this.clockRate;
     if (this.haveTransit) {
       let d = Math.abs(transit - this.lastTransit);
-      // Timestamp wrap or a sender jump: ignore rather than poison the estimate.
-      if (d > 1000) d = 0;
+      // A timestamp wrap or a sender/SSRC jump is a discontinuity, not jitter: ignore it rather than let one
+      // packet push the target delay to its maximum.
+      if (d > 250) d = 0;
       this.jitterMsEst += (d - this.jitterMsEst) / 16;
       const want = Math.ceil((this.frameMs + 2 * this.jitterMsEst) / this.frameMs);
       // Grow promptly, shrink only by one frame at a time so a quiet spell does not cause an underrun storm.

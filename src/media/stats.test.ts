@@ -15,6 +15,15 @@ describe('RtpReceiveStats', () => {
     expect(s.lossFraction).toBeCloseTo(0.1);
   });
 
+  it('re-bases on a sequence restart instead of counting the jump as loss', () => {
+    const s = new RtpReceiveStats(8000);
+    for (let i = 0; i < 10; i++) s.update(100 + i, i * 160, i * 20);
+    for (let i = 0; i < 10; i++) s.update(40000 + i, 5_000_000 + i * 160, 200 + i * 20);
+    expect(s.packets).toBe(20);
+    expect(s.expected).toBe(20);
+    expect(s.lost).toBe(0);
+  });
+
   it('reports zero jitter for perfect pacing and about the mean deviation otherwise', () => {
     const even = new RtpReceiveStats(48000);
     for (let i = 0; i < 200; i++) even.update(i, 1_000_000 + i * 960, 5000 + i * 20);

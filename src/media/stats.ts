@@ -10,6 +10,8 @@ export class RtpReceiveStats {
   private baseExt = 0;
   private maxExt = 0;
   private lastTransit = 0;
+  /** Packets expected in earlier sequence spaces (before a restart or SSRC switch). */
+  private expectedBefore = 0;
   /** Interarrival jitter in timestamp units, scaled as in RFC 3550 (J += (|D| - J) / 16). */
   private jitterTs = 0;
 
@@ -26,6 +28,14 @@ export class RtpReceiveStats {
       return;
     }
     const d = seqDiff(seq, this.maxExt & 0xffff);
+    if (d > 3000 || d < -3000) {
+      // A new sequence space (sender restart or SSRC switch): count what the old one expected and re-base,
+      // rather than booking the jump as thousands of lost packets.
+      this.expectedBefore += this.maxExt - this.baseExt + 1;
+      this.baseExt = this.maxExt = seq;
+      this.lastTransit = transit;
+      return;
+    }
     if (d > 0) this.maxExt += d;
     // RTP timestamps wrap at 2^32: fold the transit difference into the signed 32-bit range.
     let delta = transit - this.lastTransit;
@@ -36,7 +46,7 @@ export class RtpReceiveStats {
   }
 
   get expected(): number {
-    return this.started ? this.maxExt - this.baseExt + 1 : 0;
+    return this.started ? this.expectedBefore + this.maxExt - this.baseExt + 1 : 0;
   }
 
   /** Cumulative loss from sequence gaps (duplicates can make the raw count negative; clamped at 0). */
