@@ -201,6 +201,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly timeoutEnabled: Record<MediaLegName, boolean> = { whatsapp: true, sip: true };
   private stopping: Promise<void> | null = null;
   private tickErrors = 0;
+  /** Time spent in media ticks (transcoding both ways, jitter buffer, RTP send): for the transcode-time metric. */
+  private tickSeconds = 0;
+  private tickCount = 0;
 
   constructor(private readonly wa: WhatsAppMediaLeg, private sip: SipMediaLeg, opts: BridgeOptions) {
     super();
@@ -373,6 +376,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   }
 
   private readonly onTick = (skipped: number): void => {
+    const t0 = performance.now();
     try {
       if (skipped > 0) {
         // Real time moved on without us: keep the RTP clocks honest so receivers do not drift.
@@ -388,7 +392,14 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     } catch (err) {
       if (this.tickErrors++ === 0) this.log.error({ err: (err as Error).message }, 'media tick failed');
     }
+    this.tickSeconds += (performance.now() - t0) / 1000;
+    this.tickCount++;
   };
+
+  /** Mean time of one 20 ms media tick so far (undefined before the first tick). */
+  meanTickSeconds(): number | undefined {
+    return this.tickCount > 0 ? this.tickSeconds / this.tickCount : undefined;
+  }
 
   private tickToSip(): void {
     const ts = this.sipTs;
