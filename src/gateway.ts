@@ -14,6 +14,10 @@ import { CallRegistry } from './calls/registry.js';
 import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
 import { dispatchEvent } from './calls/dispatch.js';
+import { handleBusinessInvite } from './calls/business-initiated.js';
+import { registerBusinessCallRoutes } from './http/business-routes.js';
+import { SqlitePermissionStore } from './store/permission-store.js';
+import { PermissionLedger, PermissionService } from './whatsapp/permissions.js';
 import type { CallDeps } from './calls/deps.js';
 import type { CallRecordStore } from './store/call-record.js';
 
@@ -30,7 +34,12 @@ export interface RunningGateway {
 }
 
 /** Wires the parts together and starts them. Used by main.ts and by the end-to-end tests. */
-export async function startGateway(config: GatewayConfig, secrets: Secrets, logger = createLogger(config.log.level)): Promise<RunningGateway> {
+export interface GatewayOptions {
+  /** ms epoch clock of the permission ledger (tests move time forward). */
+  clock?: () => number;
+}
+
+export async function startGateway(config: GatewayConfig, secrets: Secrets, logger = createLogger(config.log.level), opts: GatewayOptions = {}): Promise<RunningGateway> {
   const metrics = createMetrics();
   const store = await openCallRecordStore(config.store);
   const registry = new CallRegistry(config.calls.maxConcurrent, logger);
@@ -43,7 +52,14 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   sip.on('disconnected', () => metrics.drachtioConnected.set(0));
   metrics.drachtioConnected.set(0);
   const media = new MediaFactory(config, metrics);
-  const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing: new Routing(config.whatsapp.numbers), media };
+  const permissionStore = new SqlitePermissionStore(config.store.sqlitePath);
+  const ledger = new PermissionLedger({
+    store: permissionStore, logger, metrics, clock: opts.clock,
+    defaultExpiryMs: config.businessCalls.permissionDefaultExpirySeconds * 1000, staleAfterMs: config.businessCalls.permissionStaleSeconds * 1000,
+  });
+  const permissions = new PermissionService(ledger, graph, logger, metrics);
+  const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing: new Routing(config.whatsapp.numbers), media, permissions };
+  sip.onInvite((invite) => handleBusinessInvite(deps, invite));
   if (!secrets.appSecret) logger.warn('WAGW_APP_SECRET is empty: every webhook will fail its signature check');
   const webhook = new WebhookReceiver({
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
@@ -71,6 +87,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     onDeleted: (n) => metrics.callRecordsDeleted.inc(n),
   });
   retention.start();
+  registerBusinessCallRoutes(admin, deps);
   sip.start();
   let stopping: Promise<void> | undefined;
 
@@ -88,6 +105,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
         await sip.stop();
         media.close();
         await store.close();
+        permissionStore.close();
         logger.info('stopped');
       })();
       return stopping;

@@ -241,7 +241,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   const waCallId = await connecting;
   if (!waCallId) {
     if (call.isEnded) return;
-    const r = refusalForGraphError(connectError);
+    const r = refusalForGraphError(connectError, deps.permissions?.ledger.clock() ?? Date.now());
     const graphCode = connectError instanceof GraphError ? connectError.code : undefined;
     metrics.businessConnectErrors.inc({ sip_status: String(r.status) });
     call.logger.warn({ err: (connectError as Error).message, graphCode }, 'Graph connect failed');

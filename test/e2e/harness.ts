@@ -33,11 +33,24 @@ function udpHandles(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
 }
 
-export async function startE2E(opts: { sipTarget: string; config?: Record<string, unknown>; meta?: Partial<MetaDoubleOptions> }): Promise<E2E> {
+export interface E2EOptions {
+  sipTarget: string;
+  config?: Record<string, unknown>;
+  meta?: Partial<MetaDoubleOptions>;
+  /** Business number (E.164 digits) of both the double and the gateway; business-initiated calls need a non-US one. */
+  displayNumber?: string;
+  /** ms epoch clock shared by the Meta double and the gateway's permission ledger. */
+  clock?: () => number;
+  /** Admin API keys: key → "name:role[:tenant]". */
+  adminKeys?: Record<string, string>;
+}
+
+export async function startE2E(opts: E2EOptions): Promise<E2E> {
   const drachtio = await startDrachtio();
+  const displayNumber = opts.displayNumber ?? DISPLAY_NUMBER;
   const meta = new MetaDouble({
-    appSecret: APP_SECRET, accessToken: TOKEN, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: DISPLAY_NUMBER,
-    wabaId: '366634483210360', ...opts.meta,
+    appSecret: APP_SECRET, accessToken: TOKEN, phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: displayNumber,
+    wabaId: '366634483210360', ...(opts.clock ? { clock: opts.clock } : {}), ...opts.meta,
   });
   const { graphBaseUrl } = await meta.start();
   const overrides = opts.config ?? {};
@@ -45,14 +58,15 @@ export async function startE2E(opts: { sipTarget: string; config?: Record<string
   const config = configSchema.parse({
     http: { host: '127.0.0.1', port: 0 },
     log: { level: process.env.E2E_LOG_LEVEL ?? 'silent' },
-    whatsapp: { graphBaseUrl, graphApiVersion: 'v21.0', numbers: [{ phoneNumberId: PHONE_NUMBER_ID, displayNumber: DISPLAY_NUMBER, sipTarget: opts.sipTarget }] },
+    whatsapp: { graphBaseUrl, graphApiVersion: 'v21.0', numbers: [{ phoneNumberId: PHONE_NUMBER_ID, displayNumber, sipTarget: opts.sipTarget }] },
     sip: { drachtioHost: '127.0.0.1', drachtioPort: drachtio.adminPort, ...(overrides.sip as object) },
     media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 46000, rtpPortMax: 46099, webrtcPortMin: 47000, webrtcPortMax: 47999, ...(overrides.media as object) },
     calls: { drainDeadlineMs: 2000, ...(overrides.calls as object) },
     store: { sqlitePath },
+    ...(overrides.businessCalls ? { businessCalls: overrides.businessCalls } : {}),
   });
-  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map() };
-  const gateway = await startGateway(config, secrets, createLogger(config.log.level));
+  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})) };
+  const gateway = await startGateway(config, secrets, createLogger(config.log.level), { clock: opts.clock });
   meta.webhookUrl = `http://127.0.0.1:${gateway.http.port}/webhooks/whatsapp`;
   await gateway.sip.waitConnected(10_000);
   return {

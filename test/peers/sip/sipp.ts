@@ -9,6 +9,7 @@
  *   uas-answer-info-reinvite  answer, then after durationMs send INFO (dtmf-relay 5) and a re-INVITE (sendonly, port+2), wait for BYE
  *   uac-invite         send INVITE sip:<service>@<remote> with an SDP offer, expect 200, ACK, wait durationMs, BYE
  *   uac-cancel         send INVITE, wait for 180, CANCEL after durationMs; expect 200 (CANCEL) and 487 (INVITE), ACK
+ *   uac-invite-refused send INVITE, expect the final failure given by key status (1xx optional), ACK it
  *
  * SIPp runs with -nostdin -m <calls> and a global -timeout; the result has its exit code
  * (0 = all calls succeeded, 1 = some failed, 97/99 = other ends) and the successful/failed call counts
@@ -22,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 
-export type SippScenario = 'uas-answer' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-cancel';
+export type SippScenario = 'uas-answer' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-cancel' | 'uac-invite-refused';
 
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 

@@ -1,0 +1,84 @@
+/**
+ * A business-initiated call with real media both ways: a baresip desk phone dials the WhatsApp user's number through
+ * drachtio-server, the gateway places the call with the Meta double (a libwebrtc user with a permission), the user
+ * picks up, and tones are checked as audio on both sides.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readWav } from '../audio/wav.js';
+import { detectTone } from '../audio/goertzel.js';
+import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
+import { WaUser } from '../peers/meta/index.js';
+import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+
+const drachtio = drachtioAvailable();
+const baresip = baresipAvailable();
+const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
+if (skipReason) noteSkipped(skipReason, 1, 'business-initiated audio');
+
+describe.skipIf(skipReason !== undefined)('business-initiated call with two-way audio (baresip desk phone dials out)', () => {
+  let agent: BaresipAgent;
+  let e2e: E2E;
+
+  beforeAll(async () => {
+    agent = await startBaresip({ toneHz: 440 });
+    e2e = await startE2E({
+      sipTarget: agent.uri,
+      displayNumber: '447700900555',
+      config: { businessCalls: { allowedSources: ['127.0.0.1'], ratesPerMinute: { '44': 0.06 } } },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await e2e?.stop();
+    await agent?.stop();
+  });
+
+  it('the agent dials the user: 1 kHz reaches the agent, 440 Hz reaches the user, BYE from the desk phone ends it', async () => {
+    const { meta, gateway, drachtio: d } = e2e;
+    const user = new WaUser({ waId: '447700900123', name: 'Bob' });
+    try {
+      meta.addUser(user, { permission: 'temporary' });
+      const established = agent.waitEvent('CALL_ESTABLISHED', 20_000);
+      await agent.dial(`sip:+447700900123@127.0.0.1:${d.sipPort}`);
+      const placed = await meta.waitForConnect('447700900123');
+      await waitFor(() => gateway.registry.list()[0]?.state === 'ringing' || undefined, 'RINGING reached the call');
+      await meta.userAnswers(placed.id);
+      await established;
+      await waitFor(() => gateway.registry.list()[0]?.state === 'answered' || undefined, 'call answered');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      await new Promise((r) => setTimeout(r, 3000));
+
+      const rec = user.recording();
+      const lastSecond = rec.samples.subarray(Math.max(0, rec.samples.length - 48_000));
+      const at440 = detectTone(lastSecond, 48_000, 440);
+      console.log(`user hears 440 Hz at ${at440.levelDbfs.toFixed(1)} dBFS, SNR ${at440.snrDb.toFixed(1)} dB`);
+      expect(at440.detected).toBe(true);
+      expect(detectTone(lastSecond, 48_000, 1000).detected).toBe(false);
+
+      const closed = agent.waitEvent('CALL_CLOSED', 10_000);
+      await agent.hangup();
+      await closed;
+      const terminate = await meta.waitForAction(placed.id, 'terminate');
+      expect(terminate.status).toBe(200);
+      await waitNoLiveCalls(gateway);
+
+      const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
+      const mid = Math.floor(wav.samples.length / 2);
+      const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
+      const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
+      console.log(`agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
+      expect(k1.detected).toBe(true);
+
+      const record = (await records(gateway)).find((r) => r.waCallId === placed.id);
+      expect(record).toMatchObject({ direction: 'business_initiated', outcome: 'answered', endedBy: 'sip', userWaId: '447700900123', currency: 'USD' });
+      expect(record!.billablePulses).toBeGreaterThanOrEqual(1);
+      expect(record!.estimatedCost).toBeGreaterThan(0);
+      expect(record!.quality?.whatsapp?.packetsIn).toBeGreaterThan(100);
+      expect(record!.quality?.sip?.packetsIn).toBeGreaterThan(100);
+      expect(meta.errors).toEqual([]);
+    } finally {
+      await user.close();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,284 @@
+/**
+ * Business-initiated calls end to end with real SIP (sipp as the PBX, through drachtio-server) and the Meta double
+ * enforcing Meta's permission rules on its own: the toll-fraud guard, the permission check before any `connect`, the
+ * local permission-request limits, the reset by a connected call, the auto-revoke after 4 unanswered calls, and every
+ * Graph `connect` error mapped to its SIP response.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
+import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+import type { CallRecord } from '../../src/store/call-record.js';
+
+const drachtio = drachtioAvailable();
+const sipp = sippAvailable();
+const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const TESTS = 19;
+if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
+
+const HOUR = 3600_000;
+const ADMIN_KEY = 'e2e-admin-key';
+let userSeq = 0;
+/** A fresh UK user per test: the double's per-user state (active call, limits) never leaks between tests. */
+const newUser = (): string => `4477009${String(100 + userSeq++).padStart(5, '0')}`;
+
+async function waitAsync<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp PBX → gateway → Meta double)', () => {
+  let e2e: E2E;
+  let now = Date.now();
+  let run: SippRun | undefined;
+
+  const dial = async (waId: string, scenario: SippScenario = 'uac-invite', keys: Record<string, string> = {}, durationMs = 1000): Promise<SippRun> => {
+    run = await startSipp({ scenario, service: waId, remote: `127.0.0.1:${e2e.drachtio.sipPort}`, keys, durationMs, timeoutSec: 25 });
+    return run;
+  };
+  const connects = (waId: string) => e2e.meta.requests.filter((r) => r.op === 'connect' && (r.body as { to?: string } | undefined)?.to === waId);
+  const messagesTo = (waId: string) => e2e.meta.requests.filter((r) => r.op === 'messages' && (r.body as { to?: string } | undefined)?.to === waId);
+  const recordTo = async (waId: string): Promise<CallRecord> => {
+    await waitNoLiveCalls(e2e.gateway);
+    return waitAsync(async () => (await records(e2e.gateway)).find((r) => r.userWaId === waId), `call record to ${waId}`);
+  };
+  const finalOf = async (r: SippRun) => {
+    const result = await r.done;
+    return result.messages;
+  };
+  const admin = (method: string, path: string, body?: unknown) => fetch(`http://127.0.0.1:${e2e.gateway.http.port}${path}`, {
+    method, headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const metric = async (name: string, labels: Record<string, string>): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${e2e.gateway.http.port}/metrics`)).text();
+    const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+    const line = text.split('\n').find((l) => l.startsWith(name) && want.every((w) => l.includes(w)));
+    return line ? Number(line.split(' ').pop()) : 0;
+  };
+
+  beforeAll(async () => {
+    e2e = await startE2E({
+      sipTarget: 'sip:unused@127.0.0.1:5999',
+      displayNumber: '447700900555',
+      clock: () => now,
+      adminKeys: { [ADMIN_KEY]: 'ops:admin' },
+      config: { businessCalls: { allowedSources: ['127.0.0.1'], ratesPerMinute: { '44': 0.06 }, currency: 'GBP' } },
+    });
+  }, 60_000);
+  afterEach(async () => {
+    await run?.stop();
+    run = undefined;
+    await waitNoLiveCalls(e2e.gateway);
+    e2e.meta.businessRingTimeoutMs = 60_000;
+  });
+  afterAll(async () => {
+    await e2e?.stop();
+  });
+
+  it('with permission: connect with the call id, 180 on RINGING, 200 on ACCEPTED, PBX BYE → Graph terminate; record with cost', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId, name: 'Bob' }, { permission: 'temporary' });
+    const sip = await dial(`+${waId}`, 'uac-invite', {}, 2500);
+    const placed = await e2e.meta.waitForConnect(waId);
+    await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 Ringing at the PBX');
+    expect(sip.messages()).not.toContain('SIP/2.0 200');
+    await e2e.meta.userAnswers(placed.id);
+    await e2e.meta.waitForAction(placed.id, 'terminate', 15_000);
+    const result = await sip.done;
+    expect(result.successful).toBe(1);
+    const record = await recordTo(waId);
+    expect(record).toMatchObject({ direction: 'business_initiated', outcome: 'answered', endedBy: 'sip', cause: 'agent_hangup', waCallId: placed.id, businessNumber: '447700900555', currency: 'GBP' });
+    expect(placed.bizOpaqueCallbackData).toBe(record.id);
+    expect(record.billablePulses).toBeGreaterThanOrEqual(1);
+    expect(record.estimatedCost).toBeCloseTo(record.billablePulses * 0.006, 6);
+    // One GET call_permissions (the ledger knew nothing), one connect, one terminate.
+    expect(e2e.meta.requests.filter((r) => r.query.user_wa_id === waId || r.callId === placed.id || connects(waId).includes(r)).map((r) => r.op))
+      .toEqual(['call_permissions', 'connect', 'terminate']);
+  });
+
+  it('without permission: 403 with the reason, GET call_permissions only, no connect reaches the double', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'no_permission' });
+    const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
+    expect(messages).toMatch(/SIP\/2.0 403/);
+    expect(messages).toMatch(/Reason: SIP;cause=403;text="No WhatsApp call permission from the user"/i);
+    expect(messages).toMatch(/Warning: 399 wa-sip-gateway "No WhatsApp call permission/i);
+    expect(connects(waId)).toHaveLength(0);
+    expect(e2e.meta.requests.filter((r) => r.query.user_wa_id === waId).map((r) => r.op)).toEqual(['call_permissions']);
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'rejected', cause: 'no_permission', sipStatus: 403 });
+  });
+
+  it('without permission and the tenant setting on: 403 says a permission request was sent; the next INVITE sends none', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'no_permission' });
+    e2e.config.businessCalls.requestPermissionOnRefusalByTenant = { default: true };
+    try {
+      const first = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
+      expect(first).toMatch(/text="No WhatsApp call permission from the user; a call permission request was sent"/);
+      expect(messagesTo(waId)).toHaveLength(1);
+      const second = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
+      expect(second).toMatch(/no permission request sent \(one call permission request per 24 hours already sent\)/);
+      expect(messagesTo(waId)).toHaveLength(1);
+    } finally {
+      e2e.config.businessCalls.requestPermissionOnRefusalByTenant = {};
+    }
+  });
+
+  it('an INVITE from a source not allowed gets 403 and causes no Graph request at all', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    const before = e2e.meta.requests.length;
+    const refusedBefore = await metric('wagw_sip_invites_refused_total', { reason: 'source_not_allowed' });
+    e2e.config.businessCalls.allowedSources = ['10.0.0.0/8'];
+    try {
+      const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
+      expect(messages).toMatch(/text="Source not allowed to place WhatsApp calls"/);
+    } finally {
+      e2e.config.businessCalls.allowedSources = ['127.0.0.1'];
+    }
+    expect(e2e.meta.requests.length).toBe(before);
+    expect(await metric('wagw_sip_invites_refused_total', { reason: 'source_not_allowed' })).toBe(refusedBefore + 1);
+    expect((await records(e2e.gateway)).find((r) => r.userWaId === waId)).toBeUndefined();
+  });
+
+  it('the user declines: REJECTED → 603 and the call counts as unanswered', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    const sip = await dial(waId, 'uac-invite-refused', { status: '603' });
+    const placed = await e2e.meta.waitForConnect(waId);
+    await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
+    await e2e.meta.userDeclines(placed.id);
+    expect(await finalOf(sip)).toMatch(/SIP\/2.0 603/);
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'rejected', endedBy: 'whatsapp', sipStatus: 603, cause: 'user_declined' });
+    const view = await (await admin('GET', `/v1/permissions/${waId}`)).json() as { consecutiveUnanswered: number; status: string };
+    expect(view).toMatchObject({ status: 'permanent', consecutiveUnanswered: 1 });
+  });
+
+  it('no answer: terminate without start_time → 480', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    e2e.meta.businessRingTimeoutMs = 1500;
+    const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: '480' }));
+    expect(messages).toMatch(/SIP\/2.0 480/);
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'no_answer', endedBy: 'whatsapp', sipStatus: 480, billablePulses: 0, estimatedCost: 0 });
+  });
+
+  it('CANCEL from the PBX while the user rings → Graph terminate', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    const sip = await dial(waId, 'uac-cancel', {}, 300);
+    const placed = await e2e.meta.waitForConnect(waId);
+    const terminate = await e2e.meta.waitForAction(placed.id, 'terminate', 15_000);
+    expect(terminate.status).toBe(200);
+    expect((await sip.done).successful).toBe(1);
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'cancelled', endedBy: 'sip', cause: 'pbx_cancel' });
+  });
+
+  it('the user hangs up after answering → BYE to the PBX, no Graph terminate', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    const sip = await dial(waId, 'uac-invite', {}, 20_000);
+    const placed = await e2e.meta.waitForConnect(waId);
+    await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
+    await e2e.meta.userAnswers(placed.id);
+    await waitFor(() => sip.messages().includes('SIP/2.0 200') || undefined, '200 at the PBX');
+    await waitFor(() => e2e.gateway.registry.list()[0]?.state === 'answered' || undefined, 'call answered');
+    await e2e.meta.userHangsUp(placed.id);
+    await waitFor(() => /BYE sip:/.test(sip.messages()) || undefined, 'BYE at the PBX');
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
+    expect(e2e.meta.requests.filter((r) => r.callId === placed.id && r.op === 'terminate')).toHaveLength(0);
+  });
+
+  it.each([
+    [138006, 401, '403', /No WhatsApp call permission/],
+    [138012, 400, '403', /Daily business-initiated call limit reached; next call allowed at 20\d\d-/],
+    [138003, 400, '486', /already ongoing/],
+    [138001, 400, '404', /cannot be called/],
+    [138013, 400, '403', /not available in this country/],
+    [138002, 429, '503', /Concurrent call limit/],
+    [138005, 429, '503', /Call rate limit/],
+    [138004, 500, '500', /Graph connect failed \(code 138004\)/],
+  ])('Graph connect error %i (HTTP %i) → SIP %s', async (code, httpStatus, sipStatus, text) => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    const next = Math.floor((now + 5 * HOUR) / 1000);
+    e2e.meta.graph.injectFailure('connect', { status: httpStatus, code, details: code === 138012 ? `Next call allowed after ${next} (unix seconds)` : undefined });
+    const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: sipStatus }));
+    expect(messages).toMatch(new RegExp(`SIP/2.0 ${sipStatus}`));
+    expect(messages).toMatch(text);
+    expect(messages).toMatch(new RegExp(`X-WA-Graph-Error: ${code}`, 'i'));
+    if (sipStatus === '503') expect(messages).toMatch(/Retry-After: \d+/i);
+    if (code === 138012) expect(messages).toMatch(/Retry-After: 1(7999|8000)\b/i);
+    expect(connects(waId)).toHaveLength(1);
+    expect(await recordTo(waId)).toMatchObject({ outcome: code === 138003 ? 'busy' : 'failed', graphCode: code, sipStatus: Number(sipStatus) });
+  });
+
+  it('a third permission request inside 7 days is refused locally and never reaches the double; a connected call resets the limits', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'no_permission' });
+    const first = await admin('POST', '/v1/permission-requests', { to: waId, body: 'May we call you about order 12?' });
+    expect(first.status).toBe(202);
+    const tooSoon = await admin('POST', '/v1/permission-requests', { to: waId });
+    expect(tooSoon.status).toBe(429);
+    expect(await tooSoon.json()).toMatchObject({ refusal: 'daily_limit' });
+    now += 25 * HOUR;
+    expect((await admin('POST', '/v1/permission-requests', { to: `+${waId}` })).status).toBe(202);
+    now += 25 * HOUR;
+    const third = await admin('POST', '/v1/permission-requests', { to: waId });
+    expect(third.status).toBe(429);
+    const body = await third.json() as { refusal: string; nextRequestAt: string };
+    expect(body.refusal).toBe('weekly_limit');
+    expect(Date.parse(body.nextRequestAt)).toBeGreaterThan(now + 4 * 24 * HOUR);
+    expect(messagesTo(waId).map((r) => r.status)).toEqual([200, 200]);
+    expect((messagesTo(waId)[0]!.body as { interactive: { body: { text: string } } }).interactive.body.text).toBe('May we call you about order 12?');
+
+    // The user grants the permission; a connected call resets both windows here and at the double.
+    await e2e.meta.userRepliesToPermission(waId, { response: 'accept' });
+    await waitAsync(async () => ((await (await admin('GET', `/v1/permissions/${waId}`)).json()) as { status: string }).status === 'temporary' || undefined, 'ledger temporary');
+    const sip = await dial(waId, 'uac-invite', {}, 1000);
+    const placed = await e2e.meta.waitForConnect(waId);
+    await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
+    await e2e.meta.userAnswers(placed.id);
+    await sip.done;
+    await recordTo(waId);
+    const after = await admin('POST', '/v1/permission-requests', { to: waId });
+    // The double has its own ledger: it must agree that the windows were reset (202, not 138009 → 502).
+    expect(after.status).toBe(202);
+    expect(messagesTo(waId)).toHaveLength(3);
+  });
+
+  it('four unanswered calls: a warning after two, the permission revoked after four, the fifth INVITE refused without connect', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    e2e.meta.businessRingTimeoutMs = 1000;
+    const warningsBefore = await metric('wagw_permission_events_total', { event: 'unanswered_warning' });
+    for (let i = 1; i <= 4; i++) {
+      const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: '480' }));
+      expect(messages).toMatch(/SIP\/2.0 480/);
+      await waitNoLiveCalls(e2e.gateway);
+      if (i === 2) expect(await metric('wagw_permission_events_total', { event: 'unanswered_warning' })).toBe(warningsBefore + 1);
+    }
+    expect(connects(waId)).toHaveLength(4);
+    const view = await (await admin('GET', `/v1/permissions/${waId}`)).json() as { status: string };
+    expect(view.status).toBe('none');
+    const fifth = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
+    expect(fifth).toMatch(/No WhatsApp call permission/);
+    expect(connects(waId)).toHaveLength(4);
+  });
+
+  it('GET /v1/permissions with refresh asks Meta; an unknown business number is 404', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    const res = await admin('GET', `/v1/permissions/${waId}?refresh=1`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ waId, status: 'permanent', stale: false, expiresAt: null });
+    expect((await admin('GET', `/v1/permissions/${waId}?phoneNumberId=999`)).status).toBe(404);
+    expect((await admin('POST', '/v1/permission-requests', { to: 'nobody' })).status).toBe(400);
+  });
+});
