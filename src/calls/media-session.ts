@@ -14,6 +14,7 @@ export class MediaFactory {
 
   constructor(private readonly config: GatewayConfig, private readonly metrics: Metrics) {
     this.pool = new PortPool(config.media.rtpPortMin, config.media.rtpPortMax);
+    metrics.rtpPortsTotal.set(this.pool.size);
     metrics.rtpPortsFree.set(this.pool.free);
   }
 
@@ -142,6 +143,8 @@ export class MediaSession {
     if (this.closed) return;
     this.closed = true;
     const quality = this.quality();
+    const tick = this.bridge?.meanTickSeconds();
+    if (tick !== undefined) this.metrics.transcodeSeconds.observe(tick);
     if (quality) {
       this.call.quality = quality;
       for (const leg of ['whatsapp', 'sip'] as const) {

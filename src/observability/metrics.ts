@@ -39,6 +39,8 @@ export function createMetrics() {
     eventFeedClients: new Gauge({ name: 'wagw_event_feed_clients', help: 'WebSocket clients connected to /v1/events', registers }),
     eventFeedDropped: new Counter({ name: 'wagw_event_feed_dropped_total', help: 'Event feed clients disconnected by the gateway, by reason (slow)', labelNames: ['reason'] as const, registers }),
     eventLoopLag: eventLoopLagGauge(registers),
+    rtpPortsTotal: new Gauge({ name: 'wagw_rtp_ports_total', help: 'Size of the SIP-side RTP port pool', registers }),
+    transcodeSeconds: new Histogram({ name: 'wagw_transcode_seconds', help: 'Mean time of one 20 ms media tick per ended call (Opus and G.711 both ways, jitter buffer, RTP send)', buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005], registers }),
   };
 }
 
