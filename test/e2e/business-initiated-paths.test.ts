@@ -13,7 +13,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
-const TESTS = 19;
+const TESTS = 21;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -270,6 +270,35 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     const fifth = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
     expect(fifth).toMatch(/No WhatsApp call permission/);
     expect(connects(waId)).toHaveLength(4);
+  });
+
+  it('a temporary permission expires silently: the next INVITE is refused with no connect', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'temporary', permissionExpiresAt: now + HOUR });
+    const sip = await dial(waId, 'uac-invite-refused', { status: '603' });
+    const placed = await e2e.meta.waitForConnect(waId);
+    await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
+    await e2e.meta.userDeclines(placed.id);
+    await sip.done;
+    await recordTo(waId);
+    const view = await (await admin('GET', `/v1/permissions/${waId}`)).json() as { status: string; expiresAt: string };
+    expect(view.status).toBe('temporary');
+    expect(Date.parse(view.expiresAt)).toBe(Math.floor((now + HOUR) / 1000) * 1000);
+    now += 2 * HOUR;
+    const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
+    expect(messages).toMatch(/No WhatsApp call permission/);
+    expect(connects(waId)).toHaveLength(1);
+  });
+
+  it('a permanent permission still places calls a month later', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    expect((await (await admin('GET', `/v1/permissions/${waId}?refresh=1`)).json() as { status: string }).status).toBe('permanent');
+    now += 30 * 24 * HOUR;
+    e2e.meta.businessRingTimeoutMs = 1000;
+    const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: '480' }));
+    expect(messages).toMatch(/SIP\/2.0 180/);
+    expect(connects(waId)).toHaveLength(1);
   });
 
   it('GET /v1/permissions with refresh asks Meta; an unknown business number is 404', async () => {
