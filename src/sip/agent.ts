@@ -50,6 +50,18 @@ export interface SipInfoRequest {
   header(name: string): string | undefined;
 }
 
+/** An in-dialog REFER (RFC 3515) waiting for our answer: accept() sends 202, reject() a final failure. */
+export interface SipReferRequest {
+  /** Refer-To as received (name-addr or URI, may carry ?Replaces=...). */
+  referTo: string;
+  /** The URI inside Refer-To, without header parameters. */
+  referToUri: string;
+  referredBy?: string;
+  header(name: string): string | undefined;
+  accept(): void;
+  reject(status: number): void;
+}
+
 export interface SipDialogEvents {
   /** The dialog ended (far end BYE, or our bye()). Emitted exactly once. */
   ended: [SipDialogEnd];
@@ -57,6 +69,8 @@ export interface SipDialogEvents {
   info: [SipInfoRequest];
   /** A re-INVITE arrived with this new remote SDP (already answered by reinviteHandler or with the current local SDP). */
   reinvite: [string];
+  /** A REFER arrived; without a listener it is refused 603 (we never follow a REFER nobody handles). */
+  refer: [SipReferRequest];
 }
 
 /** A confirmed INVITE dialog (either direction). */
@@ -100,6 +114,36 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
         header: (name) => req.get(name),
       };
       this.safeEmit('info', info);
+    });
+    dlg.on('refer', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+      const referTo = req.get('Refer-To') ?? '';
+      if (this.listenerCount('refer') === 0 || referTo === '') {
+        res.send(referTo === '' ? 400 : 603);
+        return;
+      }
+      let answered = false;
+      const send = (status: number): void => {
+        if (answered) return;
+        answered = true;
+        try {
+          res.send(status);
+        } catch (err) {
+          this.log.warn({ callId: this.callId, err: String(err) }, 'could not answer REFER');
+        }
+      };
+      const uri = /<([^>]*)>/.exec(referTo)?.[1] ?? referTo.split(';')[0] ?? '';
+      const refer: SipReferRequest = {
+        referTo,
+        referToUri: (uri.split('?')[0] ?? '').trim(),
+        header: (name) => req.get(name),
+        accept: () => send(202),
+        reject: (status) => send(status),
+      };
+      const by = req.get('Referred-By');
+      if (by !== undefined) refer.referredBy = by;
+      this.safeEmit('refer', refer);
+      // A listener that neither accepted nor refused synchronously must not leave the transaction hanging.
+      setImmediate(() => send(500));
     });
     dlg.on('modify', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
       const offer = req.body ?? '';
@@ -176,6 +220,29 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
     });
     this.byePromise = Promise.race([sent, timeout]).finally(() => clearTimeout(timer));
     return this.byePromise;
+  }
+
+  /**
+   * NOTIFY of REFER progress (RFC 3515 §2.4.5): a message/sipfrag status line; `final` ends the implicit
+   * subscription. Resolves with the response status, or 0 when it could not be sent (never rejects).
+   */
+  async notifyRefer(status: number, reason: string, final: boolean): Promise<number> {
+    if (this.endInfo) return 0;
+    try {
+      const res = await this.dlg.request({
+        method: 'NOTIFY',
+        headers: {
+          Event: 'refer',
+          'Subscription-State': final ? 'terminated;reason=noresource' : 'active;expires=60',
+          'Content-Type': 'message/sipfrag;version=2.0',
+        },
+        body: `SIP/2.0 ${status} ${sanitizeHeaderValue(reason, 64)}\r\n`,
+      });
+      return res.status;
+    } catch (err) {
+      this.log.warn({ callId: this.callId, err: String(err) }, 'NOTIFY (refer) failed');
+      return 0;
+    }
   }
 
   /** Send an in-dialog INFO; resolves with the response status. */

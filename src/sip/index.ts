@@ -11,6 +11,7 @@ export {
   type SipDialogEnd,
   type SipDialogEvents,
   type SipInfoRequest,
+  type SipReferRequest,
   type SipNameAddr,
   type RejectOptions,
   type InviteHandler,
