@@ -19,6 +19,10 @@ import { registerBusinessCallRoutes } from './http/business-routes.js';
 import { SqlitePermissionStore } from './store/permission-store.js';
 import { PermissionLedger, PermissionService } from './whatsapp/permissions.js';
 import type { CallDeps } from './calls/deps.js';
+import { GraphClients } from './whatsapp/graph-clients.js';
+import { buildWebhookApps } from './whatsapp/webhook-apps.js';
+import { loadHoldMusic } from './calls/hold-music.js';
+import { restartOnlyChanges, withRestartOnlyFrom } from './config/reload.js';
 import type { CallRecordStore } from './store/call-record.js';
 
 export interface RunningGateway {
@@ -30,6 +34,12 @@ export interface RunningGateway {
   registry: CallRegistry;
   store: CallRecordStore;
   sip: SipAgent;
+  /**
+   * Applies a new, already validated configuration (SIGHUP): numbers, apps and their secrets, routing, hold and
+   * transfer apply to the next call; live calls are untouched. Settings that need a restart keep their old value and
+   * are listed in the result.
+   */
+  reload(config: GatewayConfig, secrets?: Secrets): { restartNeeded: string[] };
   drainAndStop(): Promise<void>;
 }
 
@@ -58,12 +68,18 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     defaultExpiryMs: config.businessCalls.permissionDefaultExpirySeconds * 1000, staleAfterMs: config.businessCalls.permissionStaleSeconds * 1000,
   });
   const permissions = new PermissionService(ledger, graph, logger, metrics);
-  const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing: new Routing(config.whatsapp.numbers), media, permissions };
+  const graphs = new GraphClients(graph, logger, metrics);
+  graphs.update(config, secrets);
+  const routing = new Routing(config, { metrics, logger, ...(opts.clock ? { clock: () => new Date(opts.clock!()) } : {}) });
+  const holdMusic = (c: GatewayConfig): Int16Array => loadHoldMusic(c.hold.musicFile, c.hold.gainDb, (m) => logger.warn(m));
+  const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing, media, permissions, graphs, holdMusic: holdMusic(config) };
+  let currentSecrets = secrets;
+  let webhookApps = buildWebhookApps(config, secrets);
   sip.onInvite((invite) => handleBusinessInvite(deps, invite));
   if (!secrets.appSecret) logger.warn('WAGW_APP_SECRET is empty: every webhook will fail its signature check');
   const webhook = new WebhookReceiver({
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
-    logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev),
+    logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), apps: () => webhookApps,
   });
   const admin = new AdminRouter(secrets.adminKeys, logger);
   const startedAt = Date.now();
@@ -93,6 +109,20 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
 
   return {
     logger, metrics, http, admin, deps, registry, store, sip,
+    reload(next, nextSecrets) {
+      const restartNeeded = restartOnlyChanges(deps.config, next);
+      const applied = withRestartOnlyFrom(deps.config, next);
+      currentSecrets = nextSecrets ?? currentSecrets;
+      routing.update(applied);
+      graphs.update(applied, currentSecrets);
+      webhookApps = buildWebhookApps(applied, currentSecrets);
+      deps.holdMusic = holdMusic(applied);
+      deps.config = applied;
+      metrics.configReloads.inc({ result: 'applied' });
+      logger.info({ numbers: applied.whatsapp.numbers.length, routes: Object.keys(applied.routing.routes).length, liveCalls: registry.size, restartNeeded },
+        restartNeeded.length ? 'configuration reloaded; some changes need a restart' : 'configuration reloaded');
+      return { restartNeeded };
+    },
     drainAndStop() {
       stopping ??= (async () => {
         sip.draining = true;

@@ -1,5 +1,6 @@
 import { ConfigError, EXIT_CONFIG, loadConfig, loadSecrets } from './config/load.js';
 import { startGateway } from './gateway.js';
+import { loadAppSecrets } from './config/app-secrets.js';
 
 /** Composition root: configuration, then the gateway, then signal handling. No logic lives here. */
 async function main(): Promise<void> {
@@ -7,7 +8,7 @@ async function main(): Promise<void> {
   let secrets;
   try {
     config = loadConfig();
-    secrets = loadSecrets();
+    secrets = { ...loadSecrets(), apps: loadAppSecrets(config) };
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const line of err.problems) process.stderr.write(`${line}\n`);
@@ -28,6 +29,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP: reload the configuration as a whole; if any of it is invalid, log every problem and keep the old one.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    try {
+      const next = loadConfig();
+      gateway.reload(next, { ...loadSecrets(), apps: loadAppSecrets(next) });
+    } catch (err) {
+      gateway.metrics.configReloads.inc({ result: 'rejected' });
+      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      gateway.logger.error({ problems }, 'configuration reload refused: the running configuration is kept');
+    }
+  });
 }
 
 void main();

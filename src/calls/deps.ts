@@ -8,6 +8,7 @@ import type { CallRegistry } from './registry.js';
 import type { Routing } from './routing.js';
 import type { MediaFactory } from './media-session.js';
 import type { PermissionService } from '../whatsapp/permissions.js';
+import type { GraphClients } from '../whatsapp/graph-clients.js';
 
 /** Everything a call flow needs, handed over by the composition root. */
 export interface CallDeps {
@@ -22,4 +23,8 @@ export interface CallDeps {
   media: MediaFactory;
   /** The call-permission ledger (business-initiated calls); flows tell it about connected calls. */
   permissions?: PermissionService;
+  /** Per webhook app Graph clients (a number's calls use its app's token); absent = `graph` for every number. */
+  graphs?: GraphClients;
+  /** Hold music, 8 kHz mono (calls/hold-music.ts); absent = the generated melody. */
+  holdMusic?: Int16Array;
 }

@@ -3,8 +3,8 @@ import type { Metrics } from '../observability/metrics.js';
 import { PortPool } from '../media/port-pool.js';
 import { RtpLeg } from '../media/rtp-leg.js';
 import { WebRtcLeg } from '../media/webrtc-leg.js';
-import { Bridge, type MediaLegName } from '../media/bridge.js';
-import { buildSdpAnswer, buildSdpOffer, parseSdp, type ParsedSdp } from '../sip/sdp.js';
+import { Bridge, type MediaLegName, type PcmSource } from '../media/bridge.js';
+import { buildSdpAnswer, buildSdpOffer, parseSdp, type G711Codec, type ParsedSdp } from '../sip/sdp.js';
 import type { Call } from './call.js';
 import type { QualitySummary } from '../store/call-record.js';
 
@@ -37,6 +37,10 @@ export class MediaSession {
   private bridge?: Bridge;
   private sipRemote?: ParsedSdp;
   private closed = false;
+  /** Codec preference toward the agent (the route's, else sip.codecs). */
+  private codecs: readonly G711Codec[];
+  private held = false;
+  private readonly spareLegs = new Set<RtpLeg>();
 
   constructor(
     private readonly config: GatewayConfig,
@@ -45,6 +49,7 @@ export class MediaSession {
     private readonly call: Call,
   ) {
     call.setQualitySource(() => this.quality());
+    this.codecs = config.sip.codecs;
   }
 
   get whatsAppSdp(): string {
@@ -61,17 +66,18 @@ export class MediaSession {
   }
 
   /** Opens the RTP socket toward the PBX and returns the SDP offer for the INVITE. */
-  async sipOffer(): Promise<string> {
+  async sipOffer(codecs?: readonly G711Codec[]): Promise<string> {
+    if (codecs) this.codecs = codecs;
     this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, logger: this.call.logger });
     this.metrics.rtpPortsFree.set(this.pool.free);
     if (this.closed) await this.closeLegs();
-    return buildSdpOffer({ address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.config.sip.codecs });
+    return buildSdpOffer({ address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.codecs });
   }
 
   /** Applies the agent's answer and builds the bridge; media toward WhatsApp waits for startWhatsAppMedia(). */
   connectSip(answerSdp: string): void {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
-    const remote = parseSdp(answerSdp, { codecs: this.config.sip.codecs });
+    const remote = parseSdp(answerSdp, { codecs: this.codecs });
     this.call.logger.debug({ sdp: answerSdp }, 'agent SDP answer');
     this.startBridge(remote);
   }
@@ -114,6 +120,7 @@ export class MediaSession {
   private startBridge(remote: ParsedSdp): void {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     this.rtp.setRemote(remote.address, remote.port);
+    this.sipRemote = remote;
     const { media } = this.config;
     this.bridge = new Bridge(this.webrtc, this.rtp, {
       sipCodec: remote.codec,
@@ -133,6 +140,74 @@ export class MediaSession {
     this.bridge.on('media-timeout', onTimeout);
     this.bridge.on('dtmf', (ev) => this.call.logger.debug({ from: ev.from, digit: ev.digit, durationMs: ev.durationMs }, 'DTMF relayed'));
     this.bridge.startWhatsAppMedia();
+  }
+
+  // Hold, media changes and transfer: the agent side moves while the WhatsApp leg stays exactly as it is (Meta
+  // accepts no re-INVITE, UPDATE or ICE restart on its leg).
+
+  get onHold(): boolean {
+    return this.held;
+  }
+
+  /** Hold music to the WhatsApp user (packets keep flowing toward Meta), or back to the agent's audio (null). */
+  setHoldSource(source: PcmSource | null): void {
+    if (!this.bridge) return;
+    this.held = source !== null;
+    this.bridge.setSipSource(source);
+    // A held agent may send nothing at all (inactive); that is not a dead leg.
+    this.bridge.setMediaTimeout('sip', source === null);
+  }
+
+  /**
+   * The agent's re-INVITE offer: follows a new RTP address or codec and reports the direction it asks for.
+   * Returns our answer (same port, mirrored direction) and what changed. Throws SdpError when nothing fits (488).
+   */
+  answerAgentReoffer(offerSdp: string, previousLocalSdp: string): { sdp: string; direction: ParsedSdp['direction']; moved: boolean; codecChanged: boolean } {
+    if (!this.rtp || !this.bridge) throw new Error('media not bridged');
+    const o = /^o=\S+ (\S+) (\d+)/m.exec(previousLocalSdp);
+    const answer = buildSdpAnswer(offerSdp, {
+      address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.codecs,
+      ...(o ? { sessionId: o[1]!, sessionVersion: Number(o[2]) + 1 } : {}),
+    });
+    const r = answer.remote;
+    const before = this.sipRemote;
+    // c=0.0.0.0 (RFC 2543 hold) keeps the old address: there is nowhere new to send.
+    const moved = r.address !== '0.0.0.0' && (!before || before.address !== r.address || before.port !== r.port);
+    if (moved) this.rtp.setRemote(r.address, r.port);
+    const codecChanged = !before || before.codec !== r.codec || before.payloadType !== r.payloadType || (before.dtmfPayloadType ?? null) !== (r.dtmfPayloadType ?? null);
+    if (codecChanged) this.bridge.setSipMedia({ codec: r.codec, payloadType: r.payloadType, dtmfPayloadType: r.dtmfPayloadType ?? null });
+    if (r.address !== '0.0.0.0') this.sipRemote = r;
+    this.call.logger.info({ direction: r.direction, moved, codecChanged, codec: r.codec, remote: `${r.address}:${r.port}` }, 'agent re-INVITE applied');
+    return { sdp: answer.sdp, direction: r.direction, moved, codecChanged };
+  }
+
+  /** A second RTP leg and its SDP offer, for ringing a transfer target while the current agent stays connected. */
+  async openSpareSipLeg(): Promise<{ leg: RtpLeg; offer: string }> {
+    const leg = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, logger: this.call.logger });
+    this.spareLegs.add(leg);
+    this.metrics.rtpPortsFree.set(this.pool.free);
+    if (this.closed) await this.closeSpareLeg(leg);
+    return { leg, offer: buildSdpOffer({ address: this.config.media.sipMediaAddress, port: leg.port, codecs: this.codecs }) };
+  }
+
+  /** The transfer target answered on `leg`: the bridge moves there and the previous agent's leg is closed. */
+  async moveSipTo(leg: RtpLeg, answerSdp: string): Promise<void> {
+    if (!this.bridge || this.closed) throw new Error('media not bridged');
+    const remote = parseSdp(answerSdp, { codecs: this.codecs });
+    leg.setRemote(remote.address, remote.port);
+    this.spareLegs.delete(leg);
+    const prev = this.bridge.setSipMedia({ leg, codec: remote.codec, payloadType: remote.payloadType, dtmfPayloadType: remote.dtmfPayloadType ?? null });
+    this.rtp = leg;
+    this.sipRemote = remote;
+    this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}` }, 'media moved to the transfer target');
+    await prev.close();
+    this.metrics.rtpPortsFree.set(this.pool.free);
+  }
+
+  async closeSpareLeg(leg: RtpLeg): Promise<void> {
+    this.spareLegs.delete(leg);
+    await leg.close();
+    this.metrics.rtpPortsFree.set(this.pool.free);
   }
 
   quality(): Required<QualitySummary> | undefined {
@@ -160,7 +235,8 @@ export class MediaSession {
 
   private async closeLegs(): Promise<void> {
     await this.bridge?.stop();
-    await Promise.all([this.webrtc?.close(), this.rtp?.close()]);
+    await Promise.all([this.webrtc?.close(), this.rtp?.close(), ...[...this.spareLegs].map((l) => l.close())]);
+    this.spareLegs.clear();
     this.metrics.rtpPortsFree.set(this.pool.free);
   }
 

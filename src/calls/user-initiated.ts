@@ -6,13 +6,20 @@ import { UnanswerableOfferError } from '../media/webrtc-leg.js';
 import { Call, type EndReason } from './call.js';
 import { outcomeOfSipFailure, sipClass } from './outcomes.js';
 import type { CallDeps } from './deps.js';
+import type { RouteDecision } from './routing/routing-table.js';
+import { dialTargets, targetOrder } from './routing/dial-targets.js';
+import { AgentSide } from './agent-side.js';
+import { HoldControl } from './hold.js';
+import { generatedMelody } from './hold-music.js';
 
 /**
  * A WhatsApp user calls the business (whatsapp-calling.md §6 item 2): answer the WebRTC offer, pre_accept at once,
  * ring the agent over SIP, accept with the same SDP on the agent's 200 OK, then bridge media.
  */
 export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEvent): Promise<void> {
-  const { registry, graph, logger, metrics } = deps;
+  const { registry, logger, metrics } = deps;
+  // Each business number's calls use its own app's Graph token.
+  const graph = deps.graphs?.forNumber(ev.phoneNumberId) ?? deps.graph;
   const log = logger.child({ waCallId: ev.callId });
   if (registry.wasWhatsAppTerminated(ev.callId)) {
     log.info('connect arrived after its terminate: call not started');
@@ -60,6 +67,23 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   call.onTeardown(() => clearTimeout(setupTimer));
   void call.ended.then(() => clearTimeout(setupTimer));
 
+  let route: RouteDecision;
+  try {
+    route = await deps.routing.decide(number, {
+      waCallId: ev.callId, from: call.ctx.userWaId, name: ev.profileName, ctaPayload: ev.ctaPayload, deeplinkPayload: ev.deeplinkPayload,
+    });
+  } catch (err) {
+    call.logger.error({ err: (err as Error).message }, 'routing failed');
+    return fail({ by: 'gateway', outcome: 'failed', cause: 'no_route' });
+  }
+  if (call.isEnded) return;
+  if (route.action === 'reject') {
+    call.logger.info({ via: route.via, cause: route.cause }, 'routing rejected the call');
+    return fail({ by: 'gateway', outcome: 'rejected', cause: route.cause });
+  }
+  const targets = targetOrder(route);
+  call.logger.info({ route: route.route, via: route.via, targets, codecs: route.codecs, ringTimeoutMs: route.ringTimeoutMs }, 'call routed');
+
   const media = deps.media.create(call);
   call.onTeardown(() => media.close());
   try {
@@ -87,16 +111,24 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     callId: ev.callId, phoneNumberId: ev.phoneNumberId, waId: call.ctx.userWaId,
     userName: ev.profileName, ctaPayload: ev.ctaPayload, deeplinkPayload: ev.deeplinkPayload,
   });
+  const headers: Record<string, string | undefined> = { ...sipCtx.headers, 'X-WA-Route': route.route };
+  if (route.recording !== 'pbx_default') headers['X-WA-Recording'] = route.recording;
   const cancel = new AbortController();
   let dialog: SipDialog | undefined;
+  let agent: AgentSide | undefined;
   call.onTeardown((end) => {
+    if (agent) {
+      // After a transfer the agent who hung up may be a previous one: the current agent still gets its BYE.
+      if (end.by === 'sip' && !agent.current.active) return;
+      return agent.bye();
+    }
     if (end.by === 'sip') return;
     if (dialog) return dialog.bye();
     cancel.abort();
   });
   let sipOffer: string;
   try {
-    sipOffer = await media.sipOffer();
+    sipOffer = await media.sipOffer(route.codecs);
   } catch (err) {
     call.logger.error({ err: (err as Error).message }, 'no RTP port for the agent side');
     return fail({ by: 'gateway', outcome: 'failed', cause: 'rtp_ports_exhausted' });
@@ -104,16 +136,21 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   if (call.isEnded) return;
   call.transition('ringing', 'invite_sent');
   try {
-    dialog = await deps.sip.invite({
-      uri: number.sipTarget,
+    const answered = await dialTargets((o) => deps.sip.invite(o), targets, {
       from: sipCtx.from,
-      headers: sipCtx.headers,
+      headers,
       sdp: sipOffer,
       signal: cancel.signal,
-      timeoutMs: deps.config.sip.ringTimeoutMs,
+      timeoutMs: route.ringTimeoutMs,
       logger: call.logger,
       onProvisional: (status) => call.logger.info({ status }, 'agent side provisional response'),
+    }, (failed, next) => {
+      metrics.sipFinals.inc({ class: sipClass(failed.status) });
+      metrics.sipFailovers.inc();
+      call.logger.warn({ target: failed.target, status: failed.status, reason: failed.reason, next }, 'SIP target failed: trying the next one');
     });
+    dialog = answered.dialog;
+    call.ctx.sipTarget = answered.target;
   } catch (err) {
     if (call.isEnded) return;
     if (err instanceof SipCallFailure) {
@@ -132,8 +169,13 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     await dialog.bye();
     return;
   }
-  dialog.once('ended', (end) => {
-    if (end.by === 'remote') fail({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
+  agent = new AgentSide(dialog, {
+    call, media, metrics,
+    hold: new HoldControl(media, deps.holdMusic ?? generatedMelody()),
+    transfer: () => deps.config.transfer,
+    invite: (o) => deps.sip.invite({ ...o, logger: call.logger }),
+    inviteBase: { from: sipCtx.from, headers },
+    end: fail,
   });
 
   try {

@@ -1,14 +1,14 @@
 import { z } from 'zod';
+import { appSchema, checkRoutingRefs, holdSchema, numberRoutingFields, routingSchema, transferSchema } from './routing-schema.js';
 
 const port = z.number().int().min(1).max(65535);
-const sipUri = z.string().regex(/^sips?:[^\s]+$/, 'a SIP URI such as sip:queue@pbx.example.com');
 
 /** One WhatsApp business number the gateway answers for, and where its calls ring. */
 export const businessNumberSchema = z.strictObject({
   phoneNumberId: z.string().regex(/^\d+$/, 'the numeric Graph phone-number id'),
   displayNumber: z.string().regex(/^\+?\d{6,15}$/, 'the number in E.164 digits'),
-  sipTarget: sipUri,
   tenant: z.string().min(1).default('default'),
+  ...numberRoutingFields,
 });
 
 /** Business-initiated calls from the PBX (issue 5): who may dial out, as which number, and Meta's permission rules. */
@@ -58,7 +58,9 @@ export const configSchema = z.strictObject({
     graphRetries: z.number().int().min(0).max(5).default(2),
     webhookMaxAgeSeconds: z.number().int().min(10).default(600),
     numbers: z.array(businessNumberSchema).default([]),
-  }).default({ graphBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v21.0', graphTimeoutMs: 5000, graphRetries: 2, webhookMaxAgeSeconds: 600, numbers: [] }),
+    // Webhook apps besides the default one (routing-schema.ts): numbers name theirs in `app`.
+    apps: z.array(appSchema).default([]),
+  }).default({ graphBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v21.0', graphTimeoutMs: 5000, graphRetries: 2, webhookMaxAgeSeconds: 600, numbers: [], apps: [] }),
   sip: z.strictObject({
     drachtioHost: z.string().min(1).default('127.0.0.1'),
     drachtioPort: port.default(9022),
@@ -103,7 +105,11 @@ export const configSchema = z.strictObject({
     retentionSweepMinutes: z.number().int().min(1).default(60),
   }).default({ sqlitePath: 'data/gateway.sqlite', databaseUrl: '', retentionDays: 0, retentionSweepMinutes: 60 }),
   businessCalls: businessCallsSchema.default(BUSINESS_CALLS_DEFAULTS),
+  routing: routingSchema,
+  hold: holdSchema,
+  transfer: transferSchema,
 }).superRefine((cfg, ctx) => {
+  checkRoutingRefs(cfg, ctx);
   for (const [section, min, max] of [['media', 'rtpPortMin', 'rtpPortMax'], ['media', 'webrtcPortMin', 'webrtcPortMax']] as const) {
     if (cfg[section][min] > cfg[section][max]) {
       ctx.addIssue({ code: 'custom', path: [section, max], message: `a port not below ${section}.${min} (${cfg[section][min]})` });
@@ -127,4 +133,6 @@ export interface Secrets {
   verifyToken: string;
   drachtioSecret: string;
   adminKeys: Map<string, string>;
+  /** Per webhook app (whatsapp.apps): WAGW_APP_SECRET_<APP>, WAGW_GRAPH_TOKEN_<APP> (config/app-secrets.ts). */
+  apps?: Map<string, { appSecret: string; graphToken: string }>;
 }

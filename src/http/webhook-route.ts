@@ -5,6 +5,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { verifySignature } from '../whatsapp/signature.js';
 import { MalformedWebhookError, parseWebhook, dedupeKey, type CallingEvent } from '../whatsapp/events.js';
 import { RecentKeys } from '../whatsapp/dedupe.js';
+import type { WebhookApps } from '../whatsapp/webhook-apps.js';
 import { readBody, sendJson } from './server.js';
 
 export interface WebhookReceiverOptions {
@@ -13,6 +14,8 @@ export interface WebhookReceiverOptions {
   maxAgeSeconds: number;
   logger: Logger;
   metrics: Metrics;
+  /** Several Meta apps (routing-schema.ts): read at each delivery, so a config reload swaps them. Overrides appSecret. */
+  apps?: () => WebhookApps;
   /** Called after the 200 has been sent: Meta times out at ~20 s and retries, so work never delays the answer. */
   onEvent: (ev: CallingEvent) => void;
 }
@@ -43,7 +46,7 @@ export class WebhookReceiver {
     res.end(challenge);
   }
 
-  async receive(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async receive(req: IncomingMessage, res: ServerResponse, appName?: string): Promise<void> {
     const { logger, metrics } = this.opts;
     let raw: Buffer;
     try {
@@ -55,13 +58,27 @@ export class WebhookReceiver {
       return;
     }
     const header = req.headers['x-hub-signature-256'];
-    const verdict = verifySignature(raw, Array.isArray(header) ? header[0] : header, this.opts.appSecret);
-    if (verdict !== 'ok') {
+    const sig = Array.isArray(header) ? header[0] : header;
+    const apps = this.opts.apps?.();
+    // The signature is checked over the raw bytes before anything is parsed.
+    const checked = apps ? apps.verify(raw, sig, appName) : appName !== undefined ? { verdict: 'unknown_app' as const } : (() => {
+      const v = verifySignature(raw, sig, this.opts.appSecret);
+      return v === 'ok' ? { verdict: v, app: '' } : { verdict: v };
+    })();
+    if (checked.verdict === 'unknown_app') {
+      metrics.webhooks.inc({ result: 'unknown_app' });
+      logger.warn({ app: appName }, 'webhook rejected: no such app');
+      sendJson(res, 404, { error: 'not found' });
+      return;
+    }
+    if (checked.verdict !== 'ok') {
+      const verdict = checked.verdict;
       metrics.webhooks.inc({ result: 'bad_signature' });
-      logger.warn({ verdict, bytes: raw.length }, 'webhook rejected: signature check failed');
+      logger.warn({ verdict, bytes: raw.length, app: appName }, 'webhook rejected: signature check failed');
       sendJson(res, 401, { error: `signature ${verdict}` });
       return;
     }
+    const verifiedApp = checked.app;
     let events: CallingEvent[];
     try {
       events = parseWebhook(JSON.parse(raw.toString('utf8'))).events;
@@ -77,6 +94,11 @@ export class WebhookReceiver {
     for (const ev of events) {
       const key = dedupeKey(ev);
       const evName = ev.kind === 'status' ? `status_${ev.status.toLowerCase()}` : ev.kind;
+      if (apps && !apps.accepts(verifiedApp, ev.phoneNumberId)) {
+        metrics.webhookEvents.inc({ event: evName, result: 'foreign_app' });
+        logger.warn({ app: verifiedApp, phoneNumberId: ev.phoneNumberId, event: evName }, 'webhook event for a number of another app dropped');
+        continue;
+      }
       if (now - ev.timestamp > this.opts.maxAgeSeconds) {
         metrics.webhookEvents.inc({ event: evName, result: 'stale' });
         logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds: now - ev.timestamp }, 'stale webhook event dropped');
