@@ -12,7 +12,8 @@
  *   const { callId } = await meta.userCalls(user, { ctaPayload?, deeplinkPayload?, duplicate?: true|n, deliver?: false });
  *     -> real wrtc offer, connect webhook (offer) delivered; pre_accept/accept SDP is applied to the user's peer
  *        (pre_accept's if any, else accept's). No accept within userRingTimeoutMs (45 s) -> terminate webhook.
- *     A plain profile { waId, name } instead of a WaUser gives a static Meta-like offer (signalling only).
+ *     A plain profile { waId, name } instead of a WaUser gives a static Meta-like offer (signalling only), or
+ *     opts.offerSdp (e.g. rtpengine's ICE-lite SDP); read the gateway's answer from graph.calls after waitForAction.
  *   await meta.waitForAction(callId, 'accept');      // GraphRequestLog of the gateway's request (check .status)
  *   await meta.userHangsUp(callId, { errors? });     // terminate webhook (+start_time/end_time/duration if accepted)
  *   gateway reject/terminate -> terminate webhook after webhookDelayMs (30 ms); the user's media is stopped.
@@ -98,6 +99,11 @@ export interface UserCallOptions {
   deliver?: boolean;
   timestamp?: number | string;
   send?: SendOptions;
+  /**
+   * Profile users only: this offer instead of the static Meta-like one (e.g. a real ICE-lite relay's SDP). The
+   * gateway's answer is then in graph.calls.get(callId).preAcceptSdp / .acceptSdp after waitForAction().
+   */
+  offerSdp?: string;
 }
 
 export interface UserCallResult {
@@ -318,7 +324,8 @@ export class MetaDouble {
 
   async userCalls(user: SimUser, opts: UserCallOptions = {}): Promise<UserCallResult> {
     if (!this.simUsers.has(user.waId) || this.simUsers.get(user.waId) !== user) this.addUser(user);
-    const offerSdp = isWaUser(user) ? await user.createOffer() : staticMetaOffer();
+    if (opts.offerSdp !== undefined && isWaUser(user)) throw new Error('userCalls: offerSdp is for profile users; a WaUser makes its own offer');
+    const offerSdp = isWaUser(user) ? await user.createOffer() : (opts.offerSdp ?? staticMetaOffer());
     const ci: Parameters<GraphDouble['createUserInitiatedCall']>[0] = { userWaId: user.waId, offerSdp };
     if (opts.ctaPayload !== undefined) ci.ctaPayload = opts.ctaPayload;
     if (opts.deeplinkPayload !== undefined) ci.deeplinkPayload = opts.deeplinkPayload;
