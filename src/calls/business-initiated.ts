@@ -2,7 +2,7 @@ import type { BusinessCallsConfig, BusinessNumber } from '../config/schema.js';
 import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
 import { GraphError } from '../whatsapp/graph-client.js';
 import { SipCallFailure, type SipDialog, type SipInboundInvite } from '../sip/agent.js';
-import { WA_HEADERS } from '../sip/headers.js';
+import { WA_HEADERS, waContextToSip } from '../sip/headers.js';
 import { parseSdp, SdpError } from '../sip/sdp.js';
 import { UnusableAnswerError } from '../media/webrtc-leg.js';
 import type { CallRecord } from '../store/call-record.js';
@@ -251,6 +251,177 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   if (!call.waCallId) call.bindIds({ waCallId });
   registry.indexWaCallId(call, waCallId);
   call.logger.info('Graph connect accepted: the WhatsApp user is being called');
+}
+
+export interface ClickToCallRequest {
+  waId: string;
+  /** The agent's SIP URI, rung once the WhatsApp user picked up. */
+  agent: string;
+  number: BusinessNumber;
+}
+
+/**
+ * Click-to-call from a CRM (POST /v1/calls): the gateway calls the WhatsApp user and, when the user answers, rings the
+ * agent and bridges. Resolves once Graph `connect` succeeded (the call goes on) or with the refusal (the call ended).
+ * The same checks as a PBX INVITE apply, except the source guard (the admin API's key stands in for it).
+ */
+export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest): Promise<{ call: Call } | { refusal: SipRefusal; call?: Call }> {
+  const { config, metrics, registry, graph } = deps;
+  const cfg = config.businessCalls;
+  const { number, waId } = req;
+  const admission = registry.admissionRefusal();
+  if (admission) return { refusal: { status: 503, text: admission === 'draining' ? 'Service draining' : 'Call capacity reached', cause: admission } };
+  if (countryBlocked(number.displayNumber, cfg.blockedCountryCodes)) {
+    return { refusal: { status: 403, text: 'Business-initiated calling not available in this country', cause: 'country_blocked' } };
+  }
+  const call = new Call({
+    direction: 'business_initiated', tenant: number.tenant, phoneNumberId: number.phoneNumberId,
+    businessNumber: number.displayNumber, userWaId: waId, sipTarget: req.agent,
+  }, deps.logger, metrics, (r) => deps.store.write(withCost(r, cfg)));
+  registry.add(call);
+  call.transition('offered', 'click_to_call');
+  call.logger.info({ to: waId, agent: req.agent }, 'click-to-call requested');
+  let refusal: SipRefusal | undefined;
+  const end = (reason: EndReason): void => { void call.end(reason); };
+  const refuse = (r: SipRefusal, outcome: EndReason['outcome'] = 'failed', graphCode?: number): { refusal: SipRefusal; call: Call } => {
+    refusal = r;
+    call.logger.info({ status: r.status, cause: r.cause, graphCode }, `click-to-call refused: ${r.text}`);
+    end({ by: 'gateway', outcome, cause: r.cause, ...(graphCode !== undefined ? { graphCode } : {}) });
+    return { refusal: r, call };
+  };
+
+  let connecting: Promise<string | undefined> | undefined;
+  let userPickedUp = false;
+  call.onTeardown(async (e) => {
+    const waCallId = call.waCallId ?? (await connecting);
+    if (!waCallId) return;
+    if (!userPickedUp) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
+    if (e.by === 'whatsapp') return;
+    try {
+      await graph.terminate(number.phoneNumberId, waCallId);
+    } catch (err) {
+      call.logger.warn({ err: (err as Error).message }, 'Graph terminate failed');
+    }
+  });
+  let dialog: SipDialog | undefined;
+  const cancelAgent = new AbortController();
+  call.onTeardown((e) => {
+    if (dialog) return e.by === 'sip' ? undefined : dialog.bye();
+    cancelAgent.abort();
+  });
+  const media = deps.media.create(call);
+  call.onTeardown(() => media.close());
+
+  if (deps.permissions) {
+    const view = await deps.permissions.current(number.phoneNumberId, waId);
+    if (view.status === 'none') return refuse({ status: 403, text: 'No WhatsApp call permission from the user', cause: 'no_permission' }, 'rejected');
+  }
+  const setupTimer = setTimeout(() => {
+    end({ by: 'gateway', outcome: 'no_answer', cause: 'ring_timeout' });
+  }, cfg.ringTimeoutMs + config.sip.ringTimeoutMs);
+  call.onTeardown(() => clearTimeout(setupTimer));
+  let offerSdp: string;
+  try {
+    offerSdp = await media.offerWhatsApp();
+  } catch (err) {
+    call.logger.error({ err: (err as Error).message }, 'media setup failed');
+    return refuse({ status: 503, text: 'Media resources unavailable', cause: 'media_setup_failed' });
+  }
+
+  let answerArrived!: (p: Promise<boolean>) => void;
+  const answerReady = new Promise<boolean>((resolve) => { answerArrived = (p) => resolve(p); });
+  let answerApplied: Promise<boolean> | undefined;
+  const ringAgent = async (): Promise<void> => {
+    const ok = await Promise.race([answerReady, new Promise<boolean>((r) => setTimeout(() => r(false), ANSWER_WAIT_MS).unref())]);
+    if (call.isEnded) return;
+    if (!ok) return end({ by: 'gateway', outcome: 'failed', cause: 'whatsapp_answer_missing' });
+    const sipOffer = await media.sipOffer();
+    if (call.isEnded) return;
+    const ctx = waContextToSip({ callId: call.waCallId ?? '', phoneNumberId: number.phoneNumberId, waId });
+    try {
+      dialog = await deps.sip.invite({
+        uri: req.agent, from: ctx.from, headers: ctx.headers, sdp: sipOffer, signal: cancelAgent.signal,
+        timeoutMs: config.sip.ringTimeoutMs,
+        onProvisional: (status) => call.logger.info({ status }, 'agent side provisional response'),
+      });
+    } catch (err) {
+      if (call.isEnded) return;
+      const status = err instanceof SipCallFailure ? err.status : undefined;
+      call.logger.info({ status, err: (err as Error).message }, 'agent did not take the click-to-call');
+      return end({ by: 'sip', outcome: status === 486 || status === 600 ? 'busy' : status === 408 || status === 480 ? 'no_answer' : 'failed', cause: status ? `sip_${status}` : 'sip_error', ...(status ? { sipStatus: status } : {}) });
+    }
+    call.bindIds({ sipCallId: dialog.callId });
+    if (call.isEnded) {
+      await dialog.bye();
+      return;
+    }
+    dialog.once('ended', (e) => {
+      if (e.by === 'remote') end({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
+    });
+    try {
+      media.connectSip(dialog.remoteSdp);
+    } catch (err) {
+      call.logger.warn({ err: (err as Error).message }, 'agent answer SDP unusable');
+      return end({ by: 'gateway', outcome: 'failed', cause: 'sip_sdp_unusable' });
+    }
+    clearTimeout(setupTimer);
+    call.transition('answered', 'agent_answered');
+    media.startWhatsAppMedia((leg) => {
+      metrics.mediaTimeouts.inc({ leg });
+      end({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
+    });
+  };
+  handles.set(call, {
+    answer(sdp) {
+      if (answerApplied) return;
+      answerApplied = media.applyWhatsAppAnswer(sdp).then(() => true, (err: unknown) => {
+        call.logger.warn({ err: (err as Error).message }, 'WhatsApp SDP answer unusable');
+        end({ by: 'gateway', outcome: 'failed', cause: 'whatsapp_answer_unusable' });
+        return false;
+      });
+      answerArrived(answerApplied);
+    },
+    status(status) {
+      if (call.isEnded) return;
+      if (status === 'RINGING') {
+        if (call.state === 'offered') call.transition('ringing', 'RINGING');
+      } else if (status === 'ACCEPTED') {
+        if (userPickedUp) return;
+        userPickedUp = true;
+        if (call.state === 'offered') call.transition('ringing', 'accepted_without_ringing');
+        deps.permissions?.ledger.callConnected(number.phoneNumberId, waId, 'business_initiated');
+        ringAgent().catch((err: Error) => {
+          call.logger.error({ err: err.message }, 'ringing the agent failed');
+          end({ by: 'gateway', outcome: 'failed', cause: 'agent_setup_failed' });
+        });
+      } else {
+        end({ by: 'whatsapp', outcome: 'rejected', cause: 'user_declined' });
+      }
+    },
+    terminate(ev) {
+      const graphCode = ev.errorCodes[0];
+      const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : userPickedUp ? 'whatsapp_hangup' : 'not_answered';
+      end({ by: 'whatsapp', outcome: call.state === 'answered' ? 'answered' : userPickedUp ? 'cancelled' : 'no_answer', cause, graphCode });
+    },
+  });
+
+  let connectError: unknown;
+  connecting = graph.connect(number.phoneNumberId, waId, offerSdp, call.id).then((id) => id, (err: unknown) => {
+    connectError = err;
+    return undefined;
+  });
+  const waCallId = await connecting;
+  if (!waCallId) {
+    if (call.isEnded) return { refusal: refusal ?? { status: 500, text: 'call ended', cause: 'ended' }, call };
+    const r = refusalForGraphError(connectError, deps.permissions?.ledger.clock() ?? Date.now());
+    const graphCode = connectError instanceof GraphError ? connectError.code : undefined;
+    if (graphCode === 138006) deps.permissions?.ledger.markNoPermission(number.phoneNumberId, waId);
+    return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
+  }
+  if (!call.waCallId) call.bindIds({ waCallId });
+  registry.indexWaCallId(call, waCallId);
+  call.logger.info('click-to-call: the WhatsApp user is being called');
+  return { call };
 }
 
 /** The SIP response the PBX gets for a Graph `connect` error (README table). */

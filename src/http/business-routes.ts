@@ -2,6 +2,7 @@ import type { AdminRouter, Principal, Role } from './admin-router.js';
 import { AdminHttpError } from './admin-router.js';
 import { sendJson } from './server.js';
 import type { CallDeps } from '../calls/deps.js';
+import { startClickToCall } from '../calls/business-initiated.js';
 import type { BusinessNumber } from '../config/schema.js';
 import type { PermissionView } from '../whatsapp/permissions.js';
 import type { PermissionRequestContent } from '../whatsapp/graph-client.js';
@@ -10,8 +11,8 @@ const STAFF: readonly Role[] = ['admin', 'supervisor'];
 const ALL: readonly Role[] = ['admin', 'supervisor', 'reporting'];
 
 /**
- * Admin API for business-initiated calling: send a call permission request (free-form text or a template), and read
- * the permission ledger of one user. The local limits are checked before Meta is asked (429 with the next allowed time).
+ * Admin API for business-initiated calling: send a call permission request (free-form text or a template), read
+ * the permission ledger of one user, and click-to-call. The local limits are checked before Meta is asked (429 with the next allowed time).
  */
 export function registerBusinessCallRoutes(admin: AdminRouter, deps: CallDeps): void {
   admin.add('POST', '/v1/permission-requests', STAFF, async (r) => {
@@ -38,6 +39,24 @@ export function registerBusinessCallRoutes(admin: AdminRouter, deps: CallDeps): 
       ...(result.nextRequestAt !== undefined ? { nextRequestAt: new Date(result.nextRequestAt).toISOString() } : {}),
       ...(result.graphCode !== undefined ? { graphCode: result.graphCode } : {}),
     });
+  });
+
+  // Click-to-call: the gateway calls the WhatsApp user, rings `agent` when the user answers, and bridges.
+  admin.add('POST', '/v1/calls', STAFF, async (r) => {
+    const body = asObject(await r.json());
+    const waId = waIdOf(body.to);
+    const agent = optionalString(body.agent, 'agent');
+    if (!agent || !/^sips?:[^\s@]+@[^\s]+$/.test(agent)) throw new AdminHttpError(400, 'agent must be a SIP URI such as sip:alice@pbx.example.com');
+    const number = numberFor(deps, optionalString(body.phoneNumberId, 'phoneNumberId'), r.principal);
+    if (!deps.sip.connected) throw new AdminHttpError(503, 'SIP side not connected');
+    const result = await startClickToCall(deps, { waId, agent, number });
+    if ('refusal' in result) {
+      const { refusal } = result;
+      const status = refusal.status === 503 ? 503 : refusal.status === 486 ? 409 : refusal.status === 404 ? 404 : refusal.status === 403 ? 403 : 502;
+      sendJson(r.res, status, { error: refusal.text, cause: refusal.cause, callId: result.call?.id ?? null, ...(refusal.headers ? { details: refusal.headers } : {}) });
+      return;
+    }
+    sendJson(r.res, 202, { callId: result.call.id, waCallId: result.call.waCallId ?? null, state: result.call.state });
   });
 
   admin.add('GET', '/v1/permissions/:waId', ALL, async (r) => {

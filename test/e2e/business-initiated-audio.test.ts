@@ -14,7 +14,7 @@ import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
-if (skipReason) noteSkipped(skipReason, 1, 'business-initiated audio');
+if (skipReason) noteSkipped(skipReason, 2, 'business-initiated audio');
 
 describe.skipIf(skipReason !== undefined)('business-initiated call with two-way audio (baresip desk phone dials out)', () => {
   let agent: BaresipAgent;
@@ -25,6 +25,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call with two-way 
     e2e = await startE2E({
       sipTarget: agent.uri,
       displayNumber: '447700900555',
+      adminKeys: { 'e2e-admin-key': 'crm:supervisor' },
       config: { businessCalls: { allowedSources: ['127.0.0.1'], ratesPerMinute: { '44': 0.06 } } },
     });
   }, 60_000);
@@ -76,6 +77,55 @@ describe.skipIf(skipReason !== undefined)('business-initiated call with two-way 
       expect(record!.estimatedCost).toBeGreaterThan(0);
       expect(record!.quality?.whatsapp?.packetsIn).toBeGreaterThan(100);
       expect(record!.quality?.sip?.packetsIn).toBeGreaterThan(100);
+      expect(meta.errors).toEqual([]);
+    } finally {
+      await user.close();
+    }
+  }, 60_000);
+
+  it('click-to-call: POST /v1/calls rings the user, then the agent when the user answers; tones both ways', async () => {
+    const { meta, gateway } = e2e;
+    const user = new WaUser({ waId: '447700900456', name: 'Carol' });
+    try {
+      meta.addUser(user, { permission: 'permanent' });
+      const establishedCount = () => agent.seenEvents().filter((e) => e.type === 'CALL_ESTABLISHED').length;
+      const before = establishedCount();
+      const res = await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls`, {
+        method: 'POST', headers: { authorization: 'Bearer e2e-admin-key', 'content-type': 'application/json' },
+        body: JSON.stringify({ to: '+447700900456', agent: agent.uri }),
+      });
+      expect(res.status).toBe(202);
+      const { callId } = await res.json() as { callId: string };
+      const placed = await meta.waitForConnect('447700900456');
+      expect(placed.bizOpaqueCallbackData).toBe(callId);
+      await new Promise((r) => setTimeout(r, 300));
+      // Nobody rings the agent before the user picked up.
+      expect(establishedCount()).toBe(before);
+      expect(gateway.registry.get(callId)?.sipCallId).toBeUndefined();
+      await meta.userAnswers(placed.id);
+      await waitFor(() => establishedCount() > before || undefined, 'agent answered (baresip)', 15_000);
+      await waitFor(() => gateway.registry.get(callId)?.state === 'answered' || undefined, 'agent answered');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      await new Promise((r) => setTimeout(r, 3000));
+      const rec = user.recording();
+      const lastSecond = rec.samples.subarray(Math.max(0, rec.samples.length - 48_000));
+      const at440 = detectTone(lastSecond, 48_000, 440);
+      console.log(`click-to-call: user hears 440 Hz at ${at440.levelDbfs.toFixed(1)} dBFS, SNR ${at440.snrDb.toFixed(1)} dB`);
+      expect(at440.detected).toBe(true);
+
+      const closed = agent.waitEvent('CALL_CLOSED', 10_000);
+      await meta.userHangsUp(placed.id);
+      await closed;
+      await waitNoLiveCalls(gateway);
+      const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
+      const mid = Math.floor(wav.samples.length / 2);
+      const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
+      const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
+      console.log(`click-to-call: agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
+      expect(k1.detected).toBe(true);
+      const record = (await records(gateway)).find((r) => r.id === callId);
+      expect(record).toMatchObject({ direction: 'business_initiated', outcome: 'answered', endedBy: 'whatsapp', sipTarget: agent.uri, waCallId: placed.id });
       expect(meta.errors).toEqual([]);
     } finally {
       await user.close();
