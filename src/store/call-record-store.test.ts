@@ -15,12 +15,15 @@ import { recordCursor, OUTCOMES, type CallRecord, type CallRecordStore, type Out
 import { SqliteCallRecordStore, SQLITE_SCHEMA_VERSION } from './sqlite-store.js';
 import { PostgresCallRecordStore, POSTGRES_SCHEMA_VERSION } from './postgres-store.js';
 import { RetentionSweeper } from './retention.js';
+import { configSchema } from '../config/schema.js';
+import { startGateway } from '../gateway.js';
+import { freePort } from '../../test/peers/sip/ports.js';
 import { noteSkipped } from '../../test/peers/drachtio.js';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../test/peers/postgres.js';
 
 const logger = createLogger('silent');
 const pgAvail = postgresAvailable();
-const PG_TESTS = 11;
+const PG_TESTS = 12;
 if (!pgAvail.ok) noteSkipped(pgAvail.reason, PG_TESTS, 'call records on PostgreSQL');
 
 const ctx: CallContext = {
@@ -203,6 +206,36 @@ describe.skipIf(!pgAvail.ok)('call records on PostgreSQL', () => {
     expect(await c.schemaVersion()).toBe(POSTGRES_SCHEMA_VERSION);
     expect(await c.get(synthetic(7).id)).toEqual(synthetic(7));
     await c.close();
+  });
+
+  it('postgres: the gateway uses it when store.databaseUrl is set, sweeps old records at start, and closes it on stop', async () => {
+    const db = await server!.createDatabase('wagw_gateway');
+    const seed = await PostgresCallRecordStore.open({ connectionString: db });
+    await seed.write(synthetic(1, { id: 'ancient', offeredAt: '2019-05-01T00:00:00.000Z', endedAt: '2019-05-01T00:01:00.000Z' }));
+    await seed.write(synthetic(2, { id: 'fresh', offeredAt: new Date().toISOString(), endedAt: new Date().toISOString() }));
+    await seed.close();
+    const config = configSchema.parse({
+      http: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' },
+      sip: { drachtioHost: '127.0.0.1', drachtioPort: await freePort({ udp: false }) },
+      store: { sqlitePath: ':memory:', databaseUrl: db, retentionDays: 30 },
+    });
+    const gw = await startGateway(config, { graphToken: 't', appSecret: 'a', verifyToken: 'v', drachtioSecret: 'c', adminKeys: new Map([['pg-admin-key', 'ops:admin']]) });
+    try {
+      expect(gw.store.kind).toBe('postgres');
+      const auth = { authorization: 'Bearer pg-admin-key' };
+      const status = (await (await fetch(`http://127.0.0.1:${gw.http.port}/v1/status`, { headers: auth })).json()) as { store: unknown };
+      expect(status.store).toEqual({ kind: 'postgres', open: true });
+      const deadline = Date.now() + 10_000;
+      while ((await gw.store.get('ancient')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await gw.store.get('ancient')).toBeUndefined();
+      const listed = (await (await fetch(`http://127.0.0.1:${gw.http.port}/v1/records`, { headers: auth })).json()) as { records: CallRecord[] };
+      expect(listed.records.map((r) => r.id)).toEqual(['fresh']);
+      const deleted = await gw.metrics.registry.getSingleMetric('wagw_call_records_deleted_total')!.get();
+      expect(deleted.values[0]?.value).toBe(1);
+    } finally {
+      await gw.drainAndStop();
+    }
+    expect(gw.store.isOpen).toBe(false);
   });
 
   it('postgres: an unreachable database is a clear error that does not show the URL', async () => {
