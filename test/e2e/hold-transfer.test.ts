@@ -1,0 +1,153 @@
+/**
+ * Hold and blind transfer kept inside the gateway, with real peers. Hold: a sipp agent echoing RTP puts the call on
+ * hold with a re-INVITE (a=sendonly) and resumes it (a=sendrecv); the WhatsApp user (libwebrtc) hears hold music
+ * in between and its own echoed tone before and after. Transfer: a sipp agent sends REFER to a baresip agent playing
+ * 440 Hz; the user then hears 440 Hz, the first agent gets NOTIFY 100/180/200 (sipfrag) and a BYE, and nothing at
+ * all reaches WhatsApp but media (Meta refuses re-INVITE, UPDATE and REFER).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detectTone } from '../audio/goertzel.js';
+import { generateTone } from '../audio/tone.js';
+import { writeWav } from '../audio/wav.js';
+import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { sippAvailable, startSipp, type SippScenario } from '../peers/sip/sipp.js';
+import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
+import { freePort } from '../peers/sip/ports.js';
+import { WaUser } from '../peers/meta/index.js';
+import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
+
+const drachtio = drachtioAvailable();
+const sipp = sippAvailable();
+const baresip = baresipAvailable();
+const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : !baresip.ok ? baresip.reason : undefined;
+if (skipReason) noteSkipped(skipReason, 2, 'hold and transfer');
+
+const HOLD_HZ = 600;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What the user heard during the last `ms`, checked for each frequency. */
+function lastHeard(user: WaUser, ms: number, ...freqs: number[]) {
+  const rec = user.recording();
+  const n = Math.round((ms / 1000) * rec.sampleRate);
+  const tail = rec.samples.subarray(Math.max(0, rec.samples.length - n));
+  return Object.fromEntries(freqs.map((f) => [f, detectTone(tail, rec.sampleRate, f)]));
+}
+
+describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway', () => {
+  let e2e: E2E;
+  let agent2: BaresipAgent;
+  let agentPort: number;
+
+  beforeAll(async () => {
+    agentPort = await freePort({ tcp: false });
+    const musicFile = join(mkdtempSync(join(tmpdir(), 'wagw-hold-')), 'hold.wav');
+    writeWav(musicFile, { sampleRate: 8000, samples: generateTone({ freqHz: HOLD_HZ, sampleRate: 8000, durationMs: 2000, levelDbfs: -12 }) });
+    agent2 = await startBaresip({ toneHz: 440, user: 'agent2' });
+    e2e = await startE2E({ sipTarget: `sip:agent1@127.0.0.1:${agentPort}`, config: { hold: { musicFile }, transfer: { onFailure: 'return', ringTimeoutMs: 8000 } } });
+  }, 60_000);
+  afterAll(async () => {
+    await e2e?.stop();
+    await agent2?.stop();
+  });
+
+  it('hold music reaches the WhatsApp user during hold; the agent\'s echo comes back after resume', async () => {
+    const { meta, gateway } = e2e;
+    const agent = await startSipp({
+      scenario: 'uas-answer-hold-resume' as SippScenario, port: agentPort, service: 'agent1', rtpEcho: true, timeoutSec: 40,
+      keys: { holdafter: '4000', holdfor: '5000' },
+    });
+    const user = new WaUser({ waId: '447700900456', name: 'Ola Hold' });
+    try {
+      const { callId } = await meta.userCalls(user);
+      await meta.waitForAction(callId, 'accept');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      await sleep(2000);
+      const before = lastHeard(user, 800, 1000, HOLD_HZ);
+      expect(before[1000]!.detected).toBe(true);
+      expect(before[HOLD_HZ]!.detected).toBe(false);
+
+      const holds = async (event: string) => (await gateway.metrics.holds.get()).values.find((v) => v.labels.event === event)?.value ?? 0;
+      for (let i = 0; i < 100 && (await holds('hold')) < 1; i++) await sleep(100);
+      expect(await holds('hold')).toBe(1);
+      await sleep(1500);
+      const during = lastHeard(user, 1000, 1000, HOLD_HZ);
+      console.log(`on hold: ${HOLD_HZ} Hz at ${during[HOLD_HZ]!.levelDbfs.toFixed(1)} dBFS, echo 1 kHz SNR ${during[1000]!.snrDb.toFixed(1)} dB`);
+      expect(during[HOLD_HZ]!.detected).toBe(true);
+      expect(during[1000]!.detected).toBe(false);
+      expect(gateway.registry.byWhatsAppId(callId)?.state).toBe('answered');
+
+      for (let i = 0; i < 100 && (await holds('resume')) < 1; i++) await sleep(100);
+      expect(await holds('resume')).toBe(1);
+      await sleep(1500);
+      const after = lastHeard(user, 800, 1000, HOLD_HZ);
+      expect(after[1000]!.detected).toBe(true);
+      expect(after[HOLD_HZ]!.detected).toBe(false);
+
+      // Nothing but media went to WhatsApp: pre_accept and accept, and no other Graph call.
+      expect(meta.requests.filter((r) => r.callId === callId).map((r) => r.op)).toEqual(['pre_accept', 'accept']);
+      await meta.userHangsUp(callId);
+      await waitNoLiveCalls(gateway);
+      expect(await recordOf(gateway, callId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
+      const result = await agent.done;
+      expect(result.messages).toMatch(/a=recvonly/);
+      expect(result.failed).toBe(0);
+    } finally {
+      await agent.stop();
+      await user.close();
+    }
+  }, 60_000);
+
+  it('a REFER from the agent moves the call to a second agent whose tone reaches the WhatsApp user', async () => {
+    const { meta, gateway } = e2e;
+    const agent1 = await startSipp({
+      scenario: 'uas-answer-refer' as SippScenario, port: agentPort, service: 'agent1', rtpEcho: true, timeoutSec: 40,
+      keys: { referafter: '3500', referto: agent2.uri },
+    });
+    const user = new WaUser({ waId: '447700900789', name: 'Tom Transfer' });
+    try {
+      const established = agent2.waitEvent('CALL_ESTABLISHED', 20_000);
+      const { callId } = await meta.userCalls(user);
+      await meta.waitForAction(callId, 'accept');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      await sleep(2000);
+      const before = lastHeard(user, 800, 1000, 440);
+      expect(before[1000]!.detected).toBe(true);
+      expect(before[440]!.detected).toBe(false);
+
+      await established;
+      const a1 = await agent1.done;
+      expect(a1.messages).toMatch(/SIP\/2.0 202/);
+      expect(a1.messages).toMatch(/Event: refer/);
+      expect(a1.messages).toContain('SIP/2.0 100 Trying');
+      expect(a1.messages).toContain('SIP/2.0 200 OK\r\n');
+      expect(a1.messages).toMatch(/BYE sip:/);
+      expect(a1.failed).toBe(0);
+      await sleep(1500);
+      const after = lastHeard(user, 1000, 1000, 440);
+      console.log(`after transfer: 440 Hz at ${after[440]!.levelDbfs.toFixed(1)} dBFS, SNR ${after[440]!.snrDb.toFixed(1)} dB`);
+      expect(after[440]!.detected).toBe(true);
+      expect(after[1000]!.detected).toBe(false);
+      const live = gateway.registry.byWhatsAppId(callId);
+      expect(live?.state).toBe('answered');
+      expect(live?.sipAgent).toContain('agent2');
+      expect(meta.requests.filter((r) => r.callId === callId).map((r) => r.op)).toEqual(['pre_accept', 'accept']);
+
+      const closed = agent2.waitEvent('CALL_CLOSED', 10_000);
+      await meta.userHangsUp(callId);
+      await closed;
+      await waitNoLiveCalls(gateway);
+      const record = await recordOf(gateway, callId);
+      expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
+      expect(record.sipAgent).toContain('agent2');
+      expect((await gateway.metrics.transfers.get()).values.find((v) => v.labels.result === 'completed')?.value).toBe(1);
+    } finally {
+      await agent1.stop();
+      await user.close();
+    }
+  }, 60_000);
+});
