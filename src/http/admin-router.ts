@@ -33,6 +33,7 @@ type Handler = (r: AdminRequest) => Promise<void> | void;
 
 interface Route {
   method: string;
+  path: string;
   pattern: RegExp;
   keys: string[];
   roles: readonly Role[] | 'public';
@@ -64,7 +65,12 @@ export class AdminRouter {
   add(method: string, pattern: string, roles: readonly Role[] | 'public', handler: Handler): void {
     const keys: string[] = [];
     const re = new RegExp(`^${pattern.replace(/:([a-zA-Z]+)/g, (_, k: string) => { keys.push(k); return '([^/]+)'; })}$`);
-    this.routes.push({ method, pattern: re, keys, roles, handler });
+    this.routes.push({ method, path: pattern, pattern: re, keys, roles, handler });
+  }
+
+  /** The registered routes (for the OpenAPI coverage test). */
+  list(): { method: string; path: string; roles: readonly Role[] | 'public' }[] {
+    return this.routes.map(({ method, path, roles }) => ({ method, path, roles }));
   }
 
   /** Comparing digests in constant time: neither the key's length nor its prefix leaks through timing. */

@@ -125,6 +125,14 @@ export function openApiDocument(): Record<string, unknown> {
         },
       },
       '/v1/calls': {
+        post: {
+          summary: 'Click-to-call: the gateway calls the WhatsApp user (business-initiated) and rings the agent when the user answers', 'x-roles': ['admin', 'supervisor'],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['to', 'agent'], properties: {
+            to: { type: 'string', description: "The user's wa_id" }, agent: { type: 'string', description: 'SIP URI to ring' },
+            phoneNumberId: { type: 'string', description: 'Business number to call from; default the only or default one' },
+          } } } } },
+          responses: responses({ '202': { description: 'Call started', content: { 'application/json': { schema: { type: 'object', properties: { callId: { type: 'string' }, waCallId: { type: ['string', 'null'] }, state: { type: 'string' } } } } } } }, 400, 401, 403, 404),
+        },
         get: {
           summary: 'Live calls with their current quality', 'x-roles': ['admin', 'supervisor'],
           responses: responses(json({ type: 'object', properties: { calls: { type: 'array', items: { $ref: '#/components/schemas/LiveCall' } } } }, 'Live calls'), 401, 403),
@@ -147,6 +155,22 @@ export function openApiDocument(): Record<string, unknown> {
           summary: "Hang up a live call: both sides are released, the record's cause is admin_hangup", 'x-roles': ['admin', 'supervisor'],
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: responses(json({ type: 'object', properties: { ended: { type: 'boolean' }, record: { $ref: '#/components/schemas/CallRecord' } } }, 'Ended; its record'), 401, 403, 404),
+        },
+      },
+      '/v1/permission-requests': {
+        post: {
+          summary: 'Send a call permission request to a WhatsApp user (free-form body or a template); local limits checked first', 'x-roles': ['admin', 'supervisor'],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['to'], properties: {
+            to: { type: 'string' }, phoneNumberId: { type: 'string' }, body: { type: 'string', maxLength: 1024 }, template: { type: 'string' }, language: { type: 'string' },
+          } } } } },
+          responses: responses({ '202': { description: 'Sent' }, '409': { description: 'Permanent permission already granted' }, '429': { description: 'Request limit reached (Retry-After)' }, '502': { description: 'Graph error' } }, 400, 401, 403),
+        },
+      },
+      '/v1/permissions/{waId}': {
+        get: {
+          summary: "The permission ledger's view of one user (status, expiry, request counts); ?refresh=1 asks Meta", 'x-roles': ['admin', 'supervisor', 'reporting'],
+          parameters: [{ name: 'waId', in: 'path', required: true, schema: { type: 'string' } }, { name: 'phoneNumberId', in: 'query', schema: { type: 'string' } }, { name: 'refresh', in: 'query', schema: { type: 'string', enum: ['1', 'true'] } }],
+          responses: responses(json({ type: 'object' }, 'Permission view'), 400, 401, 403),
         },
       },
       '/v1/status': {

@@ -32,6 +32,15 @@ export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.length;
 /** Arbitrary constant naming this schema's migration lock (pg_advisory_xact_lock). */
 const MIGRATION_LOCK = 0x77616777;
 
+const WRITE_RETRY_DELAYS_MS = [250, 1000];
+
+/** Errors after which the same statement may succeed on a new connection (SQLSTATE class 08, 57P0x, socket errors). */
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return /Connection terminated|connect ECONNREFUSED|timeout/i.test(String((err as Error).message));
+  return code.startsWith('08') || code.startsWith('57P0') || ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
+}
+
 export interface PostgresStoreOptions {
   connectionString: string;
   /** Pool size; calls end at most a few per second per instance, the admin API reads in pages. */
@@ -97,7 +106,22 @@ export class PostgresCallRecordStore implements CallRecordStore {
     }
   }
 
+  /**
+   * A call's only record: a connection lost (database restart, failover) is retried twice before the caller logs the
+   * record whole. Retrying is safe because the insert is idempotent.
+   */
   async write(r: CallRecord): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.insert(r);
+      } catch (err) {
+        if (attempt >= WRITE_RETRY_DELAYS_MS.length || this.closed || !isConnectionError(err)) throw err;
+        await new Promise((res) => setTimeout(res, WRITE_RETRY_DELAYS_MS[attempt]));
+      }
+    }
+  }
+
+  private async insert(r: CallRecord): Promise<void> {
     // ON CONFLICT DO NOTHING: a record is written exactly once; a second write of the same call id cannot replace it.
     await this.pool.query(
       `INSERT INTO call_records
