@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { detectTone } from '../../test/audio/goertzel.js';
 import { Bridge, type BridgeDtmfEvent, type MediaLegName } from './bridge.js';
 import { DtmfSender } from './dtmf.js';
-import { ManualFrameClock, sharedFrameClock } from './frame-clock.js';
+import { IntervalFrameClock, ManualFrameClock, sharedFrameClock } from './frame-clock.js';
 import { decodeG711, encodeG711 } from './g711.js';
 import { OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
 import { PortPool } from './port-pool.js';
@@ -13,6 +13,7 @@ import { createRtpHeader, readRtpHeader, readTelephoneEvent, writeRtpHeader, typ
 import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
 import { monoNow } from './types.js';
 import { WebRtcLeg, type ReceivedRtpInfo, type SendRtpParams } from './webrtc-leg.js';
+import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader as WeriftRtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
 
 interface SentWa { payloadType: number; sequenceNumber: number; timestamp: number; marker: boolean; payload: Uint8Array }
 
@@ -157,6 +158,22 @@ describe('Bridge (fake legs, manual clock)', () => {
     expect(bridge.quality().sip).toMatchObject({ packetsIn: 60, lost: 0 });
   });
 
+  it('bounds SIP → WhatsApp latency when the PBX sends faster than our clock', () => {
+    const { sip, clock, bridge } = setup();
+    bridge.startWhatsAppMedia();
+    const g = new Uint8Array(160).fill(0x55);
+    let seq = 0;
+    for (let t = 0; t < 600; t++) {
+      sip.inject(sipPacket(seq++, 0, g));
+      if (t % 40 === 0) sip.inject(sipPacket(seq++, 0, g)); // 2.5 % fast
+      tickAt(clock, 1);
+    }
+    const fifo = bridge.details.sipFifo;
+    expect(fifo.trimmed).toBeGreaterThan(0);
+    expect(fifo.queued).toBeLessThanOrEqual(160 * 6);
+    expect(fifo.overflowed).toBe(0);
+  });
+
   it('transcodes WhatsApp Opus 1 kHz into PCMU toward SIP, concealing a lost packet', () => {
     const { wa, sip, clock, bridge } = setup();
     bridge.start();
@@ -299,23 +316,25 @@ describe('Bridge (real legs: libwebrtc peer ⇄ WebRtcLeg ⇄ Bridge ⇄ RtpLeg 
     });
     let seq = 0;
     const g = new Uint8Array(160);
-    const phoneTimer = setInterval(() => {
+    // A PBX sends on a steady clock; setInterval drifts a few percent late and would drain our queue.
+    const phoneClock = new IntervalFrameClock(20);
+    const stopPhone = phoneClock.subscribe(() => {
       encodeG711('PCMU', sine(440, 160, seq * 160), g);
       phone.send(sipPacket(seq++ & 0xffff, 0, g), sipLeg.port, '127.0.0.1');
-    }, 20);
-    cleanups.push(() => clearInterval(phoneTimer));
+    });
+    cleanups.push(stopPhone);
     peer.play(1000);
 
     await new Promise((r) => setTimeout(r, 2000));
-    clearInterval(phoneTimer);
+    stopPhone();
     peer.stopPlaying();
 
     const atPhone = Int16Array.from(heardAtPhone.slice(-4000));
     expect(atPhone.length).toBe(4000);
     const phone1k = detectTone(atPhone, 8000, 1000);
-    expect(phone1k.detected).toBe(true);
     const atUser = peer.recent(500);
     const user440 = detectTone(atUser, 48000, 440);
+    expect(phone1k.detected).toBe(true);
     expect(user440.detected).toBe(true);
     expect(detectTone(atUser, 48000, 1000).ratio).toBeLessThan(0.05);
     expect(timeouts).toEqual([]);
@@ -337,5 +356,84 @@ describe('Bridge (real legs: libwebrtc peer ⇄ WebRtcLeg ⇄ Bridge ⇄ RtpLeg 
     cleanups.splice(0);
     await new Promise((r) => setTimeout(r, 100));
     expect(openUdpHandles()).toBeLessThanOrEqual(udpBefore);
+  });
+
+  it('relays RFC 4733 DTMF both ways over the real SRTP and UDP paths', async () => {
+    const pool = new PortPool(48020, 48030);
+    // An ICE-lite werift peer stands in for Meta's relay (libwebrtc in @roamhq/wrtc has no DTMF sender).
+    const codecs = [
+      new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 }),
+      new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: 126 }),
+    ];
+    const meta = new RTCPeerConnection({
+      iceLite: true, iceServers: [], iceUseIpv6: false, iceInterfaceAddresses: { udp4: '127.0.0.1' }, iceAdditionalHostAddresses: ['127.0.0.1'],
+      codecs: { audio: codecs, video: [] },
+    });
+    cleanups.push(() => meta.close());
+    const metaRx: Array<{ pt: number; ts: number; payload: Buffer }> = [];
+    meta.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => metaRx.push({ pt: rtp.header.payloadType, ts: rtp.header.timestamp, payload: rtp.payload })));
+    const t: RTCRtpTransceiver = meta.addTransceiver('audio', { direction: 'sendrecv' });
+    await meta.setLocalDescription(await meta.createOffer());
+    const wa = await WebRtcLeg.answer(meta.localDescription!.sdp, { bindAddress: '127.0.0.1' });
+    const sipLeg = await RtpLeg.open({ pool, bindAddress: '127.0.0.1' });
+    const phone = dgram.createSocket('udp4');
+    await new Promise<void>((r) => phone.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => phone.close(() => r())));
+    sipLeg.setRemote('127.0.0.1', phone.address().port);
+    const bridge = new Bridge(wa, sipLeg, { sipCodec: 'PCMA', sipDtmfPayloadType: 101 });
+    cleanups.push(() => bridge.stop());
+    const digits: BridgeDtmfEvent[] = [];
+    bridge.on('dtmf', (d) => digits.push(d));
+    bridge.start();
+    await meta.setRemoteDescription({ type: 'answer', sdp: wa.localSdp });
+    await wa.connected;
+    bridge.startWhatsAppMedia();
+
+    const phoneRx: Array<{ pt: number; ts: number; ev: TelephoneEvent }> = [];
+    const h = createRtpHeader();
+    phone.on('message', (m) => {
+      if (!readRtpHeader(m, h)) return;
+      const ev: TelephoneEvent = { event: 0, end: false, volume: 0, duration: 0 };
+      if (h.payloadType === 101) readTelephoneEvent(m, h.payloadOffset, h.payloadLength, ev);
+      phoneRx.push({ pt: h.payloadType, ts: h.timestamp, ev });
+    });
+
+    // "WhatsApp user" presses 4: telephone-event PT 126 on the audio stream, 48 kHz timestamp, 8 kHz durations.
+    const te = new Uint8Array(4);
+    const tx = new DtmfSender();
+    tx.enqueue(4, 120);
+    const teCodec = t.codecs.find((c) => c.payloadType === 126)!;
+    const opusCodec = t.sender.codec;
+    let seq = 1;
+    for (let info = tx.next(te); info; info = tx.next(te)) {
+      t.sender.codec = teCodec; // werift stamps the sender codec's PT on every packet
+      void t.sender.sendRtp(new RtpPacket(new WeriftRtpHeader({ payloadType: 126, sequenceNumber: seq++, timestamp: 960_000, marker: info.start }), Buffer.from(te)));
+      t.sender.codec = opusCodec;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // The phone presses 9: PT 101 on the 8 kHz clock.
+    const tx2 = new DtmfSender();
+    tx2.enqueue(9, 100);
+    let s2 = 500;
+    for (let info = tx2.next(te); info; info = tx2.next(te)) {
+      phone.send(sipPacket(s2++, 101, te, info.start, 160_000), sipLeg.port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 400));
+
+    expect(digits).toEqual([{ from: 'whatsapp', digit: '4', durationMs: 120 }, { from: 'sip', digit: '9', durationMs: 100 }]);
+    const atPhone = phoneRx.filter((p) => p.pt === 101);
+    expect(atPhone.length).toBe(8); // 120 ms: 5 updates (160..800) + 3 end packets at 960
+    expect(atPhone[0]!.ev).toMatchObject({ event: 4, end: false, duration: 160 });
+    expect(atPhone.at(-1)!.ev).toMatchObject({ event: 4, end: true, duration: 960 });
+    expect(new Set(atPhone.map((p) => p.ts)).size).toBe(1);
+    expect(phoneRx.some((p) => p.pt === 8)).toBe(true); // PCMA audio around the digit
+    const atMeta = metaRx.filter((p) => p.pt === 126);
+    expect(atMeta.map((p) => p.payload[0])).toEqual(new Array(atMeta.length).fill(9));
+    expect(atMeta.filter((p) => (p.payload[1]! & 0x80) !== 0)).toHaveLength(3);
+    expect(new Set(atMeta.map((p) => p.ts)).size).toBe(1);
+    expect(metaRx.some((p) => p.pt === 111)).toBe(true);
+    await bridge.stop();
+    expect(pool.free).toBe(pool.size);
   });
 });

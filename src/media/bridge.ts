@@ -45,6 +45,13 @@ export interface SipMediaLeg {
 
 export type MediaLegName = 'whatsapp' | 'sip';
 
+/**
+ * Sees each 20 ms tick's audio as 8 kHz PCM (recording, live streaming): `userToAgent` after the Opus decode (what the
+ * agent is sent), `agentToUser` before the Opus encode (what the user is sent; silence before WhatsApp media starts).
+ * Runs inside the media tick: copy what you need and return; the arrays are reused and must not be kept or changed.
+ */
+export type MediaTap = (userToAgent: Int16Array, agentToUser: Int16Array) => void;
+
 /** Audio that replaces the SIP side toward WhatsApp (hold music): fills one 20 ms frame of 8 kHz PCM per call. */
 export interface PcmSource {
   read(out: Int16Array): void;
@@ -98,7 +105,9 @@ class SampleFifo {
   size = 0;
   overflowed = 0;
   underruns = 0;
+  trimmed = 0;
   private primed = false;
+  private highTicks = 0;
 
   constructor(private readonly capacity: number, private readonly primeSamples: number) {
     this.buf = new Int16Array(capacity);
@@ -127,15 +136,31 @@ class SampleFifo {
     }
     if (this.size < n) {
       this.primed = false;
-      if (this.size > 0) this.underruns++;
+      this.underruns++;
       return false;
     }
+    this.take(out, n);
+    // A PBX clock slightly faster than ours fills the queue slowly; once it has stayed above the target for
+    // half a second, one frame goes, so latency stays bounded without audible churn.
+    if (this.size > this.primeSamples + 3 * n) {
+      if (++this.highTicks >= 25) {
+        this.highTicks = 0;
+        this.r = (this.r + n) % this.capacity;
+        this.size -= n;
+        this.trimmed++;
+      }
+    } else {
+      this.highTicks = 0;
+    }
+    return true;
+  }
+
+  private take(out: Int16Array, n: number): void {
     for (let i = 0; i < n; i++) {
       out[i] = this.buf[this.r]!;
       this.r = (this.r + 1) % this.capacity;
     }
     this.size -= n;
-    return true;
   }
 
   clear(): void {
@@ -160,6 +185,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly opusDec = new OpusDecoder8k();
   private readonly opusIn = new Uint8Array(1500);
   private readonly pcmDown = new Int16Array(MAX_FRAME_SAMPLES);
+  private readonly pcmDownFrame = this.pcmDown.subarray(0, FRAME_SAMPLES);
   private readonly sipRing: Buffer[] = Array.from({ length: SIP_SEND_RING }, () => Buffer.alloc(RTP_HEADER_SIZE + 480));
   private sipRingPos = 0;
   private readonly sipSsrc = randomInt(1, 0xffffffff);
@@ -193,6 +219,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private waPacketsOut = 0;
   private sipOtherPt = 0;
   private sipSource: PcmSource | null = null;
+  private taps: MediaTap[] = [];
+  private tapUser: Int16Array;
+  private tapAgent: Int16Array;
 
   private unsubscribeClock: (() => void) | null = null;
   private waStarted = false;
@@ -219,6 +248,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.sipRx = new RtpReceiveStats(8000);
     this.waDtmfRx = new DtmfReceiver((d) => this.onDigit('whatsapp', d));
     this.sipDtmfRx = new DtmfReceiver((d) => this.onDigit('sip', d));
+    this.tapUser = this.tapAgent = this.silence;
     wa.on('audio', this.onWaAudio);
     wa.on('dtmf', this.onWaDtmf);
     sip.on('rtp', this.onSipRtp);
@@ -280,6 +310,12 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     return prev;
   }
 
+  /** Adds a media tap (see MediaTap); returns its removal. With no tap the tick pays one length check. */
+  addTap(tap: MediaTap): () => void {
+    this.taps = [...this.taps, tap];
+    return () => { this.taps = this.taps.filter((t) => t !== tap); };
+  }
+
   /** Queues a DTMF digit toward WhatsApp (RFC 4733 in the Opus stream). */
   sendDtmfToWhatsApp(digit: string, durationMs = 100): void {
     if (this.wa.dtmfPayloadType === null) throw new Error('WhatsApp leg negotiated no telephone-event');
@@ -318,13 +354,13 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   /** Internals for diagnostics and tests. */
   get details(): {
     jitterBuffer: JitterBuffer['stats'] & { targetDelayMs: number };
-    sipFifo: { queued: number; overflowed: number; underruns: number };
+    sipFifo: { queued: number; overflowed: number; underruns: number; trimmed: number };
     sipOtherPayloadTypes: number;
     tickErrors: number;
   } {
     return {
       jitterBuffer: { ...this.jb.stats, targetDelayMs: this.jb.targetDelayMs },
-      sipFifo: { queued: this.fifo.size, overflowed: this.fifo.overflowed, underruns: this.fifo.underruns },
+      sipFifo: { queued: this.fifo.size, overflowed: this.fifo.overflowed, underruns: this.fifo.underruns, trimmed: this.fifo.trimmed },
       sipOtherPayloadTypes: this.sipOtherPt,
       tickErrors: this.tickErrors,
     };
@@ -385,6 +421,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       }
       this.tickToSip();
       this.tickToWhatsApp();
+      if (this.taps.length > 0) this.runTaps();
       const now = this.now();
       this.waDtmfRx.poll(now);
       this.sipDtmfRx.poll(now);
@@ -395,6 +432,16 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.tickSeconds += (performance.now() - t0) / 1000;
     this.tickCount++;
   };
+
+  private runTaps(): void {
+    for (const tap of this.taps) {
+      try {
+        tap(this.tapUser, this.tapAgent);
+      } catch (err) {
+        if (this.tickErrors++ === 0) this.log.error({ err: (err as Error).message }, 'media tap failed');
+      }
+    }
+  }
 
   /** Mean time of one 20 ms media tick so far (undefined before the first tick). */
   meanTickSeconds(): number | undefined {
@@ -423,6 +470,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       void JB_EMPTY;
       pcm = this.silence;
     }
+    this.tapUser = pcm === this.pcmDown ? this.pcmDownFrame : pcm;
 
     const buf = this.sipRing[this.sipRingPos]!;
     this.sipRingPos = (this.sipRingPos + 1) % SIP_SEND_RING;
@@ -447,6 +495,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private tickToWhatsApp(): void {
     const ts = this.waTs;
     this.waTs = (ts + OPUS_TICKS_PER_FRAME) >>> 0;
+    this.tapAgent = this.silence;
     if (!this.waStarted) return;
     const p = this.waSendParams;
     const dtmfPt = this.wa.dtmfPayloadType;
@@ -472,6 +521,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     } else {
       pcm = this.fifo.read(this.pcmUp) ? this.pcmUp : this.silence;
     }
+    this.tapAgent = pcm;
     const n = this.opusEnc.encode(pcm, this.opusOut);
     p.payloadType = this.wa.opusPayloadType;
     p.sequenceNumber = this.waSeq;

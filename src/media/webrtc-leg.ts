@@ -244,17 +244,23 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: opusPt, parameters: 'minptime=10;useinbandfec=1' }),
       new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: dtmfPt ?? 126, parameters: '0-15' }),
     ];
-    this.pc = new RTCPeerConnection({
-      // Meta provides no STUN/TURN, and a public media server needs none; a STUN lookup would only delay gathering.
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      ...(portRange ? { icePortRange: portRange } : {}),
-      ...(bind ? { iceInterfaceAddresses: { udp4: bind } } : {}),
-      iceAdditionalHostAddresses: [announced],
-      codecs: { audio: codecs, video: [] },
-      headerExtensions: { audio: [], video: [] },
-    });
+    try {
+      this.pc = new RTCPeerConnection({
+        // Meta provides no STUN/TURN, and a public media server needs none; a STUN lookup would only delay gathering.
+        iceServers: [],
+        iceUseIpv4: false,
+        iceUseIpv6: false,
+        ...(portRange ? { icePortRange: portRange } : {}),
+        ...(bind ? { iceInterfaceAddresses: { udp4: bind } } : {}),
+        iceAdditionalHostAddresses: [announced],
+        codecs: { audio: codecs, video: [] },
+        headerExtensions: { audio: [], video: [] },
+      });
+    } catch (err) {
+      // close() will never run for a leg that was not constructed: hand the port back here.
+      if (this.portPool && this.pooledPort !== null) this.portPool.release(this.pooledPort);
+      throw err;
+    }
     this.forceIceControlling();
     this.acceptUnsignalledSsrcs();
 
