@@ -48,18 +48,20 @@ export async function runBlindTransfer(ctx: TransferContext, refer: SipReferRequ
   if (config.holdMusicWhileRinging) hold.setTransferRinging(true);
 
   const abort = new AbortController();
-  void call.ended.then(() => abort.abort());
+  // The call ending (the user hung up) cancels the INVITE at once, before the rest of the teardown.
+  call.onTeardown(() => abort.abort());
   let spare: Awaited<ReturnType<MediaSession['openSpareSipLeg']>> | undefined;
+  let target: SipDialog | undefined;
   try {
     spare = await media.openSpareSipLeg();
     const headers: Record<string, string | undefined> = { ...ctx.inviteBase.headers };
     if (refer.referredBy) headers['Referred-By'] = refer.referredBy;
-    const dialog = await ctx.invite({
+    const dialog = (target = await ctx.invite({
       uri: refer.referToUri, from: ctx.inviteBase.from, headers, sdp: spare.offer, signal: abort.signal, timeoutMs: config.ringTimeoutMs,
       onProvisional: (status) => {
         if (status === 180 || status === 183) void from.notifyRefer(status, status === 180 ? 'Ringing' : 'Session Progress', false);
       },
-    });
+    }));
     if (call.isEnded) {
       await dialog.bye();
       await media.closeSpareLeg(spare.leg);
@@ -67,6 +69,7 @@ export async function runBlindTransfer(ctx: TransferContext, refer: SipReferRequ
     }
     await media.moveSipTo(spare.leg, dialog.remoteSdp);
     spare = undefined;
+    target = undefined;
     ctx.adopt(dialog);
     call.sipAgent = dialog.remoteUri;
     hold.setAgentHeld(false);
@@ -78,6 +81,8 @@ export async function runBlindTransfer(ctx: TransferContext, refer: SipReferRequ
     return 'completed';
   } catch (err) {
     if (spare) await media.closeSpareLeg(spare.leg).catch(() => undefined);
+    // Answered but unusable (its SDP): that dialog is not kept.
+    if (target && target.active) await target.bye({ reason: 'transfer failed' });
     const f = err instanceof SipCallFailure ? err : new SipCallFailure(500, err instanceof Error ? err.message : String(err));
     hold.setTransferRinging(false);
     if (call.isEnded) return 'ended';

@@ -23,7 +23,7 @@ const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const baresip = baresipAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : !baresip.ok ? baresip.reason : undefined;
-if (skipReason) noteSkipped(skipReason, 2, 'hold and transfer');
+if (skipReason) noteSkipped(skipReason, 3, 'hold and transfer');
 
 const HOLD_HZ = 600;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -147,6 +147,41 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
       expect((await gateway.metrics.transfers.get()).values.find((v) => v.labels.result === 'completed')?.value).toBe(1);
     } finally {
       await agent1.stop();
+      await user.close();
+    }
+  }, 60_000);
+  it('a transfer whose target refuses (486) leaves the call with the first agent, as transfer.onFailure says', async () => {
+    const { meta, gateway } = e2e;
+    const refuser = await startSipp({ scenario: 'uas-refuse', service: 'busy', keys: { status: '486', reason: 'Busy Here' }, timeoutSec: 30 });
+    const agent1 = await startSipp({
+      scenario: 'uas-answer-refer-fail' as SippScenario, port: agentPort, service: 'agent1', rtpEcho: true, timeoutSec: 40,
+      keys: { referafter: '2500', referto: refuser.uri },
+    });
+    const user = new WaUser({ waId: '447700900790', name: 'Fay Fail' });
+    const returned = async () => (await gateway.metrics.transfers.get()).values.find((v) => v.labels.result === 'returned')?.value ?? 0;
+    try {
+      const { callId } = await meta.userCalls(user);
+      await meta.waitForAction(callId, 'accept');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      for (let i = 0; i < 100 && (await returned()) < 1; i++) await sleep(100);
+      expect(await returned()).toBe(1);
+      expect((await refuser.done).messages).toMatch(/SIP\/2.0 486/);
+      await sleep(1500);
+      const after = lastHeard(user, 800, 1000, HOLD_HZ);
+      expect(after[1000]!.detected).toBe(true);
+      expect(after[HOLD_HZ]!.detected).toBe(false);
+      expect(gateway.registry.byWhatsAppId(callId)?.state).toBe('answered');
+      expect(agent1.messages()).toContain('SIP/2.0 486 Busy Here');
+      await meta.userHangsUp(callId);
+      await waitNoLiveCalls(gateway);
+      const a1 = await agent1.done;
+      expect(a1.messages).toMatch(/BYE sip:/);
+      expect(a1.failed).toBe(0);
+      expect(await recordOf(gateway, callId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
+    } finally {
+      await agent1.stop();
+      await refuser.stop();
       await user.close();
     }
   }, 60_000);
