@@ -16,7 +16,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const gateway = await startGateway(config, secrets);
+  let gateway;
+  try {
+    gateway = await startGateway(config, secrets);
+  } catch (err) {
+    // E.g. the PostgreSQL store unreachable at start: one clear line (never the database URL), then exit.
+    process.stderr.write(`gateway could not start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
