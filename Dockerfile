@@ -20,6 +20,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
+# Default hold music (src/calls/hold-music.ts looks for assets/ at the package root).
+COPY assets ./assets
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 # 8080/tcp: webhooks, /healthz, /readyz, /metrics.
