@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { CallRecord, Outcome, Direction, QualitySummary } from '../store/call-record.js';
+import type { CallRecord, CallRecordingRef, Outcome, Direction, QualitySummary } from '../store/call-record.js';
 
 export type CallState = 'new' | 'offered' | 'pre_accepted' | 'ringing' | 'answered' | 'ended';
 
@@ -65,6 +65,8 @@ export class Call {
   quality?: QualitySummary;
   /** Who answered on the SIP side (the 200 OK's Contact URI). */
   sipAgent?: string;
+  /** Set by the recording's teardown step (which runs before the record is written). */
+  recording?: CallRecordingRef;
   readonly ended: Promise<CallRecord>;
   private readonly teardowns: Teardown[] = [];
   private readonly observers: ((change: CallChange) => void)[] = [];
@@ -206,6 +208,7 @@ export class Call {
       sipStatus: end.sipStatus,
       graphCode: end.graphCode,
       quality: this.quality,
+      ...(this.recording ? { recording: this.recording } : {}),
     };
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { appSchema, checkRoutingRefs, holdSchema, numberRoutingFields, routingSchema, transferSchema } from './routing-schema.js';
+import { checkStreamingRefs, recordingSchema, streamingSchema } from './recording-schema.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -108,8 +109,11 @@ export const configSchema = z.strictObject({
   routing: routingSchema,
   hold: holdSchema,
   transfer: transferSchema,
+  recording: recordingSchema,
+  streaming: streamingSchema,
 }).superRefine((cfg, ctx) => {
   checkRoutingRefs(cfg, ctx);
+  checkStreamingRefs(cfg, ctx);
   for (const [section, min, max] of [['media', 'rtpPortMin', 'rtpPortMax'], ['media', 'webrtcPortMin', 'webrtcPortMax']] as const) {
     if (cfg[section][min] > cfg[section][max]) {
       ctx.addIssue({ code: 'custom', path: [section, max], message: `a port not below ${section}.${min} (${cfg[section][min]})` });

@@ -53,6 +53,18 @@ export interface CallRecord {
   sipStatus?: number;
   graphCode?: number;
   quality?: QualitySummary;
+  /** The call's recording (src/recording), when one was made. */
+  recording?: CallRecordingRef;
+}
+
+/** What a call record says about its recording: the id the admin API serves it under, and its file. */
+export interface CallRecordingRef {
+  id: string;
+  file: string;
+  format: 'wav';
+  durationSeconds: number;
+  /** How consent was obtained: not required by policy, announced, or an explicit DTMF yes. */
+  consent: 'not_required' | 'announced' | 'explicit_yes';
 }
 
 export interface CallRecordQuery {

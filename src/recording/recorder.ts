@@ -1,0 +1,94 @@
+/**
+ * One call's recording: a media tap interleaves the user (left) and the agent (right) into a stereo WAV written as
+ * the call goes. start() opens the file the first time and resumes after stop(); finalize() (from the call's
+ * teardown) closes it and returns what the call record names.
+ */
+import type { MediaTap } from '../media/bridge.js';
+import type { CallRecordingRef } from '../store/call-record.js';
+import type { ConsentResult, RecordingMeta, RecordingStore } from './recording-store.js';
+import { WavWriter } from './wav-writer.js';
+
+export interface TapHost {
+  addTap(tap: MediaTap): () => void;
+}
+
+export interface RecorderEvents {
+  onError?: (err: Error) => void;
+}
+
+const FRAME = 160;
+
+export class CallRecorder {
+  private writer?: WavWriter;
+  private removeTap: (() => void) | null = null;
+  private readonly scratch = new Int16Array(2 * FRAME);
+  private finalized: Promise<CallRecordingRef | undefined> | null = null;
+  private meta: RecordingMeta;
+
+  constructor(
+    private readonly store: RecordingStore,
+    meta: Omit<RecordingMeta, 'format' | 'sampleRate' | 'channels' | 'status' | 'startedAt'>,
+    private readonly host: TapHost,
+    private readonly checkpointMs: number,
+    private readonly events: RecorderEvents = {},
+  ) {
+    this.meta = { ...meta, format: 'wav', sampleRate: 8000, channels: ['user', 'agent'], status: 'recording', startedAt: '' };
+  }
+
+  get recording(): boolean {
+    return this.removeTap !== null;
+  }
+
+  get started(): boolean {
+    return this.writer !== undefined;
+  }
+
+  get id(): string {
+    return this.meta.id;
+  }
+
+  set consent(c: ConsentResult) {
+    this.meta.consent = c;
+  }
+
+  /** Starts (creating the file) or resumes; false once finalized. Throws when the file cannot be created. */
+  start(): boolean {
+    if (this.finalized) return false;
+    if (!this.writer) {
+      this.meta.startedAt = new Date().toISOString();
+      const path = this.store.prepare(this.meta);
+      this.writer = new WavWriter(path, { sampleRate: 8000, channels: 2, checkpointMs: this.checkpointMs, onError: (e) => this.events.onError?.(e) });
+    }
+    this.removeTap ??= this.host.addTap(this.tap);
+    return true;
+  }
+
+  /** Pauses: audio until the next start() is not recorded. */
+  stop(): void {
+    this.removeTap?.();
+    this.removeTap = null;
+  }
+
+  private readonly tap: MediaTap = (user, agent) => {
+    const s = this.scratch;
+    for (let i = 0; i < FRAME; i++) {
+      s[2 * i] = user[i]!;
+      s[2 * i + 1] = agent[i]!;
+    }
+    this.writer!.write(s);
+  };
+
+  /** Closes the file and completes its JSON; idempotent. undefined when recording never started. */
+  finalize(): Promise<CallRecordingRef | undefined> {
+    this.finalized ??= (async () => {
+      this.stop();
+      if (!this.writer) return undefined;
+      const { dataBytes } = await this.writer.close();
+      const durationSeconds = Math.round((dataBytes / (2 * 2 * 8000)) * 1000) / 1000;
+      this.meta = { ...this.meta, status: 'complete', endedAt: new Date().toISOString(), durationSeconds, bytes: dataBytes + 44 };
+      this.store.writeMeta(this.meta);
+      return { id: this.meta.id, file: this.writer.path, format: 'wav', durationSeconds, consent: this.meta.consent };
+    })();
+    return this.finalized;
+  }
+}
