@@ -5,6 +5,7 @@
  * 440 Hz; the user then hears 440 Hz, the first agent gets NOTIFY 100/180/200 (sipfrag) and a BYE, and nothing at
  * all reaches WhatsApp but media (Meta refuses re-INVITE, UPDATE and REFER).
  */
+import { createSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,13 +18,14 @@ import { sippAvailable, startSipp, type SippScenario } from '../peers/sip/sipp.j
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { freePort } from '../peers/sip/ports.js';
 import { WaUser } from '../peers/meta/index.js';
+import { decodeG711 } from '../../src/media/g711.js';
 import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const baresip = baresipAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : !baresip.ok ? baresip.reason : undefined;
-if (skipReason) noteSkipped(skipReason, 3, 'hold and transfer');
+if (skipReason) noteSkipped(skipReason, 4, 'hold and transfer');
 
 const HOLD_HZ = 600;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -182,6 +184,51 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     } finally {
       await agent1.stop();
       await refuser.stop();
+      await user.close();
+    }
+  }, 60_000);
+  it('a re-INVITE that moves the agent\'s RTP address and changes the codec makes media follow', async () => {
+    const { meta, gateway } = e2e;
+    const newPort = await freePort({ tcp: false, even: true });
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(newPort, '127.0.0.1', () => r()));
+    const pts = new Map<number, number>();
+    const heard: number[] = [];
+    const pcm = new Int16Array(1600);
+    sock.on('message', (msg, rinfo) => {
+      const pt = msg[1]! & 0x7f;
+      pts.set(pt, (pts.get(pt) ?? 0) + 1);
+      if (pt === 8) {
+        const n = decodeG711('PCMA', msg, 12, msg.length - 12, pcm);
+        for (let i = 0; i < n; i++) heard.push(pcm[i]!);
+      }
+      sock.send(msg, rinfo.port, rinfo.address); // echo from the new address
+    });
+    const agent = await startSipp({
+      scenario: 'uas-answer-reinvite-move' as SippScenario, port: agentPort, service: 'agent1', rtpEcho: true, timeoutSec: 40,
+      keys: { holdafter: '3000', newport: String(newPort), newcodec: 'PCMA', newpt: '8' },
+    });
+    const user = new WaUser({ waId: '447700900791', name: 'Mo Move' });
+    const changes = async () => (await gateway.metrics.holds.get()).values.find((v) => v.labels.event === 'media_change')?.value ?? 0;
+    try {
+      const { callId } = await meta.userCalls(user);
+      await meta.waitForAction(callId, 'accept');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      for (let i = 0; i < 100 && (await changes()) < 1; i++) await sleep(100);
+      expect(await changes()).toBe(1);
+      await sleep(1500);
+      expect(pts.get(8) ?? 0).toBeGreaterThan(40);
+      expect(pts.get(0) ?? 0).toBe(0);
+      expect(detectTone(Int16Array.from(heard.slice(-8000)), 8000, 1000).detected).toBe(true);
+      expect(lastHeard(user, 800, 1000)[1000]!.detected).toBe(true);
+      expect(agent.messages()).toMatch(/a=rtpmap:8 PCMA\/8000/);
+      await meta.userHangsUp(callId);
+      await waitNoLiveCalls(gateway);
+      expect((await agent.done).failed).toBe(0);
+    } finally {
+      sock.close();
+      await agent.stop();
       await user.close();
     }
   }, 60_000);
