@@ -11,15 +11,18 @@ import type { QualitySummary } from '../store/call-record.js';
 /** Owns the RTP port pool and hands each call its media session. */
 export class MediaFactory {
   readonly pool: PortPool;
+  /** ICE ports toward WhatsApp: one pool, because werift's own range search hands one port to two legs set up at once. */
+  readonly webrtcPool: PortPool;
 
   constructor(private readonly config: GatewayConfig, private readonly metrics: Metrics) {
     this.pool = new PortPool(config.media.rtpPortMin, config.media.rtpPortMax);
+    this.webrtcPool = new PortPool(config.media.webrtcPortMin, config.media.webrtcPortMax);
     metrics.rtpPortsTotal.set(this.pool.size);
     metrics.rtpPortsFree.set(this.pool.free);
   }
 
   create(call: Call): MediaSession {
-    return new MediaSession(this.config, this.pool, this.metrics, call);
+    return new MediaSession(this.config, this.pool, this.metrics, call, this.webrtcPool);
   }
 
   close(): void {
@@ -47,6 +50,7 @@ export class MediaSession {
     private readonly pool: PortPool,
     private readonly metrics: Metrics,
     private readonly call: Call,
+    private readonly webrtcPool: PortPool,
   ) {
     call.setQualitySource(() => this.quality());
     this.codecs = config.sip.codecs;
@@ -245,7 +249,7 @@ export class MediaSession {
     return {
       bindAddress: media.bindAddress === '0.0.0.0' ? undefined : media.bindAddress,
       publicAddress: media.publicAddress || undefined,
-      portRange: [media.webrtcPortMin, media.webrtcPortMax] as [number, number],
+      portPool: this.webrtcPool,
       logger: this.call.logger,
     };
   }
