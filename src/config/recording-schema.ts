@@ -63,6 +63,8 @@ export const streamTargetSchema = z.strictObject({
   maxQueueFrames: z.number().int().min(1).max(3000).default(50),
   // Above this many bytes unsent in the socket, frames wait in the queue.
   maxBufferedBytes: z.number().int().min(1024).default(64 * 1024),
+  // Bytes sent beyond the last ping the server answered: a server further behind than this is slow (see audio-stream.ts).
+  maxInFlightBytes: z.number().int().min(1024).default(256 * 1024),
   // Reconnect backoff during the call: doubles from min to max.
   reconnectMinMs: z.number().int().min(10).default(250),
   reconnectMaxMs: z.number().int().min(10).default(5000),
