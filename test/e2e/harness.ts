@@ -43,6 +43,8 @@ export interface E2EOptions {
   clock?: () => number;
   /** Admin API keys: key → "name:role[:tenant]". */
   adminKeys?: Record<string, string>;
+  /** Secrets of config.whatsapp.apps (routing tests: several Meta apps). */
+  appSecrets?: Map<string, { appSecret: string; graphToken: string }>;
 }
 
 export async function startE2E(opts: E2EOptions): Promise<E2E> {
@@ -58,15 +60,18 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
   const config = configSchema.parse({
     http: { host: '127.0.0.1', port: 0 },
     log: { level: process.env.E2E_LOG_LEVEL ?? 'silent' },
-    whatsapp: { graphBaseUrl, graphApiVersion: 'v21.0', numbers: [{ phoneNumberId: PHONE_NUMBER_ID, displayNumber, sipTarget: opts.sipTarget }] },
+    whatsapp: { graphBaseUrl, graphApiVersion: 'v21.0', numbers: [{ phoneNumberId: PHONE_NUMBER_ID, displayNumber, sipTarget: opts.sipTarget }], ...(overrides.whatsapp as object) },
     sip: { drachtioHost: '127.0.0.1', drachtioPort: drachtio.adminPort, ...(overrides.sip as object) },
     media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 46000, rtpPortMax: 46099, webrtcPortMin: 47000, webrtcPortMax: 47999, ...(overrides.media as object) },
     calls: { drainDeadlineMs: 2000, ...(overrides.calls as object) },
     store: { sqlitePath },
     ...(overrides.businessCalls ? { businessCalls: overrides.businessCalls } : {}),
+    ...(overrides.routing ? { routing: overrides.routing } : {}),
+    ...(overrides.hold ? { hold: overrides.hold } : {}),
+    ...(overrides.transfer ? { transfer: overrides.transfer } : {}),
     ...(overrides.admin ? { admin: overrides.admin } : {}),
   });
-  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})) };
+  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}) };
   const gateway = await startGateway(config, secrets, createLogger(config.log.level), { clock: opts.clock });
   meta.webhookUrl = `http://127.0.0.1:${gateway.http.port}/webhooks/whatsapp`;
   await gateway.sip.waitConnected(10_000);
