@@ -64,7 +64,7 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     sip: { drachtioHost: '127.0.0.1', drachtioPort: drachtio.adminPort, ...(overrides.sip as object) },
     media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 46000, rtpPortMax: 46099, webrtcPortMin: 47000, webrtcPortMax: 47999, ...(overrides.media as object) },
     calls: { drainDeadlineMs: 2000, ...(overrides.calls as object) },
-    store: { sqlitePath },
+    store: { sqlitePath, ...(overrides.store as object) },
     ...(overrides.businessCalls ? { businessCalls: overrides.businessCalls } : {}),
     ...(overrides.routing ? { routing: overrides.routing } : {}),
     ...(overrides.hold ? { hold: overrides.hold } : {}),

@@ -13,17 +13,28 @@ import { recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harnes
 import type { CallEvent } from '../../src/calls/events.js';
 import type { CallRecord } from '../../src/store/call-record.js';
 import { SqliteCallRecordStore } from '../../src/store/sqlite-store.js';
+import { PostgresCallRecordStore } from '../../src/store/postgres-store.js';
+import type { CallRecordStore } from '../../src/store/call-record.js';
+import { postgresAvailable, startPostgres, type PostgresServer } from '../peers/postgres.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
-if (skipReason) noteSkipped(skipReason, 3, 'operations (event feed, admin API, metrics, drain)');
+const pg = postgresAvailable();
+const pgSkipReason = skipReason ?? (pg.ok ? undefined : pg.reason);
+if (skipReason) noteSkipped(skipReason, 3, 'operations (event feed, admin API, metrics, drain) on SQLite');
+if (pgSkipReason) noteSkipped(pgSkipReason, 3, 'operations (event feed, admin API, metrics, drain) on PostgreSQL');
 
 const KEYS = { admin: 'e2e-admin-key-1', supervisor: 'e2e-super-key-2' };
 type Msg = CallEvent | { type: 'feed.ready' };
 
-describe.skipIf(skipReason !== undefined)('operations on real calls', () => {
+describe.skipIf(skipReason !== undefined)('operations on real calls, records in SQLite', () => operations('sqlite'));
+describe.skipIf(pgSkipReason !== undefined)('operations on real calls, records in PostgreSQL', () => operations('postgres'));
+
+function operations(storeKind: 'sqlite' | 'postgres'): void {
   let e2e: E2E;
+  let pgServer: PostgresServer | undefined;
+  let databaseUrl = '';
   let agent: SippRun;
   let feed: WebSocket;
   const events: Msg[] = [];
@@ -44,13 +55,18 @@ describe.skipIf(skipReason !== undefined)('operations on real calls', () => {
 
   beforeAll(async () => {
     // One agent answers the three calls of this file, echoing their audio.
+    if (storeKind === 'postgres') {
+      pgServer = await startPostgres();
+      databaseUrl = await pgServer.createDatabase('wagw_operations');
+    }
     const port = await freePort({ tcp: false });
     agent = await startSipp({ scenario: 'uas-answer', port, service: 'agent', rtpEcho: true, calls: 3, timeoutSec: 200 });
     e2e = await startE2E({
       sipTarget: agent.uri,
       adminKeys: { [KEYS.admin]: 'ops:admin', [KEYS.supervisor]: 'lead:supervisor' },
-      config: { admin: { eventQualityIntervalMs: 500 } },
+      config: { admin: { eventQualityIntervalMs: 500 }, ...(databaseUrl ? { store: { databaseUrl } } : {}) },
     });
+    expect(e2e.gateway.store.kind).toBe(storeKind);
     base = `http://127.0.0.1:${e2e.gateway.http.port}`;
     feed = new WebSocket(`ws://127.0.0.1:${e2e.gateway.http.port}/v1/events`, { headers: { authorization: `Bearer ${KEYS.supervisor}` } });
     feed.on('message', (d) => events.push(JSON.parse(String(d)) as Msg));
@@ -60,6 +76,7 @@ describe.skipIf(skipReason !== undefined)('operations on real calls', () => {
     feed?.terminate();
     await e2e?.stop();
     await agent?.stop();
+    await pgServer?.stop();
     await Promise.all(users.map((u) => u.close()));
   });
 
@@ -161,7 +178,8 @@ describe.skipIf(skipReason !== undefined)('operations on real calls', () => {
     const closed = new Promise<number>((r) => feed.once('close', (code) => r(code)));
     await e2e.gateway.drainAndStop();
     expect(await closed).toBe(1001);
-    const store = new SqliteCallRecordStore(e2e.sqlitePath);
+    // A new connection to the same store: what was written survived the stop.
+    const store: CallRecordStore = storeKind === 'postgres' ? await PostgresCallRecordStore.open({ connectionString: databaseUrl }) : new SqliteCallRecordStore(e2e.sqlitePath);
     try {
       const [record] = (await store.list({ limit: 1000 })).filter((r) => r.waCallId === callId);
       expect(record).toMatchObject({ outcome: 'answered', endedBy: 'gateway', cause: 'drain', answeredAt: expect.any(String) });
@@ -172,4 +190,4 @@ describe.skipIf(skipReason !== undefined)('operations on real calls', () => {
     expect(events.find((e) => e.type === 'call.ended' && e.waCallId === callId)).toMatchObject({ cause: 'drain', outcome: 'answered' });
     await e2e.meta.waitForAction(callId, 'terminate');
   }, 60_000);
-});
+}
