@@ -24,6 +24,8 @@ import { buildWebhookApps } from './whatsapp/webhook-apps.js';
 import { loadHoldMusic } from './calls/hold-music.js';
 import { restartOnlyChanges, withRestartOnlyFrom } from './config/reload.js';
 import type { CallRecordStore } from './store/call-record.js';
+import { CallAudioService } from './recording/call-audio-service.js';
+import { registerRecordingRoutes } from './http/recording-routes.js';
 
 export interface RunningGateway {
   logger: Logger;
@@ -104,6 +106,11 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   });
   retention.start();
   registerBusinessCallRoutes(admin, deps);
+  // Recording with consent and live audio streams (issue 9): settings are read per call, so a reload applies to the next one.
+  const callAudio = new CallAudioService(() => deps.config, logger, metrics);
+  media.onMediaStarted = (call, session) => callAudio.attach(call, session);
+  registerRecordingRoutes(admin, { audio: callAudio, registry, logger, metrics });
+  callAudio.startRetention();
   sip.start();
   let stopping: Promise<void> | undefined;
 
@@ -131,6 +138,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
         registry.events.stopQualitySampling();
         await feed.close();
         await retention.stop();
+        callAudio.stopRetention();
         await http.close();
         await sip.stop();
         media.close();

@@ -13,6 +13,8 @@ export class MediaFactory {
   readonly pool: PortPool;
   /** ICE ports toward WhatsApp: one pool, because werift's own range search hands one port to two legs set up at once. */
   readonly webrtcPool: PortPool;
+  /** Runs when a call's media starts flowing to WhatsApp (recording with consent, live streams). */
+  onMediaStarted?: (call: Call, session: MediaSession) => void;
 
   constructor(private readonly config: GatewayConfig, private readonly metrics: Metrics) {
     this.pool = new PortPool(config.media.rtpPortMin, config.media.rtpPortMax);
@@ -22,7 +24,9 @@ export class MediaFactory {
   }
 
   create(call: Call): MediaSession {
-    return new MediaSession(this.config, this.pool, this.metrics, call, this.webrtcPool);
+    const session = new MediaSession(this.config, this.pool, this.metrics, call, this.webrtcPool);
+    session.onStarted = (s) => this.onMediaStarted?.(call, s);
+    return session;
   }
 
   close(): void {
@@ -44,6 +48,10 @@ export class MediaSession {
   private codecs: readonly G711Codec[];
   private held = false;
   private readonly spareLegs = new Set<RtpLeg>();
+  /** The route (routing.routes) the call took, when it took one: live streams may be set per route. */
+  routeName?: string;
+  /** Set by the factory: see MediaFactory.onMediaStarted. */
+  onStarted?: (s: MediaSession) => void;
 
   constructor(
     private readonly config: GatewayConfig,
@@ -144,6 +152,16 @@ export class MediaSession {
     this.bridge.on('media-timeout', onTimeout);
     this.bridge.on('dtmf', (ev) => this.call.logger.debug({ from: ev.from, digit: ev.digit, durationMs: ev.durationMs }, 'DTMF relayed'));
     this.bridge.startWhatsAppMedia();
+    try {
+      this.onStarted?.(this);
+    } catch (err) {
+      this.call.logger.error({ err: (err as Error).message }, 'media-start hook failed: the call goes on');
+    }
+  }
+
+  /** The bridge once media is connected: recording and live streams tap it, consent uses its source and DTMF. */
+  get activeBridge(): Bridge | undefined {
+    return this.closed ? undefined : this.bridge;
   }
 
   // Hold, media changes and transfer: the agent side moves while the WhatsApp leg stays exactly as it is (Meta

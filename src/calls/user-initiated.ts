@@ -85,6 +85,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   call.logger.info({ route: route.route, via: route.via, targets, codecs: route.codecs, ringTimeoutMs: route.ringTimeoutMs }, 'call routed');
 
   const media = deps.media.create(call);
+  media.routeName = route.route;
   call.onTeardown(() => media.close());
   try {
     await media.answerWhatsApp(ev.sdp);

@@ -2,6 +2,8 @@
  * OpenAPI 3.1 description of the admin API, served at /v1/openapi.json. Kept beside the routes (admin-api.ts,
  * event-feed.ts); a test checks that every registered route appears here.
  */
+import { recordingOpenApiPaths } from './recording-routes.js';
+
 const legQuality = {
   type: 'object',
   properties: {
@@ -46,6 +48,7 @@ const callRecord = {
     sipStatus: { type: 'integer' },
     graphCode: { type: 'integer' },
     quality: { $ref: '#/components/schemas/Quality' },
+    recording: { type: 'object', description: 'The call\'s recording, when one was made', properties: { id: { type: 'string' }, file: { type: 'string' }, format: { type: 'string' }, durationSeconds: { type: 'number' }, consent: { type: 'string' } } },
   },
 };
 
@@ -189,6 +192,7 @@ export function openApiDocument(): Record<string, unknown> {
           responses: responses({ '101': { description: 'Switching to WebSocket' } }, 401, 403),
         },
       },
+      ...recordingOpenApiPaths(),
     },
   };
 }

@@ -47,6 +47,12 @@ export function createMetrics() {
     configReloads: new Counter({ name: 'wagw_config_reloads_total', help: 'Configuration reloads (SIGHUP) by result (applied, rejected)', labelNames: ['result'] as const, registers }),
     rtpPortsTotal: new Gauge({ name: 'wagw_rtp_ports_total', help: 'Size of the SIP-side RTP port pool', registers }),
     transcodeSeconds: new Histogram({ name: 'wagw_transcode_seconds', help: 'Mean time of one 20 ms media tick per ended call (Opus and G.711 both ways, jitter buffer, RTP send)', buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005], registers }),
+    recordings: new Counter({ name: 'wagw_recordings_total', help: 'Call recordings by result (started, completed, failed)', labelNames: ['result'] as const, registers }),
+    recordingConsent: new Counter({ name: 'wagw_recording_consent_total', help: 'Recording consent steps by result (not_required, announced, explicit_yes, no_consent)', labelNames: ['result'] as const, registers }),
+    recordingsDeleted: new Counter({ name: 'wagw_recordings_deleted_total', help: 'Recordings deleted, by reason (retention, admin)', labelNames: ['reason'] as const, registers }),
+    streamConnects: new Counter({ name: 'wagw_stream_connects_total', help: 'Live audio stream WebSocket connection attempts by result (connected, failed)', labelNames: ['result'] as const, registers }),
+    streamFramesSent: new Counter({ name: 'wagw_stream_frames_sent_total', help: 'Live audio stream frames (20 ms) sent', registers }),
+    streamFramesDropped: new Counter({ name: 'wagw_stream_frames_dropped_total', help: 'Live audio stream frames (20 ms) dropped because the server was slow or unreachable', registers }),
   };
 }
 
