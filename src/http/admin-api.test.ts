@@ -104,6 +104,12 @@ describe('admin API', () => {
     const audit = lines.filter((l) => l.audit === true);
     expect(audit).toEqual([expect.objectContaining({ key: 'floor-lead', role: 'supervisor', method: 'POST', path: `/v1/calls/${call.id}/hangup` })]);
     expect(JSON.stringify(fx.logLines())).not.toContain(KEYS.supervisor);
+    // A refused attempt is audited too, still by name only.
+    const other = fx.liveCall('answered');
+    const n = fx.logLines().length;
+    expect((await fetch(`${fx.base}/v1/calls/${other.id}/hangup`, { method: 'POST', headers: authHeader('reporting') })).status).toBe(403);
+    expect(fx.logLines().slice(n).filter((l) => l.audit === true)).toEqual([expect.objectContaining({ denied: true, key: 'acme-bi', role: 'reporting', method: 'POST' })]);
+    expect(JSON.stringify(fx.logLines())).not.toContain(KEYS.reporting);
     expect(await fx.store.get(call.id)).toMatchObject({ cause: 'admin_hangup' });
   });
 

@@ -98,13 +98,16 @@ export class AdminRouter {
       sendJson(res, 401, { error: 'missing or unknown API key' });
       return true;
     }
+    const mutating = req.method !== 'GET' && req.method !== 'HEAD';
     if (route.roles !== 'public' && !route.roles.includes(principal.role)) {
+      // A refused attempt to change something is worth an audit line too: who tried what.
+      if (mutating) this.logger.warn({ audit: true, denied: true, key: principal.name, role: principal.role, method: req.method, path: url.pathname }, 'admin API request refused');
       sendJson(res, 403, { error: `role ${principal.role} may not ${req.method} ${url.pathname}` });
       return true;
     }
     const match = route.pattern.exec(url.pathname)!;
     const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(match[i + 1]!)]));
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    if (mutating) {
       this.logger.info({ audit: true, key: principal.name, role: principal.role, method: req.method, path: url.pathname }, 'admin API request');
     }
     const json = async (): Promise<unknown> => {
