@@ -70,6 +70,8 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     ...(overrides.hold ? { hold: overrides.hold } : {}),
     ...(overrides.transfer ? { transfer: overrides.transfer } : {}),
     ...(overrides.admin ? { admin: overrides.admin } : {}),
+    ...(overrides.recording ? { recording: overrides.recording } : {}),
+    ...(overrides.streaming ? { streaming: overrides.streaming } : {}),
   });
   const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}) };
   const gateway = await startGateway(config, secrets, createLogger(config.log.level), { clock: opts.clock });
