@@ -44,7 +44,7 @@ describe('WebRtcLeg', () => {
     expect(parseAudioPayloadTypes(out)).toEqual({ hasAudio: true, opusPt: 111, dtmfPt: 126 });
   });
 
-  it('answers a libwebrtc offer per Meta rules, connects on loopback and carries Opus both ways', async () => {
+  it.each(['fast', 'werift'] as const)('answers a libwebrtc offer per Meta rules, connects on loopback and carries Opus both ways (%s RTP path)', async (mediaPath) => {
     const udpBefore = openUdpHandles();
     const peer = new WrtcPeer();
     cleanups.push(() => peer.close());
@@ -54,7 +54,7 @@ describe('WebRtcLeg', () => {
 
     const t0 = performance.now();
     const pool = new PortPool(47000, 47100);
-    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1', portPool: pool });
+    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1', portPool: pool, mediaPath });
     cleanups.push(() => leg.close());
     const sdp = leg.localSdp;
     expect(sdp).toMatch(/^a=setup:active\r$/m);
@@ -80,6 +80,8 @@ describe('WebRtcLeg', () => {
     await Promise.all([leg.connected, peer.connected()]);
     const connectMs = performance.now() - t0;
     expect(leg.state).toBe('connected');
+    // The fast path took over from werift (keys read from its DTLS transport), or werift's path was kept on request.
+    expect(leg.mediaPath).toBe(mediaPath);
 
     // WhatsApp → us: libwebrtc plays 1 kHz; we decode to 8 kHz and look for 1 kHz.
     const dec = new OpusDecoder8k();
@@ -116,6 +118,7 @@ describe('WebRtcLeg', () => {
     expect(detectTone(atPeer, 48000, 440).detected).toBe(true);
     expect(detectTone(atPeer, 48000, 1000).ratio).toBeLessThan(0.05);
     expect(leg.stats.packetsIn).toBeGreaterThan(40);
+    expect(leg.stats.srtpDropped).toBe(0);
     expect(leg.lastReceivedAt).toBeGreaterThan(t0);
     console.log(`webrtc-leg: connected in ${connectMs.toFixed(0)} ms, ICE role ${leg.iceRole}, in ${leg.stats.packetsIn} out ${leg.stats.packetsOut}`);
 

@@ -6,10 +6,14 @@
  * answer, DTLS client (`a=setup:active` in answers), no `a=ice-lite`, only sha-256 fingerprints, and the SDP
  * is returned only after candidate gathering completed (no trickle with Meta).
  *
- * Media goes through werift's own RTP sender/receiver for now (correct, RTCP SR/RR included); the leg exposes
- * a narrow packet API (`sendRtp`, 'audio'/'dtmf' events) so a tighter SRTP + socket path can replace it later
- * without touching the bridge.
+ * werift does ICE, DTLS, consent freshness and RTCP. Once connected, RTP takes the fast path (mediaPath 'fast',
+ * the default): the SRTP keys are read from werift's DTLS transport, received SRTP is taken off the ICE socket
+ * before werift parses it (STUN, DTLS and SRTCP still go to werift) and decrypted by src/media/srtp.ts, and sent
+ * RTP is protected there and written straight to the nominated pair's socket while consent is fresh. werift's
+ * own per-packet path costs about twice as much (design.md); it stays as the fallback when its internals are
+ * not where we expect them or the profile is unknown, and as mediaPath 'werift'.
  */
+import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import {
   RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket,
@@ -17,6 +21,7 @@ import {
 } from 'werift';
 import { networkInterfaces } from 'node:os';
 import type { PortPool } from './port-pool.js';
+import { isSupportedSrtpProfile, SrtpContext } from './srtp.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 
 export class UnanswerableOfferError extends Error {
@@ -57,6 +62,8 @@ export interface WebRtcLegOptions {
   opusPayloadType?: number;
   /** telephone-event/8000 PT for business-initiated offers (Meta's default is 126). */
   dtmfPayloadType?: number;
+  /** 'fast' (default): our SRTP + socket path once connected; 'werift': werift's RTP sender/receiver throughout. */
+  mediaPath?: 'fast' | 'werift';
   logger?: MediaLogger;
 }
 
@@ -194,6 +201,50 @@ interface RtpReceiverInternals {
   track: MediaStreamTrack | undefined;
 }
 
+interface UdpTransportInternals {
+  socket: Socket;
+  closed?: boolean;
+  onData: (data: Buffer, addr: [string, number]) => void;
+}
+
+interface CandidatePairInternals {
+  remoteAddr: [string, number];
+  protocol: { transport?: UdpTransportInternals };
+}
+
+interface IceConnectionInternals {
+  nominated?: CandidatePairInternals;
+  canSendApplicationData?: () => boolean;
+}
+
+interface DtlsTransportInternals {
+  srtp?: { config?: { profile: number; keys: { localMasterKey: Buffer; localMasterSalt: Buffer; remoteMasterKey: Buffer; remoteMasterSalt: Buffer } } };
+  iceTransport?: { connection?: IceConnectionInternals };
+}
+
+interface RtpSenderCounters {
+  packetCount: number;
+  octetCount: number;
+  rtpTimestamp: number;
+  ntpTimestamp: bigint;
+  runRtcp?: () => Promise<void>;
+}
+
+/** The fast media path's state, set once DTLS is up. */
+interface FastPath {
+  tx: SrtpContext;
+  rx: SrtpContext;
+  conn: IceConnectionInternals;
+  transport: UdpTransportInternals;
+  ring: Buffer[];
+  ringPos: number;
+  rxOut: { payloadOffset: number };
+}
+
+const SEND_RING = 8;
+/** 2^32 · seconds between 1900 (NTP) and 1970 (Unix), for the RTCP SR time werift sends from our counters. */
+const NTP_EPOCH_OFFSET_S = 2_208_988_800;
+
 /** Unsignalled SSRCs bound per leg; one is the norm, a few cover a relay that switches SSRC mid-call. */
 const MAX_UNSIGNALLED_SSRCS = 4;
 
@@ -207,7 +258,9 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   state: WebRtcLegState = 'new';
   opusPayloadType: number;
   dtmfPayloadType: number | null;
-  readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0 };
+  readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0 };
+  /** Which path carries RTP: 'werift' until connected (and as the fallback), 'fast' once our SRTP path took over. */
+  mediaPath: 'fast' | 'werift' = 'werift';
 
   private readonly pc: RTCPeerConnection;
   private transceiver: RTCRtpTransceiver | null = null;
@@ -220,10 +273,13 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   private resolveConnected!: () => void;
   private rejectConnected!: (err: Error) => void;
   private readonly unsubscribers: Array<() => void> = [];
+  private readonly wantFastPath: boolean;
+  private fast: FastPath | null = null;
 
   private constructor(opts: WebRtcLegOptions, opusPt: number, dtmfPt: number | null) {
     super();
     this.log = opts.logger ?? silentLogger;
+    this.wantFastPath = (opts.mediaPath ?? 'fast') === 'fast';
     this.opusPayloadType = opusPt;
     this.dtmfPayloadType = dtmfPt;
     const bind = opts.bindAddress && opts.bindAddress !== '0.0.0.0' && opts.bindAddress !== '::' ? opts.bindAddress : undefined;
@@ -355,6 +411,10 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset = 0, length = payload.length - offset): void {
     const t = this.transceiver;
     if (!t || this.closing || this.state !== 'connected') return;
+    if (this.fast) {
+      this.sendFast(t, params, payload, offset, length);
+      return;
+    }
     const sender = t.sender;
     const header = new RtpHeader({
       payloadType: params.payloadType,
@@ -380,6 +440,109 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     }
     this.stats.packetsOut++;
     this.stats.bytesOut += length;
+  }
+
+  private sendFast(t: RTCRtpTransceiver, params: SendRtpParams, payload: Uint8Array, offset: number, length: number): void {
+    const f = this.fast!;
+    const pair = f.conn.nominated;
+    // RFC 7675: no media on a pair whose consent expired (werift keeps checking and reports the state).
+    if (!pair || f.transport.closed || (f.conn.canSendApplicationData && !f.conn.canSendApplicationData())) return;
+    if (length > 1400) return;
+    const buf = f.ring[f.ringPos]!;
+    f.ringPos = (f.ringPos + 1) % SEND_RING;
+    const sender = t.sender as unknown as RtpSenderCounters & { ssrc: number };
+    buf[0] = 0x80;
+    buf[1] = (params.marker ? 0x80 : 0) | (params.payloadType & 0x7f);
+    buf.writeUInt16BE(params.sequenceNumber & 0xffff, 2);
+    buf.writeUInt32BE(params.timestamp >>> 0, 4);
+    buf.writeUInt32BE(sender.ssrc >>> 0, 8);
+    buf.set(payload.subarray(offset, offset + length), 12);
+    const n = f.tx.protect(buf, 12 + length);
+    f.transport.socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0]);
+    this.stats.packetsOut++;
+    this.stats.bytesOut += length;
+    // werift still sends the RTCP sender reports: keep its counters (and, now and then, the NTP/RTP pair) ours.
+    sender.packetCount = (sender.packetCount + 1) >>> 0;
+    sender.octetCount += length;
+    if ((this.stats.packetsOut & 15) === 1) {
+      sender.rtpTimestamp = params.timestamp >>> 0;
+      const ms = performance.timeOrigin + performance.now();
+      const sec = Math.floor(ms / 1000);
+      sender.ntpTimestamp = (BigInt(sec + NTP_EPOCH_OFFSET_S) << 32n) | BigInt(Math.floor(((ms - sec * 1000) / 1000) * 0x100000000));
+      if (this.stats.packetsOut === 1) sender.runRtcp?.().catch(() => {});
+    }
+  }
+
+  /**
+   * Takes RTP over from werift once DTLS is up (see the file comment). Any surprise in werift's internals leaves
+   * werift's path in place, which is slower but correct.
+   */
+  private enableFastPath(): void {
+    if (!this.wantFastPath || this.fast || !this.transceiver) return;
+    try {
+      const dtls = (this.transceiver.sender as unknown as { dtlsTransport?: DtlsTransportInternals }).dtlsTransport;
+      const cfg = dtls?.srtp?.config;
+      const conn = dtls?.iceTransport?.connection;
+      const transport = conn?.nominated?.protocol.transport;
+      if (!cfg || !conn || !transport || typeof transport.onData !== 'function' || !transport.socket) {
+        this.log.warn({}, 'werift internals changed: media stays on werift\'s RTP path');
+        return;
+      }
+      if (!isSupportedSrtpProfile(cfg.profile)) {
+        this.log.warn({ profile: cfg.profile }, 'SRTP profile not on the fast path: media stays on werift\'s RTP path');
+        return;
+      }
+      const k = cfg.keys;
+      const f: FastPath = {
+        tx: new SrtpContext(cfg.profile, k.localMasterKey, k.localMasterSalt),
+        rx: new SrtpContext(cfg.profile, k.remoteMasterKey, k.remoteMasterSalt),
+        conn, transport,
+        ring: Array.from({ length: SEND_RING }, () => Buffer.alloc(1500)),
+        ringPos: 0,
+        rxOut: { payloadOffset: 0 },
+      };
+      const werift = transport.onData;
+      transport.onData = (data, addr) => {
+        // RFC 7983 / RFC 5761 demultiplexing: RTP (not RTCP, PT 64–95 after the marker bit) is ours; STUN, DTLS
+        // and SRTCP stay with werift.
+        if (data.length >= 12 && (data[0]! & 0xc0) === 0x80) {
+          const pt = data[1]! & 0x7f;
+          if (pt < 64 || pt > 95) {
+            this.onSrtp(data);
+            return;
+          }
+        }
+        werift(data, addr);
+      };
+      this.fast = f;
+      this.mediaPath = 'fast';
+      this.log.debug({ profile: cfg.profile }, 'webrtc: RTP on the fast SRTP path');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'fast SRTP path unavailable: media stays on werift\'s RTP path');
+    }
+  }
+
+  private onSrtp(data: Buffer): void {
+    const f = this.fast!;
+    const n = f.rx.unprotect(data, data.length, f.rxOut);
+    if (n < 0) {
+      this.stats.srtpDropped++;
+      return;
+    }
+    this.lastReceivedAt = monoNow();
+    const off = f.rxOut.payloadOffset;
+    this.stats.packetsIn++;
+    this.stats.bytesIn += n - off;
+    const info = this.rxInfo;
+    info.payloadType = data[1]! & 0x7f;
+    info.marker = (data[1]! & 0x80) !== 0;
+    info.sequenceNumber = (data[2]! << 8) | data[3]!;
+    info.timestamp = data.readUInt32BE(4);
+    info.ssrc = data.readUInt32BE(8);
+    const payload = data.subarray(off, n);
+    if (info.payloadType === this.opusPayloadType) this.emit('audio', payload, info);
+    else if (info.payloadType === this.dtmfPayloadType) this.emit('dtmf', payload, info);
+    else this.stats.otherPayloadTypes++;
   }
 
   /** Closes the peer connection (sockets included) once; later calls return the same promise. */
@@ -474,7 +637,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   private onState(s: RTCPeerConnection['connectionState']): void {
     this.setState(s);
     if (s === 'connected') {
-      this.log.debug({ iceRole: this.iceRole }, 'webrtc connected');
+      this.enableFastPath();
+      this.log.debug({ iceRole: this.iceRole, mediaPath: this.mediaPath }, 'webrtc connected');
       this.resolveConnected();
     } else if (s === 'failed' || s === 'closed') {
       this.rejectConnected(new Error(`WebRTC connection ${s} before it was established`));
