@@ -3,11 +3,19 @@
  * README's catalogue documents every metric the gateway exports.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { noteSkipped } from './peers/drachtio.js';
 import { parse as parseYaml } from 'yaml';
 import { createMetrics } from '../src/observability/metrics.js';
 
 const metrics = createMetrics();
+// Prometheus's own checker, when installed (Debian package prometheus): real PromQL parsing of every expression.
+const promtool = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
+if (!promtool) noteSkipped('promtool not found (apt-get install prometheus)', 1, 'PromQL syntax of alerts and dashboard');
 const HIST_SUFFIX = /_(bucket|sum|count)$/;
 /** Labels Prometheus adds at scrape time, or that histograms carry. */
 const IMPLICIT_LABELS = new Set(['le', 'instance', 'job', 'quantile']);
@@ -113,5 +121,23 @@ describe("README's metrics catalogue", () => {
       if (!row || !row.includes(`| ${m.type} |`)) missing.push(`${m.name} (${m.type})`);
     }
     expect(missing).toEqual([]);
+  });
+});
+
+describe.skipIf(!promtool)('promtool', () => {
+  it('accepts the alert rules and every dashboard expression', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wagw-promtool-'));
+    try {
+      const dash = JSON.parse(readFileSync('monitoring/grafana-dashboard.json', 'utf8')) as { panels: { id: number; targets?: { refId: string; expr: string }[] }[] };
+      const rules = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ record: `dashboard:p${p.id}:${t.refId}`, expr: t.expr.replaceAll('$__rate_interval', '5m') })));
+      writeFileSync(join(dir, 'dashboard-rules.yaml'), toYaml({ groups: [{ name: 'dashboard', rules }] }));
+      for (const file of ['monitoring/alerts.yaml', join(dir, 'dashboard-rules.yaml')]) {
+        const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+        expect(`${r.stdout}${r.stderr}`, file).toMatch(/SUCCESS/);
+        expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
