@@ -36,6 +36,12 @@ describe('loadConfig', () => {
     expect(cfg.sip.codecs).toEqual(['PCMA', 'PCMU']);
   });
 
+  it('takes structured values (lists of objects) as JSON from the environment', () => {
+    const numbers = [{ phoneNumberId: '436666719526789', displayNumber: '13175551399', sipTarget: 'sip:queue@127.0.0.1:5080' }];
+    const cfg = loadConfig({ env: { WAGW_WHATSAPP_NUMBERS: JSON.stringify(numbers) }, files: DEFAULT });
+    expect(cfg.whatsapp.numbers[0]).toMatchObject(numbers[0]!);
+  });
+
   it('names key, value, source and expectation for a wrong type', () => {
     expect(problems(() => loadConfig({ env: { WAGW_HTTP_PORT: 'eighty' }, files: DEFAULT }))).toEqual([
       'config error: http.port = "eighty" (from WAGW_HTTP_PORT): expected a value of type number',

@@ -24,7 +24,20 @@ function merge(base: Plain, over: Plain): Plain {
 const toEnvName = (section: string, key: string): string =>
   `WAGW_${section}_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2')}`.toUpperCase();
 
-/** Scalars and string lists of every section can be set by WAGW_<SECTION>_<KEY>, e.g. http.port ← WAGW_HTTP_PORT. */
+/** A structured value (list of objects, map) given as JSON; left as the raw string when it is not JSON, so that the
+ * schema reports it with the key's name. */
+function parseJsonOr(raw: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * Every key of every section can be set by WAGW_<SECTION>_<KEY>, e.g. http.port ← WAGW_HTTP_PORT: scalars as text,
+ * lists comma-separated or as JSON, lists of objects and maps as JSON.
+ */
 function envOverrides(env: NodeJS.ProcessEnv, defaults: Plain): { overrides: Plain; sources: Map<string, string> } {
   const overrides: Plain = {};
   const sources = new Map<string, string>();
@@ -37,6 +50,7 @@ function envOverrides(env: NodeJS.ProcessEnv, defaults: Plain): { overrides: Pla
       let value: unknown = raw;
       if (typeof def === 'number') value = raw.trim() !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
       else if (typeof def === 'boolean') value = raw === 'true' ? true : raw === 'false' ? false : raw;
+      else if ((Array.isArray(def) || isPlain(def)) && /^\s*[[{]/.test(raw)) value = parseJsonOr(raw);
       else if (Array.isArray(def)) value = raw.split(',').map((s) => s.trim()).filter(Boolean);
       ((overrides[section] ??= {}) as Plain)[key] = value;
       sources.set(`${section}.${key}`, name);
