@@ -3,6 +3,11 @@
  * timer wake-up per call per frame). Deadlines are absolute, so setTimeout lateness does not accumulate;
  * after a stall the clock catches up a few ticks at once and reports any ticks it gave up on, so the
  * subscribers can keep their RTP timestamps in step with real time.
+ *
+ * Subscribers are spread over `phases` groups whose ticks are offset by frameMs / phases: with every call in one
+ * group, 150 calls would hold the event loop for one ~15 ms burst per frame (everything else, received packets
+ * included, waits behind it); in 10 groups the longest burst is a tenth of that. Each subscriber still ticks once
+ * per frameMs.
  */
 
 export type TickHandler = (skipped: number) => void;
@@ -12,68 +17,104 @@ export interface FrameClock {
   subscribe(fn: TickHandler): () => void;
 }
 
+interface PhaseGroup {
+  readonly subs: Set<TickHandler>;
+  next: number;
+}
+
 export class IntervalFrameClock implements FrameClock {
-  private readonly subs = new Set<TickHandler>();
+  private readonly groups: PhaseGroup[];
   private timer: NodeJS.Timeout | null = null;
-  private next = 0;
+  private timerAt = Infinity;
+  private count = 0;
   /** Ticks dropped because the event loop stalled beyond the catch-up limit. */
   skippedTotal = 0;
   /** Worst observed lateness of a tick, ms. */
   maxLateMs = 0;
 
-  constructor(readonly frameMs = 20, private readonly maxCatchUp = 5) {}
+  constructor(readonly frameMs = 20, private readonly maxCatchUp = 5, readonly phases = 1) {
+    this.groups = Array.from({ length: Math.max(1, Math.floor(phases)) }, () => ({ subs: new Set<TickHandler>(), next: 0 }));
+  }
 
   subscribe(fn: TickHandler): () => void {
-    this.subs.add(fn);
-    if (!this.timer) {
-      this.next = performance.now() + this.frameMs;
-      this.schedule();
-    }
+    // The least busy phase; an empty phase starts its deadlines in step with the others.
+    let g = this.groups[0]!;
+    for (const c of this.groups) if (c.subs.size < g.subs.size) g = c;
+    if (g.subs.size === 0) g.next = this.phaseStart(this.groups.indexOf(g));
+    g.subs.add(fn);
+    this.count++;
+    this.schedule();
     return () => {
-      this.subs.delete(fn);
-      if (this.subs.size === 0 && this.timer) {
+      if (!g.subs.delete(fn)) return;
+      this.count--;
+      if (this.count === 0 && this.timer) {
         clearTimeout(this.timer);
         this.timer = null;
+        this.timerAt = Infinity;
       }
     };
   }
 
   get subscribers(): number {
-    return this.subs.size;
+    return this.count;
+  }
+
+  /** The first deadline of phase i after now, on the grid of the phases already running. */
+  private phaseStart(i: number): number {
+    const now = performance.now();
+    const offset = (i * this.frameMs) / this.groups.length;
+    const ref = this.groups.find((c) => c.subs.size > 0);
+    if (!ref) return now + this.frameMs + offset;
+    const refOffset = (this.groups.indexOf(ref) * this.frameMs) / this.groups.length;
+    // ref.next is on the grid base + refOffset + k·frameMs: shift to this phase and step past now.
+    let t = ref.next - refOffset + offset;
+    while (t <= now) t += this.frameMs;
+    while (t - this.frameMs > now) t -= this.frameMs;
+    return t;
   }
 
   private schedule(): void {
-    this.timer = setTimeout(() => this.fire(), Math.max(0, this.next - performance.now()));
+    let at = Infinity;
+    for (const g of this.groups) if (g.subs.size > 0 && g.next < at) at = g.next;
+    if (at === Infinity) return;
+    if (this.timer && at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()));
   }
 
   private fire(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
     const now = performance.now();
-    const late = now - this.next;
-    if (late > this.maxLateMs) this.maxLateMs = late;
-    let due = Math.floor(late / this.frameMs) + 1;
-    let skipped = 0;
-    if (due > this.maxCatchUp) {
-      skipped = due - this.maxCatchUp;
-      due = this.maxCatchUp;
-      this.skippedTotal += skipped;
-    }
-    this.next += (due + skipped) * this.frameMs;
-    for (let i = 0; i < due; i++) {
-      for (const fn of this.subs) {
-        try {
-          fn(i === 0 ? skipped : 0);
-        } catch {
-          // A failing subscriber must not stop the other calls' media; bridges guard their own ticks.
+    for (const g of this.groups) {
+      if (g.subs.size === 0 || g.next > now) continue;
+      const late = now - g.next;
+      if (late > this.maxLateMs) this.maxLateMs = late;
+      let due = Math.floor(late / this.frameMs) + 1;
+      let skipped = 0;
+      if (due > this.maxCatchUp) {
+        skipped = due - this.maxCatchUp;
+        due = this.maxCatchUp;
+        this.skippedTotal += skipped;
+      }
+      g.next += (due + skipped) * this.frameMs;
+      for (let i = 0; i < due; i++) {
+        for (const fn of g.subs) {
+          try {
+            fn(i === 0 ? skipped : 0);
+          } catch {
+            // A failing subscriber must not stop the other calls' media; bridges guard their own ticks.
+          }
         }
       }
     }
-    if (this.subs.size > 0) this.schedule();
-    else this.timer = null;
+    if (this.count > 0) this.schedule();
   }
 }
 
-/** Process-wide clock for production bridges. */
-export const sharedFrameClock = new IntervalFrameClock(20);
+/** Process-wide clock for production bridges: ten phases, so one phase's burst stays short (see above). */
+export const sharedFrameClock = new IntervalFrameClock(20, 5, 10);
 
 /** Test clock: ticks only when told to. */
 export class ManualFrameClock implements FrameClock {

@@ -1,0 +1,41 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { IntervalFrameClock } from './frame-clock.js';
+
+describe('IntervalFrameClock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('spreads subscribers over phases offset by frameMs / phases, each ticking once per frame', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const clock = new IntervalFrameClock(20, 5, 2);
+    const at: number[][] = [[], [], [], []];
+    const t0 = performance.now();
+    const offs = at.map((list) => clock.subscribe(() => list.push(performance.now() - t0)));
+    vi.advanceTimersByTime(100);
+    // Round-robin by load: subscribers 0 and 2 share phase 0, 1 and 3 phase 1.
+    expect(at[0]).toEqual([20, 40, 60, 80, 100]);
+    expect(at[2]).toEqual([20, 40, 60, 80, 100]);
+    expect(at[1]).toEqual([10, 30, 50, 70, 90]);
+    expect(at[3]).toEqual([10, 30, 50, 70, 90]);
+    for (const off of offs) off();
+    expect(clock.subscribers).toBe(0);
+    vi.advanceTimersByTime(100);
+    expect(at[0]).toHaveLength(5);
+  });
+
+  it('joins a later subscriber on its phase of the running grid', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const clock = new IntervalFrameClock(20, 2, 4);
+    const a: number[] = [];
+    const t0 = performance.now();
+    clock.subscribe(() => a.push(performance.now() - t0));
+    vi.advanceTimersByTime(25);
+    const b: number[] = [];
+    clock.subscribe(() => b.push(performance.now() - t0));
+    vi.advanceTimersByTime(40);
+    expect(a).toEqual([20, 40, 60]);
+    expect(b).toEqual([45, 65]); // phase 1 of 4: 5 ms after phase 0's grid, the first deadline after it joined
+    expect(clock.skippedTotal).toBe(0);
+  });
+});
