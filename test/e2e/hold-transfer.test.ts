@@ -48,7 +48,11 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     const musicFile = join(mkdtempSync(join(tmpdir(), 'wagw-hold-')), 'hold.wav');
     writeWav(musicFile, { sampleRate: 8000, samples: generateTone({ freqHz: HOLD_HZ, sampleRate: 8000, durationMs: 2000, levelDbfs: -12 }) });
     agent2 = await startBaresip({ toneHz: 440, user: 'agent2' });
-    e2e = await startE2E({ sipTarget: `sip:agent1@127.0.0.1:${agentPort}`, config: { hold: { musicFile }, transfer: { onFailure: 'return', ringTimeoutMs: 8000 } } });
+    e2e = await startE2E({ sipTarget: `sip:agent1@127.0.0.1:${agentPort}`, config: {
+      hold: { musicFile }, transfer: { onFailure: 'return', ringTimeoutMs: 8000 },
+      // Below the ephemeral range (32768+) where peers pick their free ports, and apart from other suites' gateways.
+      media: { rtpPortMin: 22000, rtpPortMax: 22099, webrtcPortMin: 22200, webrtcPortMax: 22399 },
+    } });
   }, 60_000);
   afterAll(async () => {
     await e2e?.stop();

@@ -69,7 +69,9 @@ describe.skipIf(skipReason !== undefined)('routing for several brands', () => {
     hook = await startHookServer();
     e2e = await startE2E({
       sipTarget: 'sip:unused@127.0.0.1:9',
-      config: { whatsapp: { graphBaseUrl: front.url, numbers, apps: [{ name: 'brand-b' }] }, routing: routingConfig(), sip: { ringTimeoutMs: 3000 } },
+      config: { whatsapp: { graphBaseUrl: front.url, numbers, apps: [{ name: 'brand-b' }] }, routing: routingConfig(), sip: { ringTimeoutMs: 3000 },
+        // Below the ephemeral range (32768+) where peers pick their free ports, and apart from other suites' gateways.
+        media: { rtpPortMin: 21000, rtpPortMax: 21099, webrtcPortMin: 21200, webrtcPortMax: 21399 } },
       appSecrets: new Map([['brand-b', { appSecret: 'secret-brand-b', graphToken: 'token-brand-b' }]]),
     });
     aUrl = e2e.meta.graph.baseUrl;
