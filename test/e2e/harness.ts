@@ -62,7 +62,7 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     log: { level: process.env.E2E_LOG_LEVEL ?? 'silent' },
     whatsapp: { graphBaseUrl, graphApiVersion: 'v21.0', numbers: [{ phoneNumberId: PHONE_NUMBER_ID, displayNumber, sipTarget: opts.sipTarget }], ...(overrides.whatsapp as object) },
     sip: { drachtioHost: '127.0.0.1', drachtioPort: drachtio.adminPort, ...(overrides.sip as object) },
-    media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 46000, rtpPortMax: 46099, webrtcPortMin: 47000, webrtcPortMax: 47999, ...(overrides.media as object) },
+    media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 23000, rtpPortMax: 23099, webrtcPortMin: 23200, webrtcPortMax: 23399, ...(overrides.media as object) },
     calls: { drainDeadlineMs: 2000, ...(overrides.calls as object) },
     store: { sqlitePath, ...(overrides.store as object) },
     ...(overrides.businessCalls ? { businessCalls: overrides.businessCalls } : {}),

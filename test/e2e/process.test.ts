@@ -73,7 +73,7 @@ describe('gateway process', () => {
     proc = startProcess({
       WAGW_HTTP_PORT: String(httpPort), WAGW_HTTP_HOST: '127.0.0.1', WAGW_SIP_DRACHTIO_PORT: String(adminPort),
       WAGW_STORE_SQLITE_PATH: join(mkdtempSync(join(tmpdir(), 'wagw-proc-')), 'gw.sqlite'),
-      WAGW_MEDIA_RTP_PORT_MIN: '48000', WAGW_MEDIA_RTP_PORT_MAX: '48099',
+      WAGW_MEDIA_RTP_PORT_MIN: '24000', WAGW_MEDIA_RTP_PORT_MAX: '24099', WAGW_MEDIA_WEBRTC_PORT_MIN: '24200', WAGW_MEDIA_WEBRTC_PORT_MAX: '24399',
     });
     const base = `http://127.0.0.1:${httpPort}`;
     const health = await poll(() => getJson(`${base}/healthz`), (r) => r !== undefined, 20_000);
