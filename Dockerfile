@@ -25,8 +25,9 @@ COPY assets ./assets
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 # 8080/tcp: webhooks, /healthz, /readyz, /metrics.
-# 40000-40999/udp: plain RTP toward the PBX. 41000-41999/udp: ICE + DTLS-SRTP toward WhatsApp.
-EXPOSE 8080/tcp 40000-40999/udp 41000-41999/udp
+# 20000-24999/udp: plain RTP toward the PBX. 25000-29999/udp: ICE + DTLS-SRTP toward WhatsApp (both below
+# the kernel's ephemeral range, so outgoing connections never hold a media port).
+EXPOSE 8080/tcp 20000-29999/udp
 VOLUME ["/app/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.WAGW_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
