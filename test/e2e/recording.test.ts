@@ -35,6 +35,15 @@ function channels(samples: Int16Array): { left: Int16Array; right: Int16Array } 
   return { left, right };
 }
 
+/** Share of 100 ms windows in which the tone is present: robust to a short glitch, still fails on real breakage. */
+function toneCoverage(samples: Int16Array, rate: number, hz: number): number {
+  const w = rate / 10;
+  let yes = 0;
+  let n = 0;
+  for (let i = 0; i + w <= samples.length; i += w, n++) if (detectTone(samples.subarray(i, i + w), rate, hz).detected) yes++;
+  return n > 0 ? yes / n : 0;
+}
+
 /** Index of the first 100 ms window (from `from`) where the tone is present. */
 function toneOnset(samples: Int16Array, rate: number, hz: number, from = 0): number {
   const w = rate / 10;
@@ -109,9 +118,9 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
     const l = left.subarray(mid - 8000, mid + 8000);
     const r = right.subarray(mid - 8000, mid + 8000);
     console.log(`left 1 kHz SNR ${detectTone(l, 8000, 1000).snrDb.toFixed(1)} dB, right 440 Hz SNR ${detectTone(r, 8000, 440).snrDb.toFixed(1)} dB; leaks ${detectTone(l, 8000, 440).snrDb.toFixed(1)} / ${detectTone(r, 8000, 1000).snrDb.toFixed(1)} dB`);
-    expect(detectTone(l, 8000, 1000).detected).toBe(true);
+    expect(toneCoverage(l, 8000, 1000)).toBeGreaterThan(0.8);
     expect(detectTone(l, 8000, 440).detected).toBe(false);
-    expect(detectTone(r, 8000, 440).detected).toBe(true);
+    expect(toneCoverage(r, 8000, 440)).toBeGreaterThan(0.8);
     expect(detectTone(r, 8000, 1000).detected).toBe(false);
     const sox = spawnSync('sox', ['--i', '-D', file], { encoding: 'utf8' });
     if (sox.status === 0 || sox.error === undefined) {
@@ -162,10 +171,10 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
     expect(tone).toBeGreaterThan(speech);
     // The shipped announcement lasts 4 s: the agent is heard only after it.
     expect((tone - speech) / rate).toBeGreaterThan(3.5);
-    expect(detectTone(heard.samples.subarray(tone, tone + rate), rate, 440).detected).toBe(true);
+    expect(toneCoverage(heard.samples.subarray(tone, tone + rate), rate, 440)).toBeGreaterThan(0.7);
     // The recording starts once consent is obtained (announced): it holds the agent from its start, not the announcement.
     const { right } = channels(readWav(record.recording!.file).samples);
-    expect(detectTone(right.subarray(4000, 12000), 8000, 440).detected).toBe(true);
+    expect(toneCoverage(right.subarray(4000, 12000), 8000, 440)).toBeGreaterThan(0.7);
     expect(record.recording!.durationSeconds).toBeLessThan(record.durationSeconds - 3.5);
   }, 60_000);
 
@@ -179,7 +188,7 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
     const after = (await (await api('/v1/recordings', 'k-admin')).json()) as { recordings: unknown[] };
     expect(after.recordings.length).toBe(before.recordings.length);
     // Unrecorded, the call still bridged after the announcement and the wait for a digit.
-    expect(detectTone(heard.samples.subarray(-heard.sampleRate), heard.sampleRate, 440).detected).toBe(true);
+    expect(toneCoverage(heard.samples.subarray(-2 * heard.sampleRate), heard.sampleRate, 440)).toBeGreaterThan(0.8);
     const metrics = await (await fetch(`http://127.0.0.1:${e2e.gateway.http.port}/metrics`)).text();
     expect(metrics).toMatch(/wagw_recording_consent_total\{result="no_consent"\} 1/);
   }, 60_000);
