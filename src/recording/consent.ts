@@ -60,13 +60,19 @@ export async function runConsent(policy: Pick<RecordingPolicy, 'consent' | 'cons
   const ended = io.ended.then(() => 'ended' as const);
   io.mark?.('announcement_start');
   io.play(source);
+  const timer = io.setTimeout ?? setTimeout;
+  // Hold music set meanwhile replaces the announcement, which then never finishes playing: its length bounds the wait.
+  const playedOrTimedOut = new Promise<'played'>((r) => {
+    void source.done.then(() => r('played'));
+    const t = timer(() => r('played'), announcement.length / 8 + 1000);
+    if (typeof t === 'object' && t && 'unref' in t) t.unref?.();
+  });
   try {
-    const first = await Promise.race([source.done.then(() => 'played' as const), yesPressed.then(() => 'yes' as const), ended]);
+    const first = await Promise.race([playedOrTimedOut, yesPressed.then(() => 'yes' as const), ended]);
     if (first === 'ended') return 'call_ended';
     if (first === 'played') io.mark?.('announcement_end');
     if (policy.consent === 'announce') return 'announced';
     if (yes) return 'explicit_yes';
-    const timer = (io.setTimeout ?? setTimeout);
     const timedOut = new Promise<'timeout'>((r) => {
       const t = timer(() => r('timeout'), policy.consentTimeoutMs);
       if (typeof t === 'object' && t && 'unref' in t) t.unref?.();
