@@ -73,3 +73,30 @@ function round(v: number): number {
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(JSON.stringify({ node: process.version, opusFastPath, results: runCodecFloor() }, null, 2));
 }
+
+/**
+ * The floor for one setting: Opus decode + Opus encode (the shipped encoder settings) and G.711 both ways for one
+ * call-second, i.e. 50 frames each way, with no packets, buffers or sockets around them.
+ */
+export function codecFloorMs(opts: { complexity: number; inbandFec: boolean; bitrate: number }, frames = 3000): number {
+  const pcm = speechLike(FRAME_SAMPLES * 500);
+  const frame = (i: number): Int16Array => pcm.subarray((i % 500) * FRAME_SAMPLES, (i % 500 + 1) * FRAME_SAMPLES);
+  const enc = new OpusEncoder8k(opts);
+  const dec = new OpusDecoder8k();
+  const out = new Uint8Array(1500);
+  const packets: Uint8Array[] = [];
+  for (let i = 0; i < 500; i++) packets.push(out.slice(0, enc.encode(frame(i), out)));
+  const dpcm = new Int16Array(960);
+  const g = new Uint8Array(FRAME_SAMPLES);
+  const step = (i: number): void => {
+    enc.encode(frame(i), out);
+    dec.decode(packets[i % 500]!, dpcm);
+    encodeG711('PCMU', dpcm.subarray(0, FRAME_SAMPLES), g);
+    decodeG711('PCMU', g, 0, FRAME_SAMPLES, dpcm);
+  };
+  for (let i = 0; i < 200; i++) step(i);
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < frames; i++) step(i);
+  const cpu = process.cpuUsage(cpu0);
+  return ((cpu.user + cpu.system) / 1000 / frames) * 50;
+}

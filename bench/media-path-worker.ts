@@ -1,6 +1,12 @@
 /**
- * Gateway side of bench/media-path.ts, in its own process so its CPU time is measured alone:
- * WebRtcLeg (answer) ⇄ Bridge ⇄ RtpLeg per call, driven by IPC messages from the parent.
+ * Gateway side of bench/media-path.ts, in its own process so that its CPU time, event-loop lag and memory are its
+ * own: per call a WebRtcLeg (answering the peer's offer, SRTP) ⇄ Bridge ⇄ RtpLeg (plain RTP to the parent's echo),
+ * on the shared phased frame clock, exactly as the gateway runs them. Driven by IPC from the parent.
+ *
+ * Added one-way latency is measured where it arises: every packet the bridges send is timed against the deadline
+ * of the tick that produced it (IntervalFrameClock.tickDeadline), so it is the time the gateway adds beyond its
+ * 20 ms schedule (event-loop lateness + the work done before this call's send in its phase), not the jitter
+ * buffer's or the SIP queue's target delay.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -12,52 +18,106 @@ import { RtpLeg } from '../src/media/rtp-leg.js';
 import { WebRtcLeg } from '../src/media/webrtc-leg.js';
 
 export type WorkerRequest =
-  | { type: 'offer'; id: number; sdp: string; echoPort: number; complexity: number; fec: boolean }
+  | { type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; bitrate: number }
+  | { type: 'offer'; id: number; sdp: string; echoPort: number }
   | { type: 'measure'; seconds: number }
-  | { type: 'stop' };
+  | { type: 'totals' };
+
+export interface Measured {
+  type: 'measured';
+  calls: number;
+  cpuMs: number;
+  seconds: number;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencySamples: number;
+  rssMiB: number;
+  rssBaseMiB: number;
+  fastLegs: number;
+}
+
+export interface Totals {
+  type: 'totals';
+  /** Per call. skippedTicks: frame ticks the clock gave up on during the measurement window. */
+  calls: Array<{ id: number; waIn: number; waOut: number; sipIn: number; sipOut: number; late: number; srtpDropped: number }>;
+  skippedTicks: number;
+}
 
 export type WorkerReply =
+  | { type: 'ready' }
   | { type: 'answer'; id: number; sdp: string }
   | { type: 'connected'; id: number }
-  | { type: 'measured'; calls: number; cpuMs: number; seconds: number; lagP50Ms: number; lagP99Ms: number; lagMaxMs: number;
-      packetsInWa: number; packetsOutWa: number; packetsInSip: number; packetsOutSip: number; skippedTicks: number }
-  | { type: 'stopped' };
+  | { type: 'failed'; id: number; error: string }
+  | Measured
+  | Totals;
 
-const pool = new PortPool(30000, 39998);
-const bridges: Bridge[] = [];
+const wpool = new PortPool(30000, 34998);
+const spool = new PortPool(35000, 39998);
+const calls: Array<{ id: number; wa: WebRtcLeg; sip: RtpLeg; bridge: Bridge }> = [];
+let settings: Extract<WorkerRequest, { type: 'init' }> | null = null;
+let rssBase = 0;
+let skippedAtStart = 0;
+let skippedInWindow = 0;
+
+// Latency samples (ms) of the measurement window, in a preallocated ring: no allocation per packet.
+const samples = new Float64Array(1 << 21);
+let sampleCount = 0;
+let recording = false;
+function record(): void {
+  if (!recording) return;
+  samples[sampleCount++ & (samples.length - 1)] = performance.now() - sharedFrameClock.tickDeadline;
+}
 
 function send(msg: WorkerReply): void {
   process.send!(msg);
 }
 
-function totals(): { packetsInWa: number; packetsOutWa: number; packetsInSip: number; packetsOutSip: number } {
-  const t = { packetsInWa: 0, packetsOutWa: 0, packetsInSip: 0, packetsOutSip: 0 };
-  for (const b of bridges) {
-    const q = b.quality();
-    t.packetsInWa += q.whatsapp.packetsIn;
-    t.packetsOutWa += q.whatsapp.packetsOut;
-    t.packetsInSip += q.sip.packetsIn;
-    t.packetsOutSip += q.sip.packetsOut;
-  }
-  return t;
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<void> {
+  const s = settings!;
+  const wa = await WebRtcLeg.answer(msg.sdp, { bindAddress: '127.0.0.1', portPool: wpool, mediaPath: s.mediaPath });
+  const sip = await RtpLeg.open({ pool: spool, bindAddress: '127.0.0.1' });
+  sip.setRemote('127.0.0.1', msg.echoPort);
+  // Time each send against its tick's deadline (see the file comment); the wrappers cost two clock reads.
+  const sipSend = sip.send.bind(sip);
+  sip.send = (buf, offset, length) => {
+    record();
+    return sipSend(buf, offset, length);
+  };
+  const waSend = wa.sendRtp.bind(wa);
+  wa.sendRtp = (params, payload, offset, length) => {
+    record();
+    waSend(params, payload, offset, length);
+  };
+  const bridge = new Bridge(wa, sip, {
+    sipCodec: 'PCMU', sipDtmfPayloadType: 101, mediaTimeoutMs: 3_600_000,
+    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate },
+  });
+  calls.push({ id: msg.id, wa, sip, bridge });
+  bridge.start();
+  send({ type: 'answer', id: msg.id, sdp: wa.localSdp });
+  await wa.connected;
+  bridge.startWhatsAppMedia();
+  send({ type: 'connected', id: msg.id });
 }
 
 process.on('message', async (msg: WorkerRequest) => {
-  if (msg.type === 'offer') {
-    const wa = await WebRtcLeg.answer(msg.sdp, { bindAddress: '127.0.0.1' });
-    const sip = await RtpLeg.open({ pool, bindAddress: '127.0.0.1' });
-    sip.setRemote('127.0.0.1', msg.echoPort);
-    const bridge = new Bridge(wa, sip, { sipCodec: 'PCMU', sipDtmfPayloadType: 101, opus: { complexity: msg.complexity, inbandFec: msg.fec } });
-    bridges.push(bridge);
-    bridge.start();
-    send({ type: 'answer', id: msg.id, sdp: wa.localSdp });
-    await wa.connected;
-    bridge.startWhatsAppMedia();
-    send({ type: 'connected', id: msg.id });
+  if (msg.type === 'init') {
+    settings = msg;
+    global.gc?.();
+    rssBase = process.memoryUsage().rss;
+    send({ type: 'ready' });
+  } else if (msg.type === 'offer') {
+    onOffer(msg).catch((err: Error) => send({ type: 'failed', id: msg.id, error: err.message }));
   } else if (msg.type === 'measure') {
     const h = monitorEventLoopDelay({ resolution: 1 });
-    const before = totals();
-    const skipped0 = sharedFrameClock.skippedTotal;
     // BENCH_PROFILE=<file>: a CPU profile of the measurement window only (steady state, no set-up).
     const profileTo = process.env.BENCH_PROFILE;
     const session = profileTo ? new Session() : null;
@@ -66,29 +126,61 @@ process.on('message', async (msg: WorkerRequest) => {
       await session.post('Profiler.enable');
       await session.post('Profiler.start');
     }
+    sampleCount = 0;
+    recording = true;
+    skippedAtStart = sharedFrameClock.skippedTotal;
     h.enable();
+    // Stalls: a 1 ms interval that fires late; the CPU this process used meanwhile says whether the stall was its
+    // own work (CPU ≈ gap) or the machine not running it (CPU ≈ 0).
+    const stalls: Array<{ gapMs: number; cpuMs: number }> = [];
+    let lastT = performance.now();
+    let lastCpu = process.cpuUsage();
+    const stallTimer = process.env.BENCH_STALLS ? setInterval(() => {
+      const t = performance.now();
+      const c = process.cpuUsage();
+      if (t - lastT > 15) stalls.push({ gapMs: Math.round(t - lastT), cpuMs: Math.round((c.user + c.system - lastCpu.user - lastCpu.system) / 1000) });
+      lastT = t;
+      lastCpu = c;
+    }, 1) : null;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, msg.seconds * 1000));
     const cpu = process.cpuUsage(cpu0);
     const seconds = (performance.now() - t0) / 1000;
     h.disable();
+    if (stallTimer) {
+      clearInterval(stallTimer);
+      console.error('stalls (gap ms / own CPU ms):', stalls.map((x) => `${x.gapMs}/${x.cpuMs}`).join(' '));
+    }
+    recording = false;
+    skippedInWindow = sharedFrameClock.skippedTotal - skippedAtStart;
     if (session && profileTo) {
       const { profile } = await session.post('Profiler.stop');
       writeFileSync(profileTo, JSON.stringify(profile));
       session.disconnect();
     }
-    const after = totals();
+    const n = Math.min(sampleCount, samples.length);
+    const sorted = samples.slice(0, n).sort();
     send({
-      type: 'measured', calls: bridges.length, cpuMs: (cpu.user + cpu.system) / 1000, seconds,
+      type: 'measured', calls: calls.length, cpuMs: (cpu.user + cpu.system) / 1000, seconds,
       lagP50Ms: h.percentile(50) / 1e6, lagP99Ms: h.percentile(99) / 1e6, lagMaxMs: h.max / 1e6,
-      packetsInWa: after.packetsInWa - before.packetsInWa, packetsOutWa: after.packetsOutWa - before.packetsOutWa,
-      packetsInSip: after.packetsInSip - before.packetsInSip, packetsOutSip: after.packetsOutSip - before.packetsOutSip,
-      skippedTicks: sharedFrameClock.skippedTotal - skipped0,
+      latencyP50Ms: percentile(sorted, 50), latencyP99Ms: percentile(sorted, 99), latencySamples: n,
+      rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20,
+      fastLegs: calls.filter((c) => c.wa.mediaPath === 'fast').length,
     });
-  } else if (msg.type === 'stop') {
-    await Promise.all(bridges.map((b) => b.stop()));
-    send({ type: 'stopped' });
-    process.disconnect();
+  } else if (msg.type === 'totals') {
+    // Stop the ticks (synchronously, in stop()) so nothing more is sent, then read the final counters.
+    const stops = calls.map((c) => c.bridge.stop());
+    const out: Totals['calls'] = calls.map((c) => {
+      const q = c.bridge.quality();
+      return {
+        id: c.id, waIn: c.wa.stats.packetsIn, waOut: q.whatsapp.packetsOut, sipIn: q.sip.packetsIn, sipOut: q.sip.packetsOut,
+        late: q.whatsapp.late, srtpDropped: c.wa.stats.srtpDropped,
+      };
+    });
+    const skippedTicks = skippedInWindow;
+    await Promise.all(stops);
+    send({ type: 'totals', calls: out, skippedTicks });
+    setTimeout(() => process.exit(0), 50);
   }
 });

@@ -1,123 +1,204 @@
 /**
- * Whole-call CPU cost of the media path as built (werift's RTP/SRTP path + Bridge + RtpLeg), per call-second,
- * measured in a child process that holds only the gateway side. The parent plays N WhatsApp users (werift
- * peers configured ICE-lite, like Meta's relays, sending pre-encoded 20 ms Opus) and one UDP echo standing in
- * for the PBX (like `sipp -rtp_echo`).
+ * N concurrent bridged calls over loopback with real sockets. The gateway side runs in a child process
+ * (media-path-worker.ts); this process plays the peers, kept light so they do not eat the machine:
  *
- *   npx tsx bench/media-path.ts [calls=20] [seconds=10] [complexity=5] [fec=1]
- *   BENCH_PROFILE=/tmp/media.cpuprofile npx tsx bench/media-path.ts   # steady-state CPU profile of the gateway side
+ * - N WhatsApp users: werift does ICE and DTLS (as ICE-controlling full agents against our answer), then RTP runs on
+ *   the same tight SRTP path the gateway uses (WebRtcLeg's fast path): pre-encoded 20 ms Opus frames sent on a
+ *   phased 20 ms clock, received packets decrypted and counted;
+ * - one UDP echo standing in for the PBX (like `sipp -rtp_echo`): G.711 from the gateway is counted and sent back.
+ *
+ * Loss added by the gateway is counted exactly after the peers stop: packets the peers sent that the gateway did
+ * not receive, packets the gateway sent that the peers did not receive, jitter-buffer late drops and frame ticks
+ * the gateway gave up on.
  */
 import dgram from 'node:dgram';
 import { fork } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { IntervalFrameClock } from '../src/media/frame-clock.js';
 import { OpusEncoder8k } from '../src/media/opus-codec.js';
-import type { WorkerReply, WorkerRequest } from './media-path-worker.js';
+import { PortPool } from '../src/media/port-pool.js';
+import { WebRtcLeg } from '../src/media/webrtc-leg.js';
+import type { Measured, Totals, WorkerReply, WorkerRequest } from './media-path-worker.js';
 
-export interface MediaPathResult {
+export interface SocketRunOptions {
   calls: number;
   seconds: number;
+  mediaPath: 'fast' | 'werift';
   complexity: number;
   fec: boolean;
+  bitrate: number;
+  /** os.setPriority for the gateway process (e.g. -10; needs CAP_SYS_NICE); default: unchanged. */
+  priority?: number;
+}
+
+export interface SocketRunResult {
+  calls: number;
+  mediaPath: 'fast' | 'werift';
+  fastLegs: number;
+  seconds: number;
   cpuMsPerCallSecond: number;
   cpuPercentOfOneCore: number;
+  callsPerCoreByCpu: number;
   lagP50Ms: number;
   lagP99Ms: number;
   lagMaxMs: number;
-  packetsPerCallSecond: { waIn: number; waOut: number; sipIn: number; sipOut: number };
-  skippedTicks: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  addedLossPackets: number;
+  addedLossPercent: number;
+  loss: { waIn: number; waOut: number; sipIn: number; sipOut: number; late: number; skippedTicks: number; srtpDropped: number };
+  rssPerCallMiB: number;
+  setupSeconds: number;
+  holds: boolean;
 }
 
-export async function runMediaPath(calls = 20, seconds = 10, complexity = 5, fec = true): Promise<MediaPathResult> {
-  const worker = fork(fileURLToPath(new URL('./media-path-worker.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
-  const waiters = new Map<string, (m: WorkerReply) => void>();
-  worker.on('message', (m: WorkerReply) => {
-    const key = 'id' in m ? `${m.type}:${m.id}` : m.type;
-    waiters.get(key)?.(m);
-    waiters.delete(key);
+const SETUP_BATCH = 16;
+
+export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResult> {
+  const worker = fork(fileURLToPath(new URL('./media-path-worker.ts', import.meta.url)), [], {
+    // BENCH_WORKER_FLAGS: extra Node flags for the gateway process (e.g. --trace-gc).
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const request = <T extends WorkerReply>(msg: WorkerRequest, key: string): Promise<T> =>
-    new Promise((resolve) => {
-      waiters.set(key, (m) => resolve(m as T));
-      worker.send(msg);
-    });
-  const waitFor = <T extends WorkerReply>(key: string): Promise<T> => new Promise((resolve) => waiters.set(key, (m) => resolve(m as T)));
-
-  const echo = dgram.createSocket('udp4');
-  await new Promise<void>((r) => echo.bind(0, '127.0.0.1', () => r()));
-  echo.on('message', (m, rinfo) => echo.send(m, rinfo.port, rinfo.address));
-
-  // 50 pre-encoded 20 ms frames of a tone, looped.
-  const enc = new OpusEncoder8k({ complexity: 5 });
-  const frames: Buffer[] = [];
-  const buf = new Uint8Array(1500);
-  for (let f = 0; f < 50; f++) {
-    const pcm = new Int16Array(160);
-    for (let i = 0; i < 160; i++) pcm[i] = Math.round(6000 * Math.sin((2 * Math.PI * 1000 * (f * 160 + i)) / 8000));
-    frames.push(Buffer.from(buf.subarray(0, enc.encode(pcm, buf))));
-  }
-
-  const peers: Array<{ pc: RTCPeerConnection; t: RTCRtpTransceiver; seq: number; ts: number }> = [];
-  for (let id = 0; id < calls; id++) {
-    const pc = new RTCPeerConnection({
-      iceLite: true, iceServers: [], iceUseIpv6: false, iceInterfaceAddresses: { udp4: '127.0.0.1' }, iceAdditionalHostAddresses: ['127.0.0.1'],
-      codecs: {
-        audio: [
-          new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 }),
-          new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: 126 }),
-        ],
-        video: [],
-      },
-    });
-    const t = pc.addTransceiver('audio', { direction: 'sendrecv' });
-    await pc.setLocalDescription(await pc.createOffer());
-    const connected = waitFor(`connected:${id}`);
-    const ans = await request<{ type: 'answer'; id: number; sdp: string }>(
-      { type: 'offer', id, sdp: pc.localDescription!.sdp, echoPort: echo.address().port, complexity, fec }, `answer:${id}`);
-    await pc.setRemoteDescription({ type: 'answer', sdp: ans.sdp });
-    await connected;
-    peers.push({ pc, t, seq: 0, ts: 0 });
-  }
-
-  let frame = 0;
-  const timer = setInterval(() => {
-    const payload = frames[frame++ % frames.length]!;
-    for (const p of peers) {
-      const header = new RtpHeader({ payloadType: 111, sequenceNumber: p.seq++ & 0xffff, timestamp: (p.ts += 960) >>> 0, ssrc: 0 });
-      p.t.sender.sendRtp(new RtpPacket(header, payload)).catch(() => {});
+  if (o.priority !== undefined && worker.pid) {
+    try {
+      os.setPriority(worker.pid, o.priority);
+    } catch (err) {
+      console.error(`bench: cannot set the gateway process priority: ${(err as Error).message}`);
     }
-  }, 20);
+  }
+  const waiters = new Map<string, (m: WorkerReply) => void>();
+  const failures: string[] = [];
+  worker.on('message', (m: WorkerReply) => {
+    if (m.type === 'failed') failures.push(`call ${m.id}: ${m.error}`);
+    const key = 'id' in m ? `${m.type}:${m.id}` : m.type;
+    const w = waiters.get(key) ?? (m.type === 'failed' ? waiters.get(`connected:${m.id}`) : undefined);
+    if (w) {
+      waiters.delete(key);
+      w(m);
+    }
+  });
+  const waitFor = <T extends WorkerReply>(key: string): Promise<T> => new Promise((resolve) => waiters.set(key, (m) => resolve(m as T)));
+  const request = <T extends WorkerReply>(msg: WorkerRequest, key: string): Promise<T> => {
+    const p = waitFor<T>(key);
+    worker.send(msg);
+    return p;
+  };
 
-  await new Promise((r) => setTimeout(r, 2000));
-  const m = await request<Extract<WorkerReply, { type: 'measured' }>>({ type: 'measure', seconds }, 'measured');
-  clearInterval(timer);
-  await request({ type: 'stop' }, 'stopped');
-  await Promise.all(peers.map((p) => p.pc.close()));
-  echo.close();
+  await request({ type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, bitrate: o.bitrate }, 'ready');
 
+  // The PBX: one echo socket for every call.
+  let armed = false;
+  const echo = { received: 0, echoed: 0 };
+  const echoSock = dgram.createSocket('udp4');
+  echoSock.on('message', (m, rinfo) => {
+    echo.received++;
+    if (!armed) return;
+    echo.echoed++;
+    echoSock.send(m, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => echoSock.bind(0, '127.0.0.1', () => r()));
+  const echoPort = echoSock.address().port;
+
+  // 50 pre-encoded 20 ms frames of a two-tone signal, looped.
+  const enc = new OpusEncoder8k({ complexity: 5, bitrate: 24_000 });
+  const frames: Uint8Array[] = [];
+  const buf = new Uint8Array(1500);
+  const pcm = new Int16Array(160);
+  for (let f = 0; f < 50; f++) {
+    for (let i = 0; i < 160; i++) {
+      const t = (f * 160 + i) / 8000;
+      pcm[i] = Math.round(4000 * (Math.sin(2 * Math.PI * 440 * t) + Math.sin(2 * Math.PI * 1000 * t)));
+    }
+    frames.push(buf.slice(0, enc.encode(pcm, buf)));
+  }
+
+  interface Peer { leg: WebRtcLeg; sent: number; received: number; seq: number; ts: number; frame: number }
+  const peers: Peer[] = [];
+  const peerPool = new PortPool(20000, 29998);
+  const t0 = performance.now();
+  for (let base = 0; base < o.calls; base += SETUP_BATCH) {
+    const batch = [];
+    for (let id = base; id < Math.min(o.calls, base + SETUP_BATCH); id++) {
+      batch.push((async () => {
+        const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', portPool: peerPool });
+        const connected = waitFor<WorkerReply>(`connected:${id}`);
+        const ans = await request<Extract<WorkerReply, { type: 'answer' }>>({ type: 'offer', id, sdp: leg.localSdp, echoPort }, `answer:${id}`);
+        await leg.setRemoteAnswer(ans.sdp);
+        const c = await connected;
+        if (c.type === 'failed') throw new Error(c.error);
+        await leg.connected;
+        const p: Peer = { leg, sent: 0, received: 0, seq: id * 7, ts: id * 1000, frame: id % 50 };
+        leg.on('audio', () => { p.received++; });
+        peers.push(p);
+      })());
+    }
+    const settled = await Promise.allSettled(batch);
+    for (const s of settled) if (s.status === 'rejected') failures.push((s.reason as Error).message);
+  }
+  const setupSeconds = (performance.now() - t0) / 1000;
+  if (failures.length > 0) throw new Error(`bench set-up failed for ${failures.length} calls: ${failures.slice(0, 3).join('; ')}`);
+
+  // The users talk on a steady clock, spread over 10 phases like the gateway's own.
+  const clock = new IntervalFrameClock(20, 5, 10);
+  const unsub = peers.map((p) => clock.subscribe(() => {
+    if (!armed) return;
+    const payload = frames[p.frame++ % frames.length]!;
+    p.leg.sendRtp({ payloadType: p.leg.opusPayloadType, sequenceNumber: p.seq++ & 0xffff, timestamp: (p.ts += 960) >>> 0 }, payload);
+    p.sent++;
+  }));
+  armed = true;
+  await new Promise((r) => setTimeout(r, 3000));
+  const m = await request<Measured>({ type: 'measure', seconds: o.seconds }, 'measured');
+  armed = false;
+  for (const u of unsub) u();
+  await new Promise((r) => setTimeout(r, 300));
+  const totals = await request<Totals>({ type: 'totals' }, 'totals');
+  await new Promise((r) => setTimeout(r, 300));
+  await Promise.all(peers.map((p) => p.leg.close()));
+  echoSock.close();
+  await new Promise<void>((r) => { if (worker.exitCode !== null) r(); else worker.once('exit', () => r()); });
+
+  const sum = (f: (c: Totals['calls'][number]) => number): number => totals.calls.reduce((a, c) => a + f(c), 0);
+  const loss = {
+    waIn: Math.max(0, peers.reduce((a, p) => a + p.sent, 0) - sum((c) => c.waIn)),
+    waOut: Math.max(0, sum((c) => c.waOut) - peers.reduce((a, p) => a + p.received, 0)),
+    sipIn: Math.max(0, echo.echoed - sum((c) => c.sipIn)),
+    sipOut: Math.max(0, sum((c) => c.sipOut) - echo.received),
+    late: sum((c) => c.late),
+    skippedTicks: totals.skippedTicks,
+    srtpDropped: sum((c) => c.srtpDropped),
+  };
+  const packets = sum((c) => c.waIn + c.waOut + c.sipIn + c.sipOut);
+  const addedLossPackets = loss.waIn + loss.waOut + loss.sipIn + loss.sipOut + loss.late + loss.srtpDropped;
   const callSeconds = m.calls * m.seconds;
+  const cpuMsPerCallSecond = m.cpuMs / callSeconds;
+  const lagP99Ms = m.lagP99Ms;
   return {
-    calls: m.calls, seconds: round(m.seconds), complexity, fec,
-    cpuMsPerCallSecond: round(m.cpuMs / callSeconds),
+    calls: m.calls, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
+    cpuMsPerCallSecond: round(cpuMsPerCallSecond),
     cpuPercentOfOneCore: round((m.cpuMs / (m.seconds * 1000)) * 100),
-    lagP50Ms: round(m.lagP50Ms), lagP99Ms: round(m.lagP99Ms), lagMaxMs: round(m.lagMaxMs),
-    packetsPerCallSecond: {
-      waIn: round(m.packetsInWa / callSeconds), waOut: round(m.packetsOutWa / callSeconds),
-      sipIn: round(m.packetsInSip / callSeconds), sipOut: round(m.packetsOutSip / callSeconds),
-    },
-    skippedTicks: m.skippedTicks,
+    callsPerCoreByCpu: Math.floor(1000 / cpuMsPerCallSecond),
+    lagP50Ms: round(m.lagP50Ms), lagP99Ms: round(lagP99Ms), lagMaxMs: round(m.lagMaxMs),
+    latencyP50Ms: round(m.latencyP50Ms), latencyP99Ms: round(m.latencyP99Ms),
+    addedLossPackets, addedLossPercent: packets > 0 ? round((addedLossPackets / packets) * 100, 4) : 0,
+    loss,
+    rssPerCallMiB: round((m.rssMiB - m.rssBaseMiB) / m.calls, 3),
+    setupSeconds: round(setupSeconds),
+    holds: lagP99Ms < 5 && addedLossPackets === 0 && loss.skippedTicks === 0,
   };
 }
 
-function round(v: number): number {
-  return Math.round(v * 100) / 100;
+function round(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [calls = '20', seconds = '10', complexity = '5', fec = '1'] = process.argv.slice(2);
-  runMediaPath(Number(calls), Number(seconds), Number(complexity), fec !== '0').then(
+  const [calls = '20', seconds = '10', mediaPath = 'fast'] = process.argv.slice(2);
+  runSocketCalls({ calls: Number(calls), seconds: Number(seconds), mediaPath: mediaPath === 'werift' ? 'werift' : 'fast', complexity: 5, fec: true, bitrate: 24_000 }).then(
     (r) => {
-      console.log(JSON.stringify({ node: process.version, ...r }, null, 2));
+      console.log(JSON.stringify(r, null, 2));
       process.exit(0);
     },
     (err) => {

@@ -31,6 +31,8 @@ export class IntervalFrameClock implements FrameClock {
   skippedTotal = 0;
   /** Worst observed lateness of a tick, ms. */
   maxLateMs = 0;
+  /** While a subscriber runs: the performance.now() at which its tick was due (for latency measurements). */
+  tickDeadline = 0;
 
   constructor(readonly frameMs = 20, private readonly maxCatchUp = 5, readonly phases = 1) {
     this.groups = Array.from({ length: Math.max(1, Math.floor(phases)) }, () => ({ subs: new Set<TickHandler>(), next: 0 }));
@@ -98,8 +100,10 @@ export class IntervalFrameClock implements FrameClock {
         due = this.maxCatchUp;
         this.skippedTotal += skipped;
       }
+      const first = g.next;
       g.next += (due + skipped) * this.frameMs;
       for (let i = 0; i < due; i++) {
+        this.tickDeadline = first + (skipped + i) * this.frameMs;
         for (const fn of g.subs) {
           try {
             fn(i === 0 ? skipped : 0);
