@@ -196,7 +196,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     media.startWhatsAppMedia((leg) => {
       metrics.mediaTimeouts.inc({ leg });
       fail({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
-    });
+    }, (_leg, cause) => fail({ by: 'gateway', outcome: 'answered', cause }));
   };
   handles.set(call, {
     answer(sdp) {
@@ -369,7 +369,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     media.startWhatsAppMedia((leg) => {
       metrics.mediaTimeouts.inc({ leg });
       end({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
-    });
+    }, (_leg, cause) => end({ by: 'gateway', outcome: 'answered', cause }));
   };
   handles.set(call, {
     answer(sdp) {

@@ -146,10 +146,18 @@ export class MediaSession {
     this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType }, 'media bridged');
   }
 
-  /** Called right after Graph `accept` returned 200: the first packet toward WhatsApp goes out now. */
-  startWhatsAppMedia(onTimeout: (leg: MediaLegName) => void): void {
+  /**
+   * Called right after Graph `accept` returned 200: the first packet toward WhatsApp goes out now. onTimeout: a leg
+   * carried no media for media.mediaTimeoutMs; onFailed: a leg's transport failed for good (cause
+   * `media_failed_<leg>`, e.g. ICE failed or consent expired on the WhatsApp side).
+   */
+  startWhatsAppMedia(onTimeout: (leg: MediaLegName) => void, onFailed?: (leg: MediaLegName, cause: string) => void): void {
     if (!this.bridge) return;
     this.bridge.on('media-timeout', onTimeout);
+    this.bridge.on('media-failed', (leg, state) => {
+      this.call.logger.warn({ leg, state }, 'media leg failed: ending the call');
+      onFailed?.(leg, `media_failed_${leg}`);
+    });
     this.bridge.on('dtmf', (ev) => this.call.logger.debug({ from: ev.from, digit: ev.digit, durationMs: ev.durationMs }, 'DTMF relayed'));
     this.bridge.startWhatsAppMedia();
     try {

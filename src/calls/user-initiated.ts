@@ -199,7 +199,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   media.startWhatsAppMedia((leg) => {
     metrics.mediaTimeouts.inc({ leg });
     fail({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
-  });
+  }, (_leg, cause) => fail({ by: 'gateway', outcome: 'answered', cause }));
 }
 
 function graphFailure(call: Call, action: string, err: unknown): EndReason {

@@ -30,7 +30,10 @@ export interface WhatsAppMediaLeg {
   readonly lastReceivedAt: number;
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset?: number, length?: number): void;
   on(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
+  /** Connection state (WebRtcLeg: 'connected', 'disconnected', 'failed', 'closed', …); legs without one never emit. */
+  on(event: 'state', listener: (state: string) => void): unknown;
   off(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
+  off(event: 'state', listener: (state: string) => void): unknown;
   close(): Promise<void>;
 }
 
@@ -94,6 +97,8 @@ export interface BridgeDtmfEvent {
 
 export interface BridgeEvents {
   'media-timeout': [leg: MediaLegName];
+  /** The leg's transport failed for good (WhatsApp: ICE failed or consent expired); the call cannot go on. */
+  'media-failed': [leg: MediaLegName, state: string];
   dtmf: [ev: BridgeDtmfEvent];
 }
 
@@ -251,6 +256,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.tapUser = this.tapAgent = this.silence;
     wa.on('audio', this.onWaAudio);
     wa.on('dtmf', this.onWaDtmf);
+    wa.on('state', this.onWaState);
     sip.on('rtp', this.onSipRtp);
   }
 
@@ -373,6 +379,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.unsubscribeClock = null;
     this.wa.off('audio', this.onWaAudio);
     this.wa.off('dtmf', this.onWaDtmf);
+    this.wa.off('state', this.onWaState);
     this.sip.off('rtp', this.onSipRtp);
     this.stopping = Promise.allSettled([this.wa.close(), this.sip.close()]).then(() => undefined);
     return this.stopping;
@@ -382,6 +389,16 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const now = this.now();
     this.waRx.update(info.sequenceNumber, info.timestamp, now);
     this.jb.push(info.sequenceNumber, info.timestamp, payload, 0, payload.length, now);
+  };
+
+  private waFailed = false;
+
+  private readonly onWaState = (state: string): void => {
+    // 'disconnected' may recover (ICE keeps checking); 'failed' does not. 'closed' is our own close().
+    if (state !== 'failed' || this.waFailed || this.stopping) return;
+    this.waFailed = true;
+    this.log.warn({ leg: 'whatsapp', state }, 'media leg failed');
+    this.emit('media-failed', 'whatsapp', state);
   };
 
   private readonly onWaDtmf = (payload: Buffer, info: ReceivedRtpInfo): void => {
