@@ -67,7 +67,9 @@ export const configSchema = z.strictObject({
     drachtioPort: port.default(9022),
     ringTimeoutMs: z.number().int().min(1000).max(55_000).default(25_000),
     codecs: z.array(z.enum(['PCMU', 'PCMA'])).min(1).default(['PCMU', 'PCMA']),
-  }).default({ drachtioHost: '127.0.0.1', drachtioPort: 9022, ringTimeoutMs: 25_000, codecs: ['PCMU', 'PCMA'] }),
+    // DTMF from WhatsApp when the PBX negotiated no telephone-event: SIP INFO application/dtmf-relay, or dropped.
+    dtmfWithoutTelephoneEvent: z.enum(['info', 'drop']).default('info'),
+  }).default({ drachtioHost: '127.0.0.1', drachtioPort: 9022, ringTimeoutMs: 25_000, codecs: ['PCMU', 'PCMA'], dtmfWithoutTelephoneEvent: 'info' }),
   media: z.strictObject({
     bindAddress: z.string().min(1).default('0.0.0.0'),
     sipMediaAddress: z.string().min(1).default('127.0.0.1'),
