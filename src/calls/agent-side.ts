@@ -29,6 +29,8 @@ export class AgentSide {
   constructor(first: SipDialog, private readonly opts: AgentSideOptions) {
     this.dialog = first;
     this.watch(first);
+    // DTMF as SIP INFO (PBX without telephone-event) goes to whoever is the agent now.
+    opts.media.setSipInfoSender((contentType, body) => this.dialog.sendInfo(contentType, body));
   }
 
   get current(): SipDialog {

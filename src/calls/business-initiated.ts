@@ -176,6 +176,8 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     }
     try {
       dialog = await invite.answer({ sdp: sipAnswer });
+      const d = dialog;
+      media.setSipInfoSender((contentType, body) => d.sendInfo(contentType, body));
     } catch (err) {
       if (err instanceof SipCallFailure && err.status === 487) return onCancel();
       call.logger.error({ err: (err as Error).message }, 'could not answer the PBX');
@@ -351,6 +353,8 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
       return end({ by: 'sip', outcome: status === 486 || status === 600 ? 'busy' : status === 408 || status === 480 ? 'no_answer' : 'failed', cause: status ? `sip_${status}` : 'sip_error', ...(status ? { sipStatus: status } : {}) });
     }
     call.bindIds({ sipCallId: dialog.callId });
+    const d = dialog;
+    media.setSipInfoSender((contentType, body) => d.sendInfo(contentType, body));
     if (call.isEnded) {
       await dialog.bye();
       return;

@@ -44,6 +44,8 @@ export class MediaSession {
   private bridge?: Bridge;
   private sipRemote?: ParsedSdp;
   private closed = false;
+  private infoSender: ((contentType: string, body: string) => Promise<number>) | null = null;
+  private infoChain: Promise<void> = Promise.resolve();
   /** Codec preference toward the agent (the route's, else sip.codecs). */
   private codecs: readonly G711Codec[];
   private held = false;
@@ -158,13 +160,48 @@ export class MediaSession {
       this.call.logger.warn({ leg, state }, 'media leg failed: ending the call');
       onFailed?.(leg, `media_failed_${leg}`);
     });
-    this.bridge.on('dtmf', (ev) => this.call.logger.debug({ from: ev.from, digit: ev.digit, durationMs: ev.durationMs }, 'DTMF relayed'));
+    this.bridge.on('dtmf', (ev) => {
+      const bridge = this.bridge;
+      if (ev.from === 'whatsapp' && bridge && bridge.sipDtmfPayloadType === null) {
+        this.relayDtmfAsInfo(ev.digit, ev.durationMs);
+        return;
+      }
+      this.call.logger.debug({ from: ev.from, digit: ev.digit, durationMs: ev.durationMs }, 'DTMF relayed');
+    });
     this.bridge.startWhatsAppMedia();
     try {
       this.onStarted?.(this);
     } catch (err) {
       this.call.logger.error({ err: (err as Error).message }, 'media-start hook failed: the call goes on');
     }
+  }
+
+  /**
+   * Where digits from WhatsApp go when the PBX negotiated no telephone-event (sip.dtmfWithoutTelephoneEvent
+   * 'info'): the agent side hands in its current dialog's INFO sender, so transfers keep it right.
+   */
+  setSipInfoSender(send: (contentType: string, body: string) => Promise<number>): void {
+    this.infoSender = send;
+  }
+
+  private relayDtmfAsInfo(digit: string, durationMs: number): void {
+    const send = this.infoSender;
+    if (this.config.sip.dtmfWithoutTelephoneEvent !== 'info' || !send) {
+      this.call.logger.debug({ digit }, 'DTMF from WhatsApp dropped: the PBX negotiated no telephone-event');
+      return;
+    }
+    // One INFO at a time, in digit order (RFC 6086 leaves ordering across transactions to the sender).
+    const body = `Signal=${digit}\r\nDuration=${Math.max(40, Math.round(durationMs) || 100)}\r\n`;
+    this.infoChain = this.infoChain.then(async () => {
+      if (this.closed) return;
+      try {
+        const status = await send('application/dtmf-relay', body);
+        if (status >= 300) this.call.logger.warn({ status }, 'SIP INFO DTMF refused by the PBX');
+        else this.call.logger.debug({ digit }, 'DTMF relayed as SIP INFO');
+      } catch (err) {
+        this.call.logger.warn({ err: (err as Error).message }, 'SIP INFO DTMF failed');
+      }
+    });
   }
 
   /** The bridge once media is connected: recording and live streams tap it, consent uses its source and DTMF. */
