@@ -62,7 +62,7 @@ describe.skipIf(skipReason !== undefined)('recording survives a killed gateway p
       log: { level: 'info' },
       whatsapp: { graphBaseUrl, numbers: [{ phoneNumberId: PHONE_NUMBER_ID, displayNumber: '13175551398', sipTarget: agent.uri, tenant: 'acme' }] },
       sip: { drachtioHost: '127.0.0.1', drachtioPort: sip.adminPort },
-      media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 49100, rtpPortMax: 49199, webrtcPortMin: 49200, webrtcPortMax: 49399 },
+      media: { bindAddress: '127.0.0.1', sipMediaAddress: '127.0.0.1', rtpPortMin: 25800, rtpPortMax: 25899, webrtcPortMin: 26000, webrtcPortMax: 26199 },
       store: { sqlitePath: join(dir, 'gw.sqlite') },
       recording: { policy: 'always', consent: 'none', folder, checkpointMs: 500 },
     }));

@@ -87,7 +87,11 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
   beforeAll(async () => {
     agent = await startBaresip({ toneHz: 440 });
     folder = join(mkdtempSync(join(tmpdir(), 'wagw-rec-e2e-')), 'recordings');
-    e2e = await startE2E({ sipTarget: agent.uri, adminKeys: KEYS, config: { recording: { policy: 'always', consent: 'none', folder, checkpointMs: 500 } } });
+    e2e = await startE2E({ sipTarget: agent.uri, adminKeys: KEYS, config: {
+      // Media ports of this suite only (below the ephemeral range), so suites running together never compete.
+      media: { rtpPortMin: 25000, rtpPortMax: 25099, webrtcPortMin: 25200, webrtcPortMax: 25399 },
+      recording: { policy: 'always', consent: 'none', folder, checkpointMs: 500 },
+    } });
     // Audit lines are checked in the gateway's own log.
     logLines = [];
     const child = e2e.gateway.logger.child({});

@@ -103,7 +103,11 @@ describe.skipIf(skipReason !== undefined)('live audio stream over WebSocket (lib
     const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/calls`;
     e2e = await startE2E({
       sipTarget: agent.uri,
-      config: { streaming: { targets: { asr: { url, channels: 'separate', sampleRate: 8000 } }, tenants: { default: 'asr' } } },
+      config: {
+        // Media ports of this suite only (below the ephemeral range), so suites running together never compete.
+        media: { rtpPortMin: 25400, rtpPortMax: 25499, webrtcPortMin: 25600, webrtcPortMax: 25799 },
+        streaming: { targets: { asr: { url, channels: 'separate', sampleRate: 8000 } }, tenants: { default: 'asr' } },
+      },
     });
   }, 60_000);
   afterAll(async () => {
