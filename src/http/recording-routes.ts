@@ -40,6 +40,12 @@ export function registerRecordingRoutes(admin: AdminRouter, deps: RecordingRoute
   };
   admin.add('POST', '/v1/calls/:id/recording/start', STAFF, control('start'));
   admin.add('POST', '/v1/calls/:id/recording/stop', STAFF, control('stop'));
+  admin.add('GET', '/v1/calls/:id/recording', STAFF, ({ params, res }) => {
+    const call = registry.get(params.id!) ?? registry.byWhatsAppId(params.id!);
+    if (!call || call.isEnded) throw new AdminHttpError(404, 'no such live call');
+    const state = audio.state(call.id);
+    sendJson(res, 200, { callId: call.id, recording: state?.recording ?? false, consent: state?.consent ?? 'not_applicable', streaming: state?.streaming ?? false });
+  });
 
   const find = (id: string, p: Principal): RecordingMeta => {
     const meta = store.get(id);
@@ -115,6 +121,12 @@ export function recordingOpenApiPaths(): Record<string, unknown> {
     },
   });
   return {
+    '/v1/calls/{id}/recording': {
+      get: {
+        summary: "A live call's recording and stream state (consent: pending, not_required, announced, explicit_yes, no_consent, not_applicable)", 'x-roles': ['admin', 'supervisor'], parameters: idParam,
+        responses: { '200': { description: 'State', content: { 'application/json': { schema: { type: 'object', properties: { callId: { type: 'string' }, recording: { type: 'boolean' }, consent: { type: 'string' }, streaming: { type: 'boolean' } } } } } }, '404': err('No such live call') },
+      },
+    },
     '/v1/calls/{id}/recording/start': control("Start (or resume) a live call's recording; needs a tenant policy other than off and the user's consent where required"),
     '/v1/calls/{id}/recording/stop': control("Pause a live call's recording (a later start resumes the same file)"),
     '/v1/recordings': {

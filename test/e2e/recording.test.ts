@@ -63,7 +63,7 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
   };
 
   /** One call: the user plays 1 kHz from media start for `seconds`, then hangs up; returns the record and what the user heard. */
-  async function call(seconds: number): Promise<{ record: CallRecord; heard: ReturnType<WaUser['recording']> }> {
+  async function call(seconds: number, during?: (waCallId: string) => Promise<void>): Promise<{ record: CallRecord; heard: ReturnType<WaUser['recording']> }> {
     const user = new WaUser({ waId: '16315553602', name: 'Jane Doe' });
     try {
       const established = agent.waitEvent('CALL_ESTABLISHED', 15_000);
@@ -72,7 +72,8 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
       await established;
       await user.waitForMedia();
       user.play({ toneHz: 1000, levelDbfs: -12 });
-      await new Promise((r) => setTimeout(r, seconds * 1000));
+      if (during) await during(callId);
+      else await new Promise((r) => setTimeout(r, seconds * 1000));
       const heard = user.recording();
       const closed = agent.waitEvent('CALL_CLOSED', 10_000);
       await e2e.meta.userHangsUp(callId);
@@ -195,5 +196,28 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
     expect(toneCoverage(heard.samples.subarray(-2 * heard.sampleRate), heard.sampleRate, 440)).toBeGreaterThan(0.8);
     const metrics = await (await fetch(`http://127.0.0.1:${e2e.gateway.http.port}/metrics`)).text();
     expect(metrics).toMatch(/wagw_recording_consent_total\{result="no_consent"\} 1/);
+  }, 60_000);
+
+  it('on demand: POST …/recording/start and …/stop mid-call record only the time between (staff only)', async () => {
+    withRecording({ policy: 'on_demand', consent: 'none' });
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const post = async (id: string, what: string, key = 'k-sup') => api(`/v1/calls/${id}/recording/${what}`, key, { method: 'POST' });
+    const { record } = await call(0, async (waCallId) => {
+      await sleep(1000);
+      expect(await (await api(`/v1/calls/${waCallId}/recording`, 'k-sup')).json()).toMatchObject({ recording: false, consent: 'not_required', streaming: false });
+      expect((await post(waCallId, 'start', 'k-rep')).status).toBe(403);
+      const started = await post(waCallId, 'start');
+      expect(started.status).toBe(200);
+      expect(await started.json()).toMatchObject({ recording: true });
+      await sleep(2000);
+      expect((await post(waCallId, 'stop')).status).toBe(200);
+      expect(await (await api(`/v1/calls/${waCallId}/recording`, 'k-sup')).json()).toMatchObject({ recording: false });
+      await sleep(1500);
+    });
+    expect(record.durationSeconds).toBeGreaterThan(4);
+    // About the 2 s between start and stop (HTTP round trips on either side).
+    expect(record.recording!.durationSeconds).toBeGreaterThan(1.7);
+    expect(record.recording!.durationSeconds).toBeLessThan(2.5);
+    expect((await post(record.id, 'start')).status).toBe(404);
   }, 60_000);
 });
