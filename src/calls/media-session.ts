@@ -82,7 +82,7 @@ export class MediaSession {
   /** Opens the RTP socket toward the PBX and returns the SDP offer for the INVITE. */
   async sipOffer(codecs?: readonly G711Codec[]): Promise<string> {
     if (codecs) this.codecs = codecs;
-    this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, logger: this.call.logger });
+    this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, latchAnySource: this.config.media.latchAnySource, logger: this.call.logger });
     this.metrics.rtpPortsFree.set(this.pool.free);
     if (this.closed) await this.closeLegs();
     return buildSdpOffer({ address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.codecs });
@@ -116,7 +116,7 @@ export class MediaSession {
 
   /** Opens the RTP socket toward the PBX and answers its offer (G.711); throws SdpError when nothing fits. */
   async answerSip(offerSdp: string): Promise<string> {
-    this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, logger: this.call.logger });
+    this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, latchAnySource: this.config.media.latchAnySource, logger: this.call.logger });
     this.metrics.rtpPortsFree.set(this.pool.free);
     if (this.closed) await this.closeLegs();
     const answer = buildSdpAnswer(offerSdp, { address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.config.sip.codecs });
@@ -250,7 +250,7 @@ export class MediaSession {
 
   /** A second RTP leg and its SDP offer, for ringing a transfer target while the current agent stays connected. */
   async openSpareSipLeg(): Promise<{ leg: RtpLeg; offer: string }> {
-    const leg = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, logger: this.call.logger });
+    const leg = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, latchAnySource: this.config.media.latchAnySource, logger: this.call.logger });
     this.spareLegs.add(leg);
     this.metrics.rtpPortsFree.set(this.pool.free);
     if (this.closed) await this.closeSpareLeg(leg);
