@@ -26,6 +26,8 @@ const SALT = Buffer.alloc(14, 9);
 class SocketlessWaLeg extends EventEmitter implements WhatsAppMediaLeg {
   readonly opusPayloadType = 111;
   readonly dtmfPayloadType = 126;
+  /** Meta's offers say useinbandfec=1, so the gateway decodes on the FEC-capable decoder. */
+  readonly remoteInbandFec = true;
   lastReceivedAt = performance.now();
   sent = 0;
   private readonly tx = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, KEY, SALT);

@@ -18,6 +18,7 @@ import { sharedFrameClock, type FrameClock } from './frame-clock.js';
 import { decodeG711, encodeG711, G711_PAYLOAD_TYPE, type G711Law } from './g711.js';
 import { JB_EMPTY, JB_LOST, JitterBuffer } from './jitter-buffer.js';
 import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
+import { OpusFecDecoder8k, opusFecAvailable } from './opus-fec.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
 import { estimateMos, RtpReceiveStats } from './stats.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
@@ -27,6 +28,8 @@ import type { ReceivedRtpInfo, SendRtpParams } from './webrtc-leg.js';
 export interface WhatsAppMediaLeg {
   readonly opusPayloadType: number;
   readonly dtmfPayloadType: number | null;
+  /** The remote side said useinbandfec=1: its packets carry FEC for the previous frame. */
+  readonly remoteInbandFec?: boolean;
   readonly lastReceivedAt: number;
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset?: number, length?: number): void;
   on(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
@@ -68,6 +71,11 @@ export interface BridgeOptions {
   /** telephone-event PT negotiated with the SIP side; null disables DTMF toward and from SIP. */
   sipDtmfPayloadType?: number | null;
   opus?: OpusEncoderOptions;
+  /**
+   * Rebuild a lost frame from the next packet's in-band FEC when the WhatsApp side sends it (remoteInbandFec);
+   * default true. Off: concealment (PLC) only, on the native decoder.
+   */
+  fecDecode?: boolean;
   /** Jitter buffer bounds for WhatsApp → SIP (min 20 ms). */
   jitterMinMs?: number;
   jitterMaxMs?: number;
@@ -187,8 +195,13 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   // WhatsApp → SIP
   private readonly jb: JitterBuffer;
-  private readonly opusDec = new OpusDecoder8k();
+  /** Chosen at the first audio packet: the FEC-capable decoder when the sender uses in-band FEC. */
+  private opusDec: OpusDecoder8k | OpusFecDecoder8k | null = null;
+  private fecDec: OpusFecDecoder8k | null = null;
+  private readonly fecDecode: boolean;
+  private fecRecovered = 0;
   private readonly opusIn = new Uint8Array(1500);
+  private readonly opusNext = new Uint8Array(1500);
   private readonly pcmDown = new Int16Array(MAX_FRAME_SAMPLES);
   private readonly pcmDownFrame = this.pcmDown.subarray(0, FRAME_SAMPLES);
   private readonly sipRing: Buffer[] = Array.from({ length: SIP_SEND_RING }, () => Buffer.alloc(RTP_HEADER_SIZE + 480));
@@ -248,6 +261,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.now = opts.now ?? monoNow;
     this.log = opts.logger ?? silentLogger;
     this.mediaTimeoutMs = opts.mediaTimeoutMs ?? 30_000;
+    this.fecDecode = opts.fecDecode ?? true;
     this.jb = new JitterBuffer({ minDelayMs: opts.jitterMinMs ?? 20, maxDelayMs: opts.jitterMaxMs ?? 200, clockRate: 48000 });
     this.opusEnc = new OpusEncoder8k(opts.opus);
     this.sipRx = new RtpReceiveStats(8000);
@@ -363,8 +377,11 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     sipFifo: { queued: number; overflowed: number; underruns: number; trimmed: number };
     sipOtherPayloadTypes: number;
     tickErrors: number;
+    /** Lost WhatsApp frames rebuilt from the next packet's in-band FEC (the rest were concealed). */
+    fecRecovered: number;
   } {
     return {
+      fecRecovered: this.fecRecovered,
       jitterBuffer: { ...this.jb.stats, targetDelayMs: this.jb.targetDelayMs },
       sipFifo: { queued: this.fifo.size, overflowed: this.fifo.overflowed, underruns: this.fifo.underruns, trimmed: this.fifo.trimmed },
       sipOtherPayloadTypes: this.sipOtherPt,
@@ -381,6 +398,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.wa.off('dtmf', this.onWaDtmf);
     this.wa.off('state', this.onWaState);
     this.sip.off('rtp', this.onSipRtp);
+    this.fecDec?.destroy();
+    this.fecDec = null;
     this.stopping = Promise.allSettled([this.wa.close(), this.sip.close()]).then(() => undefined);
     return this.stopping;
   }
@@ -474,15 +493,28 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     if (n >= 0) {
       this.waAudioSeen = true;
       this.concealRun = 0;
+      const dec = this.opusDec ?? this.chooseDecoder();
       try {
-        this.opusDec.decode(this.opusIn.subarray(0, n), this.pcmDown);
+        dec.decode(this.opusIn.subarray(0, n), this.pcmDown);
       } catch {
-        this.opusDec.conceal(this.pcmDown);
+        dec.conceal(this.pcmDown);
       }
     } else if (this.waAudioSeen && (n === JB_LOST || this.concealRun < 5)) {
-      // Conceal a lost frame, and the first 100 ms of an underrun; after that, plain silence.
-      this.concealRun++;
-      this.opusDec.conceal(this.pcmDown);
+      // A lost frame whose successor is here: its in-band FEC rebuilds it. Otherwise conceal it, and the first
+      // 100 ms of an underrun; after that, plain silence.
+      const m = n === JB_LOST && this.fecDec ? this.jb.peekNext(this.opusNext) : -1;
+      if (m > 0) {
+        this.concealRun = 0;
+        this.fecRecovered++;
+        try {
+          this.fecDec!.decodeFec(this.opusNext.subarray(0, m), this.pcmDown);
+        } catch {
+          this.fecDec!.conceal(this.pcmDown);
+        }
+      } else {
+        this.concealRun++;
+        this.opusDec!.conceal(this.pcmDown);
+      }
     } else {
       void JB_EMPTY;
       pcm = this.silence;
@@ -507,6 +539,20 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.sipMarker = false;
       this.sipSeq = (this.sipSeq + 1) & 0xffff;
     }
+  }
+
+  private chooseDecoder(): OpusDecoder8k | OpusFecDecoder8k {
+    if (this.fecDecode && this.wa.remoteInbandFec && opusFecAvailable()) {
+      try {
+        this.fecDec = new OpusFecDecoder8k();
+        this.opusDec = this.fecDec;
+        return this.fecDec;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'Opus FEC decoder unavailable: concealment only');
+      }
+    }
+    this.opusDec = new OpusDecoder8k();
+    return this.opusDec;
   }
 
   private tickToWhatsApp(): void {

@@ -180,6 +180,19 @@ export class JitterBuffer {
     return JB_LOST;
   }
 
+  /**
+   * The next frame's payload, left in place (for FEC: right after pop() returned JB_LOST, this is the packet whose
+   * in-band FEC rebuilds the lost frame). Returns its length, or -1 when it has not arrived.
+   */
+  peekNext(out: Uint8Array): number {
+    if (!this.playing) return -1;
+    const i = this.nextExt % this.capacity;
+    if (!this.present[i] || this.seqOf[i] !== this.nextExt) return -1;
+    const n = this.lengths[i]!;
+    out.set(this.slots[i]!.subarray(0, n));
+    return n;
+  }
+
   reset(): void {
     this.lateRun = 0;
     this.present.fill(0);

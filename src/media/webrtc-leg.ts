@@ -123,6 +123,12 @@ export function parseAudioPayloadTypes(sdp: string): SdpAudioInfo & { hasAudio: 
   return { hasAudio: seenAudio, opusPt, dtmfPt };
 }
 
+/** Whether the SDP's fmtp for the Opus payload type says useinbandfec=1 (the sender adds FEC to its packets). */
+export function usesInbandFec(sdp: string, opusPt: number): boolean {
+  const m = new RegExp(`^a=fmtp:${opusPt} (.*)$`, 'm').exec(sdp);
+  return m ? /(^|;)\s*useinbandfec=1\b/.test(m[1]!) : false;
+}
+
 function describeOfferProblem(sdp: string): string | null {
   if (typeof sdp !== 'string' || !/^v=0\r?$/m.test(sdp)) return 'not an SDP (no v=0 line)';
   const info = parseAudioPayloadTypes(sdp);
@@ -258,6 +264,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   state: WebRtcLegState = 'new';
   opusPayloadType: number;
   dtmfPayloadType: number | null;
+  /** The WhatsApp side's SDP has useinbandfec=1 for Opus: lost frames can be rebuilt from the next packet. */
+  remoteInbandFec = false;
   readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0 };
   /** Which path carries RTP: 'werift' until connected (and as the fallback), 'fast' once our SRTP path took over. */
   mediaPath: 'fast' | 'werift' = 'werift';
@@ -338,6 +346,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     if (problem) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: ${problem}`);
     const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
     const leg = new WebRtcLeg(opts, opusPt!, dtmfPt);
+    leg.remoteInbandFec = usesInbandFec(offerSdp, opusPt!);
     try {
       await leg.pc.setRemoteDescription({ type: 'offer', sdp: completeRtcpAttributes(offerSdp) });
       const transceiver = leg.pc.getTransceivers().find((t) => t.kind === 'audio');
@@ -390,6 +399,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${(err as Error).message}`, err);
     }
     this.opusPayloadType = opusPt!;
+    this.remoteInbandFec = usesInbandFec(answerSdp, opusPt!);
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
     this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
   }
