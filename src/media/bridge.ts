@@ -20,6 +20,7 @@ import { JB_EMPTY, JB_LOST, JitterBuffer } from './jitter-buffer.js';
 import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
 import { OpusFecDecoder8k, opusFecAvailable } from './opus-fec.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
+import { parseRtcp, rttFromBlock, RtcpReceiverState, writeReport, type ParsedRtcp } from './rtcp.js';
 import { estimateMos, RtpReceiveStats } from './stats.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import type { ReceivedRtpInfo, SendRtpParams } from './webrtc-leg.js';
@@ -30,6 +31,8 @@ export interface WhatsAppMediaLeg {
   readonly dtmfPayloadType: number | null;
   /** The remote side said useinbandfec=1: its packets carry FEC for the previous frame. */
   readonly remoteInbandFec?: boolean;
+  /** Round-trip time from the remote's RTCP receiver reports (WebRtcLeg: werift's RTCP), when known. */
+  readonly rttMs?: number;
   readonly lastReceivedAt: number;
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset?: number, length?: number): void;
   on(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
@@ -44,8 +47,12 @@ export interface WhatsAppMediaLeg {
 export interface SipMediaLeg {
   readonly lastReceivedAt: number;
   send(buf: Uint8Array, offset?: number, length?: number): boolean;
+  /** RTCP toward the PBX (RtpLeg: port + 1); legs without it get no reports. */
+  sendRtcp?(buf: Uint8Array, offset?: number, length?: number): boolean;
   on(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
+  on(event: 'rtcp', listener: (packet: Buffer) => void): unknown;
   off(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
+  off(event: 'rtcp', listener: (packet: Buffer) => void): unknown;
   close(): Promise<void>;
 }
 
@@ -95,6 +102,7 @@ export interface LegQuality {
   late: number;
   jitterMs: number;
   mos: number;
+  rttMs?: number;
 }
 
 export interface BridgeDtmfEvent {
@@ -217,6 +225,13 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly sipDtmfTx = new DtmfSender();
   private sipDtmfTs = 0;
   private sipPacketsOut = 0;
+  private sipOctetsOut = 0;
+  // RTCP toward the PBX: a report every RTCP_TICKS, RTT from its report blocks about our stream.
+  private readonly sipRtcpRx: RtcpReceiverState;
+  private readonly rtcpBuf = Buffer.alloc(64);
+  private readonly rtcpParsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
+  private rtcpTicks = 0;
+  private sipRttMs: number | undefined;
 
   // SIP → WhatsApp
   private readonly fifo = new SampleFifo(8000 / 5, 2 * FRAME_SAMPLES); // ≤ 200 ms queued, start at 40 ms
@@ -265,6 +280,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.jb = new JitterBuffer({ minDelayMs: opts.jitterMinMs ?? 20, maxDelayMs: opts.jitterMaxMs ?? 200, clockRate: 48000 });
     this.opusEnc = new OpusEncoder8k(opts.opus);
     this.sipRx = new RtpReceiveStats(8000);
+    this.sipRtcpRx = new RtcpReceiverState(this.sipRx);
     this.waDtmfRx = new DtmfReceiver((d) => this.onDigit('whatsapp', d));
     this.sipDtmfRx = new DtmfReceiver((d) => this.onDigit('sip', d));
     this.tapUser = this.tapAgent = this.silence;
@@ -272,6 +288,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     wa.on('dtmf', this.onWaDtmf);
     wa.on('state', this.onWaState);
     sip.on('rtp', this.onSipRtp);
+    sip.on('rtcp', this.onSipRtcp);
   }
 
   /** Starts the tick: media flows to SIP, media timeouts are watched. Idempotent. */
@@ -319,7 +336,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const prev = this.sip;
     if (m.leg && m.leg !== prev && !this.stopping) {
       prev.off('rtp', this.onSipRtp);
+      prev.off('rtcp', this.onSipRtcp);
       m.leg.on('rtp', this.onSipRtp);
+      m.leg.on('rtcp', this.onSipRtcp);
       this.sip = m.leg;
       this.sipMarker = true;
     }
@@ -351,24 +370,28 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   quality(): Record<MediaLegName, LegQuality> {
     const wa = this.waRx;
     const sip = this.sipRx;
-    return {
-      whatsapp: {
-        packetsIn: wa.packets,
-        packetsOut: this.waPacketsOut,
-        lost: wa.lost,
-        late: this.jb.stats.late,
-        jitterMs: round1(wa.jitterMs),
-        mos: estimateMos({ codec: 'opus', lossPercent: wa.lossFraction * 100, jitterMs: wa.jitterMs }),
-      },
-      sip: {
-        packetsIn: sip.packets,
-        packetsOut: this.sipPacketsOut,
-        lost: sip.lost,
-        late: 0,
-        jitterMs: round1(sip.jitterMs),
-        mos: estimateMos({ codec: this.sipCodec, lossPercent: sip.lossFraction * 100, jitterMs: sip.jitterMs }),
-      },
+    const waRtt = this.wa.rttMs;
+    const sipRtt = this.sipRttMs;
+    // With an RTT, half of it stands in for the one-way network delay in the E-model.
+    const whatsapp: LegQuality = {
+      packetsIn: wa.packets,
+      packetsOut: this.waPacketsOut,
+      lost: wa.lost,
+      late: this.jb.stats.late,
+      jitterMs: round1(wa.jitterMs),
+      mos: estimateMos({ codec: 'opus', lossPercent: wa.lossFraction * 100, jitterMs: wa.jitterMs, ...(waRtt !== undefined ? { delayMs: waRtt / 2 } : {}) }),
     };
+    if (waRtt !== undefined) whatsapp.rttMs = round1(waRtt);
+    const sipQ: LegQuality = {
+      packetsIn: sip.packets,
+      packetsOut: this.sipPacketsOut,
+      lost: sip.lost,
+      late: 0,
+      jitterMs: round1(sip.jitterMs),
+      mos: estimateMos({ codec: this.sipCodec, lossPercent: sip.lossFraction * 100, jitterMs: sip.jitterMs, ...(sipRtt !== undefined ? { delayMs: sipRtt / 2 } : {}) }),
+    };
+    if (sipRtt !== undefined) sipQ.rttMs = round1(sipRtt);
+    return { whatsapp, sip: sipQ };
   }
 
   /** Internals for diagnostics and tests. */
@@ -398,6 +421,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.wa.off('dtmf', this.onWaDtmf);
     this.wa.off('state', this.onWaState);
     this.sip.off('rtp', this.onSipRtp);
+    this.sip.off('rtcp', this.onSipRtcp);
     this.fecDec?.destroy();
     this.fecDec = null;
     this.stopping = Promise.allSettled([this.wa.close(), this.sip.close()]).then(() => undefined);
@@ -425,7 +449,30 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.waDtmfRx.push(info.timestamp, payload, 0, payload.length, this.now());
   };
 
+  private readonly onSipRtcp = (packet: Buffer): void => {
+    const r = this.rtcpParsed;
+    if (!parseRtcp(packet, packet.length, r)) return;
+    if (r.srNtpMiddle >= 0) this.sipRtcpRx.onSenderReport(r.srNtpMiddle, this.now());
+    for (const b of r.blocks) {
+      if (b.ssrc !== this.sipSsrc) continue;
+      const rtt = rttFromBlock(b, performance.timeOrigin + performance.now());
+      if (rtt !== null) this.sipRttMs = this.sipRttMs === undefined ? rtt : 0.8 * this.sipRttMs + 0.2 * rtt;
+    }
+  };
+
+  /** An SR (or an RR before we sent anything) toward the PBX, with a block about its stream once it sent one. */
+  private sendSipRtcp(): void {
+    const send = this.sip.sendRtcp;
+    if (!send) return;
+    const sender = this.sipPacketsOut > 0
+      ? { ssrc: this.sipSsrc, unixMs: performance.timeOrigin + performance.now(), rtpTimestamp: this.sipTs, packets: this.sipPacketsOut, octets: this.sipOctetsOut }
+      : null;
+    const n = writeReport(this.rtcpBuf, this.sipSsrc, sender, this.sipRx.packets > 0 ? this.sipRtcpRx : null, this.now());
+    send.call(this.sip, this.rtcpBuf, 0, n);
+  }
+
   private readonly onSipRtp = (packet: Buffer, h: RtpHeader): void => {
+    this.sipRtcpRx.remoteSsrc = h.ssrc;
     if (h.payloadType === this.sipPayloadType) {
       this.sipRx.update(h.sequenceNumber, h.timestamp, this.now());
       const n = decodeG711(this.sipCodec, packet, h.payloadOffset, Math.min(h.payloadLength, this.pcmIn.length), this.pcmIn);
@@ -462,6 +509,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.waDtmfRx.poll(now);
       this.sipDtmfRx.poll(now);
       this.checkTimeouts(now);
+      // RFC 3550's minimum interval: one report every 5 s (the first after 1 s, so RTT shows up early).
+      if (++this.rtcpTicks === 50 || this.rtcpTicks % 250 === 0) this.sendSipRtcp();
     } catch (err) {
       if (this.tickErrors++ === 0) this.log.error({ err: (err as Error).message }, 'media tick failed');
     }
@@ -528,7 +577,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       if (info.start) this.sipDtmfTs = ts;
       writeRtpHeader(buf, { marker: info.start, payloadType: this.sipDtmfPayloadType, sequenceNumber: this.sipSeq, timestamp: this.sipDtmfTs, ssrc: this.sipSsrc });
       this.sipSeq = (this.sipSeq + 1) & 0xffff;
-      if (this.sip.send(buf, 0, RTP_HEADER_SIZE + 4)) this.sipPacketsOut++;
+      if (this.sip.send(buf, 0, RTP_HEADER_SIZE + 4)) {
+        this.sipPacketsOut++;
+        this.sipOctetsOut += 4;
+      }
       if (info.last) this.sipMarker = true;
       return;
     }
@@ -536,6 +588,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     encodeG711(this.sipCodec, pcm.subarray(0, FRAME_SAMPLES), buf, RTP_HEADER_SIZE);
     if (this.sip.send(buf, 0, RTP_HEADER_SIZE + FRAME_SAMPLES)) {
       this.sipPacketsOut++;
+      this.sipOctetsOut += FRAME_SAMPLES;
       this.sipMarker = false;
       this.sipSeq = (this.sipSeq + 1) & 0xffff;
     }

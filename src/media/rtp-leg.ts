@@ -44,6 +44,8 @@ export interface RtpLegStats {
 export interface RtpLegEvents {
   /** A valid RTP packet from the peer. `header` is reused for the next packet: read it synchronously. */
   rtp: [packet: Buffer, header: RtpHeader];
+  /** An RTCP datagram from the peer on port+1. */
+  rtcp: [packet: Buffer];
   latched: [source: RtpAddress];
   error: [err: Error];
 }
@@ -61,6 +63,10 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   private readonly latchAny: boolean;
   private readonly log: MediaLogger;
   private closing: Promise<void> | null = null;
+  /** RTCP on port+1 (RFC 3550 §11); null when that port could not be bound (RTCP is then off for the leg). */
+  private rtcpSocket: dgram.Socket | null = null;
+  private rtcpTo: RtpAddress | null = null;
+  readonly rtcpStats = { in: 0, out: 0, droppedUnexpectedSource: 0 };
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -98,7 +104,9 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
             resolve();
           });
         });
-        return new RtpLeg(socket, port, bindAddress, opts.pool, opts);
+        const leg = new RtpLeg(socket, port, bindAddress, opts.pool, opts);
+        await leg.openRtcp(bindAddress);
+        return leg;
       } catch (err) {
         lastErr = err as Error;
         socket.close();
@@ -115,6 +123,52 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   setRemote(address: string, port: number): void {
     this.signalled = { address, port };
     this.latchedTo = null;
+    this.rtcpTo = null;
+  }
+
+  get rtcpEnabled(): boolean {
+    return this.rtcpSocket !== null;
+  }
+
+  /** Sends an RTCP packet to the peer's RTCP address (the one it sends from, else RTP port + 1). */
+  sendRtcp(buf: Uint8Array, offset = 0, length = buf.length - offset): boolean {
+    const rtp = this.latchedTo ?? this.signalled;
+    const to = this.rtcpTo ?? (rtp ? { address: rtp.address, port: rtp.port + 1 } : null);
+    if (!to || !this.rtcpSocket || this.closing) return false;
+    this.rtcpStats.out++;
+    this.rtcpSocket.send(buf, offset, length, to.port, to.address, () => {});
+    return true;
+  }
+
+  private async openRtcp(bindAddress: string): Promise<void> {
+    const socket = dgram.createSocket({ type: isIPv6(bindAddress) ? 'udp6' : 'udp4' });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind({ port: this.port + 1, address: bindAddress, exclusive: true }, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      socket.close();
+      this.log.warn({ port: this.port + 1, err: (err as Error).message }, 'rtcp port busy: RTCP off for this leg');
+      return;
+    }
+    socket.on('error', (err) => this.log.warn({ err: err.message, port: this.port + 1 }, 'rtcp socket error'));
+    socket.on('message', (msg, rinfo) => {
+      const sig = this.latchedTo ?? this.signalled;
+      // Same source rule as RTP: the signalled (or latched) host, unless any source may latch.
+      if (!sig || (!this.latchAny && rinfo.address !== sig.address)) {
+        this.rtcpStats.droppedUnexpectedSource++;
+        return;
+      }
+      if (msg.length < 8 || (msg[0]! >> 6) !== 2) return;
+      this.rtcpTo = { address: rinfo.address, port: rinfo.port };
+      this.rtcpStats.in++;
+      this.emit('rtcp', msg);
+    });
+    this.rtcpSocket = socket;
   }
 
   get remote(): RtpAddress | null {
@@ -144,9 +198,11 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   /** Closes the socket and returns the port to the pool, once; later calls return the same promise. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
-    this.closing = new Promise<void>((resolve) => {
-      this.socket.close(() => resolve());
-    });
+    const rtcp = this.rtcpSocket;
+    this.closing = Promise.all([
+      new Promise<void>((resolve) => this.socket.close(() => resolve())),
+      rtcp ? new Promise<void>((resolve) => rtcp.close(() => resolve())) : Promise.resolve(),
+    ]).then(() => undefined);
     this.pool.release(this.port);
     return this.closing;
   }
@@ -164,6 +220,12 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
         this.stats.droppedUnexpectedSource++;
         return;
       }
+    }
+    // RTCP multiplexed on the RTP port (RFC 5761: PT 64–95 after the marker bit).
+    if (msg.length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95) {
+      this.rtcpStats.in++;
+      this.emit('rtcp', msg);
+      return;
     }
     if (!readRtpHeader(msg, this.header)) {
       this.stats.droppedInvalid++;

@@ -54,6 +54,16 @@ export class RtpReceiveStats {
     return Math.max(0, this.expected - this.packets);
   }
 
+  /** Extended highest sequence number received (RTCP report block). */
+  get extendedHighestSeq(): number {
+    return this.maxExt;
+  }
+
+  /** Interarrival jitter in RTP timestamp units (RTCP report block). */
+  get jitterTimestampUnits(): number {
+    return this.jitterTs;
+  }
+
   get jitterMs(): number {
     return (this.jitterTs * 1000) / this.clockRate;
   }

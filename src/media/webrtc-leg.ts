@@ -409,6 +409,12 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     return this.transceiver?.sender.ssrc ?? 0;
   }
 
+  /** Round-trip time (ms) werift measured from the peer's RTCP receiver reports about our stream, when known. */
+  get rttMs(): number | undefined {
+    const rtt = (this.transceiver?.sender as unknown as { rtt?: number } | undefined)?.rtt;
+    return typeof rtt === 'number' && Number.isFinite(rtt) && rtt >= 0 ? rtt * 1000 : undefined;
+  }
+
   /** 'controlling' once werift has applied the role; 'controlled' only if a full-ICE peer won the tie-break. */
   get iceRole(): string {
     return this.pc.iceTransports[0]?.role ?? 'unknown';
