@@ -9,6 +9,7 @@ const legQuality = {
   properties: {
     packetsIn: { type: 'integer' }, packetsOut: { type: 'integer' }, lost: { type: 'integer' }, late: { type: 'integer' },
     jitterMs: { type: 'number' }, mos: { type: 'number', description: 'E-model MOS estimate, 1–4.5' },
+    rttMs: { type: 'number', description: 'Round-trip time from RTCP, when the peer reported one' },
   },
 };
 

@@ -11,6 +11,8 @@ export interface LegQuality {
   late: number;
   jitterMs: number;
   mos: number;
+  /** Round-trip time from RTCP (RFC 3550 §6.4.1), when the peer's reports allowed one. */
+  rttMs?: number;
 }
 
 export interface QualitySummary {
