@@ -236,6 +236,15 @@ interface RtpSenderCounters {
   runRtcp?: () => Promise<void>;
 }
 
+/** werift's per-SSRC receive statistics, which its RTCP receiver reports are built from. */
+interface WeriftStreamStats {
+  add(packet: { header: { sequenceNumber: number; timestamp: number; serializeSize: number }; payload: { length: number } }): void;
+}
+
+interface WeriftReceiverInternals {
+  remoteStreams?: Record<number, WeriftStreamStats | undefined>;
+}
+
 /** The fast media path's state, set once DTLS is up. */
 interface FastPath {
   tx: SrtpContext;
@@ -245,6 +254,10 @@ interface FastPath {
   ring: Buffer[];
   ringPos: number;
   rxOut: { payloadOffset: number };
+  /** Packets per SSRC handed to werift so that it sets up the receive statistics its RTCP RRs report. */
+  viaWerift: Map<number, number>;
+  /** Reused stand-in for werift's RtpPacket when feeding its statistics. */
+  statPacket: { header: { sequenceNumber: number; timestamp: number; serializeSize: number }; payload: { length: number } };
 }
 
 const SEND_RING = 8;
@@ -516,7 +529,10 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         ring: Array.from({ length: SEND_RING }, () => Buffer.alloc(1500)),
         ringPos: 0,
         rxOut: { payloadOffset: 0 },
+        viaWerift: new Map(),
+        statPacket: { header: { sequenceNumber: 0, timestamp: 0, serializeSize: 12 }, payload: { length: 0 } },
       };
+      const receiver = this.transceiver.receiver as unknown as WeriftReceiverInternals;
       const werift = transport.onData;
       transport.onData = (data, addr) => {
         // RFC 7983 / RFC 5761 demultiplexing: RTP (not RTCP, PT 64–95 after the marker bit) is ours; STUN, DTLS
@@ -524,7 +540,19 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         if (data.length >= 12 && (data[0]! & 0xc0) === 0x80) {
           const pt = data[1]! & 0x7f;
           if (pt < 64 || pt > 95) {
-            this.onSrtp(data);
+            // The first packets of a stream take werift's path: its receiver then keeps statistics for the SSRC
+            // and sends RTCP receiver reports about it, which we keep feeding below.
+            const ssrc = data.readUInt32BE(8);
+            const stats = receiver.remoteStreams?.[ssrc];
+            if (!stats) {
+              const n = f.viaWerift.get(ssrc) ?? 0;
+              if (n < 3 && f.viaWerift.size < 8) {
+                f.viaWerift.set(ssrc, n + 1);
+                werift(data, addr);
+                return;
+              }
+            }
+            this.onSrtp(data, stats);
             return;
           }
         }
@@ -538,12 +566,24 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     }
   }
 
-  private onSrtp(data: Buffer): void {
+  private onSrtp(data: Buffer, rrStats?: WeriftStreamStats): void {
     const f = this.fast!;
     const n = f.rx.unprotect(data, data.length, f.rxOut);
     if (n < 0) {
       this.stats.srtpDropped++;
       return;
+    }
+    if (rrStats) {
+      const sp = f.statPacket;
+      sp.header.sequenceNumber = (data[2]! << 8) | data[3]!;
+      sp.header.timestamp = data.readUInt32BE(4);
+      sp.header.serializeSize = f.rxOut.payloadOffset;
+      sp.payload.length = n - f.rxOut.payloadOffset;
+      try {
+        rrStats.add(sp);
+      } catch {
+        // Statistics only: never let them cost a packet.
+      }
     }
     this.lastReceivedAt = monoNow();
     const off = f.rxOut.payloadOffset;
