@@ -295,7 +295,12 @@ export class MediaSession {
         this.metrics.rtpPackets.inc({ leg, dir: 'out' }, quality[leg].packetsOut);
         this.metrics.rtpLost.inc({ leg }, quality[leg].lost);
         this.metrics.rtpJitter.observe({ leg }, quality[leg].jitterMs / 1000);
+        const rtt = quality[leg].rttMs;
+        if (rtt !== undefined) this.metrics.rtpRtt.observe({ leg }, rtt / 1000);
+        if (quality[leg].late > 0) this.metrics.rtpLate.inc({ leg }, quality[leg].late);
       }
+      const fec = this.bridge?.details.fecRecovered ?? 0;
+      if (fec > 0) this.metrics.fecRecovered.inc(fec);
     }
     await this.closeLegs();
   }
