@@ -5,11 +5,11 @@
  * - N WhatsApp users: werift does ICE and DTLS (as ICE-controlling full agents against our answer), then RTP runs on
  *   the same tight SRTP path the gateway uses (WebRtcLeg's fast path): pre-encoded 20 ms Opus frames sent on a
  *   phased 20 ms clock, received packets decrypted and counted;
- * - one UDP echo standing in for the PBX (like `sipp -rtp_echo`): G.711 from the gateway is counted and sent back.
+ * - per call a UDP echo standing in for the PBX (like `sipp -rtp_echo`): G.711 from the gateway is sent back.
  *
- * Loss added by the gateway is counted exactly after the peers stop: packets the peers sent that the gateway did
- * not receive, packets the gateway sent that the peers did not receive, jitter-buffer late drops and frame ticks
- * the gateway gave up on.
+ * Loss added by the gateway is counted exactly: packets the peers sent that the gateway did not receive (counted
+ * after the peers stop), sequence-number gaps in what the gateway sent (at the peers, from the moment they start
+ * talking), jitter-buffer late drops and frame ticks the gateway gave up on.
  */
 import dgram from 'node:dgram';
 import { fork } from 'node:child_process';
@@ -55,6 +55,31 @@ export interface SocketRunResult {
 
 const SETUP_BATCH = 16;
 
+/** Received sequence numbers of one stream: what is missing between the first and the highest. */
+class SeqTracker {
+  started = false;
+  private base = 0;
+  private maxExt = 0;
+  private count = 0;
+
+  add(seq: number): void {
+    if (!this.started) {
+      this.started = true;
+      this.base = this.maxExt = seq;
+      this.count = 1;
+      return;
+    }
+    // Signed 16-bit distance from the highest so far: reordering and wrap-around both work.
+    const ext = this.maxExt + (((seq - (this.maxExt & 0xffff)) << 16) >> 16);
+    if (ext > this.maxExt) this.maxExt = ext;
+    this.count++;
+  }
+
+  get lost(): number {
+    return this.started ? Math.max(0, this.maxExt - this.base + 1 - this.count) : 0;
+  }
+}
+
 export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResult> {
   const worker = fork(fileURLToPath(new URL('./media-path-worker.ts', import.meta.url)), [], {
     // BENCH_WORKER_FLAGS: extra Node flags for the gateway process (e.g. --trace-gc).
@@ -87,18 +112,26 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
 
   await request({ type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, bitrate: o.bitrate }, 'ready');
 
-  // The PBX: one echo socket for every call.
+  // The PBX: an echo socket per call, like a phone per call.
   let armed = false;
-  const echo = { received: 0, echoed: 0 };
-  const echoSock = dgram.createSocket('udp4');
-  echoSock.on('message', (m, rinfo) => {
-    echo.received++;
-    if (!armed) return;
-    echo.echoed++;
-    echoSock.send(m, rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((r) => echoSock.bind(0, '127.0.0.1', () => r()));
-  const echoPort = echoSock.address().port;
+  const echo = { echoed: 0 };
+  const echoes: dgram.Socket[] = [];
+  const sipTrackers: SeqTracker[] = [];
+  const openEcho = async (): Promise<number> => {
+    const sock = dgram.createSocket('udp4');
+    const track = new SeqTracker();
+    sipTrackers.push(track);
+    sock.on('message', (m, rinfo) => {
+      if (!armed && !track.started) return;
+      if (m.length >= 12) track.add((m[2]! << 8) | m[3]!);
+      if (!armed) return;
+      echo.echoed++;
+      sock.send(m, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    echoes.push(sock);
+    return sock.address().port;
+  };
 
   // 50 pre-encoded 20 ms frames of a two-tone signal, looped.
   const enc = new OpusEncoder8k({ complexity: 5, bitrate: 24_000 });
@@ -113,7 +146,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     frames.push(buf.slice(0, enc.encode(pcm, buf)));
   }
 
-  interface Peer { leg: WebRtcLeg; sent: number; received: number; seq: number; ts: number; frame: number }
+  interface Peer { leg: WebRtcLeg; sent: number; rx: SeqTracker; seq: number; ts: number; frame: number }
   const peers: Peer[] = [];
   const peerPool = new PortPool(20000, 29998);
   const t0 = performance.now();
@@ -122,14 +155,16 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     for (let id = base; id < Math.min(o.calls, base + SETUP_BATCH); id++) {
       batch.push((async () => {
         const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', portPool: peerPool });
+        const echoPort = await openEcho();
         const connected = waitFor<WorkerReply>(`connected:${id}`);
         const ans = await request<Extract<WorkerReply, { type: 'answer' }>>({ type: 'offer', id, sdp: leg.localSdp, echoPort }, `answer:${id}`);
         await leg.setRemoteAnswer(ans.sdp);
         const c = await connected;
         if (c.type === 'failed') throw new Error(c.error);
         await leg.connected;
-        const p: Peer = { leg, sent: 0, received: 0, seq: id * 7, ts: id * 1000, frame: id % 50 };
-        leg.on('audio', () => { p.received++; });
+        const p: Peer = { leg, sent: 0, rx: new SeqTracker(), seq: id * 7, ts: id * 1000, frame: id % 50 };
+        // From the moment the users talk: every gap in the gateway's sequence numbers is a packet it lost.
+        leg.on('audio', (_payload, info) => { if (armed || p.rx.started) p.rx.add(info.sequenceNumber); });
         peers.push(p);
       })());
     }
@@ -156,15 +191,15 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   const totals = await request<Totals>({ type: 'totals' }, 'totals');
   await new Promise((r) => setTimeout(r, 300));
   await Promise.all(peers.map((p) => p.leg.close()));
-  echoSock.close();
+  for (const e of echoes) e.close();
   await new Promise<void>((r) => { if (worker.exitCode !== null) r(); else worker.once('exit', () => r()); });
 
   const sum = (f: (c: Totals['calls'][number]) => number): number => totals.calls.reduce((a, c) => a + f(c), 0);
   const loss = {
     waIn: Math.max(0, peers.reduce((a, p) => a + p.sent, 0) - sum((c) => c.waIn)),
-    waOut: Math.max(0, sum((c) => c.waOut) - peers.reduce((a, p) => a + p.received, 0)),
+    waOut: peers.reduce((a, p) => a + p.rx.lost, 0),
     sipIn: Math.max(0, echo.echoed - sum((c) => c.sipIn)),
-    sipOut: Math.max(0, sum((c) => c.sipOut) - echo.received),
+    sipOut: sipTrackers.reduce((a, t) => a + t.lost, 0),
     late: sum((c) => c.late),
     skippedTicks: totals.skippedTicks,
     srtpDropped: sum((c) => c.srtpDropped),

@@ -115,6 +115,19 @@ if (rows.length > 0 && !rows.some((r) => r.holds) && ladder[0]! > 10) {
   }
 }
 
+// Before/after: werift's own media path at the first rung, same settings, same run (skip with --compare 0).
+let comparison: SocketRunResult | null = null;
+if (arg('compare', '1') !== '0' && mediaPath === 'fast' && ladder.length > 0) {
+  const calls = ladder[0]!;
+  process.stdout.write(`\n${calls} calls on werift's media path, for comparison: setting up…`);
+  try {
+    comparison = await runSocketCalls({ calls, seconds, mediaPath: 'werift', complexity: opus.complexity, fec: opus.inbandFec, bitrate: opus.bitrate, priority });
+    console.log(` set up in ${comparison.setupSeconds} s`);
+  } catch (err) {
+    console.log(` failed: ${(err as Error).message}`);
+  }
+}
+
 const holding = rows.filter((r) => r.holds);
 const headline = holding.length > 0 ? holding.reduce((a, b) => (b.calls > a.calls ? b : a)) : rows[0];
 const result = {
@@ -137,10 +150,11 @@ const result = {
   },
   codecs: codecTable,
   calls: rows,
+  weriftPathComparison: comparison,
 };
 
 console.log('\nConcurrent calls over loopback (gateway process only; lag/latency in ms)');
-console.table(rows.map(tableRow));
+console.table([...rows, ...(comparison ? [comparison] : [])].map(tableRow));
 console.log(`\nheadline: ${result.callsPerCore} calls per core holding lag p99 < 5 ms with no added loss` +
   ` (CPU alone would allow ${result.callsPerCoreByCpu ?? '?'}); floor ratio ${result.floorRatio};` +
   ` CPU pressure from other processes ${machine.cpuPressureAtStart ?? 'n/a'} → ${result.machine.cpuPressureAtEnd ?? 'n/a'} %`);
