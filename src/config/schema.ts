@@ -85,10 +85,13 @@ export const configSchema = z.strictObject({
     // Symmetric RTP toward the PBX may latch onto a source address other than the SDP's (phones behind NAT whose
     // SDP names a private address). Off: only the signalled address may take the stream (no RTP bleed).
     latchAnySource: z.boolean().default(false),
+    // RTP on the WhatsApp leg: 'fast' (our SRTP straight on the ICE socket once DTLS is up) or 'werift' (werift's
+    // own RTP sender/receiver: slower, kept as the fallback).
+    webrtcMediaPath: z.enum(['fast', 'werift']).default('fast'),
   }).default({
     bindAddress: '0.0.0.0', sipMediaAddress: '127.0.0.1', publicAddress: '', rtpPortMin: 20000, rtpPortMax: 24999,
     webrtcPortMin: 25000, webrtcPortMax: 29999, mediaTimeoutMs: 30_000, opusBitrate: 24_000, opusComplexity: 5, opusFec: true,
-    latchAnySource: false,
+    latchAnySource: false, webrtcMediaPath: 'fast',
   }),
   calls: z.strictObject({
     maxConcurrent: z.number().int().min(1).default(500),
