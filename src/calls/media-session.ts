@@ -318,6 +318,7 @@ export class MediaSession {
       bindAddress: media.bindAddress === '0.0.0.0' ? undefined : media.bindAddress,
       publicAddress: media.publicAddress || undefined,
       portPool: this.webrtcPool,
+      mediaPath: media.webrtcMediaPath,
       logger: this.call.logger,
     };
   }
