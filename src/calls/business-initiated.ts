@@ -8,6 +8,7 @@ import { UnusableAnswerError } from '../media/webrtc-leg.js';
 import type { CallRecord } from '../store/call-record.js';
 import { Call, type EndReason } from './call.js';
 import type { CallDeps } from './deps.js';
+import { WhatsAppOutboundLeg } from './whatsapp-outbound.js';
 
 /**
  * An agent dials a WhatsApp user from the desk phone (whatsapp-calling.md §6 item 3): the PBX's INVITE passes the
@@ -34,7 +35,6 @@ interface BusinessCallEvents {
 
 const handles = new WeakMap<Call, BusinessCallEvents>();
 
-const ANSWER_WAIT_MS = 5000;
 
 export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInvite): Promise<void> {
   const { config, metrics, registry, graph } = deps;
@@ -107,21 +107,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   invite.signal.addEventListener('abort', onCancel, { once: true });
   call.onTeardown(() => invite.signal.removeEventListener('abort', onCancel));
 
-  // The WhatsApp side: once `connect` was sent, the call is ended with Graph `terminate` unless WhatsApp ended it.
-  let connecting: Promise<string | undefined> | undefined;
-  let answered = false;
-  call.onTeardown(async (end) => {
-    const waCallId = call.waCallId ?? (await connecting);
-    if (!waCallId) return;
-    // Meta counts a placed call nobody picked up against the permission (§3.1), whoever ended it.
-    if (!answered) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
-    if (end.by === 'whatsapp') return;
-    try {
-      await graph.terminate(number.phoneNumberId, waCallId);
-    } catch (err) {
-      call.logger.warn({ err: (err as Error).message }, 'Graph terminate failed');
-    }
-  });
+  const wa = new WhatsAppOutboundLeg(call, deps, graph, number, waId);
 
   const media = deps.media.create(call);
   call.onTeardown(() => media.close());
@@ -161,11 +147,8 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   if (call.isEnded) return;
 
   // Events may arrive before `connect` returns: the handle exists from here on, found through biz_opaque_callback_data.
-  let answerApplied: Promise<boolean> | undefined;
-  let answerArrived!: (p: Promise<boolean>) => void;
-  const answerReady = new Promise<boolean>((resolve) => { answerArrived = (p) => resolve(p); });
   const pickUp = async (): Promise<void> => {
-    const ok = await Promise.race([answerReady, new Promise<boolean>((r) => setTimeout(() => r(false), ANSWER_WAIT_MS).unref())]);
+    const ok = await wa.answerReady();
     if (call.isEnded) return;
     if (!ok) return refuse({ status: 500, text: 'WhatsApp media could not be set up', cause: 'whatsapp_answer_missing' });
     try {
@@ -187,7 +170,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       await dialog.bye();
       return;
     }
-    answered = true;
+    wa.pickedUp = true;
     clearTimeout(setupTimer);
     if (call.state === 'offered') call.transition('ringing', 'accepted_without_ringing');
     call.transition('answered', 'ACCEPTED');
@@ -202,14 +185,10 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   };
   handles.set(call, {
     answer(sdp) {
-      if (answerApplied) return;
-      answerApplied = media.applyWhatsAppAnswer(sdp).then(() => true, (err: unknown) => {
-        call.logger.warn({ err: (err as Error).message }, 'WhatsApp SDP answer unusable');
+      wa.applyAnswer(media, sdp, (err) => {
         const cause = err instanceof UnusableAnswerError ? 'whatsapp_answer_unusable' : 'whatsapp_answer_failed';
         refuse({ status: 500, text: 'WhatsApp media could not be set up', cause });
-        return false;
       });
-      answerArrived(answerApplied);
     },
     status(status) {
       if (call.isEnded) return;
@@ -229,29 +208,20 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     terminate(ev) {
       const graphCode = ev.errorCodes[0];
       const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : 'whatsapp_hangup';
-      if (answered) return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode });
+      if (wa.pickedUp) return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode });
       fail({ by: 'whatsapp', outcome: 'no_answer', cause: graphCode !== undefined ? cause : 'not_answered', graphCode },
         { status: 480, text: 'The WhatsApp user did not answer', cause: 'not_answered' });
     },
   });
 
-  let connectError: unknown;
-  connecting = graph.connect(number.phoneNumberId, waId, offerSdp, call.id).then((id) => id, (err: unknown) => {
-    connectError = err;
-    return undefined;
-  });
-  const waCallId = await connecting;
-  if (!waCallId) {
+  const connected = await wa.connect(offerSdp);
+  if ('error' in connected) {
     if (call.isEnded) return;
-    const r = refusalForGraphError(connectError, deps.permissions?.ledger.clock() ?? Date.now());
-    const graphCode = connectError instanceof GraphError ? connectError.code : undefined;
+    const { refusal: r, graphCode } = connectRefusal(deps, connected.error);
     metrics.businessConnectErrors.inc({ sip_status: String(r.status) });
-    call.logger.warn({ err: (connectError as Error).message, graphCode }, 'Graph connect failed');
-    if (graphCode === 138006) deps.permissions?.ledger.markNoPermission(number.phoneNumberId, waId);
+    call.logger.warn({ err: (connected.error as Error).message, graphCode }, 'Graph connect failed');
     return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
   }
-  if (!call.waCallId) call.bindIds({ waCallId });
-  registry.indexWaCallId(call, waCallId);
   call.logger.info('Graph connect accepted: the WhatsApp user is being called');
 }
 
@@ -292,19 +262,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     return { refusal: r, call };
   };
 
-  let connecting: Promise<string | undefined> | undefined;
-  let userPickedUp = false;
-  call.onTeardown(async (e) => {
-    const waCallId = call.waCallId ?? (await connecting);
-    if (!waCallId) return;
-    if (!userPickedUp) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
-    if (e.by === 'whatsapp') return;
-    try {
-      await graph.terminate(number.phoneNumberId, waCallId);
-    } catch (err) {
-      call.logger.warn({ err: (err as Error).message }, 'Graph terminate failed');
-    }
-  });
+  const wa = new WhatsAppOutboundLeg(call, deps, graph, number, waId);
   let dialog: SipDialog | undefined;
   const cancelAgent = new AbortController();
   call.onTeardown((e) => {
@@ -330,11 +288,8 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     return refuse({ status: 503, text: 'Media resources unavailable', cause: 'media_setup_failed' });
   }
 
-  let answerArrived!: (p: Promise<boolean>) => void;
-  const answerReady = new Promise<boolean>((resolve) => { answerArrived = (p) => resolve(p); });
-  let answerApplied: Promise<boolean> | undefined;
   const ringAgent = async (): Promise<void> => {
-    const ok = await Promise.race([answerReady, new Promise<boolean>((r) => setTimeout(() => r(false), ANSWER_WAIT_MS).unref())]);
+    const ok = await wa.answerReady();
     if (call.isEnded) return;
     if (!ok) return end({ by: 'gateway', outcome: 'failed', cause: 'whatsapp_answer_missing' });
     const sipOffer = await media.sipOffer();
@@ -377,21 +332,15 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   };
   handles.set(call, {
     answer(sdp) {
-      if (answerApplied) return;
-      answerApplied = media.applyWhatsAppAnswer(sdp).then(() => true, (err: unknown) => {
-        call.logger.warn({ err: (err as Error).message }, 'WhatsApp SDP answer unusable');
-        end({ by: 'gateway', outcome: 'failed', cause: 'whatsapp_answer_unusable' });
-        return false;
-      });
-      answerArrived(answerApplied);
+      wa.applyAnswer(media, sdp, () => end({ by: 'gateway', outcome: 'failed', cause: 'whatsapp_answer_unusable' }));
     },
     status(status) {
       if (call.isEnded) return;
       if (status === 'RINGING') {
         if (call.state === 'offered') call.transition('ringing', 'RINGING');
       } else if (status === 'ACCEPTED') {
-        if (userPickedUp) return;
-        userPickedUp = true;
+        if (wa.pickedUp) return;
+        wa.pickedUp = true;
         if (call.state === 'offered') call.transition('ringing', 'accepted_without_ringing');
         deps.permissions?.ledger.callConnected(number.phoneNumberId, waId, 'business_initiated');
         ringAgent().catch((err: Error) => {
@@ -404,28 +353,24 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     },
     terminate(ev) {
       const graphCode = ev.errorCodes[0];
-      const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : userPickedUp ? 'whatsapp_hangup' : 'not_answered';
-      end({ by: 'whatsapp', outcome: call.state === 'answered' ? 'answered' : userPickedUp ? 'cancelled' : 'no_answer', cause, graphCode });
+      const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : wa.pickedUp ? 'whatsapp_hangup' : 'not_answered';
+      end({ by: 'whatsapp', outcome: call.state === 'answered' ? 'answered' : wa.pickedUp ? 'cancelled' : 'no_answer', cause, graphCode });
     },
   });
 
-  let connectError: unknown;
-  connecting = graph.connect(number.phoneNumberId, waId, offerSdp, call.id).then((id) => id, (err: unknown) => {
-    connectError = err;
-    return undefined;
-  });
-  const waCallId = await connecting;
-  if (!waCallId) {
+  const connected = await wa.connect(offerSdp);
+  if ('error' in connected) {
     if (call.isEnded) return { refusal: refusal ?? { status: 500, text: 'call ended', cause: 'ended' }, call };
-    const r = refusalForGraphError(connectError, deps.permissions?.ledger.clock() ?? Date.now());
-    const graphCode = connectError instanceof GraphError ? connectError.code : undefined;
-    if (graphCode === 138006) deps.permissions?.ledger.markNoPermission(number.phoneNumberId, waId);
+    const { refusal: r, graphCode } = connectRefusal(deps, connected.error);
     return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
   }
-  if (!call.waCallId) call.bindIds({ waCallId });
-  registry.indexWaCallId(call, waCallId);
   call.logger.info('click-to-call: the WhatsApp user is being called');
   return { call };
+}
+
+function connectRefusal(deps: CallDeps, err: unknown): { refusal: SipRefusal; graphCode?: number } {
+  const refusal = refusalForGraphError(err, deps.permissions?.ledger.clock() ?? Date.now());
+  return { refusal, graphCode: err instanceof GraphError ? err.code : undefined };
 }
 
 /** The SIP response the PBX gets for a Graph `connect` error (README table). */

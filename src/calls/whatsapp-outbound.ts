@@ -1,0 +1,74 @@
+import type { BusinessNumber } from '../config/schema.js';
+import { GraphError, type GraphClient } from '../whatsapp/graph-client.js';
+import type { Call } from './call.js';
+import type { CallDeps } from './deps.js';
+import type { MediaSession } from './media-session.js';
+
+/** How long a pick-up waits for the `connect` webhook's answer SDP. */
+const ANSWER_WAIT_MS = 5000;
+
+/**
+ * The WhatsApp side of a call the business places (desk phone or click-to-call): Graph `connect`, the answer SDP that
+ * may arrive before `connect` returns, and the hang-up with Graph `terminate`.
+ */
+export class WhatsAppOutboundLeg {
+  /** Set once the user picked up; a call that ends before counts as unanswered in the permission ledger (§3.1). */
+  pickedUp = false;
+  private connecting?: Promise<string | undefined>;
+  private applied?: Promise<boolean>;
+  private arrived!: (applied: Promise<boolean>) => void;
+  private readonly arrival = new Promise<boolean>((resolve) => { this.arrived = (p) => resolve(p); });
+
+  constructor(
+    private readonly call: Call,
+    private readonly deps: CallDeps,
+    private readonly graph: GraphClient,
+    private readonly number: BusinessNumber,
+    private readonly waId: string,
+  ) {
+    call.onTeardown(async (end) => {
+      const waCallId = call.waCallId ?? (await this.connecting);
+      if (!waCallId) return;
+      if (!this.pickedUp) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
+      if (end.by === 'whatsapp') return;
+      try {
+        await graph.terminate(number.phoneNumberId, waCallId);
+      } catch (err) {
+        call.logger.warn({ err: (err as Error).message }, 'Graph terminate failed');
+      }
+    });
+  }
+
+  /** Applies the `connect` webhook's answer SDP once (duplicates are ignored); onUnusable ends the call. */
+  applyAnswer(media: MediaSession, sdp: string, onUnusable: (err: unknown) => void): void {
+    if (this.applied) return;
+    this.applied = media.applyWhatsAppAnswer(sdp).then(() => true, (err: unknown) => {
+      this.call.logger.warn({ err: (err as Error).message }, 'WhatsApp SDP answer unusable');
+      onUnusable(err);
+      return false;
+    });
+    this.arrived(this.applied);
+  }
+
+  /** True once the answer SDP is applied; false when it failed or did not come in time. */
+  answerReady(): Promise<boolean> {
+    return Promise.race([this.arrival, new Promise<boolean>((r) => setTimeout(() => r(false), ANSWER_WAIT_MS).unref())]);
+  }
+
+  /** Graph `connect` with the gateway call id as biz_opaque_callback_data: the wacid, indexed, or Meta's error. */
+  async connect(offerSdp: string): Promise<{ waCallId: string } | { error: unknown }> {
+    let error: unknown;
+    this.connecting = this.graph.connect(this.number.phoneNumberId, this.waId, offerSdp, this.call.id).then((id) => id, (err: unknown) => {
+      error = err;
+      return undefined;
+    });
+    const waCallId = await this.connecting;
+    if (!waCallId) {
+      if (error instanceof GraphError && error.code === 138006) this.deps.permissions?.ledger.markNoPermission(this.number.phoneNumberId, this.waId);
+      return { error };
+    }
+    if (!this.call.waCallId) this.call.bindIds({ waCallId });
+    this.deps.registry.indexWaCallId(this.call, waCallId);
+    return { waCallId };
+  }
+}
