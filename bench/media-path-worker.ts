@@ -18,7 +18,7 @@ import { RtpLeg } from '../src/media/rtp-leg.js';
 import { WebRtcLeg } from '../src/media/webrtc-leg.js';
 
 export type WorkerRequest =
-  | { type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; bitrate: number }
+  | { type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; bitrate: number; ports: [number, number] }
   | { type: 'offer'; id: number; sdp: string; echoPort: number }
   | { type: 'measure'; seconds: number }
   | { type: 'totals' };
@@ -54,8 +54,9 @@ export type WorkerReply =
   | Measured
   | Totals;
 
-const wpool = new PortPool(30000, 34998);
-const spool = new PortPool(35000, 39998);
+// Port ranges come with 'init': several gateway processes (media planes) run side by side.
+let wpool = new PortPool(30000, 34998);
+let spool = new PortPool(35000, 39998);
 const calls: Array<{ id: number; wa: WebRtcLeg; sip: RtpLeg; bridge: Bridge }> = [];
 let settings: Extract<WorkerRequest, { type: 'init' }> | null = null;
 let rssBase = 0;
@@ -111,6 +112,10 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
 process.on('message', async (msg: WorkerRequest) => {
   if (msg.type === 'init') {
     settings = msg;
+    const [lo, hi] = msg.ports;
+    const mid = lo + Math.floor((hi - lo) / 4) * 2;
+    wpool = new PortPool(lo, mid - 2);
+    spool = new PortPool(mid, hi);
     global.gc?.();
     rssBase = process.memoryUsage().rss;
     send({ type: 'ready' });
