@@ -58,6 +58,8 @@ describe('WebRtcLeg', () => {
     cleanups.push(() => leg.close());
     const sdp = leg.localSdp;
     expect(sdp).toMatch(/^a=setup:active\r$/m);
+    expect(sdp).toMatch(/^a=ptime:20\r$/m);
+    expect(sdp).not.toMatch(/^a=ice-options:trickle/m);
     expect(sdp).not.toMatch(/ice-lite/);
     expect(sdp).toMatch(/^a=fingerprint:sha-256 [0-9A-F:]{95}\r$/m);
     expect(sdp).not.toMatch(/^a=fingerprint:(?!sha-256)/m);

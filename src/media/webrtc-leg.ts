@@ -165,7 +165,9 @@ export function shapeLocalSdp(sdp: string, announce: ReadonlySet<string> | null,
   for (const l of lines) {
     const attr = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)[ ]/.exec(l);
     if (attr && dropPts.has(attr[2]!)) continue;
-    if (/^a=ice-lite/i.test(l)) continue;
+    // Our side runs full ICE with every candidate already in the SDP: neither ice-lite nor trickle applies.
+    if (/^a=ice-lite/i.test(l) || /^a=ice-options:trickle/i.test(l)) continue;
+    if (/^a=ptime:/i.test(l)) continue;
     if (/^a=fingerprint:/i.test(l) && !/^a=fingerprint:sha-256 /i.test(l)) continue;
     const cand = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ /.exec(l);
     if (cand) {
@@ -188,6 +190,8 @@ export function shapeLocalSdp(sdp: string, announce: ReadonlySet<string> | null,
       else if (l.startsWith('c=IN ') && i > out.findIndex((x) => x.startsWith('m=audio '))) out[i] = `c=IN ${family} ${ip}`;
     }
   }
+  // Meta's media rules (§4.1) require 20 ms packets; say so, as Meta's own SDES SDP does.
+  out.push('a=ptime:20');
   return out.join('\r\n') + '\r\n';
 }
 
