@@ -99,7 +99,19 @@ describe('waContextToSip', () => {
     expect(waIdToE164('16315553602\r\n')).toBe('+16315553602'); // trimmed
     expect(() => waIdToE164('abc')).toThrow(SipHeaderError);
     expect(() => waIdToE164('1631555@evil')).toThrow(SipHeaderError);
-    expect(() => waContextToSip({ callId: 'c', phoneNumberId: 'p', waId: '<sip:evil>' })).toThrow(SipHeaderError);
+  });
+
+  it('a caller without a phone number (from "" or a business-scoped id, §1.2) still gets a sane From', () => {
+    const scoped = waContextToSip({ callId: 'c', phoneNumberId: 'p', waId: 'LB.946123456789' });
+    expect(scoped.from.user).toBe('LB.946123456789');
+    expect(scoped.headers['X-WA-User']).toBe('LB.946123456789');
+    expect(formatFromHeader(scoped.from)).toBe('<sip:LB.946123456789@localhost>');
+    const hidden = waContextToSip({ callId: 'c', phoneNumberId: 'p', waId: '', userName: 'Jane' });
+    expect(hidden.from).toEqual({ user: 'anonymous', displayName: 'Jane' });
+    expect(hidden.headers['X-WA-User']).toBeUndefined();
+    const evil = waContextToSip({ callId: 'c', phoneNumberId: 'p', waId: '<sip:evil>' });
+    expect(formatFromHeader(evil.from)).toBe('<sip:anonymous@localhost>');
+    expect(evil.headers['X-WA-User']).toBeUndefined();
   });
 
   it('bounds payload length', () => {

@@ -151,9 +151,27 @@ export function waIdToE164(waId: string): string {
   return `+${digits}`;
 }
 
+/** RFC 3323's user part for a caller who cannot be named. */
+export const ANONYMOUS_USER = 'anonymous';
+
+/**
+ * The From user part for a WhatsApp user: E.164 for a phone-number wa_id; Meta may also send `from: ""` (number not
+ * shareable) or a business-scoped id such as "LB.946…" (whatsapp-calling.md §1.2), which is kept when it is a
+ * valid SIP user token and otherwise becomes "anonymous". Never throws: the call must still ring the agent.
+ */
+export function callerUser(waId: string): string {
+  try {
+    return waIdToE164(waId);
+  } catch {
+    const id = sanitizeHeaderValue(String(waId ?? ''), 64);
+    return SIP_USER_RE.test(id) && !id.startsWith('+') ? id : ANONYMOUS_USER;
+  }
+}
+
 /**
  * Turn a WhatsApp call context into the X-WA-* headers and the From identity for the SIP INVITE.
- * Values are sanitised; optional fields that are absent or empty after sanitising are omitted.
+ * Values are sanitised; optional fields that are absent or empty after sanitising are omitted. Never throws on the
+ * caller id (see callerUser).
  */
 export function waContextToSip(ctx: WaCallContext): WaSipContext {
   const headers: Partial<Record<WaHeaderName, string>> = {};
@@ -162,14 +180,14 @@ export function waContextToSip(ctx: WaCallContext): WaSipContext {
     const v = sanitizeHeaderValue(value, max);
     if (v.length > 0) headers[name] = v;
   };
-  const e164 = waIdToE164(ctx.waId);
+  const user = callerUser(ctx.waId);
   put(WA_HEADERS.callId, ctx.callId, HEADER_VALUE_MAX);
   put(WA_HEADERS.phoneNumberId, ctx.phoneNumberId, HEADER_VALUE_MAX);
-  put(WA_HEADERS.user, e164.slice(1), 32);
+  if (user !== ANONYMOUS_USER) put(WA_HEADERS.user, user.replace(/^\+/, ''), 64);
   put(WA_HEADERS.userName, ctx.userName, DISPLAY_NAME_MAX);
   put(WA_HEADERS.ctaPayload, ctx.ctaPayload, PAYLOAD_VALUE_MAX);
   put(WA_HEADERS.deeplinkPayload, ctx.deeplinkPayload, PAYLOAD_VALUE_MAX);
-  const from: SipFromIdentity = { user: e164 };
+  const from: SipFromIdentity = { user };
   const display = ctx.userName === undefined ? '' : sanitizeHeaderValue(ctx.userName, DISPLAY_NAME_MAX);
   if (display.length > 0) from.displayName = display;
   return { headers, from };
