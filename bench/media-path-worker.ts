@@ -27,6 +27,8 @@ export interface Measured {
   type: 'measured';
   calls: number;
   cpuMs: number;
+  /** Of cpuMs, time in the kernel (UDP send/receive over loopback, timers, epoll). */
+  cpuSystemMs: number;
   seconds: number;
   lagP50Ms: number;
   lagP99Ms: number;
@@ -167,7 +169,7 @@ process.on('message', async (msg: WorkerRequest) => {
     const n = Math.min(sampleCount, samples.length);
     const sorted = samples.slice(0, n).sort();
     send({
-      type: 'measured', calls: calls.length, cpuMs: (cpu.user + cpu.system) / 1000, seconds,
+      type: 'measured', calls: calls.length, cpuMs: (cpu.user + cpu.system) / 1000, cpuSystemMs: cpu.system / 1000, seconds,
       lagP50Ms: h.percentile(50) / 1e6, lagP99Ms: h.percentile(99) / 1e6, lagMaxMs: h.max / 1e6,
       latencyP50Ms: percentile(sorted, 50), latencyP99Ms: percentile(sorted, 99), latencySamples: n,
       rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20,

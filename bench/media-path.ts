@@ -44,6 +44,8 @@ export interface SocketRunResult {
   fastLegs: number;
   seconds: number;
   cpuMsPerCallSecond: number;
+  /** The kernel's share of cpuMsPerCallSecond (loopback UDP, timers). */
+  kernelMsPerCallSecond: number;
   cpuPercentOfOneCore: number;
   callsPerCoreByCpu: number;
   lagP50Ms: number;
@@ -214,7 +216,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   await Promise.all(planes.map((pl) => new Promise<void>((r) => { if (pl.worker.exitCode !== null) r(); else pl.worker.once('exit', () => r()); })));
   // Several planes: CPU and memory add up; lag and latency are the worst plane's.
   const m: Measured = measured.reduce((a, b) => ({
-    ...a, calls: a.calls + b.calls, cpuMs: a.cpuMs + b.cpuMs, seconds: Math.max(a.seconds, b.seconds),
+    ...a, calls: a.calls + b.calls, cpuMs: a.cpuMs + b.cpuMs, cpuSystemMs: a.cpuSystemMs + b.cpuSystemMs, seconds: Math.max(a.seconds, b.seconds),
     lagP50Ms: Math.max(a.lagP50Ms, b.lagP50Ms), lagP99Ms: Math.max(a.lagP99Ms, b.lagP99Ms), lagMaxMs: Math.max(a.lagMaxMs, b.lagMaxMs),
     latencyP50Ms: Math.max(a.latencyP50Ms, b.latencyP50Ms), latencyP99Ms: Math.max(a.latencyP99Ms, b.latencyP99Ms),
     latencySamples: a.latencySamples + b.latencySamples, rssMiB: a.rssMiB + b.rssMiB, rssBaseMiB: a.rssBaseMiB + b.rssBaseMiB,
@@ -240,6 +242,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   return {
     calls: m.calls, planes: planeCount, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
     cpuMsPerCallSecond: round(cpuMsPerCallSecond),
+    kernelMsPerCallSecond: round(m.cpuSystemMs / callSeconds),
     cpuPercentOfOneCore: round((m.cpuMs / (m.seconds * 1000)) * 100),
     callsPerCoreByCpu: Math.floor(1000 / cpuMsPerCallSecond),
     lagP50Ms: round(m.lagP50Ms), lagP99Ms: round(lagP99Ms), lagMaxMs: round(m.lagMaxMs),
