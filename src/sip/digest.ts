@@ -1,0 +1,162 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * SIP digest authentication of INVITEs, server side (RFC 3261 §22.4 with RFC 2617 / RFC 8760 MD5, qop=auth).
+ * Stateless: the nonce carries its own expiry and an HMAC over it with a per-process key, so no nonce table is kept;
+ * the price is that replays inside a nonce's lifetime are not detected (nc is not tracked), which the short lifetime
+ * bounds. A restart changes the key: old nonces then read as forged and get a fresh challenge.
+ */
+
+export interface DigestCredentials {
+  /** username → password (from the environment only: WAGW_SIP_CREDENTIALS). */
+  lookup(username: string): string | undefined;
+}
+
+export type DigestVerdict =
+  | { ok: true; username: string }
+  /** Ask (again) with 401: no or unusable Authorization, or a nonce that is expired (stale) or not ours. */
+  | { ok: false; challenge: true; stale: boolean; reason: 'missing' | 'malformed' | 'stale' | 'bad_nonce' | 'other_realm' | 'unsupported' }
+  /** Credentials given and wrong: 403. */
+  | { ok: false; challenge: false; reason: 'unknown_user' | 'bad_response' | 'uri_mismatch'; username: string };
+
+const md5 = (s: string): string => createHash('md5').update(s, 'utf8').digest('hex');
+
+/** The request-digest of RFC 2617 §3.2.2.1 (MD5; qop=auth, or no qop as in RFC 2069). */
+export function digestResponse(p: {
+  username: string; realm: string; password: string; method: string; uri: string; nonce: string;
+  qop?: string; nc?: string; cnonce?: string;
+}): string {
+  const ha1 = md5(`${p.username}:${p.realm}:${p.password}`);
+  const ha2 = md5(`${p.method}:${p.uri}`);
+  return p.qop ? md5(`${ha1}:${p.nonce}:${p.nc ?? ''}:${p.cnonce ?? ''}:${p.qop}:${ha2}`) : md5(`${ha1}:${p.nonce}:${ha2}`);
+}
+
+/** Parameters of a `Digest k=v, k="v"` header; undefined when it is not a Digest header. Keys lower-case. */
+export function parseDigestHeader(value: string | undefined): Map<string, string> | undefined {
+  if (!value) return undefined;
+  const m = /^\s*Digest\s+(.*)$/is.exec(value);
+  if (!m) return undefined;
+  const params = new Map<string, string>();
+  const re = /\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)/gy;
+  const rest = m[1]!;
+  let match: RegExpExecArray | null;
+  while (re.lastIndex < rest.length && (match = re.exec(rest))) {
+    const raw = match[2] !== undefined ? match[2].replace(/\\(.)/g, '$1') : match[3] ?? '';
+    params.set(match[1]!.toLowerCase(), raw);
+    if (match[0].length === 0) break;
+  }
+  return params;
+}
+
+function safeEqualHex(a: string, b: string): boolean {
+  const x = Buffer.from(a.toLowerCase(), 'utf8');
+  const y = Buffer.from(b.toLowerCase(), 'utf8');
+  // Equal lengths for timingSafeEqual; a length difference says nothing about the password.
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export interface DigestAuthOptions {
+  realm: string;
+  /** How long a nonce stays valid (ms); after that the client gets stale=true. */
+  nonceTtlMs: number;
+  credentials: DigestCredentials;
+  /** HMAC key for nonces (default 32 random bytes per process). */
+  key?: Buffer;
+  clock?: () => number;
+}
+
+export class DigestAuthenticator {
+  private readonly key: Buffer;
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: DigestAuthOptions) {
+    this.key = opts.key ?? randomBytes(32);
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  get realm(): string {
+    return this.opts.realm;
+  }
+
+  /** A fresh nonce: expiry (ms, base 36) and salt, HMAC-signed. */
+  nonce(): string {
+    const body = `${(this.clock() + this.opts.nonceTtlMs).toString(36)}.${randomBytes(6).toString('hex')}`;
+    return `${body}.${this.sign(body)}`;
+  }
+
+  /** The WWW-Authenticate value of a 401. */
+  challenge(stale = false): string {
+    return `Digest realm="${this.opts.realm}", nonce="${this.nonce()}", qop="auth", algorithm=MD5${stale ? ', stale=true' : ''}`;
+  }
+
+  /** Checks an INVITE's Authorization header (method and Request-URI as received). */
+  verify(method: string, requestUri: string, authorization: string | undefined): DigestVerdict {
+    if (!authorization) return { ok: false, challenge: true, stale: false, reason: 'missing' };
+    const p = parseDigestHeader(authorization);
+    const username = p?.get('username');
+    const nonce = p?.get('nonce');
+    const uri = p?.get('uri');
+    const response = p?.get('response');
+    if (!p || !username || !nonce || !uri || !response) return { ok: false, challenge: true, stale: false, reason: 'malformed' };
+    if (p.get('realm') !== this.opts.realm) return { ok: false, challenge: true, stale: false, reason: 'other_realm' };
+    const algorithm = p.get('algorithm');
+    const qop = p.get('qop');
+    if ((algorithm && algorithm.toUpperCase() !== 'MD5') || (qop && qop !== 'auth')) return { ok: false, challenge: true, stale: false, reason: 'unsupported' };
+    if (qop && (!p.get('nc') || !p.get('cnonce'))) return { ok: false, challenge: true, stale: false, reason: 'malformed' };
+    const nonceState = this.checkNonce(nonce);
+    if (nonceState !== 'fresh') {
+      return nonceState === 'stale' ? { ok: false, challenge: true, stale: true, reason: 'stale' } : { ok: false, challenge: true, stale: false, reason: 'bad_nonce' };
+    }
+    const password = this.opts.credentials.lookup(username);
+    // Unknown users cost the same MD5 work as known ones, so timing does not tell which usernames exist.
+    const expected = digestResponse({
+      username, realm: this.opts.realm, password: password ?? randomBytes(12).toString('hex'), method, uri, nonce,
+      ...(qop ? { qop, nc: p.get('nc'), cnonce: p.get('cnonce') } : {}),
+    });
+    const matches = safeEqualHex(expected, response);
+    if (password === undefined) return { ok: false, challenge: false, reason: 'unknown_user', username };
+    if (!matches) return { ok: false, challenge: false, reason: 'bad_response', username };
+    // The digest covers the uri it names; it must be this request's, or a captured digest could be replayed elsewhere.
+    if (!sameUri(uri, requestUri)) return { ok: false, challenge: false, reason: 'uri_mismatch', username };
+    return { ok: true, username };
+  }
+
+  private sign(body: string): string {
+    return createHmac('sha256', this.key).update(body).digest('base64url').slice(0, 22);
+  }
+
+  private checkNonce(nonce: string): 'fresh' | 'stale' | 'forged' {
+    const i = nonce.lastIndexOf('.');
+    if (i <= 0) return 'forged';
+    const body = nonce.slice(0, i);
+    const sig = nonce.slice(i + 1);
+    const good = this.sign(body);
+    if (sig.length !== good.length || !timingSafeEqual(Buffer.from(sig), Buffer.from(good))) return 'forged';
+    const expiry = parseInt(body.split('.')[0] ?? '', 36);
+    if (!Number.isFinite(expiry)) return 'forged';
+    return expiry >= this.clock() ? 'fresh' : 'stale';
+  }
+}
+
+/** Request-URIs compared without case and without a trailing ';transport=…'-style difference in parameter order. */
+function sameUri(a: string, b: string): boolean {
+  const norm = (u: string): string => u.trim().toLowerCase();
+  return norm(a) === norm(b) || norm(a).split(';')[0] === norm(b).split(';')[0];
+}
+
+/** username → password from "user:password,user2:password2" (the password may contain ':'). */
+export function parseSipCredentials(text: string): { credentials: Map<string, string>; problems: string[] } {
+  const credentials = new Map<string, string>();
+  const problems: string[] = [];
+  for (const entry of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const i = entry.indexOf(':');
+    const user = i > 0 ? entry.slice(0, i) : '';
+    const password = i > 0 ? entry.slice(i + 1) : '';
+    if (!user || !password || /[\s"\\]/.test(user)) {
+      problems.push(`config error: WAGW_SIP_CREDENTIALS entry "${user}:…": expected user:password (user without spaces or quotes, password not empty)`);
+      continue;
+    }
+    credentials.set(user, password);
+  }
+  return { credentials, problems };
+}
