@@ -99,6 +99,13 @@ describe('loadSecrets', () => {
     expect(s.adminKeys.get('k1')).toBe('ops:admin');
   });
 
+  it('reads SIP digest credentials from WAGW_SIP_CREDENTIALS or its _FILE, and names a bad entry without its password', () => {
+    expect([...loadSecrets({ WAGW_SIP_CREDENTIALS: 'pbx-a:pw1,pbx-b:p:w2' }).sipCredentials!]).toEqual([['pbx-a', 'pw1'], ['pbx-b', 'p:w2']]);
+    expect(loadSecrets({ WAGW_SIP_CREDENTIALS_FILE: yamlFile('pbx-c:pw3\n') }).sipCredentials!.get('pbx-c')).toBe('pw3');
+    const lines = problems(() => loadSecrets({ WAGW_SIP_CREDENTIALS: 'pbx-a:', WAGW_ADMIN_KEYS: 'ops:admin:k1' }));
+    expect(lines[0]).toMatch(/WAGW_SIP_CREDENTIALS entry "pbx-a:…"/);
+  });
+
   it('rejects an admin key with an unknown role', () => {
     expect(problems(() => loadSecrets({ WAGW_ADMIN_KEYS: 'ops:root:k1' }))[0]).toMatch(/WAGW_ADMIN_KEYS/);
   });

@@ -1,6 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type GatewayConfig, type Secrets } from './schema.js';
+import { parseSipCredentials } from '../sip/digest.js';
 
 /** Exit code for a configuration error (EX_CONFIG in sysexits.h). */
 export const EXIT_CONFIG = 78;
@@ -137,7 +138,7 @@ function secret(env: NodeJS.ProcessEnv, name: string): string {
 
 /**
  * Secrets: WAGW_GRAPH_TOKEN, WAGW_APP_SECRET, WAGW_VERIFY_TOKEN, WAGW_DRACHTIO_SECRET, WAGW_ADMIN_KEYS
- * ("name:role:key,…"); each may instead be read from the file named by <NAME>_FILE.
+ * ("name:role:key,…"), WAGW_SIP_CREDENTIALS ("user:password,…"); each may instead be read from the file named by <NAME>_FILE.
  */
 export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
   const adminKeys = new Map<string, string>();
@@ -154,6 +155,9 @@ export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
     }
     adminKeys.set(key, tenant ? `${name}:${role}:${tenant}` : `${name}:${role}`);
   }
+  // SIP digest credentials of PBX trunks: "user:password,…" (the password may contain ':', not ',').
+  const sip = parseSipCredentials(secret(env, 'WAGW_SIP_CREDENTIALS'));
+  problems.push(...sip.problems);
   if (problems.length) throw new ConfigError(problems);
   return {
     graphToken: secret(env, 'WAGW_GRAPH_TOKEN'),
@@ -161,5 +165,6 @@ export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
     verifyToken: secret(env, 'WAGW_VERIFY_TOKEN'),
     drachtioSecret: secret(env, 'WAGW_DRACHTIO_SECRET') || 'cymru',
     adminKeys,
+    sipCredentials: sip.credentials,
   };
 }
