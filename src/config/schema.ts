@@ -148,4 +148,6 @@ export interface Secrets {
   adminKeys: Map<string, string>;
   /** Per webhook app (whatsapp.apps): WAGW_APP_SECRET_<APP>, WAGW_GRAPH_TOKEN_<APP> (config/app-secrets.ts). */
   apps?: Map<string, { appSecret: string; graphToken: string }>;
+  /** SIP digest credentials of PBX trunks (username → password): WAGW_SIP_CREDENTIALS ("user:password,…"). */
+  sipCredentials?: Map<string, string>;
 }
