@@ -27,6 +27,7 @@ export function createMetrics() {
     rtpPackets: new Counter({ name: 'wagw_rtp_packets_total', help: 'RTP packets by leg and direction', labelNames: ['leg', 'dir'] as const, registers }),
     rtpLost: new Counter({ name: 'wagw_rtp_packets_lost_total', help: 'RTP packets lost, by leg (inbound)', labelNames: ['leg'] as const, registers }),
     sipInvitesRefused: new Counter({ name: 'wagw_sip_invites_refused_total', help: 'Inbound INVITEs (business-initiated calls) refused before any Graph request, by reason', labelNames: ['reason'] as const, registers }),
+    sipDigestAuth: new Counter({ name: 'wagw_sip_digest_auth_total', help: 'SIP digest authentication of PBX INVITEs, by result (challenged, stale, accepted, rejected)', labelNames: ['result'] as const, registers }),
     businessConnectErrors: new Counter({ name: 'wagw_business_connect_errors_total', help: 'Graph connect failures of business-initiated calls, by SIP status sent to the PBX', labelNames: ['sip_status'] as const, registers }),
     permissionEvents: new Counter({ name: 'wagw_permission_events_total', help: 'Call-permission ledger events (replies, refreshes, unanswered warnings, revocations)', labelNames: ['event'] as const, registers }),
     permissionRequests: new Counter({ name: 'wagw_permission_requests_total', help: 'Call permission requests by result (sent, refused locally, Graph error)', labelNames: ['result'] as const, registers }),
