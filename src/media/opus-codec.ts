@@ -152,3 +152,15 @@ export class OpusEncoder8k {
     return { bitrate: this.enc.bitrate, complexity: this.enc.complexity, inbandFec: this.enc.inband_fec, packetLoss: this.enc.packet_loss, dtx: this.enc.dtx };
   }
 }
+
+/**
+ * Encodes one frame with any @evan/opus Encoder (e.g. a stereo one: `pcm` interleaved) into `out` over the
+ * allocation-free native path when loaded; returns the packet length in bytes.
+ */
+export function encodeWith(enc: Encoder, pcm: Int16Array, out: Uint8Array): number {
+  const bytes = fast ? null : enc.encode(pcm);
+  const n = fast ? fast.encode.call(enc, pcm) : bytes!.length;
+  if (n > out.length) throw new RangeError(`Opus packet of ${n} bytes exceeds the ${out.length}-byte buffer`);
+  out.set(fast ? fast.encodeBuf.subarray(0, n) : bytes!);
+  return n;
+}
