@@ -9,6 +9,11 @@ import type { CallRecord } from '../store/call-record.js';
 import { Call, type EndReason } from './call.js';
 import type { CallDeps } from './deps.js';
 import { WhatsAppOutboundLeg } from './whatsapp-outbound.js';
+import { PbxGuard } from './pbx-guard.js';
+import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
+import { sourceAllowed } from './source-allow-list.js';
+
+export { sourceAllowed };
 
 /**
  * An agent dials a WhatsApp user from the desk phone (whatsapp-calling.md §6 item 3): the PBX's INVITE passes the
@@ -48,16 +53,35 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   };
 
   // Toll-fraud guard first: nothing else (no Graph request, no log of the target's permission) for a stranger.
-  if (!sourceAllowed(invite.source.address, cfg.allowedSources)) {
-    return refuseEarly('source_not_allowed', { status: 403, text: 'Source not allowed to place WhatsApp calls' });
+  const guard = deps.pbxGuard ?? (deps.pbxGuard = new PbxGuard(() => undefined));
+  const verdict = guard.check({ requestUri: invite.requestUri, source: invite.source.address, authorization: invite.header('Authorization') }, cfg);
+  if (!verdict.pass && 'challenge' in verdict) {
+    metrics.sipDigestAuth.inc({ result: verdict.stale ? 'stale' : 'challenged' });
+    log.info({ reason: verdict.reason, stale: verdict.stale }, 'inbound INVITE challenged for SIP digest credentials (401)');
+    invite.reject(401, { headers: { 'WWW-Authenticate': verdict.challenge } });
+    return;
   }
+  if (!verdict.pass) {
+    const { reason, text, detail } = verdict.refuse;
+    if (detail) {
+      metrics.sipDigestAuth.inc({ result: 'rejected' });
+      // The username and why, never the password or the Authorization header.
+      log.warn({ username: detail.username, why: detail.why }, 'SIP digest authentication failed');
+    }
+    return refuseEarly(reason, { status: 403, text });
+  }
+  if (verdict.username !== undefined) metrics.sipDigestAuth.inc({ result: 'accepted' });
   const admission = registry.admissionRefusal();
   if (admission) return refuseEarly(admission, { status: 503, text: admission === 'draining' ? 'Service draining' : 'Call capacity reached', headers: { 'Retry-After': '30' } });
-  const waId = targetWaId(invite.requestUri);
+  const choice = chooseBusinessNumber({
+    header: invite.header(WA_HEADERS.phoneNumberId), source: invite.source.address, username: verdict.username,
+    callingUser: uriUser(invite.from.uri), dialedUser: uriUser(invite.requestUri),
+  }, cfg, config.whatsapp.numbers);
+  if ('error' in choice) return refuseEarly(choice.reason, { status: 403, text: choice.error });
+  const number = deps.routing.numberFor(choice.phoneNumberId);
+  if (!number) return refuseEarly('unknown_number', { status: 403, text: 'The chosen business number is not configured here' });
+  const waId = waIdFromUser(choice.dialedUser);
   if (!waId) return refuseEarly('bad_target', { status: 484, text: 'Request-URI user is not an E.164 number' });
-  const picked = pickBusinessNumber(deps, cfg, invite.header(WA_HEADERS.phoneNumberId));
-  if ('error' in picked) return refuseEarly(picked.reason, { status: 403, text: picked.error });
-  const number = picked.number;
   if (countryBlocked(number.displayNumber, cfg.blockedCountryCodes)) {
     return refuseEarly('country_blocked', { status: 403, text: 'Business-initiated calling not available in this country' });
   }
@@ -79,7 +103,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   call.bindIds({ sipCallId: invite.callId });
   registry.add(call);
   call.transition('offered', 'invite');
-  call.logger.info({ to: waId, phoneNumberId: number.phoneNumberId, from: invite.from.uri, source: invite.source.address }, 'business-initiated call requested');
+  call.logger.info({ to: waId, phoneNumberId: number.phoneNumberId, numberChosenBy: choice.via, numberRule: choice.rule, sipUser: verdict.username, from: invite.from.uri, source: invite.source.address }, 'business-initiated call requested');
 
   // The SIP side: a final failure while the INVITE is pending, BYE once answered; nothing when the PBX ended it.
   let refusal: SipRefusal | undefined;
@@ -483,55 +507,15 @@ function refusalForEnd(end: EndReason): SipRefusal {
   return { status: 500, text: end.cause, cause: end.cause };
 }
 
-/** Source address allow-list: IPv4 addresses and CIDRs; IPv4-mapped IPv6 addresses are compared as IPv4. */
-export function sourceAllowed(address: string, allowed: readonly string[]): boolean {
-  const ip = ipv4ToInt(address.replace(/^::ffff:/i, ''));
-  if (ip === undefined) return false;
-  return allowed.some((entry) => {
-    const [base = '', bitsText] = entry.split('/');
-    const net = ipv4ToInt(base);
-    const bits = bitsText === undefined ? 32 : Number(bitsText);
-    if (net === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) return false;
-    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-    return ((ip & mask) >>> 0) === ((net & mask) >>> 0);
-  });
-}
-
-function ipv4ToInt(s: string): number | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
-    n = n * 256 + Number(p);
-  }
-  return n >>> 0;
-}
-
 /** The WhatsApp user's number from the Request-URI user part: E.164 with or without '+', visual separators allowed. */
 export function targetWaId(requestUri: string): string | undefined {
-  const m = /^sips?:([^@;?]+)@/i.exec(requestUri.trim());
-  if (!m) return undefined;
-  let user: string;
-  try {
-    user = decodeURIComponent(m[1]!);
-  } catch {
-    return undefined;
-  }
-  const digits = user.replace(/[\s().-]/g, '').replace(/^\+/, '');
-  return /^[1-9]\d{5,14}$/.test(digits) ? digits : undefined;
+  return /^\s*sips?:/i.test(requestUri) ? waIdFromUser(uriUser(requestUri)) : undefined;
 }
 
-function pickBusinessNumber(deps: CallDeps, cfg: BusinessCallsConfig, header: string | undefined): { number: BusinessNumber } | { error: string; reason: string } {
-  const numbers = deps.config.whatsapp.numbers;
-  const requested = header?.trim();
-  if (requested) {
-    const n = deps.routing.numberFor(requested);
-    return n ? { number: n } : { error: 'X-WA-Phone-Number-Id names a number not configured here', reason: 'unknown_number' };
-  }
-  const id = cfg.defaultPhoneNumberId || (numbers.length === 1 ? numbers[0]!.phoneNumberId : '');
-  const n = id ? deps.routing.numberFor(id) : undefined;
-  return n ? { number: n } : { error: 'No business number configured for SIP-originated calls', reason: 'no_business_number' };
+/** E.164 digits from a (decoded) URI user part. */
+export function waIdFromUser(user: string): string | undefined {
+  const digits = user.replace(/[\s().-]/g, '').replace(/^\+/, '');
+  return /^[1-9]\d{5,14}$/.test(digits) ? digits : undefined;
 }
 
 /** §3.4: the business number's country decides; codes are matched as prefixes of the E.164 digits. */
