@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { appSchema, checkRoutingRefs, holdSchema, numberRoutingFields, routingSchema, transferSchema } from './routing-schema.js';
 import { checkStreamingRefs, recordingSchema, streamingSchema } from './recording-schema.js';
+import { checkNumberRuleRefs, pbxTrunkFields } from './pbx-trunk-schema.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -39,6 +40,8 @@ export const businessCallsSchema = z.strictObject({
   ratesPerMinute: z.record(z.string().regex(/^\d{1,4}$/), z.number().min(0)).default({}),
   // Price per minute for countries missing from ratesPerMinute.
   defaultRatePerMinute: z.number().min(0).default(0),
+  // Toll-fraud guard mode, SIP digest realm and business-number rules (pbx-trunk-schema.ts).
+  ...pbxTrunkFields,
 });
 
 export const BUSINESS_CALLS_DEFAULTS = businessCallsSchema.parse({});
@@ -123,6 +126,7 @@ export const configSchema = z.strictObject({
 }).superRefine((cfg, ctx) => {
   checkRoutingRefs(cfg, ctx);
   checkStreamingRefs(cfg, ctx);
+  checkNumberRuleRefs(cfg, ctx);
   for (const [section, min, max] of [['media', 'rtpPortMin', 'rtpPortMax'], ['media', 'webrtcPortMin', 'webrtcPortMax']] as const) {
     if (cfg[section][min] > cfg[section][max]) {
       ctx.addIssue({ code: 'custom', path: [section, max], message: `a port not below ${section}.${min} (${cfg[section][min]})` });
