@@ -9,6 +9,7 @@ import type { Routing } from './routing.js';
 import type { MediaFactory } from './media-session.js';
 import type { PermissionService } from '../whatsapp/permissions.js';
 import type { GraphClients } from '../whatsapp/graph-clients.js';
+import type { PbxGuard } from './pbx-guard.js';
 
 /** Everything a call flow needs, handed over by the composition root. */
 export interface CallDeps {
@@ -25,6 +26,8 @@ export interface CallDeps {
   permissions?: PermissionService;
   /** Per webhook app Graph clients (a number's calls use its app's token); absent = `graph` for every number. */
   graphs?: GraphClients;
+  /** Toll-fraud guard on PBX INVITEs (allow-list and/or SIP digest); absent = a guard without digest credentials. */
+  pbxGuard?: PbxGuard;
   /** Hold music, 8 kHz mono (calls/hold-music.ts); absent = the generated melody. */
   holdMusic?: Int16Array;
 }
