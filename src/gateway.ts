@@ -15,6 +15,7 @@ import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
 import { dispatchEvent } from './calls/dispatch.js';
 import { handleBusinessInvite } from './calls/business-initiated.js';
+import { PbxGuard } from './calls/pbx-guard.js';
 import { registerBusinessCallRoutes } from './http/business-routes.js';
 import { SqlitePermissionStore } from './store/permission-store.js';
 import { PermissionLedger, PermissionService } from './whatsapp/permissions.js';
@@ -77,6 +78,11 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing, media, permissions, graphs, holdMusic: holdMusic(config) };
   let currentSecrets = secrets;
   let webhookApps = buildWebhookApps(config, secrets);
+  // Digest credentials are read per INVITE, so a reload with new secrets applies to the next one.
+  deps.pbxGuard = new PbxGuard(() => currentSecrets.sipCredentials, opts.clock);
+  if (config.businessCalls.sourceGuard !== 'allowList' && !deps.pbxGuard.hasCredentials) {
+    logger.warn({ sourceGuard: config.businessCalls.sourceGuard }, 'businessCalls.sourceGuard uses SIP digest but WAGW_SIP_CREDENTIALS is empty: no PBX can authenticate');
+  }
   sip.onInvite((invite) => handleBusinessInvite(deps, invite));
   if (!secrets.appSecret) logger.warn('WAGW_APP_SECRET is empty: every webhook will fail its signature check');
   const webhook = new WebhookReceiver({
