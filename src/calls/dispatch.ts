@@ -8,7 +8,11 @@ export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
   switch (ev.kind) {
     case 'connect':
       if (ev.direction === 'USER_INITIATED' && ev.sdpType === 'offer') {
-        handleUserInitiatedConnect(deps, ev).catch((err: Error) => deps.logger.error({ waCallId: ev.callId, err: err.message }, 'user-initiated call flow failed'));
+        handleUserInitiatedConnect(deps, ev).catch((err: Error) => {
+          deps.logger.error({ waCallId: ev.callId, err: err.message }, 'user-initiated call flow failed');
+          // A bug in the flow must not leave the user's phone ringing until the setup timeout: end it (reject, record).
+          void deps.registry.byWhatsAppId(ev.callId)?.end({ by: 'gateway', outcome: 'failed', cause: 'internal_error' });
+        });
       } else {
         deliverBusinessConnect(deps, ev);
       }

@@ -1,0 +1,40 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { configSchema } from '../config/schema.js';
+import type { ConnectEvent } from '../whatsapp/events.js';
+import type { CallRecord } from '../store/call-record.js';
+import { CallRegistry } from './registry.js';
+import type { CallDeps } from './deps.js';
+import { dispatchEvent } from './dispatch.js';
+
+const connect: ConnectEvent = {
+  kind: 'connect', phoneNumberId: '436666719526789', displayNumber: '13175551399', timestamp: Math.floor(Date.now() / 1000),
+  callId: 'wacid.BUG', direction: 'USER_INITIATED', from: '16315553602', to: '13175551399', sdpType: 'offer', sdp: 'v=0\r\n',
+};
+
+describe('dispatchEvent', () => {
+  it('a user-initiated flow that throws does not leave its call live: it ends with a record and a Graph reject', async () => {
+    const logger = createLogger('silent');
+    const registry = new CallRegistry(10, logger);
+    const written: CallRecord[] = [];
+    const reject = vi.fn(async () => ({}));
+    const deps = {
+      config: configSchema.parse({}),
+      logger, metrics: createMetrics(), registry,
+      graph: { reject, terminate: vi.fn(async () => ({})) },
+      sip: { connected: true },
+      store: { write: (r: CallRecord) => { written.push(r); } },
+      routing: {
+        numberFor: () => ({ phoneNumberId: connect.phoneNumberId, displayNumber: connect.to, tenant: 't', sipTarget: 'sip:agent@127.0.0.1' }),
+        decide: async () => ({ action: 'ring', route: 'r', via: 'default', targets: ['sip:agent@127.0.0.1'], ringTimeoutMs: 1000 }),
+      },
+      media: { create: () => { throw new Error('boom'); } },
+    } as unknown as CallDeps;
+    dispatchEvent(deps, connect);
+    await vi.waitFor(() => expect(written).toHaveLength(1), { timeout: 2000 });
+    expect(written[0]).toMatchObject({ waCallId: 'wacid.BUG', outcome: 'failed', cause: 'internal_error' });
+    expect(registry.size).toBe(0);
+    expect(reject).toHaveBeenCalledWith(connect.phoneNumberId, 'wacid.BUG');
+  });
+});
