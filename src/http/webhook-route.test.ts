@@ -100,6 +100,29 @@ describe('POST /webhooks/whatsapp', () => {
     expect(events.filter((e) => e.kind === 'connect' && e.callId === 'wacid.dup')).toHaveLength(1);
   });
 
+  it('a value-level error webhook without calls (131044, §1.5) is answered 200, counted and hands on no event', async () => {
+    const before = events.length;
+    const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: '1', changes: [{ field: 'calls', value: {
+      messaging_product: 'whatsapp', metadata: { display_phone_number: '13175551399', phone_number_id: '436666719526789' },
+      errors: [{ code: 131044, message: 'Payment method missing', error_data: { details: 'add a payment method' } }],
+    } }] }] });
+    expect((await post(body, sign(body))).status).toBe(200);
+    expect(events.length).toBe(before);
+    const m = await metrics.webhookEvents.get();
+    expect(m.values.find((v) => v.labels.event === 'error' && v.labels.result === 'logged')?.value).toBe(1);
+  });
+
+  it('hands on every call of a delivery with several entries, changes and calls', async () => {
+    const one = JSON.parse(connectBody('wacid.b1')) as { entry: Array<{ changes: Array<{ value: { calls: Array<Record<string, unknown>> } }> }> };
+    const two = JSON.parse(connectBody('wacid.b2')) as typeof one;
+    const three = JSON.parse(connectBody('wacid.b3')) as typeof one;
+    two.entry[0]!.changes[0]!.value.calls.push({ ...three.entry[0]!.changes[0]!.value.calls[0], event: 'Terminate', status: 'Completed' });
+    const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [...one.entry, { ...two.entry[0], changes: [...two.entry[0]!.changes, ...three.entry[0]!.changes] }] });
+    expect((await post(body, sign(body))).status).toBe(200);
+    const got = events.filter((e) => 'callId' in e && /^wacid\.b\d$/.test(e.callId)).map((e) => `${e.kind}:${'callId' in e ? e.callId : ''}`);
+    expect(got).toEqual(['connect:wacid.b1', 'connect:wacid.b2', 'terminate:wacid.b3', 'connect:wacid.b3']);
+  });
+
   it('drops an event whose timestamp is stale', async () => {
     const body = connectBody('wacid.stale', Math.floor(Date.now() / 1000) - 3600);
     expect((await post(body, sign(body))).status).toBe(200);

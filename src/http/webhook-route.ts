@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { verifySignature } from '../whatsapp/signature.js';
-import { MalformedWebhookError, parseWebhook, dedupeKey, type CallingEvent } from '../whatsapp/events.js';
+import { MalformedWebhookError, parseWebhook, dedupeKey, type CallingEvent, type WebhookErrorItem } from '../whatsapp/events.js';
 import { RecentKeys } from '../whatsapp/dedupe.js';
 import type { WebhookApps } from '../whatsapp/webhook-apps.js';
 import { readBody, sendJson } from './server.js';
@@ -80,8 +80,9 @@ export class WebhookReceiver {
     }
     const verifiedApp = checked.app;
     let events: CallingEvent[];
+    let errors: WebhookErrorItem[];
     try {
-      events = parseWebhook(JSON.parse(raw.toString('utf8'))).events;
+      ({ events, errors } = parseWebhook(JSON.parse(raw.toString('utf8'))));
     } catch (err) {
       metrics.webhooks.inc({ result: 'malformed' });
       logger.warn({ err: (err as Error).message }, 'webhook rejected: malformed body');
@@ -90,6 +91,11 @@ export class WebhookReceiver {
     }
     metrics.webhooks.inc({ result: 'ok' });
     sendJson(res, 200, { ok: true });
+    for (const e of errors) {
+      // Nothing to act on (no call id), but e.g. 131044 means every user-initiated call fails until billing is fixed.
+      metrics.webhookEvents.inc({ event: 'error', result: 'logged' });
+      logger.warn({ phoneNumberId: e.phoneNumberId, graphCode: e.code, message: e.message, details: e.details }, 'WhatsApp error webhook');
+    }
     const now = Math.floor(Date.now() / 1000);
     for (const ev of events) {
       const key = dedupeKey(ev);

@@ -55,6 +55,22 @@ describe('parseWebhook', () => {
     expect(events[0]).toMatchObject({ kind: 'permission_reply', userWaId: '16315553602', response: 'accept', expiresAt: 1768550400, isPermanent: false });
   });
 
+  it('a caller with from "" is known by the contact wa_id, else the business-scoped from_user_id (§1.2)', () => {
+    const call = { id: 'wacid.6', from: '', to: '13175551399', event: 'connect', timestamp: '1', session: { sdp_type: 'offer', sdp: 'v=0' } };
+    const scoped = parseWebhook(envelope('calls', { metadata, calls: [{ ...call, from_user_id: 'US.13491208655302741918' }] })).events[0];
+    expect(scoped).toMatchObject({ kind: 'connect', from: '', userWaId: 'US.13491208655302741918' });
+    const withContact = parseWebhook(envelope('calls', { metadata, contacts: [{ wa_id: '16315553602', profile: { name: 'Jane' } }], calls: [call] })).events[0];
+    expect(withContact).toMatchObject({ userWaId: '16315553602', profileName: 'Jane' });
+  });
+
+  it('hands back a value-level error webhook without calls (131044 on user-initiated calls, §1.5)', () => {
+    const result = parseWebhook(envelope('calls', {
+      metadata, errors: [{ code: 131044, title: 'Payment method missing', error_data: { details: 'no valid payment method' } }],
+    }));
+    expect(result.events).toEqual([]);
+    expect(result.errors).toEqual([{ phoneNumberId: '436666719526789', code: 131044, message: 'Payment method missing', details: 'no valid payment method' }]);
+  });
+
   it('skips a call item without an id instead of failing the batch', () => {
     const { events, ignored } = parseWebhook(envelope('calls', { metadata, calls: [{ event: 'connect' }, { id: 'wacid.5', event: 'terminate', status: 'COMPLETED', timestamp: '2' }] }));
     expect(events).toHaveLength(1);

@@ -74,6 +74,18 @@ export interface ParseResult {
   events: CallingEvent[];
   /** Items that were understood as not ours to handle (other fields, message statuses) or unusable. */
   ignored: number;
+  /**
+   * Value-level errors[] of changes on field `calls` that carry no call or status to attach them to: Meta's error
+   * webhooks, e.g. 131044 (no valid payment method) on user-initiated calls (§1.5, §2.8).
+   */
+  errors: WebhookErrorItem[];
+}
+
+export interface WebhookErrorItem {
+  phoneNumberId: string;
+  code?: number;
+  message?: string;
+  details?: string;
 }
 
 /** Parses a verified webhook body. Throws MalformedWebhookError when it is not a WhatsApp Business envelope at all. */
@@ -82,6 +94,7 @@ export function parseWebhook(body: unknown): ParseResult {
     throw new MalformedWebhookError('not a whatsapp_business_account envelope with an entry array');
   }
   const events: CallingEvent[] = [];
+  const errors: WebhookErrorItem[] = [];
   let ignored = 0;
   for (const entry of body.entry) {
     for (const change of arr(isObj(entry) ? entry.changes : undefined)) {
@@ -94,6 +107,11 @@ export function parseWebhook(body: unknown): ParseResult {
       if (change.field === 'calls') {
         const contacts = arr(value.contacts).filter(isObj);
         const errorCodes = arr(value.errors).filter(isObj).map((e) => num(e.code)).filter((c): c is number => c !== undefined);
+        if (arr(value.calls).length === 0 && arr(value.statuses).length === 0) {
+          for (const e of arr(value.errors).filter(isObj)) {
+            errors.push({ phoneNumberId, code: num(e.code), message: str(e.message) ?? str(e.title), details: isObj(e.error_data) ? str(e.error_data.details) : undefined });
+          }
+        }
         for (const call of arr(value.calls)) {
           const ev = isObj(call) ? parseCall(call, base, contacts, errorCodes) : undefined;
           if (ev) events.push(ev); else ignored++;
@@ -112,7 +130,7 @@ export function parseWebhook(body: unknown): ParseResult {
       }
     }
   }
-  return { events, ignored };
+  return { events, ignored, errors };
 }
 
 function parseCall(call: Obj, base: Omit<Base, 'timestamp'>, contacts: Obj[], errorCodes: number[]): CallingEvent | undefined {
@@ -138,7 +156,9 @@ function parseCall(call: Obj, base: Omit<Base, 'timestamp'>, contacts: Obj[], er
     const profile = contact && isObj(contact.profile) ? contact.profile : undefined;
     return {
       kind: 'connect', ...base, timestamp, callId, direction, from, to, sdpType, sdp,
-      profileName: str(profile?.name), userWaId: userWaId || str(contact?.wa_id),
+      // `from` may be "" (number not shareable, §1.2): then the contact's wa_id, else the business-scoped user id.
+      profileName: str(profile?.name),
+      userWaId: userWaId || str(contact?.wa_id) || str(direction === 'USER_INITIATED' ? call.from_user_id : call.to_user_id) || str(contact?.user_id),
       ctaPayload: str(call.cta_payload), deeplinkPayload: str(call.deeplink_payload), bizOpaque,
     };
   }
@@ -155,7 +175,7 @@ function parseCall(call: Obj, base: Omit<Base, 'timestamp'>, contacts: Obj[], er
 function parseStatus(st: Obj, base: Omit<Base, 'timestamp'>): StatusEvent | undefined {
   const callId = str(st.id);
   const status = str(st.status)?.toUpperCase();
-  if (!callId || (st.type !== undefined && st.type !== 'call')) return undefined;
+  if (!callId || (st.type !== undefined && String(st.type).toLowerCase() !== 'call')) return undefined;
   if (status !== 'RINGING' && status !== 'ACCEPTED' && status !== 'REJECTED') return undefined;
   return {
     kind: 'status', ...base, timestamp: num(st.timestamp) ?? Math.floor(Date.now() / 1000), callId, status,
