@@ -11,6 +11,8 @@
  *   uac-invite         send INVITE sip:<service>@<remote> with an SDP offer, expect 200, ACK, wait durationMs, BYE
  *   uac-cancel         send INVITE, wait for 180, CANCEL after durationMs; expect 200 (CANCEL) and 487 (INVITE), ACK
  *   uac-invite-refused send INVITE, expect the final failure given by key status (1xx optional), ACK it
+ *   uac-invite-auth    like uac-invite, but expect 401 first, ACK it and resend the INVITE with digest credentials (auth)
+ *   uac-invite-auth-refused  expect 401, resend with digest credentials (auth), expect the final failure of key status
  *
  * SIPp runs with -nostdin -m <calls> and a global -timeout; the result has its exit code
  * (0 = all calls succeeded, 1 = some failed, 97/99 = other ends) and the successful/failed call counts
@@ -24,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 
-export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-cancel' | 'uac-invite-refused';
+export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused';
 
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 
@@ -63,6 +65,8 @@ export interface SippOptions {
   remote?: string;
   /** -s service (user part of the Request-URI for the UAC; user in our To for UAS). Default "sipp". */
   service?: string;
+  /** -au/-ap: digest credentials for [authentication] (uac-invite-auth scenarios). */
+  auth?: { username: string; password: string };
 }
 
 export interface SippResult {
@@ -176,6 +180,7 @@ export async function startSipp(opts: SippOptions): Promise<SippRun> {
     '-trace_err', '-error_file', errFile,
   ];
   if (opts.rtpEcho) args.push('-rtp_echo');
+  if (opts.auth) args.push('-au', opts.auth.username, '-ap', opts.auth.password);
   if (opts.remote) args.push(opts.remote);
 
   const child = spawn(avail.bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
