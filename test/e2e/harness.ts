@@ -45,6 +45,8 @@ export interface E2EOptions {
   adminKeys?: Record<string, string>;
   /** Secrets of config.whatsapp.apps (routing tests: several Meta apps). */
   appSecrets?: Map<string, { appSecret: string; graphToken: string }>;
+  /** SIP digest credentials of PBX trunks (WAGW_SIP_CREDENTIALS): username → password. */
+  sipCredentials?: Map<string, string>;
 }
 
 export async function startE2E(opts: E2EOptions): Promise<E2E> {
@@ -73,7 +75,7 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     ...(overrides.recording ? { recording: overrides.recording } : {}),
     ...(overrides.streaming ? { streaming: overrides.streaming } : {}),
   });
-  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}) };
+  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}), ...(opts.sipCredentials ? { sipCredentials: opts.sipCredentials } : {}) };
   const gateway = await startGateway(config, secrets, createLogger(config.log.level), { clock: opts.clock });
   meta.webhookUrl = `http://127.0.0.1:${gateway.http.port}/webhooks/whatsapp`;
   await gateway.sip.waitConnected(10_000);
