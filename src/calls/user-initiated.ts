@@ -47,8 +47,12 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   // Until Graph `accept` succeeds the WhatsApp side is ended with `reject`, afterwards with `terminate`;
   // nothing is sent when the user's side ended the call.
   let accepted = false;
+  let accepting: Promise<boolean> | undefined;
   call.onTeardown(async (end) => {
     if (end.by === 'whatsapp') return;
+    // An `accept` still in flight decides: once Meta has taken it, only `terminate` ends the call (a reject would fail
+    // and leave the user connected to nothing).
+    if (accepting) accepted = await accepting;
     try {
       if (accepted) await graph.terminate(ev.phoneNumberId, ev.callId);
       else await graph.reject(ev.phoneNumberId, ev.callId);
@@ -185,11 +189,12 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     call.logger.warn({ err: (err as Error).message }, 'agent answer SDP unusable');
     return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_sdp_unusable' });
   }
-  try {
-    await graph.accept(ev.phoneNumberId, ev.callId, answerSdp);
-  } catch (err) {
-    return fail(graphFailure(call, 'accept', err));
-  }
+  let acceptError: unknown;
+  accepting = graph.accept(ev.phoneNumberId, ev.callId, answerSdp).then(() => true, (err: unknown) => {
+    acceptError = err;
+    return false;
+  });
+  if (!(await accepting)) return fail(graphFailure(call, 'accept', acceptError));
   accepted = true;
   if (call.isEnded) return;
   call.transition('answered', 'accept_ok');

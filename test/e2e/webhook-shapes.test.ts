@@ -14,7 +14,7 @@ import { DISPLAY_NUMBER, PHONE_NUMBER_ID, recordOf, startE2E, waitFor, waitNoLiv
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
-const TESTS = 6;
+const TESTS = 7;
 if (skipReason) noteSkipped(skipReason, TESTS, 'webhook shapes');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
@@ -118,6 +118,15 @@ describe.skipIf(skipReason !== undefined)('webhook shapes from Meta\'s documenta
     await e2e.meta.userHangsUp(callId);
     await recordOf(e2e.gateway, callId);
     expect(actions(callId)).toEqual(['pre_accept:200']);
+  });
+
+  it('the agent hangs up while Graph accept is still in flight: terminate after the accept, never a reject (§2.1)', async () => {
+    await startAgent('uas-answer-hangup');
+    e2e.meta.graph.injectDelay('accept', 2000);
+    const { callId } = await e2e.meta.userCalls(user);
+    await e2e.meta.waitForAction(callId, 'terminate', 15_000);
+    expect(await recordOf(e2e.gateway, callId)).toMatchObject({ endedBy: 'sip' });
+    expect(actions(callId)).toEqual(['pre_accept:200', 'accept:200', 'terminate:200']);
   });
 
   function terminate(callId: string, status: string): WebhookEnvelope {
