@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { GraphClient, GraphError } from './graph-client.js';
+
+interface Seen { path: string; auth?: string; raw: string }
+const seen: Seen[] = [];
+let reply: { status: number; body: string } = { status: 200, body: '{"success":true}' };
+let server: Server;
+let client: GraphClient;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => { raw += c.toString('utf8'); });
+    req.on('end', () => {
+      seen.push({ path: req.url ?? '', auth: req.headers.authorization, raw });
+      res.writeHead(reply.status, { 'content-type': 'application/json' });
+      res.end(reply.body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  client = new GraphClient({ baseUrl: `http://127.0.0.1:${port}`, apiVersion: 'v21.0', token: 'tok', timeoutMs: 2000, retries: 0, logger: createLogger('silent'), metrics: createMetrics() });
+});
+afterAll(() => server.close());
+
+describe('GraphClient request and response shapes (§2.1, §2.7)', () => {
+  const sdp = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 126\r\n';
+
+  it('pre_accept and accept: messaging_product, action, call_id, session {sdp_type, sdp} with CRLF kept, not double-encoded', async () => {
+    reply = { status: 200, body: '{"success":true}' };
+    await expect(client.preAccept('436666719526789', 'wacid.A', sdp)).resolves.toEqual({ success: true });
+    reply = { status: 200, body: '{"messaging_product":"whatsapp","success":true}' };
+    await client.accept('436666719526789', 'wacid.A', sdp);
+    const [pre, acc] = seen.slice(-2);
+    expect(pre!.path).toBe('/v21.0/436666719526789/calls');
+    expect(pre!.auth).toBe('Bearer tok');
+    expect(JSON.parse(pre!.raw)).toEqual({ messaging_product: 'whatsapp', action: 'pre_accept', call_id: 'wacid.A', session: { sdp_type: 'answer', sdp } });
+    expect(JSON.parse(acc!.raw)).toEqual({ messaging_product: 'whatsapp', action: 'accept', call_id: 'wacid.A', session: { sdp_type: 'answer', sdp } });
+    expect(JSON.parse(acc!.raw).session.sdp).toBe(JSON.parse(pre!.raw).session.sdp);
+  });
+
+  it('reject and terminate carry only call_id; an empty 200 body is success too', async () => {
+    reply = { status: 200, body: '' };
+    await client.reject('1', 'wacid.B');
+    await client.terminate('1', 'wacid.B');
+    expect(seen.slice(-2).map((s) => JSON.parse(s.raw))).toEqual([
+      { messaging_product: 'whatsapp', action: 'reject', call_id: 'wacid.B' },
+      { messaging_product: 'whatsapp', action: 'terminate', call_id: 'wacid.B' },
+    ]);
+  });
+
+  it('reads Meta\'s error shape: code and error_data.details', async () => {
+    reply = { status: 400, body: JSON.stringify({ error: { message: 'Invalid parameter', type: 'OAuthException', code: 100, error_data: { details: 'SDP: missing fingerprint' }, fbtrace_id: 'x' } }) };
+    const err = await client.accept('1', 'wacid.C', sdp).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GraphError);
+    expect(err).toMatchObject({ action: 'accept', httpStatus: 400, code: 100, details: 'SDP: missing fingerprint' });
+    reply = { status: 502, body: '<html>bad gateway</html>' };
+    expect(await client.terminate('1', 'wacid.C').catch((e: unknown) => e)).toMatchObject({ httpStatus: 502, code: undefined });
+  });
+});
