@@ -123,6 +123,17 @@ describe('POST /webhooks/whatsapp', () => {
     expect(got).toEqual(['connect:wacid.b1', 'connect:wacid.b2', 'terminate:wacid.b3', 'connect:wacid.b3']);
   });
 
+  it('takes a batch of 1000 connects with full-size SDP offers (§1.1: up to 1000 updates per delivery)', async () => {
+    const one = JSON.parse(connectBody('wacid.big0')) as { entry: Array<{ changes: Array<{ value: { calls: Array<Record<string, unknown>> } }> }> };
+    const offer = 'v=0\r\n' + 'a=candidate:1 1 udp 2113937151 31.13.65.60 40012 typ host generation 0\r\n'.repeat(40);
+    const template = one.entry[0]!.changes[0]!.value.calls[0]!;
+    one.entry[0]!.changes[0]!.value.calls = Array.from({ length: 1000 }, (_, i) => ({ ...template, id: `wacid.big${i}`, session: { sdp_type: 'offer', sdp: offer } }));
+    const body = JSON.stringify(one);
+    expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
+    expect((await post(body, sign(body))).status).toBe(200);
+    expect(events.filter((e) => e.kind === 'connect' && e.callId.startsWith('wacid.big'))).toHaveLength(1000);
+  });
+
   it('drops an event whose timestamp is stale', async () => {
     const body = connectBody('wacid.stale', Math.floor(Date.now() / 1000) - 3600);
     expect((await post(body, sign(body))).status).toBe(200);

@@ -20,6 +20,12 @@ export interface WebhookReceiverOptions {
   onEvent: (ev: CallingEvent) => void;
 }
 
+/**
+ * A delivery may batch up to 1000 updates (§1.1); 1000 `connect`s with their SDP offers and contacts come to about
+ * 3 MB, and a 413 would make Meta retry the same oversized batch until it gives up.
+ */
+const WEBHOOK_MAX_BODY_BYTES = 16 * 1024 * 1024;
+
 function constantTimeEquals(a: string, b: string): boolean {
   const ab = Buffer.from(a);
   const bb = Buffer.from(b);
@@ -50,7 +56,7 @@ export class WebhookReceiver {
     const { logger, metrics } = this.opts;
     let raw: Buffer;
     try {
-      raw = await readBody(req);
+      raw = await readBody(req, WEBHOOK_MAX_BODY_BYTES);
     } catch (err) {
       metrics.webhooks.inc({ result: 'malformed' });
       logger.warn({ err: (err as Error).message }, 'webhook body unreadable');
