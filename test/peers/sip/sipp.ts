@@ -65,8 +65,11 @@ export interface SippOptions {
   remote?: string;
   /** -s service (user part of the Request-URI for the UAC; user in our To for UAS). Default "sipp". */
   service?: string;
-  /** -au/-ap: digest credentials for [authentication] (uac-invite-auth scenarios). */
-  auth?: { username: string; password: string };
+  /**
+   * -au/-ap: digest credentials for [authentication] (uac-invite-auth scenarios). SIPp's digest uri defaults to
+   * sip:remote_ip:remote_port, not the Request-URI RFC 3261 §22.4 asks for; `uri` (-auth_uri, without "sip:") fixes it.
+   */
+  auth?: { username: string; password: string; uri?: string };
 }
 
 export interface SippResult {
@@ -181,6 +184,7 @@ export async function startSipp(opts: SippOptions): Promise<SippRun> {
   ];
   if (opts.rtpEcho) args.push('-rtp_echo');
   if (opts.auth) args.push('-au', opts.auth.username, '-ap', opts.auth.password);
+  if (opts.auth?.uri) args.push('-auth_uri', opts.auth.uri);
   if (opts.remote) args.push(opts.remote);
 
   const child = spawn(avail.bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
