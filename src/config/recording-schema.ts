@@ -20,10 +20,12 @@ export const recordingPolicyFields = {
   onNoConsent: z.enum(['proceed_unrecorded', 'end_call']),
   // 8 kHz (any rate is resampled) 16-bit PCM WAV played to the WhatsApp user before bridging; '' = the shipped default.
   announcementFile: z.string(),
+  // wav: 16-bit PCM, 8 kHz stereo (<id>.wav); ogg: Opus in Ogg, 8 kHz stereo (<id>.opus, opusBitrate: 48 kbit/s by default). Left = user, right = agent.
+  format: z.enum(['wav', 'ogg']),
 };
 
 const policyDefaults = {
-  policy: 'off', consent: 'announce', consentDigits: '1', consentTimeoutMs: 8000, onNoConsent: 'proceed_unrecorded', announcementFile: '',
+  policy: 'off', consent: 'announce', consentDigits: '1', consentTimeoutMs: 8000, onNoConsent: 'proceed_unrecorded', announcementFile: '', format: 'wav',
 } as const;
 
 export const tenantRecordingSchema = z.strictObject({
@@ -33,6 +35,7 @@ export const tenantRecordingSchema = z.strictObject({
   consentTimeoutMs: recordingPolicyFields.consentTimeoutMs.optional(),
   onNoConsent: recordingPolicyFields.onNoConsent.optional(),
   announcementFile: recordingPolicyFields.announcementFile.optional(),
+  format: recordingPolicyFields.format.optional(),
 });
 
 export const recordingSchema = z.strictObject({
@@ -42,16 +45,20 @@ export const recordingSchema = z.strictObject({
   consentTimeoutMs: recordingPolicyFields.consentTimeoutMs.default(policyDefaults.consentTimeoutMs),
   onNoConsent: recordingPolicyFields.onNoConsent.default(policyDefaults.onNoConsent),
   announcementFile: recordingPolicyFields.announcementFile.default(policyDefaults.announcementFile),
+  format: recordingPolicyFields.format.default(policyDefaults.format),
+  // Opus bitrate of ogg recordings, both channels together (bit/s).
+  opusBitrate: z.number().int().min(12_000).max(128_000).default(48_000),
   // Overrides by tenant name (the tenant of whatsapp.numbers).
   tenants: z.record(z.string().min(1), tenantRecordingSchema).default({}),
-  // Files go to <folder>/<tenant>/<call id>.wav (with a .json beside it).
+  // Files go to <folder>/<tenant>/<call id>.wav or .opus (with a .json beside it).
   folder: z.string().min(1).default('data/recordings'),
-  // The RIFF and data sizes are rewritten this often, so a killed process leaves a file any reader opens.
+  // The RIFF and data sizes are rewritten (wav) or the encoded pages appended (ogg) this often, so a killed process
+  // leaves a file any reader opens.
   checkpointMs: z.number().int().min(100).max(10_000).default(1000),
   // Recordings older than this many days are deleted; 0 keeps them forever.
   retentionDays: z.number().int().min(0).default(0),
   retentionSweepMinutes: z.number().int().min(1).default(60),
-}).default({ ...policyDefaults, tenants: {}, folder: 'data/recordings', checkpointMs: 1000, retentionDays: 0, retentionSweepMinutes: 60 });
+}).default({ ...policyDefaults, opusBitrate: 48_000, tenants: {}, folder: 'data/recordings', checkpointMs: 1000, retentionDays: 0, retentionSweepMinutes: 60 });
 
 export const streamTargetSchema = z.strictObject({
   url: z.string().regex(/^wss?:\/\/.+/, 'a ws:// or wss:// URL'),
@@ -94,6 +101,7 @@ export function recordingPolicyFor(cfg: RecordingConfig, tenant: string): Record
     consentTimeoutMs: o.consentTimeoutMs ?? cfg.consentTimeoutMs,
     onNoConsent: o.onNoConsent ?? cfg.onNoConsent,
     announcementFile: o.announcementFile ?? cfg.announcementFile,
+    format: o.format ?? cfg.format,
   };
 }
 
