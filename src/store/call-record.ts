@@ -63,7 +63,8 @@ export interface CallRecord {
 export interface CallRecordingRef {
   id: string;
   file: string;
-  format: 'wav';
+  /** wav: 16-bit PCM (.wav); ogg: Opus in Ogg (.opus). */
+  format: 'wav' | 'ogg';
   durationSeconds: number;
   /** How consent was obtained: not required by policy, announced, or an explicit DTMF yes. */
   consent: 'not_required' | 'announced' | 'explicit_yes';
