@@ -4,12 +4,13 @@
  * file's channels (user left, agent right). The WhatsApp test user (libwebrtc) cannot send DTMF, hence this level.
  */
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { detectTone } from '../../test/audio/goertzel.js';
 import { readWav, writeWav } from '../../test/audio/wav.js';
+import { decodeOggOpus, parseOggPages } from '../../test/audio/ogg.js';
 import { configSchema } from '../config/schema.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -126,6 +127,39 @@ describe('CallAudioService: consent and recording', () => {
     expect(detectTone(right.subarray(-8000), 8000, 1000).detected).toBe(false);
     expect(record.recording!.durationSeconds).toBeCloseTo(left.length / 8000, 2);
     expect(t.service.store.get(t.call.id)).toMatchObject({ status: 'complete', tenant: 'acme', consent: 'explicit_yes' });
+  });
+
+  it('format ogg (a tenant setting): <id>.opus, Opus in Ogg with the user left and the agent right; listed, opened and deleted like a WAV', async () => {
+    const t = setup({ policy: 'always', consent: 'none', tenants: { acme: { format: 'ogg' } } });
+    t.service.attach(t.call, t.media);
+    await flush();
+    t.frames(100);
+    const record = await t.call.end({ by: 'whatsapp', outcome: 'answered', cause: 'whatsapp_hangup' });
+    expect(record.recording).toMatchObject({ id: t.call.id, format: 'ogg' });
+    expect(record.recording!.file).toBe(join(t.config.recording.folder, 'acme', `${t.call.id}.opus`));
+    const bytes = readFileSync(record.recording!.file);
+    const pages = parseOggPages(bytes);
+    expect(pages.every((p) => p.crcOk)).toBe(true);
+    const ogg = decodeOggOpus(bytes);
+    expect(ogg.tags).toContain('CHANNELS=left:user,right:agent');
+    expect(ogg.left.length).toBe(Math.round(record.recording!.durationSeconds * 8000));
+    expect(ogg.left.length).toBeGreaterThanOrEqual(100 * 160);
+    const last = (s: Int16Array) => s.subarray(-8000);
+    // The user's tone is Opus-coded twice (WhatsApp leg, then the file): a lower SNR than the WAV's, still a clear tone.
+    console.log(`ogg recording: left 1 kHz SNR ${detectTone(last(ogg.left), 8000, 1000).snrDb.toFixed(1)} dB, right 440 Hz SNR ${detectTone(last(ogg.right), 8000, 440).snrDb.toFixed(1)} dB`);
+    expect(detectTone(last(ogg.left), 8000, 1000).detected).toBe(true);
+    expect(detectTone(last(ogg.right), 8000, 440).detected).toBe(true);
+    expect(detectTone(last(ogg.right), 8000, 1000).detected).toBe(false);
+    expect(detectTone(last(ogg.left), 8000, 440).detected).toBe(false);
+    const meta = t.service.store.get(t.call.id)!;
+    expect(meta).toMatchObject({ status: 'complete', format: 'ogg', bytes: bytes.length });
+    const opened = t.service.store.open(meta)!;
+    expect(opened.size).toBe(bytes.length);
+    opened.stream.destroy();
+    expect(t.service.store.delete(meta)).toBe(true);
+    expect(existsSync(record.recording!.file)).toBe(false);
+    // Other tenants keep the global format.
+    expect(t.config.recording.format).toBe('wav');
   });
 
   it('explicit policy without a digit: no recording, the call goes on (proceed_unrecorded)', async () => {

@@ -90,7 +90,7 @@ export class CallAudioService {
           this.metrics.recordings.inc({ result: 'failed' });
           log.error({ err: err.message }, 'recording write failed: the call goes on unrecorded');
         },
-      });
+      }, { format: policy.format, opusBitrate: cfg.recording.opusBitrate });
     }
 
     call.onTeardown(async () => {

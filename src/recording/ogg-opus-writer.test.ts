@@ -3,9 +3,8 @@ import { mkdtempSync, readFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { Decoder } from '@evan/opus';
 import { detectTone } from '../../test/audio/goertzel.js';
-import { oggPackets, parseOggPages } from '../../test/audio/ogg.js';
+import { decodeOggOpus, parseOggPages } from '../../test/audio/ogg.js';
 import { OGG_BOS, OGG_EOS } from './ogg-page.js';
 import { OggOpusWriter } from './ogg-opus-writer.js';
 
@@ -22,32 +21,6 @@ function stereoFrame(index: number): Int16Array {
     f[2 * i + 1] = Math.round(a * Math.sin(2 * Math.PI * 440 * t));
   }
   return f;
-}
-
-/** Decodes the file's audio packets at 8 kHz stereo, dropping pre-skip and trimming to the last granule. */
-function decodeOggOpus(file: Buffer): { left: Int16Array; right: Int16Array; preSkip: number; channels: number; rate: number; tags: string } {
-  const pages = parseOggPages(file);
-  const packets = oggPackets(pages);
-  const head = packets[0]!.data;
-  const channels = head[9]!;
-  const preSkip = head.readUInt16LE(10);
-  const dec = new Decoder({ channels: 2, sample_rate: 8000 });
-  const chunks: Int16Array[] = [];
-  for (const p of packets.slice(2)) {
-    const out = dec.decode(p.data);
-    chunks.push(new Int16Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength)));
-  }
-  const all = new Int16Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) { all.set(c, o); o += c.length; }
-  const last = pages[pages.length - 1]!.granule;
-  const start = (preSkip / 6) | 0;
-  const end = Math.min(all.length / 2, Number(last) / 6);
-  const n = end - start;
-  const left = new Int16Array(n);
-  const right = new Int16Array(n);
-  for (let i = 0; i < n; i++) { left[i] = all[2 * (start + i)]!; right[i] = all[2 * (start + i) + 1]!; }
-  return { left, right, preSkip, channels, rate: head.readUInt32LE(12), tags: packets[1]!.data.toString('utf8') };
 }
 
 describe('OggOpusWriter', () => {

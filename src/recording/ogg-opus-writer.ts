@@ -65,7 +65,7 @@ export class OggOpusWriter {
   /** Creates the file with its two header pages at once (synchronously: the call flow, not the media tick, calls this). */
   constructor(readonly path: string, private readonly opts: OggOpusWriterOptions) {
     this.enc = new Encoder({ channels: opts.channels, sample_rate: opts.sampleRate, application: 'voip' });
-    this.enc.bitrate = opts.bitrate ?? 32_000;
+    this.enc.bitrate = opts.bitrate ?? 48_000;
     this.enc.complexity = 5;
     this.enc.signal = 'voice';
     // A file, not a network: no FEC bits; and silence must still advance time, so no DTX.

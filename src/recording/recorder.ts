@@ -1,12 +1,13 @@
 /**
- * One call's recording: a media tap interleaves the user (left) and the agent (right) into a stereo WAV written as
- * the call goes. start() opens the file the first time and resumes after stop(); finalize() (from the call's
+ * One call's recording: a media tap interleaves the user (left) and the agent (right) into a stereo WAV or Ogg/Opus
+ * file written as the call goes. start() opens the file the first time and resumes after stop(); finalize() (from the call's
  * teardown) closes it and returns what the call record names.
  */
 import type { MediaTap } from '../media/bridge.js';
 import type { CallRecordingRef } from '../store/call-record.js';
-import type { ConsentResult, RecordingMeta, RecordingStore } from './recording-store.js';
+import type { ConsentResult, RecordingFormat, RecordingMeta, RecordingStore } from './recording-store.js';
 import { WavWriter } from './wav-writer.js';
+import { OggOpusWriter } from './ogg-opus-writer.js';
 
 export interface TapHost {
   addTap(tap: MediaTap): () => void;
@@ -18,8 +19,36 @@ export interface RecorderEvents {
 
 const FRAME = 160;
 
+export interface RecordingFileSettings {
+  format: RecordingFormat;
+  /** Ogg/Opus only: bit/s, both channels together. */
+  opusBitrate?: number;
+}
+
+interface AudioFileWriter {
+  readonly path: string;
+  write(samples: Int16Array): void;
+  close(): Promise<{ bytes: number; durationSeconds: number }>;
+}
+
+function openWriter(path: string, f: RecordingFileSettings, checkpointMs: number, onError: (e: Error) => void): AudioFileWriter {
+  if (f.format === 'ogg') {
+    // The channel layout travels in the file too, for whoever gets it without its JSON.
+    return new OggOpusWriter(path, { sampleRate: 8000, channels: 2, checkpointMs, bitrate: f.opusBitrate, comments: ['CHANNELS=left:user,right:agent'], onError });
+  }
+  const w = new WavWriter(path, { sampleRate: 8000, channels: 2, checkpointMs, onError });
+  return {
+    path,
+    write: (s) => w.write(s),
+    close: async () => {
+      const { dataBytes } = await w.close();
+      return { bytes: dataBytes + 44, durationSeconds: dataBytes / (2 * 2 * 8000) };
+    },
+  };
+}
+
 export class CallRecorder {
-  private writer?: WavWriter;
+  private writer?: AudioFileWriter;
   private removeTap: (() => void) | null = null;
   private readonly scratch = new Int16Array(2 * FRAME);
   private finalized: Promise<CallRecordingRef | undefined> | null = null;
@@ -31,8 +60,9 @@ export class CallRecorder {
     private readonly host: TapHost,
     private readonly checkpointMs: number,
     private readonly events: RecorderEvents = {},
+    private readonly file: RecordingFileSettings = { format: 'wav' },
   ) {
-    this.meta = { ...meta, format: 'wav', sampleRate: 8000, channels: ['user', 'agent'], status: 'recording', startedAt: '' };
+    this.meta = { ...meta, format: file.format, sampleRate: 8000, channels: ['user', 'agent'], status: 'recording', startedAt: '' };
   }
 
   get recording(): boolean {
@@ -57,7 +87,7 @@ export class CallRecorder {
     if (!this.writer) {
       this.meta.startedAt = new Date().toISOString();
       const path = this.store.prepare(this.meta);
-      this.writer = new WavWriter(path, { sampleRate: 8000, channels: 2, checkpointMs: this.checkpointMs, onError: (e) => this.events.onError?.(e) });
+      this.writer = openWriter(path, this.file, this.checkpointMs, (e) => this.events.onError?.(e));
     }
     this.removeTap ??= this.host.addTap(this.tap);
     return true;
@@ -83,11 +113,11 @@ export class CallRecorder {
     this.finalized ??= (async () => {
       this.stop();
       if (!this.writer) return undefined;
-      const { dataBytes } = await this.writer.close();
-      const durationSeconds = Math.round((dataBytes / (2 * 2 * 8000)) * 1000) / 1000;
-      this.meta = { ...this.meta, status: 'complete', endedAt: new Date().toISOString(), durationSeconds, bytes: dataBytes + 44 };
+      const { bytes, durationSeconds: exact } = await this.writer.close();
+      const durationSeconds = Math.round(exact * 1000) / 1000;
+      this.meta = { ...this.meta, status: 'complete', endedAt: new Date().toISOString(), durationSeconds, bytes };
       this.store.writeMeta(this.meta);
-      return { id: this.meta.id, file: this.writer.path, format: 'wav', durationSeconds, consent: this.meta.consent };
+      return { id: this.meta.id, file: this.writer.path, format: this.meta.format, durationSeconds, consent: this.meta.consent };
     })();
     return this.finalized;
   }

@@ -1,10 +1,21 @@
 /**
- * Where recordings live: <folder>/<tenant>/<call id>.wav with <call id>.json beside it (who, when, how long, consent).
+ * Where recordings live: <folder>/<tenant>/<call id>.wav (or .opus) with <call id>.json beside it (who, when, how long, consent).
  * The JSON is written when recording starts and again when it is finalized, so a file left by a killed process is
  * still listed (status "recording"). Ids are call ids (UUIDs): nothing from a request reaches a path unchecked.
  */
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, type ReadStream } from 'node:fs';
 import { join } from 'node:path';
+
+export type RecordingFormat = 'wav' | 'ogg';
+
+/** File extension and media type per format (RFC 7845 §9: Ogg/Opus is audio/ogg, .opus). */
+export const RECORDING_FILE: Record<RecordingFormat, { ext: string; contentType: string }> = {
+  wav: { ext: 'wav', contentType: 'audio/wav' },
+  ogg: { ext: 'opus', contentType: 'audio/ogg' },
+};
+
+/** A meta without a known format is a WAV (as every recording was before Ogg/Opus). */
+export const formatOf = (meta: { format?: string }): RecordingFormat => (meta.format === 'ogg' ? 'ogg' : 'wav');
 
 export type ConsentResult = 'not_required' | 'announced' | 'explicit_yes';
 
@@ -16,7 +27,7 @@ export interface RecordingMeta {
   userWaId: string;
   businessNumber: string;
   direction: string;
-  format: 'wav';
+  format: RecordingFormat;
   sampleRate: number;
   /** Channel 0 (left) = the WhatsApp user, channel 1 (right) = the agent. */
   channels: ['user', 'agent'];
@@ -43,18 +54,19 @@ export class RecordingStore {
     return ID.test(id);
   }
 
-  pathsFor(tenant: string, id: string): { dir: string; wav: string; json: string } {
+  /** `audio` is the file of `format`; `wav` and `opus` name both possible files (delete removes either). */
+  pathsFor(tenant: string, id: string, format: RecordingFormat = 'wav'): { dir: string; audio: string; wav: string; opus: string; json: string } {
     if (!ID.test(id)) throw new Error(`not a recording id: ${id}`);
     const dir = join(this.folder, tenantFolder(tenant));
-    return { dir, wav: join(dir, `${id}.wav`), json: join(dir, `${id}.json`) };
+    return { dir, audio: join(dir, `${id}.${RECORDING_FILE[format].ext}`), wav: join(dir, `${id}.wav`), opus: join(dir, `${id}.opus`), json: join(dir, `${id}.json`) };
   }
 
-  /** Creates the tenant folder; returns the WAV path to write. */
+  /** Creates the tenant folder; returns the audio path to write. */
   prepare(meta: RecordingMeta): string {
-    const p = this.pathsFor(meta.tenant, meta.id);
+    const p = this.pathsFor(meta.tenant, meta.id, formatOf(meta));
     mkdirSync(p.dir, { recursive: true });
     this.writeMeta(meta);
-    return p.wav;
+    return p.audio;
   }
 
   /** Atomic replace: a reader never sees half a JSON file. */
@@ -97,10 +109,10 @@ export class RecordingStore {
 
   /** The audio file as a stream and its size, or undefined when it is gone. */
   open(meta: RecordingMeta): { stream: ReadStream; size: number } | undefined {
-    const { wav } = this.pathsFor(meta.tenant, meta.id);
+    const { audio } = this.pathsFor(meta.tenant, meta.id, formatOf(meta));
     try {
-      const size = statSync(wav).size;
-      return { stream: createReadStream(wav), size };
+      const size = statSync(audio).size;
+      return { stream: createReadStream(audio), size };
     } catch {
       return undefined;
     }
@@ -109,7 +121,7 @@ export class RecordingStore {
   delete(meta: RecordingMeta): boolean {
     const p = this.pathsFor(meta.tenant, meta.id);
     let removed = false;
-    for (const f of [p.wav, p.json]) {
+    for (const f of [p.wav, p.opus, p.json]) {
       try {
         unlinkSync(f);
         removed = true;

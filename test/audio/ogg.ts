@@ -2,8 +2,10 @@
  * A reader of Ogg files for tests, written from RFC 3533 independently of src/recording/ogg-page.ts:
  * parseOggPages(bytes) -> pages (header fields, lacing values, body, whether the stored CRC matches a bitwise
  * CRC-32 with polynomial 0x04c11db7, no reflection), oggPackets(pages) -> whole packets with the granule of the
- * page they end on. A truncated last page is left out, as readers do.
+ * page they end on, decodeOggOpus(bytes) -> the 8 kHz stereo audio of an Ogg/Opus file (pre-skip dropped, end
+ * trimmed to the last granule) decoded with @evan/opus. A truncated last page is left out, as readers do.
  */
+import { Decoder } from '@evan/opus';
 
 export interface ParsedOggPage {
   offset: number;
@@ -65,4 +67,30 @@ export function oggPackets(pages: ParsedOggPage[]): { data: Buffer; granule: big
     }
   });
   return out;
+}
+
+/** Decodes the file's audio packets at 8 kHz stereo, dropping pre-skip and trimming to the last granule. */
+export function decodeOggOpus(file: Buffer): { left: Int16Array; right: Int16Array; preSkip: number; channels: number; rate: number; tags: string } {
+  const pages = parseOggPages(file);
+  const packets = oggPackets(pages);
+  const head = packets[0]!.data;
+  const channels = head[9]!;
+  const preSkip = head.readUInt16LE(10);
+  const dec = new Decoder({ channels: 2, sample_rate: 8000 });
+  const chunks: Int16Array[] = [];
+  for (const p of packets.slice(2)) {
+    const out = dec.decode(p.data);
+    chunks.push(new Int16Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength)));
+  }
+  const all = new Int16Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) { all.set(c, o); o += c.length; }
+  const last = pages[pages.length - 1]!.granule;
+  const start = (preSkip / 6) | 0;
+  const end = Math.min(all.length / 2, Number(last) / 6);
+  const n = end - start;
+  const left = new Int16Array(n);
+  const right = new Int16Array(n);
+  for (let i = 0; i < n; i++) { left[i] = all[2 * (start + i)]!; right[i] = all[2 * (start + i) + 1]!; }
+  return { left, right, preSkip, channels, rate: head.readUInt32LE(12), tags: packets[1]!.data.toString('utf8') };
 }
