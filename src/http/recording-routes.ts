@@ -8,7 +8,7 @@ import { AdminHttpError } from './admin-router.js';
 import { sendJson } from './server.js';
 import type { CallRegistry } from '../calls/registry.js';
 import type { CallAudioService } from '../recording/call-audio-service.js';
-import type { RecordingMeta } from '../recording/recording-store.js';
+import { formatOf, RECORDING_FILE, type RecordingMeta } from '../recording/recording-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 
@@ -75,10 +75,10 @@ export function registerRecordingRoutes(admin: AdminRouter, deps: RecordingRoute
     if (!file) throw new AdminHttpError(404, 'the recording file is gone');
     logger.info({ audit: true, key: principal.name, role: principal.role, method: 'GET', path: url.pathname, recording: meta.id, tenant: meta.tenant }, 'recording downloaded');
     res.writeHead(200, {
-      'content-type': 'audio/wav',
-      // A recording still being written grows; its length is what the header says so far.
+      'content-type': RECORDING_FILE[formatOf(meta)].contentType,
+      // A recording still being written grows; its length is what the file holds so far.
       ...(audio.isLive(meta.id) ? {} : { 'content-length': String(file.size) }),
-      'content-disposition': `attachment; filename="${meta.id}.wav"`,
+      'content-disposition': `attachment; filename="${meta.id}.${RECORDING_FILE[formatOf(meta)].ext}"`,
       'cache-control': 'no-store',
     });
     await new Promise<void>((resolve) => {
@@ -107,7 +107,7 @@ export function recordingOpenApiPaths(): Record<string, unknown> {
   const meta = {
     type: 'object', properties: {
       id: { type: 'string' }, callId: { type: 'string' }, tenant: { type: 'string' }, waCallId: { type: 'string' }, userWaId: { type: 'string' },
-      businessNumber: { type: 'string' }, direction: { type: 'string' }, format: { type: 'string', enum: ['wav'] }, sampleRate: { type: 'integer' },
+      businessNumber: { type: 'string' }, direction: { type: 'string' }, format: { type: 'string', enum: ['wav', 'ogg'], description: 'wav: 16-bit PCM .wav; ogg: Opus in Ogg .opus (audio/ogg)' }, sampleRate: { type: 'integer' },
       channels: { type: 'array', items: { type: 'string' }, description: '["user","agent"]: left = WhatsApp user, right = agent' },
       consent: { type: 'string', enum: ['not_required', 'announced', 'explicit_yes'] }, startedAt: { type: 'string', format: 'date-time' },
       endedAt: { type: 'string', format: 'date-time' }, durationSeconds: { type: 'number' }, bytes: { type: 'integer' },
@@ -141,7 +141,7 @@ export function recordingOpenApiPaths(): Record<string, unknown> {
       delete: { summary: 'Delete a recording (audit-logged)', 'x-roles': ['admin'], parameters: idParam, responses: { '200': { description: 'Deleted' }, '403': err("The key's role may not do this"), '404': err('Not found'), '409': err('Call still live') } },
     },
     '/v1/recordings/{id}/audio': {
-      get: { summary: 'Download the WAV, streamed (audit-logged)', 'x-roles': ['admin', 'supervisor', 'reporting'], parameters: idParam, responses: { '200': { description: 'audio/wav', content: { 'audio/wav': { schema: { type: 'string', format: 'binary' } } } }, '404': err('Not found') } },
+      get: { summary: 'Download the audio (WAV or Ogg/Opus, as its format says), streamed (audit-logged)', 'x-roles': ['admin', 'supervisor', 'reporting'], parameters: idParam, responses: { '200': { description: 'audio/wav or audio/ogg', content: { 'audio/wav': { schema: { type: 'string', format: 'binary' } }, 'audio/ogg': { schema: { type: 'string', format: 'binary' } } } }, '404': err('Not found') } },
     },
   };
 }
