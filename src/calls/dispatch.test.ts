@@ -37,4 +37,24 @@ describe('dispatchEvent', () => {
     expect(registry.size).toBe(0);
     expect(reject).toHaveBeenCalledWith(connect.phoneNumberId, 'wacid.BUG');
   });
+
+  it('a connect for a WhatsApp call already live here (re-delivered past the dedupe window) starts no second call', async () => {
+    const logger = createLogger('silent');
+    const registry = new CallRegistry(10, logger);
+    const deps = {
+      config: configSchema.parse({}), logger, metrics: createMetrics(), registry,
+      graph: { reject: vi.fn(async () => ({})) }, sip: { connected: true }, store: { write: () => undefined },
+      routing: {
+        numberFor: () => ({ phoneNumberId: connect.phoneNumberId, displayNumber: connect.to, tenant: 't', sipTarget: 'sip:agent@127.0.0.1' }),
+        decide: () => new Promise(() => undefined),
+      },
+      media: { create: () => { throw new Error('unused'); } },
+    } as unknown as CallDeps;
+    dispatchEvent(deps, { ...connect, callId: 'wacid.TWICE' });
+    const first = registry.byWhatsAppId('wacid.TWICE');
+    dispatchEvent(deps, { ...connect, callId: 'wacid.TWICE' });
+    expect(registry.size).toBe(1);
+    expect(registry.byWhatsAppId('wacid.TWICE')).toBe(first);
+    await first!.end({ by: 'gateway', outcome: 'failed', cause: 'test' });
+  });
 });

@@ -25,6 +25,11 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     log.info('connect arrived after its terminate: call not started');
     return;
   }
+  if (registry.byWhatsAppId(ev.callId)) {
+    // Meta re-delivers a connect it thinks timed out (§1.1); the call already in hand carries on.
+    log.info('connect for a call already live here: ignored');
+    return;
+  }
   const number = deps.routing.numberFor(ev.phoneNumberId);
   const call = new Call({
     direction: 'user_initiated',
