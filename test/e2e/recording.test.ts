@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { decodeWav, readWav } from '../audio/wav.js';
+import { decodeOggOpus, parseOggPages } from '../audio/ogg.js';
 import { detectTone } from '../audio/goertzel.js';
 import { onsetIndex } from '../audio/xcorr.js';
 import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
@@ -23,7 +24,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
-if (skipReason) noteSkipped(skipReason, 4, 'recording');
+if (skipReason) noteSkipped(skipReason, 6, 'recording');
 
 const KEYS = { 'k-admin': 'ops:admin', 'k-sup': 'desk:supervisor', 'k-rep': 'bi:reporting:default', 'k-rep-other': 'bi2:reporting:brand-b' };
 
@@ -219,5 +220,47 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
     expect(record.recording!.durationSeconds).toBeGreaterThan(1.7);
     expect(record.recording!.durationSeconds).toBeLessThan(2.5);
     expect((await post(record.id, 'start')).status).toBe(404);
+  }, 60_000);
+
+  it('format ogg: an Ogg/Opus file with the user left and the agent right, for the call\'s duration; downloaded as audio/ogg', async () => {
+    withRecording({ policy: 'always', consent: 'none', format: 'ogg' });
+    const { record } = await call(3);
+    expect(record.recording).toMatchObject({ id: record.id, format: 'ogg' });
+    const file = record.recording!.file;
+    expect(file).toBe(join(folder, 'default', `${record.id}.opus`));
+    const bytes = readFileSync(file);
+    const pages = parseOggPages(bytes);
+    expect(pages.every((p) => p.crcOk)).toBe(true);
+    expect(pages[pages.length - 1]!.headerType & 0x04).toBe(0x04); // end of stream
+    const { left, right, channels: n } = decodeOggOpus(bytes);
+    expect(n).toBe(2);
+    const seconds = left.length / 8000;
+    console.log(`ogg recording ${seconds.toFixed(2)} s (${bytes.length} bytes), call ${record.durationSeconds} s`);
+    expect(Math.abs(seconds - record.durationSeconds)).toBeLessThan(0.5);
+    expect(record.recording!.durationSeconds).toBeCloseTo(seconds, 2);
+    const mid = Math.floor(left.length / 2);
+    const l = left.subarray(mid - 8000, mid + 8000);
+    const r = right.subarray(mid - 8000, mid + 8000);
+    console.log(`ogg: left 1 kHz SNR ${detectTone(l, 8000, 1000).snrDb.toFixed(1)} dB, right 440 Hz SNR ${detectTone(r, 8000, 440).snrDb.toFixed(1)} dB`);
+    expect(toneCoverage(l, 8000, 1000)).toBeGreaterThan(0.8);
+    expect(detectTone(l, 8000, 440).detected).toBe(false);
+    expect(toneCoverage(r, 8000, 440)).toBeGreaterThan(0.8);
+    expect(detectTone(r, 8000, 1000).detected).toBe(false);
+
+    const res = await api(`/v1/recordings/${record.id}/audio`, 'k-rep');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('audio/ogg');
+    expect(res.headers.get('content-disposition')).toContain(`${record.id}.opus`);
+    expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
+    const listed = (await (await api('/v1/recordings', 'k-rep')).json()) as { recordings: { id: string; format: string }[] };
+    expect(listed.recordings.find((x) => x.id === record.id)).toMatchObject({ format: 'ogg' });
+    const opusinfo = spawnSync('opusinfo', [file], { encoding: 'utf8' });
+    if (opusinfo.error === undefined) {
+      expect(opusinfo.status).toBe(0);
+      expect(opusinfo.stdout).toMatch(/Channels: 2/);
+    }
+    const del = await api(`/v1/recordings/${record.id}`, 'k-admin', { method: 'DELETE' });
+    expect(del.status).toBe(200);
+    expect(existsSync(file)).toBe(false);
   }, 60_000);
 });
