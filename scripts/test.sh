@@ -9,6 +9,7 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+command -v opusinfo >/dev/null 2>&1 || need+=(opus-tools) # checks Ogg/Opus recordings (~0.3 MB with its two libraries)
 command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon) # ICE-lite relay double (test/peers/rtpengine)
 # PostgreSQL server binaries (Debian keeps them off PATH, in /usr/lib/postgresql/<version>/bin): the call-record tests
 # start a throwaway cluster with them (test/peers/postgres.ts).
