@@ -42,6 +42,20 @@ describe('loadConfig', () => {
     expect(cfg.whatsapp.numbers[0]).toMatchObject(numbers[0]!);
   });
 
+  it('businessCalls: guard mode and number rules from the environment; a rule naming an unknown number is an error', () => {
+    const numbers = JSON.stringify([{ phoneNumberId: '111', displayNumber: '447700900555', sipTarget: 'sip:q@127.0.0.1' }]);
+    const rules = [{ username: 'pbx-a', phoneNumberId: '111' }, { dialedPrefix: '801', stripDialedPrefix: true, phoneNumberId: '111' }];
+    const cfg = loadConfig({ env: { WAGW_WHATSAPP_NUMBERS: numbers, WAGW_BUSINESSCALLS_SOURCE_GUARD: 'either', WAGW_BUSINESSCALLS_NUMBER_RULES: JSON.stringify(rules) }, files: DEFAULT });
+    expect(cfg.businessCalls.sourceGuard).toBe('either');
+    expect(cfg.businessCalls.numberRules).toMatchObject(rules);
+    expect(cfg.businessCalls.digestRealm).toBe('wa-sip-gateway');
+    // (Section names are not split at capitals: WAGW_BUSINESSCALLS_…)
+    expect(problems(() => loadConfig({ env: { WAGW_BUSINESSCALLS_SOURCE_GUARD: 'password' }, files: DEFAULT }))[0])
+      .toMatch(/^config error: businessCalls.sourceGuard = "password" \(from WAGW_BUSINESSCALLS_SOURCE_GUARD\)/);
+    expect(problems(() => loadConfig({ env: { WAGW_WHATSAPP_NUMBERS: numbers, WAGW_BUSINESSCALLS_NUMBER_RULES: '[{"callingPrefix":"44","phoneNumberId":"999"}]' }, files: DEFAULT }))[0])
+      .toMatch(/^config error: businessCalls.numberRules.0.phoneNumberId = "999".*expected the phoneNumberId of one of whatsapp.numbers/);
+  });
+
   it('names key, value, source and expectation for a wrong type', () => {
     expect(problems(() => loadConfig({ env: { WAGW_HTTP_PORT: 'eighty' }, files: DEFAULT }))).toEqual([
       'config error: http.port = "eighty" (from WAGW_HTTP_PORT): expected a value of type number',
