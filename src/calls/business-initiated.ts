@@ -66,7 +66,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     if (detail) {
       metrics.sipDigestAuth.inc({ result: 'rejected' });
       // The username and why, never the password or the Authorization header.
-      log.warn({ username: detail.username, why: detail.why }, 'SIP digest authentication failed');
+      log.warn({ ...detail }, 'SIP digest authentication failed');
     }
     return refuseEarly(reason, { status: 403, text });
   }

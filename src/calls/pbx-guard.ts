@@ -20,7 +20,7 @@ export type GuardVerdict =
   /** 401 with this WWW-Authenticate value. */
   | { pass: false; challenge: string; stale: boolean; reason: string }
   /** 403: metric reason, the text for the PBX, and what to log (never the password or the Authorization header). */
-  | { pass: false; refuse: { reason: 'source_not_allowed' | 'digest_failed'; text: string; detail?: { username: string; why: string } } };
+  | { pass: false; refuse: { reason: 'source_not_allowed' | 'digest_failed'; text: string; detail?: { username: string; why: string; digestUri?: string } } };
 
 type GuardConfig = Pick<BusinessCallsConfig, 'sourceGuard' | 'allowedSources' | 'digestRealm' | 'digestNonceTtlSeconds'>;
 
@@ -57,7 +57,7 @@ export class PbxGuard {
     const v = a.verify('INVITE', req.requestUri, req.authorization);
     if (v.ok) return { pass: true, username: v.username };
     if (v.challenge) return { pass: false, challenge: a.challenge(v.stale), stale: v.stale, reason: v.reason };
-    return { pass: false, refuse: { reason: 'digest_failed', text: 'SIP digest authentication failed', detail: { username: v.username, why: v.reason } } };
+    return { pass: false, refuse: { reason: 'digest_failed', text: 'SIP digest authentication failed', detail: { username: v.username, why: v.reason, ...(v.digestUri !== undefined ? { digestUri: v.digestUri } : {}) } } };
   }
 
   private authenticator(cfg: GuardConfig): DigestAuthenticator {

@@ -17,7 +17,7 @@ export type DigestVerdict =
   /** Ask (again) with 401: no or unusable Authorization, or a nonce that is expired (stale) or not ours. */
   | { ok: false; challenge: true; stale: boolean; reason: 'missing' | 'malformed' | 'stale' | 'bad_nonce' | 'other_realm' | 'unsupported' }
   /** Credentials given and wrong: 403. */
-  | { ok: false; challenge: false; reason: 'unknown_user' | 'bad_response' | 'uri_mismatch'; username: string };
+  | { ok: false; challenge: false; reason: 'unknown_user' | 'bad_response' | 'uri_mismatch'; username: string; digestUri?: string };
 
 const md5 = (s: string): string => createHash('md5').update(s, 'utf8').digest('hex');
 
@@ -117,7 +117,7 @@ export class DigestAuthenticator {
     if (password === undefined) return { ok: false, challenge: false, reason: 'unknown_user', username };
     if (!matches) return { ok: false, challenge: false, reason: 'bad_response', username };
     // The digest covers the uri it names; it must be this request's, or a captured digest could be replayed elsewhere.
-    if (!sameUri(uri, requestUri)) return { ok: false, challenge: false, reason: 'uri_mismatch', username };
+    if (!sameUri(uri, requestUri)) return { ok: false, challenge: false, reason: 'uri_mismatch', username, digestUri: uri.slice(0, 200) };
     return { ok: true, username };
   }
 
