@@ -108,6 +108,7 @@ export class OggOpusWriter {
       this.fill += n;
       off += n;
       if (this.fill === this.frameSamples) this.encodeFrame(this.frameSamples);
+      if (this.failed) return;
     }
     this.samplesAccepted += samples.length;
   }
