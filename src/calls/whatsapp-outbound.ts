@@ -56,17 +56,21 @@ export class WhatsAppOutboundLeg {
   }
 
   /** Graph `connect` with the gateway call id as biz_opaque_callback_data: the wacid, indexed, or Meta's error. */
-  async connect(offerSdp: string): Promise<{ waCallId: string } | { error: unknown }> {
+  async connect(offerSdp: string): Promise<{ waCallId?: string } | { error: unknown }> {
     let error: unknown;
+    let failed = false;
     this.connecting = this.graph.connect(this.number.phoneNumberId, this.waId, offerSdp, this.call.id).then((id) => id, (err: unknown) => {
       error = err;
+      failed = true;
       return undefined;
     });
     const waCallId = await this.connecting;
-    if (!waCallId) {
+    if (failed) {
       if (error instanceof GraphError && error.code === 138006) this.deps.permissions?.ledger.markNoPermission(this.number.phoneNumberId, this.waId);
       return { error };
     }
+    // Meta took the call without naming it: the webhooks bind the wacid through biz_opaque_callback_data (= call.id).
+    if (!waCallId) return {};
     if (!this.call.waCallId) this.call.bindIds({ waCallId });
     this.deps.registry.indexWaCallId(this.call, waCallId);
     return { waCallId };

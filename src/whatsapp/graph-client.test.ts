@@ -53,6 +53,14 @@ describe('GraphClient request and response shapes (§2.1, §2.7)', () => {
     ]);
   });
 
+  it('connect: the wacid from calls[0].id; a bare {"success":true} is still a placed call (undefined id, §2.1)', async () => {
+    reply = { status: 200, body: '{"messaging_product":"whatsapp","calls":[{"id":"wacid.NEW"}]}' };
+    await expect(client.connect('1', '14085551234', sdp, 'gw-leg-1')).resolves.toBe('wacid.NEW');
+    expect(JSON.parse(seen.at(-1)!.raw)).toEqual({ messaging_product: 'whatsapp', action: 'connect', to: '14085551234', session: { sdp_type: 'offer', sdp }, biz_opaque_callback_data: 'gw-leg-1' });
+    reply = { status: 200, body: '{"success":true}' };
+    await expect(client.connect('1', '14085551234', sdp, 'gw-leg-2')).resolves.toBeUndefined();
+  });
+
   it('reads Meta\'s error shape: code and error_data.details', async () => {
     reply = { status: 400, body: JSON.stringify({ error: { message: 'Invalid parameter', type: 'OAuthException', code: 100, error_data: { details: 'SDP: missing fingerprint' }, fbtrace_id: 'x' } }) };
     const err = await client.accept('1', 'wacid.C', sdp).catch((e: unknown) => e);

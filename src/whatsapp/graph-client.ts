@@ -59,15 +59,17 @@ export class GraphClient {
   /**
    * Business-initiated call: returns the wacid Meta assigned. Never retried: a connect that timed out or failed with
    * a 5xx may still have rung the user, and a second one would ring them twice (or fail 138003).
+   * Undefined when Meta took the call but named no id (some samples answer just {"success":true}, §2.1): the user is
+   * being rung all the same, and the wacid comes with the webhooks, matched by biz_opaque_callback_data.
    */
-  async connect(phoneNumberId: string, to: string, sdp: string, bizOpaque: string): Promise<string> {
+  async connect(phoneNumberId: string, to: string, sdp: string, bizOpaque: string): Promise<string | undefined> {
     const res = await this.request('connect', 'POST', `/${phoneNumberId}/calls`, {
       messaging_product: 'whatsapp', action: 'connect', to, session: { sdp_type: 'offer', sdp }, biz_opaque_callback_data: bizOpaque,
     }, { retries: 0 });
     const calls = res.calls;
     const id = Array.isArray(calls) && typeof calls[0]?.id === 'string' ? (calls[0].id as string) : undefined;
-    if (!id) throw new GraphError('connect', 200, undefined, undefined, 'connect succeeded without a call id');
-    return id;
+    if (!id) this.opts.logger.warn({ bizOpaque }, 'Graph connect succeeded without a call id: the wacid will come with the webhooks');
+    return id || undefined;
   }
 
   /** GET call_permissions (§2.5): the user's permission and the request / call limits Meta counts. */
