@@ -71,6 +71,12 @@ describe('parseWebhook', () => {
     expect(result.errors).toEqual([{ phoneNumberId: '436666719526789', code: 131044, message: 'Payment method missing', details: 'no valid payment method' }]);
   });
 
+  it('a user-initiated connect without SDP is kept (the flow rejects it); a business-initiated one is skipped', () => {
+    const call = { id: 'wacid.7', from: '16315553602', to: '13175551399', event: 'connect', timestamp: '1' };
+    expect(parseWebhook(envelope('calls', { metadata, calls: [call] })).events[0]).toMatchObject({ kind: 'connect', direction: 'USER_INITIATED', sdp: '' });
+    expect(parseWebhook(envelope('calls', { metadata, calls: [{ ...call, direction: 'BUSINESS_INITIATED' }] })).events).toEqual([]);
+  });
+
   it('skips a call item without an id instead of failing the batch', () => {
     const { events, ignored } = parseWebhook(envelope('calls', { metadata, calls: [{ event: 'connect' }, { id: 'wacid.5', event: 'terminate', status: 'COMPLETED', timestamp: '2' }] }));
     expect(events).toHaveLength(1);

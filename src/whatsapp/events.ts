@@ -148,14 +148,16 @@ function parseCall(call: Obj, base: Omit<Base, 'timestamp'>, contacts: Obj[], er
     // Meta's step-by-step sample omits direction: an offer can only come from a user-initiated call.
     const direction = dirRaw === 'BUSINESS_INITIATED' || (!dirRaw && declared === 'answer') ? 'BUSINESS_INITIATED' : 'USER_INITIATED';
     const sdpType = declared === 'answer' || declared === 'offer' ? declared : direction === 'USER_INITIATED' ? 'offer' : 'answer';
-    if (!sdp) return undefined;
+    // A user's call without an offer is still ringing their phone: it goes on with an empty SDP, which the flow
+    // refuses as unanswerable (Graph reject, record). A business-initiated one without an answer carries nothing.
+    if (!sdp && direction !== 'USER_INITIATED') return undefined;
     const from = str(call.from) ?? '';
     const to = str(call.to) ?? '';
     const userWaId = direction === 'USER_INITIATED' ? from : to;
     const contact = contacts.find((c) => c.wa_id === userWaId) ?? contacts[0];
     const profile = contact && isObj(contact.profile) ? contact.profile : undefined;
     return {
-      kind: 'connect', ...base, timestamp, callId, direction, from, to, sdpType, sdp,
+      kind: 'connect', ...base, timestamp, callId, direction, from, to, sdpType, sdp: sdp ?? '',
       // `from` may be "" (number not shareable, §1.2): then the contact's wa_id, else the business-scoped user id.
       profileName: str(profile?.name),
       userWaId: userWaId || str(contact?.wa_id) || str(direction === 'USER_INITIATED' ? call.from_user_id : call.to_user_id) || str(contact?.user_id),

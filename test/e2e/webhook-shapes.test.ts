@@ -14,7 +14,7 @@ import { DISPLAY_NUMBER, PHONE_NUMBER_ID, recordOf, startE2E, waitFor, waitNoLiv
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
-const TESTS = 7;
+const TESTS = 8;
 if (skipReason) noteSkipped(skipReason, TESTS, 'webhook shapes');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
@@ -127,6 +127,15 @@ describe.skipIf(skipReason !== undefined)('webhook shapes from Meta\'s documenta
     await e2e.meta.waitForAction(callId, 'terminate', 15_000);
     expect(await recordOf(e2e.gateway, callId)).toMatchObject({ endedBy: 'sip' });
     expect(actions(callId)).toEqual(['pre_accept:200', 'accept:200', 'terminate:200']);
+  });
+
+  it('a user-initiated connect without any SDP is rejected through Graph with a record, not left ringing', async () => {
+    const { callId, envelope } = await e2e.meta.userCalls(user, { deliver: false });
+    delete callOf(envelope).session;
+    await e2e.meta.sendWebhook(envelope);
+    expect((await e2e.meta.waitForAction(callId, 'reject')).status).toBe(200);
+    expect(await recordOf(e2e.gateway, callId)).toMatchObject({ outcome: 'failed', cause: 'unanswerable_offer' });
+    expect(actions(callId)).toEqual(['reject:200']);
   });
 
   function terminate(callId: string, status: string): WebhookEnvelope {
