@@ -155,7 +155,7 @@ describe('CallAudioService: consent and recording', () => {
     expect(meta).toMatchObject({ status: 'complete', format: 'ogg', bytes: bytes.length });
     const opened = t.service.store.open(meta)!;
     expect(opened.size).toBe(bytes.length);
-    opened.stream.destroy();
+    expect(Buffer.concat((await opened.stream.toArray()) as Buffer[]).equals(bytes)).toBe(true);
     expect(t.service.store.delete(meta)).toBe(true);
     expect(existsSync(record.recording!.file)).toBe(false);
     // Other tenants keep the global format.
