@@ -102,6 +102,7 @@ export interface LegQuality {
   late: number;
   jitterMs: number;
   mos: number;
+  /** Round-trip time from RTCP (RFC 3550 §6.4.1), when the peer's reports allowed one. */
   rttMs?: number;
 }
 

@@ -1,19 +1,13 @@
+import type { LegQuality } from '../media/bridge.js';
+
 export type Direction = 'user_initiated' | 'business_initiated';
 export type Outcome = 'answered' | 'rejected' | 'busy' | 'no_answer' | 'cancelled' | 'failed';
 
 export const DIRECTIONS: readonly Direction[] = ['user_initiated', 'business_initiated'];
 export const OUTCOMES: readonly Outcome[] = ['answered', 'rejected', 'busy', 'no_answer', 'cancelled', 'failed'];
 
-export interface LegQuality {
-  packetsIn: number;
-  packetsOut: number;
-  lost: number;
-  late: number;
-  jitterMs: number;
-  mos: number;
-  /** Round-trip time from RTCP (RFC 3550 §6.4.1), when the peer's reports allowed one. */
-  rttMs?: number;
-}
+/** Per-leg media quality, as the bridge measures it: one definition for the media path and the record. */
+export type { LegQuality } from '../media/bridge.js';
 
 export interface QualitySummary {
   whatsapp?: LegQuality;
