@@ -94,7 +94,7 @@ export interface BridgeOptions {
   logger?: MediaLogger;
 }
 
-/** Per-leg quality, in the shape of the call record's LegQuality (store/call-record.ts). */
+/** Per-leg quality of a call: in metrics, live call views and the call record (store/call-record.ts re-exports it). */
 export interface LegQuality {
   packetsIn: number;
   packetsOut: number;
