@@ -188,7 +188,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
     await e2e.meta.userAnswers(placed.id);
     await waitFor(() => sip.messages().includes('SIP/2.0 200') || undefined, '200 at the PBX');
-    await waitFor(() => e2e.gateway.registry.list()[0]?.state === 'answered' || undefined, 'call answered');
+    await waitFor(() => e2e.gateway.registry.byWhatsAppId(placed.id)?.state === 'answered' || undefined, 'call answered');
     await e2e.meta.userHangsUp(placed.id);
     await waitFor(() => /BYE sip:/.test(sip.messages()) || undefined, 'BYE at the PBX');
     expect(await recordTo(waId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
