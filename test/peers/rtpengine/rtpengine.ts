@@ -47,7 +47,7 @@ export interface Rtpengine {
 
 export interface RtpengineOptions {
   bin?: string;
-  /** First media port; the range is 100 ports wide (default: picked from 30000–39899 by pid). */
+  /** First media port; the range is 100 ports wide (default: picked from 27000–28999 by pid). */
   portMin?: number;
   logLevel?: number;
   startTimeoutMs?: number;
@@ -61,8 +61,9 @@ export async function startRtpengine(opts: RtpengineOptions = {}): Promise<Rtpen
     bin = a.bin;
   }
   const ngPort = await freePort({ tcp: false });
-  // Outside the gateway's e2e ranges (46000–47999) and below the kernel's ephemeral range.
-  const portMin = opts.portMin ?? 30_000 + (process.pid % 99) * 100;
+  // Below the kernel's ephemeral range (32768+), where peers' free ports land, and outside the gateway's e2e
+  // ranges (21000–26199).
+  const portMin = opts.portMin ?? 27_000 + (process.pid % 20) * 100;
   const portMax = portMin + 99;
   const args = [
     '--foreground', '--log-stderr', '--no-log-timestamps', '--table=-1',
