@@ -1,37 +1,14 @@
 /** The Bridge's media tap: each tick's 8 kHz PCM per direction, for recording and live streaming. */
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { detectTone } from '../../test/audio/goertzel.js';
 import { Bridge } from './bridge.js';
 import { ManualFrameClock } from './frame-clock.js';
 import { encodeG711 } from './g711.js';
 import { OpusEncoder8k } from './opus-codec.js';
-import { createRtpHeader, readRtpHeader, writeRtpHeader } from './rtp-packet.js';
-import type { ReceivedRtpInfo } from './webrtc-leg.js';
+import { writeRtpHeader } from './rtp-packet.js';
+import { FakeSipLeg, FakeWhatsAppLeg } from './fake-legs.js';
 
 let now = 1000;
-class FakeWa extends EventEmitter {
-  opusPayloadType = 111;
-  dtmfPayloadType: number | null = 126;
-  lastReceivedAt = now;
-  sendRtp(): void {}
-  async close(): Promise<void> {}
-  inject(kind: 'audio' | 'dtmf', payload: Uint8Array, info: ReceivedRtpInfo): void {
-    this.lastReceivedAt = now;
-    this.emit(kind, Buffer.from(payload), info);
-  }
-}
-class FakeSip extends EventEmitter {
-  lastReceivedAt = now;
-  private readonly h = createRtpHeader();
-  send(): boolean { return true; }
-  async close(): Promise<void> {}
-  inject(pkt: Buffer): void {
-    this.lastReceivedAt = now;
-    readRtpHeader(pkt, this.h);
-    this.emit('rtp', pkt, this.h);
-  }
-}
 function sine(freq: number, n: number, start: number): Int16Array {
   const out = new Int16Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.round(8000 * Math.sin((2 * Math.PI * freq * (start + i)) / 8000));
@@ -40,8 +17,8 @@ function sine(freq: number, n: number, start: number): Int16Array {
 
 function setup() {
   const clock = new ManualFrameClock();
-  const wa = new FakeWa();
-  const sip = new FakeSip();
+  const wa = new FakeWhatsAppLeg(() => now);
+  const sip = new FakeSipLeg(() => now);
   const bridge = new Bridge(wa, sip, { sipCodec: 'PCMU', clock, now: () => now });
   const enc = new OpusEncoder8k();
   const opus = new Uint8Array(1500);

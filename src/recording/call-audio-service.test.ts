@@ -3,7 +3,6 @@
  * from the WhatsApp side, RFC 4733), no digit → no recording (or the call ends), on-demand start/stop, and the
  * file's channels (user left, agent right). The WhatsApp test user (libwebrtc) cannot send DTMF, hence this level.
  */
-import { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -19,35 +18,13 @@ import { ManualFrameClock } from '../media/frame-clock.js';
 import { encodeG711 } from '../media/g711.js';
 import { OpusEncoder8k } from '../media/opus-codec.js';
 import { DtmfSender } from '../media/dtmf.js';
-import { createRtpHeader, readRtpHeader, writeRtpHeader } from '../media/rtp-packet.js';
-import type { ReceivedRtpInfo } from '../media/webrtc-leg.js';
+import { writeRtpHeader } from '../media/rtp-packet.js';
 import { Call } from '../calls/call.js';
 import type { CallRecord } from '../store/call-record.js';
 import { CallAudioService } from './call-audio-service.js';
+import { FakeSipLeg, FakeWhatsAppLeg } from '../media/fake-legs.js';
 
 let now = 1000;
-class FakeWa extends EventEmitter {
-  opusPayloadType = 111;
-  dtmfPayloadType: number | null = 126;
-  lastReceivedAt = now;
-  sendRtp(): void {}
-  async close(): Promise<void> {}
-  inject(kind: 'audio' | 'dtmf', payload: Uint8Array, info: ReceivedRtpInfo): void {
-    this.lastReceivedAt = now;
-    this.emit(kind, Buffer.from(payload), info);
-  }
-}
-class FakeSip extends EventEmitter {
-  lastReceivedAt = now;
-  private readonly h = createRtpHeader();
-  send(): boolean { return true; }
-  async close(): Promise<void> {}
-  inject(pkt: Buffer): void {
-    this.lastReceivedAt = now;
-    readRtpHeader(pkt, this.h);
-    this.emit('rtp', pkt, this.h);
-  }
-}
 const sine = (hz: number, n: number, start: number): Int16Array => Int16Array.from({ length: n }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * hz * (start + i)) / 8000)));
 
 const dir = mkdtempSync(join(tmpdir(), 'wagw-rec-'));
@@ -65,8 +42,8 @@ function setup(recording: Record<string, unknown>) {
   call.transition('ringing', 'test');
   call.transition('answered', 'test');
   const clock = new ManualFrameClock();
-  const wa = new FakeWa();
-  const sip = new FakeSip();
+  const wa = new FakeWhatsAppLeg(() => now);
+  const sip = new FakeSipLeg(() => now);
   const bridge = new Bridge(wa, sip, { sipCodec: 'PCMU', clock, now: () => now });
   call.onTeardown(() => bridge.stop());
   bridge.startWhatsAppMedia();
