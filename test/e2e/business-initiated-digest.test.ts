@@ -5,13 +5,13 @@
  * a log line and a metric, and no Graph request at all.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { PHONE_NUMBER_ID, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 const TESTS = 5;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated digest auth and number choice');
 

@@ -5,14 +5,14 @@
  * Graph `connect` error mapped to its SIP response.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 import type { CallRecord } from '../../src/store/call-record.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 const TESTS = 21;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 

@@ -3,14 +3,14 @@
  * and a live call goes on until the deadline, then ends cleanly with its record written.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
 import { SqliteCallRecordStore } from '../../src/store/sqlite-store.js';
 import { startE2E, waitFor, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 if (skipReason) noteSkipped(skipReason, 1, 'drain');
 
 describe.skipIf(skipReason !== undefined)('drain', () => {

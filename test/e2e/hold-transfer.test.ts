@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectTone } from '../audio/goertzel.js';
 import { generateTone } from '../audio/tone.js';
 import { writeWav } from '../audio/wav.js';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippScenario } from '../peers/sip/sipp.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { freePort } from '../peers/sip/ports.js';
@@ -24,7 +24,7 @@ import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const baresip = baresipAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : !baresip.ok ? baresip.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp, baresip);
 if (skipReason) noteSkipped(skipReason, 4, 'hold and transfer');
 
 const HOLD_HZ = 600;

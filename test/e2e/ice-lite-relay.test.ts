@@ -12,7 +12,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { detectTone } from '../audio/goertzel.js';
 import { onsetIndex } from '../audio/xcorr.js';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
 import { rtpengineAvailable, startRtpengine, type NgDict, type Rtpengine } from '../peers/rtpengine/rtpengine.js';
@@ -23,7 +23,7 @@ import { startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const rtpengine = rtpengineAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : !rtpengine.ok ? rtpengine.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp, rtpengine);
 if (skipReason) noteSkipped(skipReason, 1, 'ICE-lite relay (rtpengine)');
 
 const HOLD_MS = 35_000;

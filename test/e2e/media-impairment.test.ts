@@ -7,14 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goertzelPower } from '../audio/goertzel.js';
 import { readWav } from '../audio/wav.js';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { ImpairedWaUser, startImpairRelay, type ImpairRelay } from '../peers/meta/impair-relay.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
+const skipReason = firstMissing(drachtio, baresip);
 if (skipReason) noteSkipped(skipReason, 1, 'media under loss and jitter');
 
 const LOSS = 0.05;

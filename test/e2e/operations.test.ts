@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
 import { WaUser } from '../peers/meta/index.js';
@@ -19,7 +19,7 @@ import { postgresAvailable, startPostgres, type PostgresServer } from '../peers/
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 const pg = postgresAvailable();
 const pgSkipReason = skipReason ?? (pg.ok ? undefined : pg.reason);
 if (skipReason) noteSkipped(skipReason, 3, 'operations (event feed, admin API, metrics, drain) on SQLite');

@@ -12,14 +12,14 @@ import { tmpdir } from 'node:os';
 import { readWav } from '../audio/wav.js';
 import { decodeOggOpus, parseOggPages } from '../audio/ogg.js';
 import { detectTone } from '../audio/goertzel.js';
-import { drachtioAvailable, noteSkipped, startDrachtio, type DrachtioServer } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, startDrachtio, type DrachtioServer, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { freePort } from '../peers/sip/ports.js';
 import { MetaDouble, WaUser } from '../peers/meta/index.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
+const skipReason = firstMissing(drachtio, baresip);
 if (skipReason) noteSkipped(skipReason, 2, 'recording after SIGKILL');
 
 const PHONE_NUMBER_ID = '436666719526790';

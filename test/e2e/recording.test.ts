@@ -14,7 +14,7 @@ import { decodeWav, readWav } from '../audio/wav.js';
 import { decodeOggOpus, parseOggPages } from '../audio/ogg.js';
 import { detectTone } from '../audio/goertzel.js';
 import { onsetIndex } from '../audio/xcorr.js';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { WaUser } from '../peers/meta/index.js';
 import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
@@ -23,7 +23,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
+const skipReason = firstMissing(drachtio, baresip);
 if (skipReason) noteSkipped(skipReason, 6, 'recording');
 
 const KEYS = { 'k-admin': 'ops:admin', 'k-sup': 'desk:supervisor', 'k-rep': 'bi:reporting:default', 'k-rep-other': 'bi2:reporting:brand-b' };

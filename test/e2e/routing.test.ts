@@ -5,7 +5,7 @@
  * and a configuration reload while a call is live.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
 import { MetaDouble } from '../peers/meta/index.js';
@@ -15,7 +15,7 @@ import { startGraphFront, startHookServer, type TestServer } from './routing-hel
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 const TESTS = 7;
 if (skipReason) noteSkipped(skipReason, TESTS, 'routing');
 

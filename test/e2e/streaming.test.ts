@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { readWav } from '../audio/wav.js';
 import { detectTone } from '../audio/goertzel.js';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { freePort } from '../peers/sip/ports.js';
 import { WaUser } from '../peers/meta/index.js';
@@ -20,7 +20,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
+const skipReason = firstMissing(drachtio, baresip);
 if (skipReason) noteSkipped(skipReason, 3, 'live audio stream');
 // The non-reading server is a few lines of Python (a socket with a tiny SO_RCVBUF, which Node cannot set).
 const python = spawnSync('python3', ['--version']).status === 0;

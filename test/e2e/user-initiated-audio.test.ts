@@ -5,14 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWav } from '../audio/wav.js';
 import { detectTone } from '../audio/goertzel.js';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { WaUser } from '../peers/meta/index.js';
 import { recordOf, startE2E, waitNoLiveCalls, waitFor, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
+const skipReason = firstMissing(drachtio, baresip);
 if (skipReason) noteSkipped(skipReason, 1, 'user-initiated audio');
 
 describe.skipIf(skipReason !== undefined)('user-initiated call with two-way audio (baresip agent)', () => {

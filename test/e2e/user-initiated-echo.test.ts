@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectTone } from '../audio/goertzel.js';
 import { onsetIndex } from '../audio/xcorr.js';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
 import { WaUser } from '../peers/meta/index.js';
 import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
@@ -13,7 +13,7 @@ import { freePort } from '../peers/sip/ports.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 if (skipReason) noteSkipped(skipReason, 1, 'user-initiated echo');
 
 describe.skipIf(skipReason !== undefined)('user-initiated call through an echoing agent', () => {

@@ -4,7 +4,7 @@
  * right Graph action and SIP message, a call record, and nothing left behind.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
 import { recordOf, records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
@@ -12,7 +12,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 const TESTS = 12;
 if (skipReason) noteSkipped(skipReason, TESTS, 'user-initiated call paths');
 

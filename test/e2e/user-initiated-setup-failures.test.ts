@@ -4,14 +4,14 @@
  * call record, with nothing left behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
 import { WaUser, type WebhookEnvelope } from '../peers/meta/index.js';
 import { recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 if (skipReason) noteSkipped(skipReason, 5, 'user-initiated setup failures');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };

@@ -5,7 +5,7 @@
  * agent or end cleanly, with the right Graph actions and a call record.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drachtioAvailable, noteSkipped } from '../peers/drachtio.js';
+import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
 import type { WebhookEnvelope } from '../peers/meta/webhook-sender.js';
@@ -13,7 +13,7 @@ import { DISPLAY_NUMBER, PHONE_NUMBER_ID, recordOf, startE2E, waitFor, waitNoLiv
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
-const skipReason = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
+const skipReason = firstMissing(drachtio, sipp);
 const TESTS = 8;
 if (skipReason) noteSkipped(skipReason, TESTS, 'webhook shapes');
 

@@ -41,6 +41,12 @@ export function drachtioAvailable(): DrachtioAvailability {
   return { ok: false, reason: 'drachtio-server not found (set DRACHTIO_BIN)' };
 }
 
+/** The reason of the first peer that is missing, or undefined when every one is there. */
+export function firstMissing(...peers: ({ ok: true } | { ok: false; reason: string })[]): string | undefined {
+  for (const p of peers) if (!p.ok) return p.reason;
+  return undefined;
+}
+
 const warned = new Set<string>();
 
 /**
