@@ -140,7 +140,7 @@ export class MediaSession {
       sipCodec: remote.codec,
       sipPayloadType: remote.payloadType,
       sipDtmfPayloadType: remote.dtmfPayloadType ?? null,
-      opus: { bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec },
+      opus: { bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec, lossAdaptive: media.opusFecAdaptive },
       mediaTimeoutMs: media.mediaTimeoutMs,
       logger: this.call.logger,
     });

@@ -85,6 +85,9 @@ export const configSchema = z.strictObject({
     opusBitrate: z.number().int().min(6000).max(128_000).default(24_000),
     opusComplexity: z.number().int().min(0).max(10).default(5),
     opusFec: z.boolean().default(true),
+    // FEC follows the loss the user's RTCP reports (as libwebrtc does): on until the first report, then only while
+    // loss is reported. Off: FEC in every packet (expected loss fixed at 5 %), about 30 % more encoder CPU.
+    opusFecAdaptive: z.boolean().default(true),
     // Symmetric RTP toward the PBX may latch onto a source address other than the SDP's (phones behind NAT whose
     // SDP names a private address). Off: only the signalled address may take the stream (no RTP bleed).
     latchAnySource: z.boolean().default(false),
@@ -94,7 +97,7 @@ export const configSchema = z.strictObject({
   }).default({
     bindAddress: '0.0.0.0', sipMediaAddress: '127.0.0.1', publicAddress: '', rtpPortMin: 20000, rtpPortMax: 24999,
     webrtcPortMin: 25000, webrtcPortMax: 29999, mediaTimeoutMs: 30_000, opusBitrate: 24_000, opusComplexity: 5, opusFec: true,
-    latchAnySource: false, webrtcMediaPath: 'fast',
+    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast',
   }),
   calls: z.strictObject({
     maxConcurrent: z.number().int().min(1).default(500),

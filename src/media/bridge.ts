@@ -19,6 +19,7 @@ import { decodeG711, encodeG711, G711_PAYLOAD_TYPE, type G711Law } from './g711.
 import { JB_EMPTY, JB_LOST, JitterBuffer } from './jitter-buffer.js';
 import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
 import { OpusFecDecoder8k, opusFecAvailable } from './opus-fec.js';
+import { OpusLossAdapter } from './opus-loss-adapter.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
 import { parseRtcp, rttFromBlock, RtcpReceiverState, writeReport, type ParsedRtcp } from './rtcp.js';
 import { estimateMos, RtpReceiveStats } from './stats.js';
@@ -33,6 +34,8 @@ export interface WhatsAppMediaLeg {
   readonly remoteInbandFec?: boolean;
   /** Round-trip time from the remote's RTCP receiver reports (WebRtcLeg: werift's RTCP), when known. */
   readonly rttMs?: number;
+  /** Fraction (0–1) of our packets the remote's latest RTCP receiver report says were lost, when one arrived. */
+  readonly remoteFractionLost?: number;
   readonly lastReceivedAt: number;
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset?: number, length?: number): void;
   on(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
@@ -240,6 +243,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly pcmUp = new Int16Array(FRAME_SAMPLES);
   private readonly silence = new Int16Array(FRAME_SAMPLES);
   private readonly opusEnc: OpusEncoder8k;
+  private readonly lossAdapter: OpusLossAdapter | null;
   private readonly opusOut = new Uint8Array(1500);
   private readonly dtmfOut = new Uint8Array(4);
   private waSeq = randomInt(0, 0x10000);
@@ -280,6 +284,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.fecDecode = opts.fecDecode ?? true;
     this.jb = new JitterBuffer({ minDelayMs: opts.jitterMinMs ?? 20, maxDelayMs: opts.jitterMaxMs ?? 200, clockRate: 48000 });
     this.opusEnc = new OpusEncoder8k(opts.opus);
+    const { inbandFec = true, lossAdaptive = true } = opts.opus ?? {};
+    this.lossAdapter = inbandFec && lossAdaptive
+      ? new OpusLossAdapter((p) => this.opusEnc.setExpectedLoss(p), this.opusEnc.settings.packetLoss)
+      : null;
     this.sipRx = new RtpReceiveStats(8000);
     this.sipRtcpRx = new RtcpReceiverState(this.sipRx);
     this.waDtmfRx = new DtmfReceiver((d) => this.onDigit('whatsapp', d));
@@ -512,6 +520,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.checkTimeouts(now);
       // RFC 3550's minimum interval: one report every 5 s (the first after 1 s, so RTT shows up early).
       if (++this.rtcpTicks === 50 || this.rtcpTicks % 250 === 0) this.sendSipRtcp();
+      if (this.rtcpTicks % 50 === 0) this.lossAdapter?.update(this.wa.remoteFractionLost);
     } catch (err) {
       if (this.tickErrors++ === 0) this.log.error({ err: (err as Error).message }, 'media tick failed');
     }

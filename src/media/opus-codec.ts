@@ -117,6 +117,11 @@ export interface OpusEncoderOptions {
   inbandFec?: boolean;
   /** Expected loss in percent; libopus only spends bits on FEC when this is > 0. */
   expectedLossPercent?: number;
+  /**
+   * The expected loss follows the receiver's RTCP reports (OpusLossAdapter in the bridge); expectedLossPercent is
+   * then the prior until the first report. Default true.
+   */
+  lossAdaptive?: boolean;
 }
 
 export class OpusEncoder8k {
@@ -146,6 +151,12 @@ export class OpusEncoder8k {
     if (bytes.length > out.length) throw new RangeError(`Opus packet of ${bytes.length} bytes exceeds the ${out.length}-byte buffer`);
     out.set(bytes);
     return bytes.length;
+  }
+
+  /** Expected loss in percent (0–100): with in-band FEC on, libopus adds FEC only while this is above 0. */
+  setExpectedLoss(percent: number): void {
+    const p = Math.max(0, Math.min(100, Math.round(percent)));
+    if (this.enc.packet_loss !== p) this.enc.packet_loss = p;
   }
 
   get settings(): { bitrate: number; complexity: number; inbandFec: boolean; packetLoss: number; dtx: boolean } {

@@ -432,6 +432,12 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     return typeof rtt === 'number' && Number.isFinite(rtt) && rtt >= 0 ? rtt * 1000 : undefined;
   }
 
+  /** Fraction of our packets lost, from the remote's latest RTCP receiver report (werift keeps it); undefined before one. */
+  get remoteFractionLost(): number | undefined {
+    const f = (this.transceiver?.sender as unknown as { remoteFractionLost?: number } | undefined)?.remoteFractionLost;
+    return typeof f === 'number' && Number.isFinite(f) ? f : undefined;
+  }
+
   /** 'controlling' once werift has applied the role; 'controlled' only if a full-ICE peer won the tie-break. */
   get iceRole(): string {
     return this.pc.iceTransports[0]?.role ?? 'unknown';
