@@ -88,6 +88,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const webhook = new WebhookReceiver({
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
     logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), apps: () => webhookApps,
+    isLiveCall: (waCallId, bizOpaque) => registry.isLiveWhatsAppCall(waCallId, bizOpaque),
   });
   const admin = new AdminRouter(secrets.adminKeys, logger);
   const startedAt = Date.now();

@@ -62,6 +62,15 @@ export class CallRegistry {
     return [...this.byId.values()];
   }
 
+  /**
+   * True when a live call here is the one a webhook names: by wacid, or (a business-initiated call whose wacid is not
+   * bound yet) by the gateway call id it carries back in biz_opaque_callback_data.
+   */
+  isLiveWhatsAppCall(waCallId: string, bizOpaque?: string): boolean {
+    const call = this.byWaId.get(waCallId) ?? (bizOpaque ? this.byId.get(bizOpaque) : undefined);
+    return call !== undefined && !call.isEnded;
+  }
+
   markWhatsAppTerminated(waCallId: string): void {
     this.terminatedWaIds.firstSighting(waCallId);
   }

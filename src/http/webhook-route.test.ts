@@ -9,6 +9,8 @@ import { WebhookReceiver } from './webhook-route.js';
 const appSecret = 'test-app-secret';
 const verifyToken = 'verify-me';
 const events: CallingEvent[] = [];
+/** wacids the receiver is told are live calls (isLiveCall). */
+const liveCalls = new Set<string>();
 const metrics = createMetrics();
 let server: RunningHttpServer;
 let base: string;
@@ -39,7 +41,7 @@ async function counter(result: string): Promise<number> {
 
 beforeAll(async () => {
   const logger = createLogger('silent');
-  const webhook = new WebhookReceiver({ appSecret, verifyToken, maxAgeSeconds: 600, logger, metrics, onEvent: (ev) => events.push(ev) });
+  const webhook = new WebhookReceiver({ appSecret, verifyToken, maxAgeSeconds: 600, logger, metrics, onEvent: (ev) => events.push(ev), isLiveCall: (id) => liveCalls.has(id) });
   server = await startHttpServer({ host: '127.0.0.1', port: 0, logger, metrics, webhook, readiness: () => ({ ok: true }) });
   base = `http://127.0.0.1:${server.port}`;
 });
@@ -132,6 +134,24 @@ describe('POST /webhooks/whatsapp', () => {
     expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
     expect((await post(body, sign(body))).status).toBe(200);
     expect(events.filter((e) => e.kind === 'connect' && e.callId.startsWith('wacid.big'))).toHaveLength(1000);
+  });
+
+  it('hands on a stale terminate for a call still live here, once however often it is delivered; drops it for any other call', async () => {
+    const terminateBody = (callId: string) => {
+      const env = JSON.parse(connectBody(callId, Math.floor(Date.now() / 1000) - 7200)) as { entry: Array<{ changes: Array<{ value: { calls: Array<Record<string, unknown>> } }> }> };
+      Object.assign(env.entry[0]!.changes[0]!.value.calls[0]!, { event: 'terminate', status: 'COMPLETED' });
+      delete env.entry[0]!.changes[0]!.value.calls[0]!.session;
+      return JSON.stringify(env);
+    };
+    liveCalls.add('wacid.live-old');
+    const live = terminateBody('wacid.live-old');
+    for (let i = 0; i < 2; i++) expect((await post(live, sign(live))).status).toBe(200);
+    expect(events.filter((e) => e.kind === 'terminate' && e.callId === 'wacid.live-old')).toHaveLength(1);
+    const m = await metrics.webhookEvents.get();
+    expect(m.values.find((v) => v.labels.event === 'terminate' && v.labels.result === 'accepted_stale')?.value).toBe(1);
+    const gone = terminateBody('wacid.gone-old');
+    expect((await post(gone, sign(gone))).status).toBe(200);
+    expect(events.some((e) => e.kind === 'terminate' && e.callId === 'wacid.gone-old')).toBe(false);
   });
 
   it('drops an event whose timestamp is stale', async () => {

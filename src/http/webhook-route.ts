@@ -18,6 +18,12 @@ export interface WebhookReceiverOptions {
   apps?: () => WebhookApps;
   /** Called after the 200 has been sent: Meta times out at ~20 s and retries, so work never delays the answer. */
   onEvent: (ev: CallingEvent) => void;
+  /**
+   * Whether a call the event names is still live here. A `terminate` for a live call is handled however old its
+   * timestamp: Meta retries a delivery for days (§1.1), and dropping it as stale would leave the PBX leg up with the
+   * user gone. Absent = every stale event is dropped.
+   */
+  isLiveCall?: (waCallId: string, bizOpaque?: string) => boolean;
 }
 
 /**
@@ -111,9 +117,11 @@ export class WebhookReceiver {
         logger.warn({ app: verifiedApp, phoneNumberId: ev.phoneNumberId, event: evName }, 'webhook event for a number of another app dropped');
         continue;
       }
-      if (now - ev.timestamp > this.opts.maxAgeSeconds) {
+      const ageSeconds = now - ev.timestamp;
+      const stale = ageSeconds > this.opts.maxAgeSeconds;
+      if (stale && !(ev.kind === 'terminate' && this.opts.isLiveCall?.(ev.callId, ev.bizOpaque))) {
         metrics.webhookEvents.inc({ event: evName, result: 'stale' });
-        logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds: now - ev.timestamp }, 'stale webhook event dropped');
+        logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds }, 'stale webhook event dropped');
         continue;
       }
       if (!this.recent.firstSighting(key)) {
@@ -121,7 +129,8 @@ export class WebhookReceiver {
         logger.info({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName }, 'duplicate webhook event ignored');
         continue;
       }
-      metrics.webhookEvents.inc({ event: evName, result: 'accepted' });
+      metrics.webhookEvents.inc({ event: evName, result: stale ? 'accepted_stale' : 'accepted' });
+      if (stale) logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds }, 'stale terminate for a call still live here: handled');
       try {
         this.opts.onEvent(ev);
       } catch (err) {

@@ -8,12 +8,13 @@ import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
 import { recordOf, records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+import { terminateWebhook } from '../peers/meta/webhook-sender.js';
 import type { CallRecord } from '../../src/store/call-record.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 12;
+const TESTS = 13;
 if (skipReason) noteSkipped(skipReason, TESTS, 'user-initiated call paths');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
@@ -101,6 +102,27 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     const record = await recordFor(callId);
     expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
     await waitFor(() => run.messages().includes('BYE sip:') || undefined, 'BYE at the agent');
+    expect(actions(callId)).toEqual(['pre_accept:200', 'accept:200']);
+  });
+
+  it('a terminate whose timestamp is older than webhookMaxAgeSeconds (a late Meta retry) still ends the live call; its duplicate is a no-op', async () => {
+    const run = await startAgent('uas-answer', undefined, 20_000);
+    const { callId } = await e2e.meta.userCalls(user);
+    await e2e.meta.waitForAction(callId, 'accept');
+    await waitFor(() => e2e.gateway.registry.byWhatsAppId(callId)?.state === 'answered' || undefined, 'call answered');
+    const old = Math.floor(Date.now() / 1000) - 2 * e2e.config.whatsapp.webhookMaxAgeSeconds;
+    const term = terminateWebhook(e2e.meta.ctx, {
+      callId, from: user.waId, to: e2e.meta.ctx.displayPhoneNumber, direction: 'USER_INITIATED', timestamp: old, startTime: old - 60, endTime: old, duration: 60,
+    });
+    const [first] = await e2e.meta.sendWebhook(term, { duplicates: 1 });
+    expect(first?.status).toBe(200);
+    const record = await recordFor(callId);
+    expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
+    await waitFor(() => run.messages().includes('BYE sip:') || undefined, 'BYE at the agent');
+    await e2e.meta.sendWebhook(term);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await records(e2e.gateway)).filter((r) => r.waCallId === callId)).toHaveLength(1);
+    expect(run.messages().match(/^BYE sip:/gm)).toHaveLength(1);
     expect(actions(callId)).toEqual(['pre_accept:200', 'accept:200']);
   });
 
