@@ -3,6 +3,10 @@
  * own: per call a WebRtcLeg (answering the peer's offer, SRTP) ⇄ Bridge ⇄ RtpLeg (plain RTP to the parent's echo),
  * on the shared phased frame clock, exactly as the gateway runs them. Driven by IPC from the parent.
  *
+ * With `planes` > 1 the calls run in that many worker threads of this process (a media plane per thread, each with
+ * its own event loop and frame clock); the main thread only routes the parent's requests, and measures CPU and
+ * memory for the whole process while each plane measures its own event-loop lag and latency.
+ *
  * Added one-way latency is measured where it arises: every packet the bridges send is timed against the deadline
  * of the tick that produced it (IntervalFrameClock.tickDeadline), so it is the time the gateway adds beyond its
  * 20 ms schedule (event-loop lateness + the work done before this call's send in its phase), not the jitter
@@ -11,6 +15,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { Bridge } from '../src/media/bridge.js';
 import { sharedFrameClock } from '../src/media/frame-clock.js';
 import { PortPool } from '../src/media/port-pool.js';
@@ -18,7 +23,10 @@ import { RtpLeg } from '../src/media/rtp-leg.js';
 import { WebRtcLeg } from '../src/media/webrtc-leg.js';
 
 export type WorkerRequest =
-  | { type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; bitrate: number; ports: [number, number] }
+  | {
+    type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; fecAdaptive: boolean; bitrate: number;
+    ports: [number, number]; planes: number;
+  }
   | { type: 'offer'; id: number; sdp: string; echoPort: number }
   | { type: 'measure'; seconds: number }
   | { type: 'totals' };
@@ -56,7 +64,7 @@ export type WorkerReply =
   | Measured
   | Totals;
 
-// Port ranges come with 'init': several gateway processes (media planes) run side by side.
+// Port ranges come with 'init': several media planes run side by side.
 let wpool = new PortPool(30000, 34998);
 let spool = new PortPool(35000, 39998);
 const calls: Array<{ id: number; wa: WebRtcLeg; sip: RtpLeg; bridge: Bridge }> = [];
@@ -74,9 +82,9 @@ function record(): void {
   samples[sampleCount++ & (samples.length - 1)] = performance.now() - sharedFrameClock.tickDeadline;
 }
 
-function send(msg: WorkerReply): void {
+let send = (msg: WorkerReply): void => {
   process.send!(msg);
-}
+};
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
@@ -101,7 +109,7 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
   };
   const bridge = new Bridge(wa, sip, {
     sipCodec: 'PCMU', sipDtmfPayloadType: 101, mediaTimeoutMs: 3_600_000,
-    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate },
+    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive },
   });
   calls.push({ id: msg.id, wa, sip, bridge });
   bridge.start();
@@ -111,7 +119,7 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
   send({ type: 'connected', id: msg.id });
 }
 
-process.on('message', async (msg: WorkerRequest) => {
+async function onRequest(msg: WorkerRequest): Promise<void> {
   if (msg.type === 'init') {
     settings = msg;
     const [lo, hi] = msg.ports;
@@ -188,6 +196,73 @@ process.on('message', async (msg: WorkerRequest) => {
     const skippedTicks = skippedInWindow;
     await Promise.all(stops);
     send({ type: 'totals', calls: out, skippedTicks });
-    setTimeout(() => process.exit(0), 50);
+    if (isMainThread) setTimeout(() => process.exit(0), 50);
   }
-});
+}
+
+/** Spreads the calls over `planes` worker threads; CPU and memory are the process's, lag and latency the worst plane's. */
+async function route(init: Extract<WorkerRequest, { type: 'init' }>): Promise<void> {
+  const code = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+  const planes = Array.from({ length: init.planes }, () => new Worker(code, { eval: true }));
+  const collect = <T extends WorkerReply>(type: T['type']): Promise<T[]> => Promise.all(planes.map((w) => new Promise<T>((resolve) => {
+    const on = (m: WorkerReply): void => {
+      if (m.type !== type) return;
+      w.off('message', on);
+      resolve(m as T);
+    };
+    w.on('message', on);
+  })));
+  for (const w of planes) {
+    w.on('message', (m: WorkerReply) => {
+      if (m.type === 'answer' || m.type === 'connected' || m.type === 'failed') send(m);
+    });
+    w.on('error', (err) => console.error('media plane failed:', err));
+  }
+  const [lo, hi] = init.ports;
+  const span = Math.floor((hi - lo) / init.planes / 2) * 2;
+  const ready = collect('ready');
+  planes.forEach((w, k) => w.postMessage({ ...init, planes: 1, ports: [lo + k * span, lo + (k + 1) * span - 2] }));
+  await ready;
+  global.gc?.();
+  rssBase = process.memoryUsage().rss;
+  send({ type: 'ready' });
+  process.on('message', async (msg: WorkerRequest) => {
+    if (msg.type === 'offer') {
+      planes[msg.id % planes.length]!.postMessage(msg);
+    } else if (msg.type === 'measure') {
+      const cpu0 = process.cpuUsage();
+      const measured = collect<Measured>('measured');
+      for (const w of planes) w.postMessage(msg);
+      const ms = await measured;
+      const cpu = process.cpuUsage(cpu0);
+      send({
+        type: 'measured', calls: ms.reduce((a, m) => a + m.calls, 0),
+        cpuMs: (cpu.user + cpu.system) / 1000, cpuSystemMs: cpu.system / 1000, seconds: Math.max(...ms.map((m) => m.seconds)),
+        lagP50Ms: Math.max(...ms.map((m) => m.lagP50Ms)), lagP99Ms: Math.max(...ms.map((m) => m.lagP99Ms)),
+        lagMaxMs: Math.max(...ms.map((m) => m.lagMaxMs)), latencyP50Ms: Math.max(...ms.map((m) => m.latencyP50Ms)),
+        latencyP99Ms: Math.max(...ms.map((m) => m.latencyP99Ms)), latencySamples: ms.reduce((a, m) => a + m.latencySamples, 0),
+        rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20, fastLegs: ms.reduce((a, m) => a + m.fastLegs, 0),
+      });
+    } else if (msg.type === 'totals') {
+      const totals = collect<Totals>('totals');
+      for (const w of planes) w.postMessage(msg);
+      const ts = await totals;
+      send({ type: 'totals', calls: ts.flatMap((t) => t.calls), skippedTicks: ts.reduce((a, t) => a + t.skippedTicks, 0) });
+      setTimeout(() => process.exit(0), 50);
+    }
+  });
+}
+
+if (!isMainThread) {
+  send = (msg) => parentPort!.postMessage(msg);
+  parentPort!.on('message', (msg: WorkerRequest) => void onRequest(msg));
+} else {
+  process.once('message', (first: WorkerRequest) => {
+    if (first.type === 'init' && first.planes > 1) {
+      void route(first);
+    } else {
+      process.on('message', (msg: WorkerRequest) => void onRequest(msg));
+      void onRequest(first);
+    }
+  });
+}

@@ -30,16 +30,16 @@ export interface SocketRunOptions {
   bitrate: number;
   /** os.setPriority for the gateway process (e.g. -10; needs CAP_SYS_NICE); default: unchanged. */
   priority?: number;
-  /**
-   * Media planes: the calls spread over this many gateway processes, each with its own event loop (what a media
-   * plane in worker threads would give, measured with processes); default 1.
-   */
+  /** Media planes: the calls spread over this many worker threads of the gateway process, each with its own event loop; default 1. */
   planes?: number;
+  /** In-band FEC follows the peers' RTCP loss reports (the shipped default, media.opusFecAdaptive); default true. */
+  fecAdaptive?: boolean;
 }
 
 export interface SocketRunResult {
   calls: number;
   planes: number;
+  fecAdaptive: boolean;
   mediaPath: 'fast' | 'werift';
   fastLegs: number;
   seconds: number;
@@ -91,46 +91,37 @@ class SeqTracker {
 export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResult> {
   const planeCount = Math.max(1, Math.floor(o.planes ?? 1));
   const failures: string[] = [];
-  interface Plane {
-    worker: ReturnType<typeof fork>;
-    waitFor<T extends WorkerReply>(key: string): Promise<T>;
-    request<T extends WorkerReply>(msg: WorkerRequest, key: string): Promise<T>;
-  }
-  const planes: Plane[] = [];
-  for (let k = 0; k < planeCount; k++) {
-    const worker = fork(fileURLToPath(new URL('./media-path-worker.ts', import.meta.url)), [], {
-      // BENCH_WORKER_FLAGS: extra Node flags for the gateway process (e.g. --trace-gc).
-      execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    if (o.priority !== undefined && worker.pid) {
-      try {
-        os.setPriority(worker.pid, o.priority);
-      } catch (err) {
-        console.error(`bench: cannot set the gateway process priority: ${(err as Error).message}`);
-      }
+  const worker = fork(fileURLToPath(new URL('./media-path-worker.ts', import.meta.url)), [], {
+    // BENCH_WORKER_FLAGS: extra Node flags for the gateway process (e.g. --trace-gc).
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.BENCH_WORKER_FLAGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  if (o.priority !== undefined && worker.pid) {
+    try {
+      os.setPriority(worker.pid, o.priority);
+    } catch (err) {
+      console.error(`bench: cannot set the gateway process priority: ${(err as Error).message}`);
     }
-    const waiters = new Map<string, (m: WorkerReply) => void>();
-    worker.on('message', (m: WorkerReply) => {
-      if (m.type === 'failed') failures.push(`call ${m.id}: ${m.error}`);
-      const key = 'id' in m ? `${m.type}:${m.id}` : m.type;
-      const w = waiters.get(key) ?? (m.type === 'failed' ? waiters.get(`connected:${m.id}`) : undefined);
-      if (w) {
-        waiters.delete(key);
-        w(m);
-      }
-    });
-    const waitFor = <T extends WorkerReply>(key: string): Promise<T> => new Promise((resolve) => waiters.set(key, (m) => resolve(m as T)));
-    const request = <T extends WorkerReply>(msg: WorkerRequest, key: string): Promise<T> => {
-      const p = waitFor<T>(key);
-      worker.send(msg);
-      return p;
-    };
-    planes.push({ worker, waitFor, request });
   }
-  const span = Math.floor(9998 / planeCount / 2) * 2;
-  await Promise.all(planes.map((pl, k) => pl.request({
-    type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, bitrate: o.bitrate, ports: [30000 + k * span, 30000 + (k + 1) * span - 2],
-  }, 'ready')));
+  const waiters = new Map<string, (m: WorkerReply) => void>();
+  worker.on('message', (m: WorkerReply) => {
+    if (m.type === 'failed') failures.push(`call ${m.id}: ${m.error}`);
+    const key = 'id' in m ? `${m.type}:${m.id}` : m.type;
+    const w = waiters.get(key) ?? (m.type === 'failed' ? waiters.get(`connected:${m.id}`) : undefined);
+    if (w) {
+      waiters.delete(key);
+      w(m);
+    }
+  });
+  const waitFor = <T extends WorkerReply>(key: string): Promise<T> => new Promise((resolve) => waiters.set(key, (m) => resolve(m as T)));
+  const request = <T extends WorkerReply>(msg: WorkerRequest, key: string): Promise<T> => {
+    const p = waitFor<T>(key);
+    worker.send(msg);
+    return p;
+  };
+  await request({
+    type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, fecAdaptive: o.fecAdaptive ?? true, bitrate: o.bitrate,
+    ports: [30000, 39998], planes: planeCount,
+  }, 'ready');
 
   // The PBX: an echo socket per call, like a phone per call.
   let armed = false;
@@ -176,9 +167,8 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
       batch.push((async () => {
         const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', portPool: peerPool });
         const echoPort = await openEcho();
-        const plane = planes[id % planeCount]!;
-        const connected = plane.waitFor<WorkerReply>(`connected:${id}`);
-        const ans = await plane.request<Extract<WorkerReply, { type: 'answer' }>>({ type: 'offer', id, sdp: leg.localSdp, echoPort }, `answer:${id}`);
+        const connected = waitFor<WorkerReply>(`connected:${id}`);
+        const ans = await request<Extract<WorkerReply, { type: 'answer' }>>({ type: 'offer', id, sdp: leg.localSdp, echoPort }, `answer:${id}`);
         await leg.setRemoteAnswer(ans.sdp);
         const c = await connected;
         if (c.type === 'failed') throw new Error(c.error);
@@ -205,24 +195,15 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   }));
   armed = true;
   await new Promise((r) => setTimeout(r, 3000));
-  const measured = await Promise.all(planes.map((pl) => pl.request<Measured>({ type: 'measure', seconds: o.seconds }, 'measured')));
+  const m = await request<Measured>({ type: 'measure', seconds: o.seconds }, 'measured');
   armed = false;
   for (const u of unsub) u();
   await new Promise((r) => setTimeout(r, 300));
-  const planeTotals = await Promise.all(planes.map((pl) => pl.request<Totals>({ type: 'totals' }, 'totals')));
+  const totals = await request<Totals>({ type: 'totals' }, 'totals');
   await new Promise((r) => setTimeout(r, 300));
   await Promise.all(peers.map((p) => p.leg.close()));
   for (const e of echoes) e.close();
-  await Promise.all(planes.map((pl) => new Promise<void>((r) => { if (pl.worker.exitCode !== null) r(); else pl.worker.once('exit', () => r()); })));
-  // Several planes: CPU and memory add up; lag and latency are the worst plane's.
-  const m: Measured = measured.reduce((a, b) => ({
-    ...a, calls: a.calls + b.calls, cpuMs: a.cpuMs + b.cpuMs, cpuSystemMs: a.cpuSystemMs + b.cpuSystemMs, seconds: Math.max(a.seconds, b.seconds),
-    lagP50Ms: Math.max(a.lagP50Ms, b.lagP50Ms), lagP99Ms: Math.max(a.lagP99Ms, b.lagP99Ms), lagMaxMs: Math.max(a.lagMaxMs, b.lagMaxMs),
-    latencyP50Ms: Math.max(a.latencyP50Ms, b.latencyP50Ms), latencyP99Ms: Math.max(a.latencyP99Ms, b.latencyP99Ms),
-    latencySamples: a.latencySamples + b.latencySamples, rssMiB: a.rssMiB + b.rssMiB, rssBaseMiB: a.rssBaseMiB + b.rssBaseMiB,
-    fastLegs: a.fastLegs + b.fastLegs,
-  }));
-  const totals: Totals = { type: 'totals', calls: planeTotals.flatMap((t) => t.calls), skippedTicks: planeTotals.reduce((a, t) => a + t.skippedTicks, 0) };
+  await new Promise<void>((r) => { if (worker.exitCode !== null) r(); else worker.once('exit', () => r()); });
 
   const sum = (f: (c: Totals['calls'][number]) => number): number => totals.calls.reduce((a, c) => a + f(c), 0);
   const loss = {
@@ -240,7 +221,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   const cpuMsPerCallSecond = m.cpuMs / callSeconds;
   const lagP99Ms = m.lagP99Ms;
   return {
-    calls: m.calls, planes: planeCount, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
+    calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
     cpuMsPerCallSecond: round(cpuMsPerCallSecond),
     kernelMsPerCallSecond: round(m.cpuSystemMs / callSeconds),
     cpuPercentOfOneCore: round((m.cpuMs / (m.seconds * 1000)) * 100),

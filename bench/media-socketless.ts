@@ -28,6 +28,8 @@ class SocketlessWaLeg extends EventEmitter implements WhatsAppMediaLeg {
   readonly dtmfPayloadType = 126;
   /** Meta's offers say useinbandfec=1, so the gateway decodes on the FEC-capable decoder. */
   readonly remoteInbandFec = true;
+  /** A clean network: the user's receiver reports say nothing was lost (adaptive FEC then stays off). */
+  readonly remoteFractionLost = 0;
   lastReceivedAt = performance.now();
   sent = 0;
   private readonly tx = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, KEY, SALT);

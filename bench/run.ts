@@ -10,7 +10,7 @@
  * Prints tables and writes bench/results/latest.json (and a dated copy). Takes 2–5 minutes.
  *
  *   npm run bench [-- --calls 50,100,200,400] [--seconds 8] [--media-path fast|werift] [--complexity 5] [--fec 1]
- *                 [--priority -10] [--planes 2]
+ *                 [--fec-adaptive 0] [--priority -10] [--planes 2]
  */
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,10 +32,16 @@ const mediaPath = arg('media-path', 'fast') === 'werift' ? 'werift' : 'fast';
 // disturbs its lag figures less (production media hosts do the same). Off by default.
 const priorityArg = arg('priority', '');
 const priority = priorityArg === '' ? undefined : Number(priorityArg);
-// --planes 2: spread the calls over two gateway processes (a media plane per core, as worker threads would).
+// --planes 2: spread the calls over two worker threads of the gateway process (a media plane per core).
 const planes = Math.max(1, Number(arg('planes', '1')) || 1);
-// The shipped defaults (config media.opusComplexity / opusFec / opusBitrate).
-const opus = { complexity: Number(arg('complexity', '5')), inbandFec: arg('fec', '1') !== '0', bitrate: Number(arg('bitrate', '24000')) };
+// The shipped defaults (config media.opusComplexity / opusFec / opusFecAdaptive / opusBitrate). The peers report no
+// loss (loopback), so with adaptive FEC the encoders run without FEC after the first receiver report, and the floor
+// is measured the same way; --fec-adaptive 0 puts FEC (5 % expected loss) in every packet, floor included.
+const fecAdaptive = arg('fec-adaptive', '1') !== '0';
+const opus = {
+  complexity: Number(arg('complexity', '5')), inbandFec: arg('fec', '1') !== '0', bitrate: Number(arg('bitrate', '24000')),
+  lossAdaptive: fecAdaptive, expectedLossPercent: fecAdaptive ? 0 : undefined,
+};
 
 /** Share of time some task waited for a CPU over the last 10 s (Linux PSI): other load on a shared machine. */
 function cpuPressure(): number | null {
@@ -94,7 +100,7 @@ const tableRow = (r: SocketRunResult): Record<string, number | string | boolean>
 for (const calls of ladder) {
   process.stdout.write(`\n${calls} calls (${mediaPath} path): setting up…`);
   try {
-    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, bitrate: opus.bitrate, priority, planes });
+    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, bitrate: opus.bitrate, priority, planes });
     rows.push(r);
     console.log(` set up in ${r.setupSeconds} s, measured ${r.seconds} s`);
     console.table([tableRow(r)]);
@@ -109,7 +115,7 @@ if (rows.length > 0 && !rows.some((r) => r.holds) && ladder[0]! > 10) {
   const calls = Math.max(10, Math.floor(ladder[0]! / 2));
   process.stdout.write(`\n${calls} calls (${mediaPath} path): setting up…`);
   try {
-    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, bitrate: opus.bitrate, priority, planes });
+    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, bitrate: opus.bitrate, priority, planes });
     rows.unshift(r);
     console.log(` set up in ${r.setupSeconds} s`);
   } catch (err) {
@@ -123,7 +129,7 @@ if (arg('compare', '1') !== '0' && mediaPath === 'fast' && ladder.length > 0) {
   const calls = ladder[0]!;
   process.stdout.write(`\n${calls} calls on werift's media path, for comparison: setting up…`);
   try {
-    comparison = await runSocketCalls({ calls, seconds, mediaPath: 'werift', complexity: opus.complexity, fec: opus.inbandFec, bitrate: opus.bitrate, priority, planes });
+    comparison = await runSocketCalls({ calls, seconds, mediaPath: 'werift', complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, bitrate: opus.bitrate, priority, planes });
     console.log(` set up in ${comparison.setupSeconds} s`);
   } catch (err) {
     console.log(` failed: ${(err as Error).message}`);
@@ -136,7 +142,7 @@ const result = {
   at: new Date().toISOString(),
   durationSeconds: Math.round((Date.now() - started) / 1000),
   machine: { ...machine, cpuPressureAtEnd: cpuPressure() },
-  settings: { opus, mediaPath, seconds, opusFastPath, gatewayPriority: priority ?? null, planes },
+  settings: { opus, fecAdaptive, mediaPath, seconds, opusFastPath, gatewayPriority: priority ?? null, planes },
   // Headline: the largest N that held lag p99 < 5 ms with zero added loss (0 when none did).
   callsPerCore: holding.length > 0 ? headline!.calls : 0,
   callsPerCoreByCpu: headline?.callsPerCoreByCpu ?? null,
