@@ -170,6 +170,8 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   }
   if (call.isEnded) return;
 
+  // Set when our 200 OK to the PBX is on its way: from then on the PBX leg ends with BYE, and the call was answered.
+  let sipAnswering = false;
   // Events may arrive before `connect` returns: the handle exists from here on, found through biz_opaque_callback_data.
   const pickUp = async (): Promise<void> => {
     const ok = await wa.answerReady();
@@ -182,6 +184,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       return refuse({ status: 500, text: 'Media bridge could not be set up', cause: 'bridge_failed' });
     }
     try {
+      sipAnswering = true;
       dialog = await invite.answer({ sdp: sipAnswer });
       const d = dialog;
       media.setSipInfoSender((contentType, body) => d.sendInfo(contentType, body));
@@ -191,14 +194,11 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_answer_failed' });
     }
     if (call.isEnded) {
+      // Ended (e.g. Meta's terminate) while the 200 OK was on its way: the PBX may not even have ACKed yet.
       await dialog.bye();
       return;
     }
-    wa.pickedUp = true;
-    clearTimeout(setupTimer);
-    if (call.state === 'offered') call.transition('ringing', 'accepted_without_ringing');
-    call.transition('answered', 'ACCEPTED');
-    deps.permissions?.ledger.callConnected(number.phoneNumberId, waId, 'business_initiated');
+    markAnswered('ACCEPTED');
     dialog.once('ended', (end) => {
       if (end.by === 'remote') fail({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
     });
@@ -206,6 +206,19 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       metrics.mediaTimeouts.inc({ leg });
       fail({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
     }, (_leg, cause) => fail({ by: 'gateway', outcome: 'answered', cause }));
+  };
+  /** The call counts as answered from our 200 OK to the PBX on (answeredAt, duration, pulses), ACK or not. */
+  const markAnswered = (event: string): void => {
+    if (call.state === 'answered' || call.isEnded) return;
+    if (call.state === 'offered') call.transition('ringing', 'accepted_without_ringing');
+    call.transition('answered', event);
+  };
+  /** The user picked up (§1.4 ACCEPTED, or a terminate showing start_time): not an unanswered call, limits reset. */
+  const userPickedUp = (): void => {
+    if (wa.pickedUp) return;
+    wa.pickedUp = true;
+    clearTimeout(setupTimer);
+    deps.permissions?.ledger.callConnected(number.phoneNumberId, waId, 'business_initiated');
   };
   handles.set(call, {
     answer(sdp) {
@@ -217,14 +230,20 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     status(status) {
       if (call.isEnded) return;
       if (status === 'RINGING') {
+        // A RINGING delivered after ACCEPTED (ordering is not guaranteed, §1.1) changes nothing.
+        if (wa.pickedUp) return;
         if (call.state === 'offered') call.transition('ringing', 'RINGING');
         invite.ringing();
       } else if (status === 'ACCEPTED') {
-        if (call.state === 'answered') return;
+        // Pick-up is ACCEPTED (§1.3, §1.4); the answer SDP may come before or after it: pickUp waits for it.
+        if (wa.pickedUp) return;
+        userPickedUp();
         pickUp().catch((err: Error) => {
           call.logger.error({ err: err.message }, 'pick-up failed');
           fail({ by: 'gateway', outcome: 'failed', cause: 'pickup_failed' });
         });
+      } else if (wa.pickedUp) {
+        call.logger.warn('REJECTED after ACCEPTED: ignored, the terminate ends the call');
       } else {
         fail({ by: 'whatsapp', outcome: 'rejected', cause: 'user_declined' }, { status: 603, text: 'Declined by the WhatsApp user', cause: 'user_declined' });
       }
@@ -232,7 +251,17 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     terminate(ev) {
       const graphCode = ev.errorCodes[0];
       const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : 'whatsapp_hangup';
-      if (wa.pickedUp) return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode });
+      // §1.5: start_time / duration are present only if the call was picked up (its status may say COMPLETED either way).
+      if (wa.pickedUp || ev.startTime !== undefined || (ev.duration ?? 0) > 0) {
+        userPickedUp();
+        // Our 200 OK is out (the PBX may not have ACKed yet): the BYE follows. Before it, the PBX gets a final failure.
+        if (sipAnswering) {
+          markAnswered('terminate_after_answer');
+          return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode });
+        }
+        return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode },
+          { status: 480, text: 'The WhatsApp user hung up before the call was connected', cause });
+      }
       fail({ by: 'whatsapp', outcome: 'no_answer', cause: graphCode !== undefined ? cause : 'not_answered', graphCode },
         { status: 480, text: 'The WhatsApp user did not answer', cause: 'not_answered' });
     },
@@ -377,6 +406,11 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     },
     terminate(ev) {
       const graphCode = ev.errorCodes[0];
+      // §1.5: start_time / duration mean the user picked up, even when the ACCEPTED status never came.
+      if (!wa.pickedUp && (ev.startTime !== undefined || (ev.duration ?? 0) > 0)) {
+        wa.pickedUp = true;
+        deps.permissions?.ledger.callConnected(number.phoneNumberId, waId, 'business_initiated');
+      }
       const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : wa.pickedUp ? 'whatsapp_hangup' : 'not_answered';
       end({ by: 'whatsapp', outcome: call.state === 'answered' ? 'answered' : wa.pickedUp ? 'cancelled' : 'no_answer', cause, graphCode });
     },

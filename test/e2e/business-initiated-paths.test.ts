@@ -13,7 +13,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 21;
+const TESTS = 22;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -193,6 +193,26 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     await waitFor(() => /BYE sip:/.test(sip.messages()) || undefined, 'BYE at the PBX');
     expect(await recordTo(waId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
     expect(e2e.meta.requests.filter((r) => r.callId === placed.id && r.op === 'terminate')).toHaveLength(0);
+  });
+
+  it('the user hangs up after our 200 OK but before the PBX ACKed it: BYE to the PBX, the record says answered', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    const sip = await dial(waId, 'uac-invite-late-ack');
+    const placed = await e2e.meta.waitForConnect(waId);
+    await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
+    await e2e.meta.userAnswers(placed.id);
+    await waitFor(() => sip.messages().includes('SIP/2.0 200') || undefined, '200 at the PBX');
+    await e2e.meta.userHangsUp(placed.id);
+    const result = await sip.done;
+    expect(result.messages).toMatch(/^BYE sip:/m);
+    expect(result.messages).not.toMatch(/^ACK sip:/m);
+    const record = await recordTo(waId);
+    expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
+    expect(record.answeredAt).toBeDefined();
+    expect(e2e.meta.requests.filter((r) => r.callId === placed.id && r.op === 'terminate')).toHaveLength(0);
+    const view = await (await admin('GET', `/v1/permissions/${waId}`)).json() as { consecutiveUnanswered: number };
+    expect(view.consecutiveUnanswered).toBe(0);
   });
 
   it.each([

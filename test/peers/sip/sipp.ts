@@ -9,6 +9,7 @@
  *   uas-ring-cancel    180 and no answer; 200 to CANCEL, 487 to the INVITE
  *   uas-answer-info-reinvite  answer, then after durationMs send INFO (dtmf-relay 5) and a re-INVITE (sendonly, port+2), wait for BYE
  *   uac-invite         send INVITE sip:<service>@<remote> with an SDP offer, expect 200, ACK, wait durationMs, BYE
+ *   uac-invite-late-ack  like uac-invite, but never ACK the 200: wait for the far end's BYE and answer it 200
  *   uac-cancel         send INVITE, wait for 180, CANCEL after durationMs; expect 200 (CANCEL) and 487 (INVITE), ACK
  *   uac-invite-refused send INVITE, expect the final failure given by key status (1xx optional), ACK it
  *   uac-invite-auth    like uac-invite, but expect 401 first, ACK it and resend the INVITE with digest credentials (auth)
@@ -26,7 +27,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 
-export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused';
+export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-invite-late-ack' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused';
 
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 

@@ -1,0 +1,127 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { configSchema } from '../config/schema.js';
+import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
+import type { SipDialog, SipInboundInvite } from '../sip/agent.js';
+import type { CallRecord } from '../store/call-record.js';
+import { CallRegistry } from './registry.js';
+import type { CallDeps } from './deps.js';
+import { deliverBusinessConnect, deliverBusinessStatus, deliverBusinessTerminate, handleBusinessInvite } from './business-initiated.js';
+
+/**
+ * The PBX-originated flow against fakes of the SIP invite, the media session and Graph, so that webhook events can be
+ * put exactly where a real network only rarely puts them (between our 200 OK and the PBX's ACK, ACCEPTED before the
+ * answer SDP).
+ */
+const PNID = '106540352242922';
+const USER = '447700900123';
+const WACID = 'wacid.FLOW';
+const G711_OFFER = 'v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n';
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+function setUp() {
+  const logger = createLogger('silent');
+  const registry = new CallRegistry(10, logger);
+  const written: CallRecord[] = [];
+  const graph = { connect: vi.fn(async () => WACID), terminate: vi.fn(async () => ({})) };
+  const dialog = { callId: 'sip-call-1', bye: vi.fn(async () => undefined), once: vi.fn(), sendInfo: vi.fn(async () => 200) };
+  const answered = deferred<SipDialog>();
+  const invite = {
+    callId: 'sip-call-1', requestUri: `sip:+${USER}@gw.example.com`, from: { uri: 'sip:+15550001111@10.0.0.5' },
+    source: { address: '127.0.0.1', port: 5060, protocol: 'udp' }, sdp: G711_OFFER, signal: new AbortController().signal,
+    responded: false, header: () => undefined, ringing: vi.fn(), reject: vi.fn(() => true),
+    answer: vi.fn(() => answered.promise),
+  };
+  const media = {
+    offerWhatsApp: vi.fn(async () => 'v=0\r\n'), answerSip: vi.fn(async () => 'v=0\r\n'),
+    applyWhatsAppAnswer: vi.fn(async () => undefined), bridgeSip: vi.fn(), setSipInfoSender: vi.fn(),
+    startWhatsAppMedia: vi.fn(), close: vi.fn(async () => undefined),
+  };
+  const config = configSchema.parse({
+    whatsapp: { numbers: [{ phoneNumberId: PNID, displayNumber: '447700900555', sipTarget: 'sip:agent@127.0.0.1' }] },
+  });
+  const deps = {
+    config, logger, metrics: createMetrics(), registry, graph,
+    store: { write: (r: CallRecord) => { written.push(r); } },
+    routing: { numberFor: (id: string) => config.whatsapp.numbers.find((n) => n.phoneNumberId === id) },
+    media: { create: () => media },
+    pbxGuard: { check: () => ({ pass: true }) },
+  } as unknown as CallDeps;
+  const base = { phoneNumberId: PNID, displayNumber: '447700900555', timestamp: Math.floor(Date.now() / 1000), callId: WACID };
+  const status = (s: StatusEvent['status']): StatusEvent => ({ ...base, kind: 'status', status: s, recipientId: USER });
+  const connect: ConnectEvent = { ...base, kind: 'connect', direction: 'BUSINESS_INITIATED', from: '447700900555', to: USER, sdpType: 'answer', sdp: 'v=0\r\n' };
+  const terminate = (extra: Partial<TerminateEvent> = {}): TerminateEvent => ({ ...base, kind: 'terminate', status: 'COMPLETED', errorCodes: [], ...extra });
+  const start = async () => {
+    void handleBusinessInvite(deps, invite as unknown as SipInboundInvite);
+    await vi.waitFor(() => expect(graph.connect).toHaveBeenCalled());
+    await vi.waitFor(() => expect(registry.byWhatsAppId(WACID)).toBeDefined());
+  };
+  return { deps, registry, written, graph, dialog, answered, invite, media, status, connect, terminate, start };
+}
+
+describe('business-initiated flow: webhook events in awkward places', () => {
+  it('a terminate between our 200 OK and the PBX ACK: the call is recorded answered and the PBX gets its BYE', async () => {
+    const t = setUp();
+    await t.start();
+    deliverBusinessConnect(t.deps, t.connect);
+    deliverBusinessStatus(t.deps, t.status('RINGING'));
+    deliverBusinessStatus(t.deps, t.status('ACCEPTED'));
+    // The 200 OK is on its way (drachtio has not confirmed it; the PBX has not ACKed): Meta's terminate lands now.
+    await vi.waitFor(() => expect(t.invite.answer).toHaveBeenCalledTimes(1));
+    const now = Math.floor(Date.now() / 1000);
+    expect(deliverBusinessTerminate(t.deps, t.terminate({ startTime: now, endTime: now, duration: 0 }))).toBe(true);
+    t.answered.resolve(t.dialog as unknown as SipDialog);
+    await vi.waitFor(() => expect(t.written).toHaveLength(1));
+    expect(t.written[0]).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup', waCallId: WACID });
+    expect(t.written[0]!.answeredAt).toBeDefined();
+    await vi.waitFor(() => expect(t.dialog.bye).toHaveBeenCalled());
+    expect(t.invite.reject).not.toHaveBeenCalled();
+    expect(t.graph.terminate).not.toHaveBeenCalled();
+  });
+
+  it('ACCEPTED before the connect webhook with the answer SDP: pick-up waits for the SDP, then answers the PBX once', async () => {
+    const t = setUp();
+    await t.start();
+    deliverBusinessStatus(t.deps, t.status('ACCEPTED'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(t.invite.answer).not.toHaveBeenCalled();
+    deliverBusinessConnect(t.deps, t.connect);
+    deliverBusinessConnect(t.deps, t.connect);
+    deliverBusinessStatus(t.deps, t.status('ACCEPTED'));
+    deliverBusinessStatus(t.deps, t.status('RINGING'));
+    await vi.waitFor(() => expect(t.invite.answer).toHaveBeenCalledTimes(1));
+    t.answered.resolve(t.dialog as unknown as SipDialog);
+    const call = t.registry.byWhatsAppId(WACID)!;
+    await vi.waitFor(() => expect(call.state).toBe('answered'));
+    expect(t.media.applyWhatsAppAnswer).toHaveBeenCalledTimes(1);
+    expect(t.invite.ringing).not.toHaveBeenCalled();
+    deliverBusinessTerminate(t.deps, t.terminate({ startTime: 1, endTime: 2, duration: 1 }));
+    await vi.waitFor(() => expect(t.written).toHaveLength(1));
+    expect(t.written[0]).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
+    expect(t.invite.answer).toHaveBeenCalledTimes(1);
+  });
+
+  it('a terminate with start_time whose ACCEPTED never came counts as answered; without start_time it is not_answered (480)', async () => {
+    const picked = setUp();
+    await picked.start();
+    deliverBusinessConnect(picked.deps, picked.connect);
+    deliverBusinessTerminate(picked.deps, picked.terminate({ startTime: 100, endTime: 110, duration: 10 }));
+    await vi.waitFor(() => expect(picked.written).toHaveLength(1));
+    expect(picked.written[0]).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
+    expect(picked.invite.answer).not.toHaveBeenCalled();
+    expect(picked.invite.reject).toHaveBeenCalledWith(480, expect.anything());
+
+    const missed = setUp();
+    await missed.start();
+    deliverBusinessConnect(missed.deps, missed.connect);
+    deliverBusinessTerminate(missed.deps, missed.terminate());
+    await vi.waitFor(() => expect(missed.written).toHaveLength(1));
+    expect(missed.written[0]).toMatchObject({ outcome: 'no_answer', cause: 'not_answered', sipStatus: 480 });
+  });
+});
