@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { RtpHeader, SrtpSession } from 'werift';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from './srtp.js';
+import { SrtpReferenceContext } from './srtp-reference.js';
 
 function keys(profile: SrtpProfile): { key: Buffer; salt: Buffer; key2: Buffer; salt2: Buffer } {
   const saltLen = profile === SRTP_AES128_CM_HMAC_SHA1_80 ? 14 : 12;
@@ -84,5 +85,152 @@ describe.each([
     const n = ours.protect(pkt, 12 + payload.length);
     const dec = receiver.decrypt(pkt.subarray(0, n));
     expect(dec.subarray(12).equals(payload)).toBe(true);
+  });
+});
+
+/** A random RTP packet: CSRCs, a header extension and padding as `opts` says; room for a 16-byte tag. */
+function randomRtp(seq: number, ssrc: number, payloadLen: number, opts: { csrc?: number; extWords?: number; pad?: number } = {}): { buf: Buffer; len: number } {
+  const cc = opts.csrc ?? 0;
+  const ext = opts.extWords;
+  const pad = opts.pad ?? 0;
+  const hdr = 12 + 4 * cc + (ext === undefined ? 0 : 4 + 4 * ext);
+  const len = hdr + payloadLen + pad;
+  const buf = Buffer.alloc(len + 16);
+  buf[0] = 0x80 | (pad > 0 ? 0x20 : 0) | (ext === undefined ? 0 : 0x10) | cc;
+  buf[1] = 111;
+  buf.writeUInt16BE(seq & 0xffff, 2);
+  buf.writeUInt32BE((seq * 960) >>> 0, 4);
+  buf.writeUInt32BE(ssrc >>> 0, 8);
+  randomBytes(4 * cc).copy(buf, 12);
+  if (ext !== undefined) {
+    const o = 12 + 4 * cc;
+    buf.writeUInt16BE(0xbede, o);
+    buf.writeUInt16BE(ext, o + 2);
+    randomBytes(4 * ext).copy(buf, o + 4);
+  }
+  randomBytes(payloadLen).copy(buf, hdr);
+  if (pad > 0) buf[len - 1] = pad;
+  return { buf, len };
+}
+
+function randomOpts(): { csrc?: number; extWords?: number; pad?: number } {
+  const r = Math.random();
+  return {
+    csrc: r < 0.2 ? Math.floor(Math.random() * 16) : 0,
+    extWords: Math.random() < 0.3 ? Math.floor(Math.random() * 4) : undefined,
+    pad: Math.random() < 0.2 ? 1 + Math.floor(Math.random() * 16) : 0,
+  };
+}
+
+/** Feeds the same packet to both receivers; they must agree on the result, the offset and every byte. */
+function expectSameUnprotect(ours: SrtpContext, ref: SrtpReferenceContext, srtp: Buffer, len: number, what: string): number {
+  const a = Buffer.from(srtp);
+  const b = Buffer.from(srtp);
+  const oa = { payloadOffset: -1 };
+  const ob = { payloadOffset: -1 };
+  const na = ours.unprotect(a, len, oa);
+  const nb = ref.unprotect(b, len, ob);
+  expect(na, what).toBe(nb);
+  if (nb >= 0) expect(oa.payloadOffset, what).toBe(ob.payloadOffset);
+  expect(a.equals(b), `${what}: buffer`).toBe(true);
+  return na;
+}
+
+describe.each([
+  ['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80 as SrtpProfile],
+  ['AEAD_AES_128_GCM', SRTP_AEAD_AES_128_GCM as SrtpProfile],
+])('SrtpContext %s against the per-packet-cipher reference', (_name, profile) => {
+  const make = (): { ours: SrtpContext; ref: SrtpReferenceContext; oursRx: SrtpContext; refRx: SrtpReferenceContext } => {
+    const k = keys(profile);
+    return {
+      ours: new SrtpContext(profile, k.key, k.salt), ref: new SrtpReferenceContext(profile, k.key, k.salt),
+      oursRx: new SrtpContext(profile, k.key, k.salt), refRx: new SrtpReferenceContext(profile, k.key, k.salt),
+    };
+  };
+
+  it('protects byte-identically for random packets (payload 0..1400, CSRCs, header extensions, padding) and reads them back', () => {
+    const { ours, ref, oursRx, refRx } = make();
+    const ssrc = 0x9abcdef0;
+    for (let i = 0; i < 600; i++) {
+      const seq = (65000 + i) & 0xffff; // crosses a wrap: ROC 0 → 1
+      const payloadLen = i < 100 ? i : i < 110 ? 1400 - (i - 100) * 7 : Math.floor(Math.random() * 300);
+      const p = randomRtp(seq, ssrc, payloadLen, i < 50 ? {} : randomOpts());
+      const a = Buffer.from(p.buf);
+      const na = ours.protect(a, p.len);
+      const nb = ref.protect(p.buf, p.len);
+      expect(na, `packet ${i}`).toBe(nb);
+      expect(a.equals(p.buf), `packet ${i} (seq ${seq}, payload ${payloadLen})`).toBe(true);
+      expect(expectSameUnprotect(oursRx, refRx, a, na, `packet ${i}`)).toBeGreaterThan(0);
+    }
+    expect(ours.keystream.counts.hits).toBeGreaterThan(400);
+    expect(oursRx.keystream.counts.hits).toBeGreaterThan(400);
+  });
+
+  it('keeps the ROC across several wraps, including jumps that miss the keystream window', () => {
+    const { ours, ref, oursRx, refRx } = make();
+    const ssrc = 7;
+    let seq = 0;
+    for (let i = 0; i < 40; i++) {
+      // Contiguous runs broken by quarter-space jumps: four jumps are one ROC increment.
+      seq = i % 5 === 4 ? (seq + 0x4000) & 0xffff : (seq + 1) & 0xffff;
+      const p = randomRtp(seq, ssrc, 60);
+      const a = Buffer.from(p.buf);
+      const na = ours.protect(a, p.len);
+      ref.protect(p.buf, p.len);
+      expect(a.equals(p.buf), `packet ${i}`).toBe(true);
+      expect(expectSameUnprotect(oursRx, refRx, a, na, `packet ${i}`)).toBe(p.len);
+    }
+    expect(ours.keystream.counts.fills + ours.keystream.counts.onDemand).toBeGreaterThan(5);
+  });
+
+  it('unprotects reordered, late, duplicated and far-jumping packets exactly as the reference does', () => {
+    const { ref, oursRx, refRx } = make();
+    const ssrc = 0xfeedface;
+    const sent: Buffer[] = [];
+    const lens: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const p = randomRtp((65200 + i) & 0xffff, ssrc, 40 + (i % 90), i % 7 === 0 ? randomOpts() : {});
+      lens.push(ref.protect(p.buf, p.len));
+      sent.push(p.buf);
+    }
+    const order: number[] = [];
+    for (let i = 0; i < 400; i++) order.push(i);
+    for (let i = 0; i + 2 < 200; i += 3) [order[i], order[i + 2]] = [order[i + 2]!, order[i]!]; // local reordering
+    order.splice(250, 0, 180, 100, 249, 249); // late by 70, by 150, a duplicate
+    order.splice(300, 0, 399, 398); // far ahead, then back
+    for (const idx of order) {
+      expect(expectSameUnprotect(oursRx, refRx, sent[idx]!, lens[idx]!, `seq index ${idx}`)).toBeGreaterThan(0);
+    }
+    const c = oursRx.keystream.counts;
+    expect(c.onDemand).toBeGreaterThan(0);
+    expect(c.hits).toBeGreaterThan(300);
+  });
+
+  it('rejects a tampered header, payload or tag and leaves the buffer as it was', () => {
+    const { ref, oursRx, refRx } = make();
+    for (let i = 0; i < 30; i++) {
+      const p = randomRtp(100 + i, 0x1234, 50 + i, randomOpts());
+      const n = ref.protect(p.buf, p.len);
+      expect(expectSameUnprotect(oursRx, refRx, p.buf, n, `good ${i}`)).toBeGreaterThan(0);
+      for (const at of [1, 12, Math.floor(n / 2), n - 1, n - refRx.tagLength]) {
+        const bad = Buffer.from(p.buf);
+        bad[at] = bad[at]! ^ (1 << (i & 7));
+        const copy = Buffer.from(bad);
+        expect(oursRx.unprotect(bad, n, { payloadOffset: 0 }), `byte ${at}`).toBe(-1);
+        expect(bad.equals(copy)).toBe(true);
+      }
+    }
+  });
+
+  it('serves two interleaved SSRCs and packets larger than the window rows byte-identically', () => {
+    const { ours, ref } = make();
+    for (let i = 0; i < 200; i++) {
+      const ssrc = i % 2 === 0 ? 0x11111111 : 0x22222222;
+      const p = randomRtp(30000 + (i >> 1), ssrc, i % 50 === 0 ? 1400 : 80);
+      const a = Buffer.from(p.buf);
+      expect(ours.protect(a, p.len)).toBe(ref.protect(p.buf, p.len));
+      expect(a.equals(p.buf), `packet ${i}`).toBe(true);
+    }
+    expect(ours.keystream.counts.onDemand + ours.keystream.counts.fills).toBeGreaterThan(10);
   });
 });

@@ -2,13 +2,18 @@
  * A tight SRTP (RFC 3711 AES_CM_128_HMAC_SHA1_80, RFC 7714 AEAD_AES_128_GCM) for the media hot path.
  *
  * werift builds a new cipher and HMAC object per packet and parses every header twice (~7 µs protect, ~13 µs
- * unprotect); here the AES-CM keystream comes from one long-lived AES-ECB cipher over precomputed counter blocks
- * and the HMAC is two one-shot SHA-1 hashes over reused buffers. GCM needs a cipher per packet (Node has no
- * reusable GCM context) but still skips werift's packet objects. SRTCP stays with werift (a few packets a second).
+ * unprotect). Here no packet makes a native call or an allocation in the common case: the counter-mode keystream
+ * of both profiles is computed a window of packets ahead in one AES-ECB call (srtp-keystream.ts), HMAC-SHA1
+ * (sha1.ts) and GHASH (ghash.ts) run in JS from per-key precomputed state, and tags are compared in constant time.
+ * SRTCP stays with werift (a few packets a second). srtp-reference.ts keeps the per-packet-cipher version the
+ * tests hold this one to, byte for byte.
  *
  * Packets are protected and unprotected in place: the caller's buffer must have room for the 10 / 16 tag bytes.
  */
-import { createCipheriv, createDecipheriv, hash, timingSafeEqual, type Cipher } from 'node:crypto';
+import { createCipheriv, type Cipher } from 'node:crypto';
+import { Ghash } from './ghash.js';
+import { HmacSha1 } from './sha1.js';
+import { SrtpKeystream } from './srtp-keystream.js';
 
 /** DTLS-SRTP protection profiles (RFC 5764 / RFC 7714 numbers, as werift reports them). */
 export const SRTP_AES128_CM_HMAC_SHA1_80 = 0x0001;
@@ -30,7 +35,7 @@ function ecb(key: Buffer): Cipher {
 }
 
 /** RFC 3711 §4.3 key derivation (KDR 0): AES-CM of (salt XOR label) under the master key, `len` bytes. */
-function derive(masterKey: Buffer, masterSalt: Buffer, label: number, len: number): Buffer {
+export function deriveSrtpKey(masterKey: Buffer, masterSalt: Buffer, label: number, len: number): Buffer {
   const salt = Buffer.alloc(14);
   masterSalt.copy(salt, 0, 0, Math.min(14, masterSalt.length));
   salt[7] = salt[7]! ^ label;
@@ -54,42 +59,30 @@ export function rtpPayloadOffset(buf: Uint8Array, len: number): number {
   return off <= len ? off : -1;
 }
 
-const MAX_PACKET = 1500;
-const MAX_BLOCKS = Math.ceil(MAX_PACKET / 16);
-
 /** One direction of one SRTP session (one per leg per direction); any number of SSRCs. */
 export class SrtpContext {
   readonly tagLength: number;
+  /** The keystream window, exposed for tests and the benchmark (its hit/on-demand counts). */
+  readonly keystream: SrtpKeystream;
   private readonly gcm: boolean;
-  private readonly sessionKey: Buffer;
-  private readonly sessionSalt: Buffer;
-  private readonly ecb: Cipher | null;
-  private readonly ctrBlocks: Buffer | null;
-  private readonly ipad: Buffer; // 64-byte inner pad ‖ message ‖ ROC, hashed in one call
-  private readonly opad: Buffer; // 64-byte outer pad ‖ inner digest
-  private readonly iv = Buffer.alloc(12);
+  private readonly hmac: HmacSha1 | null;
+  private readonly ghash: Ghash | null;
   /** Per SSRC: rollover counter and highest sequence number seen (s_l of RFC 3711 §3.3.1). */
   private readonly roc = new Map<number, { roc: number; sl: number; seen: boolean }>();
 
   constructor(readonly profile: SrtpProfile, masterKey: Buffer, masterSalt: Buffer) {
     this.gcm = profile === SRTP_AEAD_AES_128_GCM;
     this.tagLength = srtpTagLength(profile);
-    this.sessionKey = derive(masterKey, masterSalt, 0x00, 16);
-    this.sessionSalt = derive(masterKey, masterSalt, 0x02, 14);
+    const sessionKey = deriveSrtpKey(masterKey, masterSalt, 0x00, 16);
+    const sessionSalt = deriveSrtpKey(masterKey, masterSalt, 0x02, 14);
+    const cipher = ecb(sessionKey);
+    this.keystream = new SrtpKeystream(cipher, sessionSalt, this.gcm);
     if (this.gcm) {
-      this.ecb = null;
-      this.ctrBlocks = null;
-      this.ipad = this.opad = Buffer.alloc(0);
+      this.hmac = null;
+      this.ghash = new Ghash(ecb(sessionKey).update(Buffer.alloc(16)));
     } else {
-      this.ecb = ecb(this.sessionKey);
-      this.ctrBlocks = Buffer.alloc(MAX_BLOCKS * 16);
-      const authKey = derive(masterKey, masterSalt, 0x01, 20);
-      this.ipad = Buffer.alloc(64 + MAX_PACKET + 4, 0x36);
-      this.opad = Buffer.alloc(64 + 20, 0x5c);
-      for (let i = 0; i < 20; i++) {
-        this.ipad[i] = 0x36 ^ authKey[i]!;
-        this.opad[i] = 0x5c ^ authKey[i]!;
-      }
+      this.hmac = new HmacSha1(deriveSrtpKey(masterKey, masterSalt, 0x01, 20));
+      this.ghash = null;
     }
   }
 
@@ -100,7 +93,7 @@ export class SrtpContext {
   protect(buf: Buffer, len: number): number {
     const hdr = rtpPayloadOffset(buf, len);
     if (hdr < 0 || len + this.tagLength > buf.length) throw new RangeError('SRTP protect: bad RTP packet or no room for the tag');
-    const ssrc = buf.readUInt32BE(8);
+    const ssrc = ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0;
     const seq = (buf[2]! << 8) | buf[3]!;
     let s = this.roc.get(ssrc);
     if (!s) {
@@ -111,16 +104,24 @@ export class SrtpContext {
       s.sl = seq;
     }
     const roc = s.roc;
+    const n = len - hdr;
     if (this.gcm) {
-      const c = createCipheriv('aes-128-gcm', this.sessionKey, this.gcmIv(ssrc, roc, seq));
-      c.setAAD(buf.subarray(0, hdr));
-      c.update(buf.subarray(hdr, len)).copy(buf, hdr);
-      c.final();
-      c.getAuthTag().copy(buf, len);
+      const ks = this.keystream;
+      ks.get(ssrc, roc, seq, 1 + ((n + 15) >> 4));
+      xorInto(buf, hdr, len, ks.ks, ks.ksOff + 16);
+      const g = this.ghashOf(buf, hdr, len);
+      const k = ks.ks, o = ks.ksOff;
+      for (let i = 0; i < 16; i++) buf[len + i] = g.byte(i) ^ k[o + i]!;
       return len + 16;
     }
-    this.xorKeystream(buf, hdr, len, ssrc, roc, seq);
-    this.authTag(buf, len, roc).copy(buf, len, 0, 10);
+    if (n > 0) {
+      const ks = this.keystream;
+      ks.get(ssrc, roc, seq, (n + 15) >> 4);
+      xorInto(buf, hdr, len, ks.ks, ks.ksOff);
+    }
+    const h = this.hmac!;
+    h.mac(buf, len, roc);
+    h.writeDigest(buf, len, 10);
     return len + 10;
   }
 
@@ -132,7 +133,7 @@ export class SrtpContext {
     const rtpLen = len - this.tagLength;
     const hdr = rtpPayloadOffset(buf, rtpLen);
     if (hdr < 0) return -1;
-    const ssrc = buf.readUInt32BE(8);
+    const ssrc = ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0;
     const seq = (buf[2]! << 8) | buf[3]!;
     let s = this.roc.get(ssrc);
     if (!s) {
@@ -148,21 +149,25 @@ export class SrtpContext {
         v = (s.roc + 1) >>> 0;
       }
     }
+    const n = rtpLen - hdr;
     if (this.gcm) {
-      try {
-        const d = createDecipheriv('aes-128-gcm', this.sessionKey, this.gcmIv(ssrc, v, seq));
-        d.setAAD(buf.subarray(0, hdr));
-        d.setAuthTag(buf.subarray(rtpLen, len));
-        const plain = d.update(buf.subarray(hdr, rtpLen));
-        d.final();
-        plain.copy(buf, hdr);
-      } catch {
-        return -1;
-      }
+      const ks = this.keystream;
+      ks.get(ssrc, v, seq, 1 + ((n + 15) >> 4));
+      const g = this.ghashOf(buf, hdr, rtpLen);
+      const k = ks.ks, o = ks.ksOff;
+      let diff = 0;
+      for (let i = 0; i < 16; i++) diff |= buf[rtpLen + i]! ^ g.byte(i) ^ k[o + i]!;
+      if (diff !== 0) return -1;
+      xorInto(buf, hdr, rtpLen, k, o + 16);
     } else {
-      const tag = this.authTag(buf, rtpLen, v);
-      if (!timingSafeEqual(tag.subarray(0, 10), buf.subarray(rtpLen, len))) return -1;
-      this.xorKeystream(buf, hdr, rtpLen, ssrc, v, seq);
+      const h = this.hmac!;
+      h.mac(buf, rtpLen, v);
+      if (!h.equalsDigest(buf, rtpLen, 10)) return -1;
+      if (n > 0) {
+        const ks = this.keystream;
+        ks.get(ssrc, v, seq, (n + 15) >> 4);
+        xorInto(buf, hdr, rtpLen, ks.ks, ks.ksOff);
+      }
     }
     // Only an authenticated packet moves the state on.
     if (!s.seen) {
@@ -182,47 +187,17 @@ export class SrtpContext {
     return end;
   }
 
-  private gcmIv(ssrc: number, roc: number, seq: number): Buffer {
-    const iv = this.iv;
-    iv.writeUInt16BE(0, 0);
-    iv.writeUInt32BE(ssrc, 2);
-    iv.writeUInt32BE(roc, 6);
-    iv.writeUInt16BE(seq, 10);
-    for (let i = 0; i < 12; i++) iv[i] = iv[i]! ^ this.sessionSalt[i]!;
-    return iv;
+  /** GHASH over AAD = the RTP header buf[0, hdr) and the ciphertext buf[hdr, end). */
+  private ghashOf(buf: Buffer, hdr: number, end: number): Ghash {
+    const g = this.ghash!;
+    g.reset();
+    g.update(buf, 0, hdr);
+    g.update(buf, hdr, end - hdr);
+    g.finish(hdr, end - hdr);
+    return g;
   }
+}
 
-  /** AES-CM: IV = salt ⊕ (SSRC · 2^64) ⊕ (index · 2^16), one block per 16 payload bytes. */
-  private xorKeystream(buf: Buffer, from: number, to: number, ssrc: number, roc: number, seq: number): void {
-    const n = to - from;
-    if (n <= 0) return;
-    const blocks = Math.ceil(n / 16);
-    const ctr = this.ctrBlocks!;
-    const salt = this.sessionSalt;
-    // The first block: bytes 0..13 from the salt, SSRC at 4..7, index (ROC ‖ SEQ) at 8..13.
-    for (let i = 0; i < 14; i++) ctr[i] = salt[i]!;
-    ctr[4] = ctr[4]! ^ (ssrc >>> 24); ctr[5] = ctr[5]! ^ ((ssrc >>> 16) & 0xff);
-    ctr[6] = ctr[6]! ^ ((ssrc >>> 8) & 0xff); ctr[7] = ctr[7]! ^ (ssrc & 0xff);
-    ctr[8] = ctr[8]! ^ (roc >>> 24); ctr[9] = ctr[9]! ^ ((roc >>> 16) & 0xff);
-    ctr[10] = ctr[10]! ^ ((roc >>> 8) & 0xff); ctr[11] = ctr[11]! ^ (roc & 0xff);
-    ctr[12] = ctr[12]! ^ (seq >>> 8); ctr[13] = ctr[13]! ^ (seq & 0xff);
-    ctr[14] = 0; ctr[15] = 0;
-    for (let b = 1; b < blocks; b++) {
-      ctr.copy(ctr, b * 16, 0, 14);
-      ctr[b * 16 + 14] = b >>> 8;
-      ctr[b * 16 + 15] = b & 0xff;
-    }
-    const ks = this.ecb!.update(ctr.subarray(0, blocks * 16));
-    for (let i = 0; i < n; i++) buf[from + i] = buf[from + i]! ^ ks[i]!;
-  }
-
-  /** HMAC-SHA1(auth key, packet ‖ ROC) as two one-shot hashes; the first 10 bytes are the tag. */
-  private authTag(buf: Buffer, len: number, roc: number): Buffer {
-    const ip = this.ipad;
-    buf.copy(ip, 64, 0, len);
-    ip.writeUInt32BE(roc, 64 + len);
-    const inner = hash('sha1', ip.subarray(0, 64 + len + 4), 'buffer');
-    inner.copy(this.opad, 64);
-    return hash('sha1', this.opad, 'buffer');
-  }
+function xorInto(buf: Buffer, from: number, to: number, ks: Buffer, ksOff: number): void {
+  for (let i = from, j = ksOff; i < to; i++, j++) buf[i] = buf[i]! ^ ks[j]!;
 }
