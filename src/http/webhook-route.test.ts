@@ -154,6 +154,17 @@ describe('POST /webhooks/whatsapp', () => {
     expect(events.some((e) => e.kind === 'terminate' && e.callId === 'wacid.gone-old')).toBe(false);
   });
 
+  it('a calls change without metadata.phone_number_id: 200 to Meta, counted as malformed, no event handed on', async () => {
+    const env = JSON.parse(connectBody('wacid.nopnid')) as { entry: Array<{ changes: Array<{ value: { metadata: Record<string, string> } }> }> };
+    delete env.entry[0]!.changes[0]!.value.metadata.phone_number_id;
+    const body = JSON.stringify(env);
+    const res = await post(body, sign(body));
+    expect(res.status).toBe(200);
+    expect(events.some((e) => 'callId' in e && e.callId === 'wacid.nopnid')).toBe(false);
+    const m = await metrics.webhookMalformedItems.get();
+    expect(m.values.find((v) => v.labels.reason === 'no_phone_number_id')?.value).toBe(1);
+  });
+
   it('drops an event whose timestamp is stale', async () => {
     const body = connectBody('wacid.stale', Math.floor(Date.now() / 1000) - 3600);
     expect((await post(body, sign(body))).status).toBe(200);

@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { verifySignature } from '../whatsapp/signature.js';
-import { MalformedWebhookError, parseWebhook, dedupeKey, type CallingEvent, type WebhookErrorItem } from '../whatsapp/events.js';
+import { MalformedWebhookError, parseWebhook, dedupeKey, type CallingEvent, type MalformedChange, type WebhookErrorItem } from '../whatsapp/events.js';
 import { RecentKeys } from '../whatsapp/dedupe.js';
 import type { WebhookApps } from '../whatsapp/webhook-apps.js';
 import { readBody, sendJson } from './server.js';
@@ -93,8 +93,9 @@ export class WebhookReceiver {
     const verifiedApp = checked.app;
     let events: CallingEvent[];
     let errors: WebhookErrorItem[];
+    let malformed: MalformedChange[];
     try {
-      ({ events, errors } = parseWebhook(JSON.parse(raw.toString('utf8'))));
+      ({ events, errors, malformed } = parseWebhook(JSON.parse(raw.toString('utf8'))));
     } catch (err) {
       metrics.webhooks.inc({ result: 'malformed' });
       logger.warn({ err: (err as Error).message }, 'webhook rejected: malformed body');
@@ -107,6 +108,13 @@ export class WebhookReceiver {
       // Nothing to act on (no call id), but e.g. 131044 means every user-initiated call fails until billing is fixed.
       metrics.webhookEvents.inc({ event: 'error', result: 'logged' });
       logger.warn({ phoneNumberId: e.phoneNumberId, graphCode: e.code, message: e.message, details: e.details }, 'WhatsApp error webhook');
+    }
+    for (const m of malformed) {
+      // Still 200 (a 4xx would only make Meta retry the same body for days), but nothing is done: without the business
+      // number's phone_number_id every Graph request (reject, terminate) would go to a wrong path.
+      metrics.webhookMalformedItems.inc({ reason: m.reason }, m.items);
+      logger.warn({ field: m.field, reason: m.reason, items: m.items, ids: m.ids.slice(0, 10), app: verifiedApp || undefined },
+        'webhook change without metadata.phone_number_id: its events are dropped');
     }
     const now = Math.floor(Date.now() / 1000);
     for (const ev of events) {

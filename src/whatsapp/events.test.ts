@@ -82,4 +82,17 @@ describe('parseWebhook', () => {
     expect(events).toHaveLength(1);
     expect(ignored).toBe(1);
   });
+
+  it('a calls or messages change without metadata.phone_number_id hands on no event and reports it as malformed', () => {
+    const { events, malformed } = parseWebhook({ object: 'whatsapp_business_account', entry: [{ id: 'WABA', changes: [
+      { field: 'calls', value: { metadata: { display_phone_number: '13175551399' }, calls: [{ id: 'wacid.NOPN', from: '1', to: '2', event: 'connect', timestamp: '1', session: { sdp_type: 'offer', sdp: 'v=0' } }] } },
+      { field: 'calls', value: { calls: [{ id: 'wacid.NOMETA', from: '1', to: '2', event: 'terminate', timestamp: '1', status: 'COMPLETED' }] } },
+      { field: 'calls', value: { metadata, calls: [{ id: 'wacid.OK', from: '1', to: '2', event: 'terminate', timestamp: '1', status: 'COMPLETED' }] } },
+    ] }] });
+    expect(events.map((e) => ('callId' in e ? e.callId : ''))).toEqual(['wacid.OK']);
+    expect(malformed).toEqual([
+      { field: 'calls', reason: 'no_phone_number_id', items: 1, ids: ['wacid.NOPN'] },
+      { field: 'calls', reason: 'no_phone_number_id', items: 1, ids: ['wacid.NOMETA'] },
+    ]);
+  });
 });

@@ -79,6 +79,20 @@ export interface ParseResult {
    * webhooks, e.g. 131044 (no valid payment method) on user-initiated calls (§1.5, §2.8).
    */
   errors: WebhookErrorItem[];
+  /**
+   * Changes that carry calls, statuses or messages but cannot be acted on: without `metadata.phone_number_id` no Graph
+   * request can name the business number (§1.1, §2), so their items are left out of `events` entirely.
+   */
+  malformed: MalformedChange[];
+}
+
+export interface MalformedChange {
+  field: string;
+  reason: 'no_phone_number_id';
+  /** How many calls / statuses / messages the change held. */
+  items: number;
+  /** Their wacids (or message senders), for the log line. */
+  ids: string[];
 }
 
 export interface WebhookErrorItem {
@@ -95,6 +109,7 @@ export function parseWebhook(body: unknown): ParseResult {
   }
   const events: CallingEvent[] = [];
   const errors: WebhookErrorItem[] = [];
+  const malformed: MalformedChange[] = [];
   let ignored = 0;
   for (const entry of body.entry) {
     for (const change of arr(isObj(entry) ? entry.changes : undefined)) {
@@ -104,6 +119,14 @@ export function parseWebhook(body: unknown): ParseResult {
       const phoneNumberId = str(meta.phone_number_id) ?? '';
       const displayNumber = str(meta.display_phone_number) ?? '';
       const base = { phoneNumberId, displayNumber };
+      if (!phoneNumberId && (change.field === 'calls' || change.field === 'messages')) {
+        const items = change.field === 'calls' ? [...arr(value.calls), ...arr(value.statuses)] : arr(value.messages);
+        if (items.length > 0) {
+          const ids = items.map((i) => (isObj(i) ? str(i.id) ?? str(i.from) : undefined)).filter((id): id is string => id !== undefined);
+          malformed.push({ field: change.field, reason: 'no_phone_number_id', items: items.length, ids });
+          continue;
+        }
+      }
       if (change.field === 'calls') {
         const contacts = arr(value.contacts).filter(isObj);
         const errorCodes = arr(value.errors).filter(isObj).map((e) => num(e.code)).filter((c): c is number => c !== undefined);
@@ -130,7 +153,7 @@ export function parseWebhook(body: unknown): ParseResult {
       }
     }
   }
-  return { events, ignored, errors };
+  return { events, ignored, errors, malformed };
 }
 
 function parseCall(call: Obj, base: Omit<Base, 'timestamp'>, contacts: Obj[], errorCodes: number[]): CallingEvent | undefined {

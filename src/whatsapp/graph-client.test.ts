@@ -69,4 +69,14 @@ describe('GraphClient request and response shapes (§2.1, §2.7)', () => {
     reply = { status: 502, body: '<html>bad gateway</html>' };
     expect(await client.terminate('1', 'wacid.C').catch((e: unknown) => e)).toMatchObject({ httpStatus: 502, code: undefined });
   });
+
+  it('sends nothing for an empty or non-numeric phone-number id (POST //calls would be another endpoint)', async () => {
+    const before = seen.length;
+    for (const pnid of ['', 'undefined', '../me']) {
+      const err = await client.reject(pnid, 'wacid.D').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GraphError);
+      expect((err as Error).message).toMatch(/invalid phone number id/);
+    }
+    expect(seen.length).toBe(before);
+  });
 });

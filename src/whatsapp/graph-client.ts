@@ -103,6 +103,11 @@ export class GraphClient {
   }
 
   async request(action: string, method: 'GET' | 'POST', path: string, body?: unknown, opts: { retries?: number } = {}): Promise<Record<string, unknown>> {
+    // Every Graph path starts with the phone-number id (digits): an empty or odd one would hit another endpoint.
+    if (!/^\/\d+\//.test(path)) {
+      this.opts.metrics.graphRequests.inc({ action, status: 'invalid_path' });
+      throw new GraphError(action, 0, undefined, undefined, `Graph ${action} not sent: invalid phone number id in path ${JSON.stringify(path.split('?')[0])}`);
+    }
     const url = `${this.opts.baseUrl.replace(/\/$/, '')}/${this.opts.apiVersion}${path}`;
     const retries = opts.retries ?? this.opts.retries;
     let attempt = 0;

@@ -14,7 +14,7 @@ import { DISPLAY_NUMBER, PHONE_NUMBER_ID, recordOf, startE2E, waitFor, waitNoLiv
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 8;
+const TESTS = 9;
 if (skipReason) noteSkipped(skipReason, TESTS, 'webhook shapes');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
@@ -136,6 +136,19 @@ describe.skipIf(skipReason !== undefined)('webhook shapes from Meta\'s documenta
     expect((await e2e.meta.waitForAction(callId, 'reject')).status).toBe(200);
     expect(await recordOf(e2e.gateway, callId)).toMatchObject({ outcome: 'failed', cause: 'unanswerable_offer' });
     expect(actions(callId)).toEqual(['reject:200']);
+  });
+
+  it('a connect without metadata.phone_number_id is answered 200 and dropped: no call, no Graph request, a metric', async () => {
+    const before = e2e.meta.requests.length;
+    const { callId, envelope } = await e2e.meta.userCalls(user, { deliver: false });
+    delete (envelope.entry[0]!.changes[0]!.value.metadata as { phone_number_id?: string }).phone_number_id;
+    const [delivery] = await e2e.meta.sendWebhook(envelope);
+    expect(delivery?.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(e2e.meta.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+    expect(e2e.gateway.registry.byWhatsAppId(callId)).toBeUndefined();
+    const metrics = await (await fetch(`http://127.0.0.1:${e2e.gateway.http.port}/metrics`)).text();
+    expect(metrics).toMatch(/^wagw_webhook_malformed_items_total\{reason="no_phone_number_id"\} [1-9]/m);
   });
 
   function terminate(callId: string, status: string): WebhookEnvelope {
