@@ -124,4 +124,15 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     await vi.waitFor(() => expect(missed.written).toHaveLength(1));
     expect(missed.written[0]).toMatchObject({ outcome: 'no_answer', cause: 'not_answered', sipStatus: 480 });
   });
+
+  it('REJECTED is answered 486 to the PBX (§6 item 3; 486 = user declined in Meta SIP mode), record rejected', async () => {
+    const t = setUp();
+    await t.start();
+    deliverBusinessStatus(t.deps, t.status('RINGING'));
+    deliverBusinessStatus(t.deps, t.status('REJECTED'));
+    await vi.waitFor(() => expect(t.written).toHaveLength(1));
+    expect(t.invite.reject).toHaveBeenCalledWith(486, expect.objectContaining({ reasonHeader: expect.objectContaining({ cause: 486 }) }));
+    expect(t.written[0]).toMatchObject({ outcome: 'rejected', endedBy: 'whatsapp', cause: 'user_declined', sipStatus: 486 });
+    expect(t.graph.terminate).not.toHaveBeenCalled();
+  });
 });

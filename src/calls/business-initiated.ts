@@ -245,7 +245,8 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       } else if (wa.pickedUp) {
         call.logger.warn('REJECTED after ACCEPTED: ignored, the terminate ends the call');
       } else {
-        fail({ by: 'whatsapp', outcome: 'rejected', cause: 'user_declined' }, { status: 603, text: 'Declined by the WhatsApp user', cause: 'user_declined' });
+        // §6 item 3 and Meta's own SIP mode (§4.6: 486 = user declined) answer a declined call with 486.
+        fail({ by: 'whatsapp', outcome: 'rejected', cause: 'user_declined' }, { status: 486, text: 'Declined by the WhatsApp user', cause: 'user_declined' });
       }
     },
     terminate(ev) {

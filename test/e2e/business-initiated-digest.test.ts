@@ -130,7 +130,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated: SIP digest guard 
   it('business number by prefix: 801 + number is stripped and placed from the rule’s number; no rule → the default number', async () => {
     const viaPrefix = newUser();
     e2e.meta.addUser({ waId: viaPrefix }, { permission: 'permanent' });
-    const sip = await dial(`801${viaPrefix}`, 'uac-invite-auth-refused', { username: 'pbx-other', password: 'other-pass' }, { status: '603' });
+    const sip = await dial(`801${viaPrefix}`, 'uac-invite-auth-refused', { username: 'pbx-other', password: 'other-pass' }, { status: '486' });
     const placed = await e2e.meta.waitForConnect(viaPrefix);
     expect(e2e.meta.requests.find((r) => r.op === 'connect' && (r.body as { to?: string }).to === viaPrefix)?.phoneNumberId).toBe(PHONE_NUMBER_ID);
     await e2e.meta.userDeclines(placed.id);

@@ -147,15 +147,15 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     expect((await records(e2e.gateway)).find((r) => r.userWaId === waId)).toBeUndefined();
   });
 
-  it('the user declines: REJECTED → 603 and the call counts as unanswered', async () => {
+  it('the user declines: REJECTED → 486 (§6, Meta SIP mode) and the call counts as unanswered', async () => {
     const waId = newUser();
     e2e.meta.addUser({ waId }, { permission: 'permanent' });
-    const sip = await dial(waId, 'uac-invite-refused', { status: '603' });
+    const sip = await dial(waId, 'uac-invite-refused', { status: '486' });
     const placed = await e2e.meta.waitForConnect(waId);
     await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
     await e2e.meta.userDeclines(placed.id);
-    expect(await finalOf(sip)).toMatch(/SIP\/2.0 603/);
-    expect(await recordTo(waId)).toMatchObject({ outcome: 'rejected', endedBy: 'whatsapp', sipStatus: 603, cause: 'user_declined' });
+    expect(await finalOf(sip)).toMatch(/SIP\/2.0 486/);
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'rejected', endedBy: 'whatsapp', sipStatus: 486, cause: 'user_declined' });
     const view = await (await admin('GET', `/v1/permissions/${waId}`)).json() as { consecutiveUnanswered: number; status: string };
     expect(view).toMatchObject({ status: 'permanent', consecutiveUnanswered: 1 });
   });
@@ -295,7 +295,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
   it('a temporary permission expires silently: the next INVITE is refused with no connect', async () => {
     const waId = newUser();
     e2e.meta.addUser({ waId }, { permission: 'temporary', permissionExpiresAt: now + HOUR });
-    const sip = await dial(waId, 'uac-invite-refused', { status: '603' });
+    const sip = await dial(waId, 'uac-invite-refused', { status: '486' });
     const placed = await e2e.meta.waitForConnect(waId);
     await waitFor(() => sip.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
     await e2e.meta.userDeclines(placed.id);
