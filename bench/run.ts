@@ -19,6 +19,8 @@ import { codecFloorMs, runCodecFloor } from './codec-floor.js';
 import { runSocketCalls, type SocketRunResult } from './media-path.js';
 import { runSocketless } from './media-socketless.js';
 import { opusFastPath } from '../src/media/opus-codec.js';
+import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from '../src/media/srtp.js';
+import { SrtpReferenceContext } from '../src/media/srtp-reference.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -90,6 +92,32 @@ const codecTable = runCodecFloor(2000);
 console.log('\nCodec cost per setting (µs per 20 ms frame)');
 console.table(codecTable);
 
+// SRTP alone: one protect + unprotect of an 82-byte RTP packet (a 20 ms Opus frame), consecutive sequence numbers.
+function srtpPairMicros(make: (p: SrtpProfile, k: Buffer, s: Buffer) => Pick<SrtpContext, 'protect' | 'unprotect'>, profile: SrtpProfile, n: number): number {
+  const key = Buffer.alloc(16, 7), salt = Buffer.alloc(14, 9);
+  const tx = make(profile, key, salt), rx = make(profile, key, salt);
+  const buf = Buffer.alloc(1500, 0x55).fill(0, 0, 12);
+  buf[0] = 0x80; buf[1] = 111; buf.writeUInt32BE(0x12345678, 8);
+  const out = { payloadOffset: 0 };
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    buf.writeUInt16BE(i & 0xffff, 2);
+    if (rx.unprotect(buf, tx.protect(buf, 82), out) < 0) throw new Error('SRTP bench: authentication failed');
+  }
+  return Number(process.hrtime.bigint() - t0) / 1000 / n;
+}
+const srtpTable = ([['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80], ['AEAD_AES_128_GCM', SRTP_AEAD_AES_128_GCM]] as const).map(([profile, p]) => {
+  const old: number[] = [];
+  const ours: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    old.push(srtpPairMicros((...a) => new SrtpReferenceContext(...a), p, 20_000));
+    ours.push(srtpPairMicros((...a) => new SrtpContext(...a), p, 100_000));
+  }
+  return { profile, oldPerPacketCipherUs: round(Math.min(...old)), oursUs: round(Math.min(...ours)), speedup: round(Math.min(...old) / Math.min(...ours), 1) };
+});
+console.log('\nSRTP µs per protect+unprotect pair (old-style per-packet cipher vs ours), min of 3');
+console.table(srtpTable);
+
 // 3. The ladder.
 const rows: SocketRunResult[] = [];
 const tableRow = (r: SocketRunResult): Record<string, number | string | boolean> => ({
@@ -157,6 +185,7 @@ const result = {
     werift: { msPerCallSecond: round(weriftMs), ratioToFloor: round(weriftMs / floorMs), runs: weriftRuns.map((v) => round(v)) },
   },
   codecs: codecTable,
+  srtp: srtpTable,
   calls: rows,
   weriftPathComparison: comparison,
 };
