@@ -76,8 +76,10 @@ export class SrtpKeystream {
   }
 
   private onDemand(ssrc: number, idx: number, blocks: number): void {
-    this.write(ssrc, idx, 1, blocks);
-    this.ks = this.ecb.update(INPUT_BYTES.subarray(0, blocks * 16));
+    // Packets past MAX_PACKET are not audio, but they must still decrypt rather than overrun the shared input.
+    const bytes = blocks * 16 <= INPUT_BYTES.length ? INPUT_BYTES : Buffer.alloc(blocks * 16);
+    this.write(new DataView(bytes.buffer, bytes.byteOffset, blocks * 16), ssrc, idx, 1, blocks);
+    this.ks = this.ecb.update(bytes.subarray(0, blocks * 16));
     this.ksOff = 0;
     this.counts.onDemand++;
   }
@@ -92,7 +94,7 @@ export class SrtpKeystream {
     }
     const rowBlocks = Math.min(MAX_ROW_BLOCKS, Math.max(blocks, ssrc === this.winSsrc ? this.winMaxBlocks : 0));
     const rows = this.nextRows;
-    this.write(ssrc, idx, rows, rowBlocks);
+    this.write(INPUT_VIEW, ssrc, idx, rows, rowBlocks);
     this.win = this.ecb.update(INPUT_BYTES.subarray(0, rows * rowBlocks * 16));
     this.winSsrc = ssrc;
     this.winBase = idx;
@@ -105,9 +107,8 @@ export class SrtpKeystream {
     this.counts.fills++;
   }
 
-  /** Counter blocks for `rows` packets from index `idx` on, `blocks` per packet, into INPUT. */
-  private write(ssrc: number, idx: number, rows: number, blocks: number): void {
-    const v = INPUT_VIEW;
+  /** Counter blocks for `rows` packets from index `idx` on, `blocks` per packet. */
+  private write(v: DataView, ssrc: number, idx: number, rows: number, blocks: number): void {
     let o = 0;
     for (let r = 0; r < rows; r++) {
       const i = idx + r;

@@ -222,6 +222,20 @@ describe.each([
     }
   });
 
+  it('still handles packets beyond the 1500-byte budget (computed on demand), as werift reads them', () => {
+    const k = keys(profile);
+    const ours = new SrtpContext(profile, k.key2, k.salt2);
+    const oursRx = new SrtpContext(profile, k.key2, k.salt2);
+    const receiver = weriftSession(profile, k);
+    const payload = randomBytes(1700);
+    const pkt = rtp(9, 960, 0x5555, payload);
+    const n = ours.protect(pkt, 12 + payload.length);
+    expect(receiver.decrypt(pkt.subarray(0, n)).subarray(12).equals(payload)).toBe(true);
+    const out = { payloadOffset: 0 };
+    expect(oursRx.unprotect(pkt, n, out)).toBe(12 + payload.length);
+    expect(pkt.subarray(out.payloadOffset, 12 + payload.length).equals(payload)).toBe(true);
+  });
+
   it('serves two interleaved SSRCs and packets larger than the window rows byte-identically', () => {
     const { ours, ref } = make();
     for (let i = 0; i < 200; i++) {
