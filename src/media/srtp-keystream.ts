@@ -31,7 +31,7 @@ export class SrtpKeystream {
   /** After get(): the buffer and offset holding the packet's row. */
   ks: Buffer = Buffer.alloc(0);
   ksOff = 0;
-  /** Counters for tests and the benchmark: rows served from the window, computed on demand, windows filled. */
+  /** Rows served from the window, rows computed on demand, windows filled (for tests). */
   readonly counts = { hits: 0, onDemand: 0, fills: 0 };
 
   private readonly s0: number;

@@ -2,9 +2,10 @@
  * A tight SRTP (RFC 3711 AES_CM_128_HMAC_SHA1_80, RFC 7714 AEAD_AES_128_GCM) for the media hot path.
  *
  * werift builds a new cipher and HMAC object per packet and parses every header twice (~7 µs protect, ~13 µs
- * unprotect). Here no packet makes a native call or an allocation in the common case: the counter-mode keystream
- * of both profiles is computed a window of packets ahead in one AES-ECB call (srtp-keystream.ts), HMAC-SHA1
- * (sha1.ts) and GHASH (ghash.ts) run in JS from per-key precomputed state, and tags are compared in constant time.
+ * unprotect). Here a packet makes no native call and no allocation in the common case: the counter-mode keystream
+ * of both profiles is computed a window of up to 64 packets ahead in one AES-ECB call (srtp-keystream.ts; that
+ * call's Buffer is the one allocation per window), HMAC-SHA1 (sha1.ts) and GHASH (ghash.ts) run in JS from
+ * per-key precomputed state, and tags are compared in constant time.
  * SRTCP stays with werift (a few packets a second). srtp-reference.ts keeps the per-packet-cipher version the
  * tests hold this one to, byte for byte.
  *
@@ -62,7 +63,7 @@ export function rtpPayloadOffset(buf: Uint8Array, len: number): number {
 /** One direction of one SRTP session (one per leg per direction); any number of SSRCs. */
 export class SrtpContext {
   readonly tagLength: number;
-  /** The keystream window, exposed for tests and the benchmark (its hit/on-demand counts). */
+  /** The keystream window; public so tests can see its hit / on-demand counts. */
   readonly keystream: SrtpKeystream;
   private readonly gcm: boolean;
   private readonly hmac: HmacSha1 | null;
