@@ -183,7 +183,13 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     for (const s of settled) if (s.status === 'rejected') failures.push((s.reason as Error).message);
   }
   const setupSeconds = (performance.now() - t0) / 1000;
-  if (failures.length > 0) throw new Error(`bench set-up failed for ${failures.length} calls: ${failures.slice(0, 3).join('; ')}`);
+  if (failures.length > 0) {
+    // Leave nothing behind for the next rung: the gateway process and every peer socket go.
+    worker.kill();
+    await Promise.all(peers.map((p) => p.leg.close()));
+    for (const e of echoes) e.close();
+    throw new Error(`bench set-up failed for ${failures.length} calls: ${failures.slice(0, 3).join('; ')}`);
+  }
 
   // The users talk on a steady clock, spread over 10 phases like the gateway's own.
   const clock = new IntervalFrameClock(20, 5, 10);

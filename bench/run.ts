@@ -171,8 +171,8 @@ const result = {
   durationSeconds: Math.round((Date.now() - started) / 1000),
   machine: { ...machine, cpuPressureAtEnd: cpuPressure() },
   settings: { opus, fecAdaptive, mediaPath, seconds, opusFastPath, gatewayPriority: priority ?? null, planes },
-  // Headline: the largest N that held lag p99 < 5 ms with zero added loss (0 when none did).
-  callsPerCore: holding.length > 0 ? headline!.calls : 0,
+  // Headline: the largest N that held lag p99 < 5 ms with zero added loss (0 when none did), per core the planes used.
+  callsPerCore: holding.length > 0 ? Math.floor(headline!.calls / Math.min(planes, machine.cores)) : 0,
   callsPerCoreByCpu: headline?.callsPerCoreByCpu ?? null,
   floorRatio: round(floorRatio),
   lagP99Ms: headline?.lagP99Ms ?? null,
