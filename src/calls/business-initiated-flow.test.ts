@@ -8,6 +8,7 @@ import type { CallRecord } from '../store/call-record.js';
 import { CallRegistry } from './registry.js';
 import type { CallDeps } from './deps.js';
 import { deliverBusinessConnect, deliverBusinessStatus, deliverBusinessTerminate, handleBusinessInvite } from './business-initiated.js';
+import { dispatchEvent } from './dispatch.js';
 
 /**
  * The PBX-originated flow against fakes of the SIP invite, the media session and Graph, so that webhook events can be
@@ -29,7 +30,7 @@ function setUp() {
   const logger = createLogger('silent');
   const registry = new CallRegistry(10, logger);
   const written: CallRecord[] = [];
-  const graph = { connect: vi.fn(async () => WACID), terminate: vi.fn(async () => ({})) };
+  const graph = { connect: vi.fn(async (): Promise<string | undefined> => WACID), terminate: vi.fn(async () => ({})) };
   const dialog = { callId: 'sip-call-1', bye: vi.fn(async () => undefined), once: vi.fn(), sendInfo: vi.fn(async () => 200) };
   const answered = deferred<SipDialog>();
   const invite = {
@@ -133,6 +134,20 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     await vi.waitFor(() => expect(t.written).toHaveLength(1));
     expect(t.invite.reject).toHaveBeenCalledWith(486, expect.objectContaining({ reasonHeader: expect.objectContaining({ cause: 486 }) }));
     expect(t.written[0]).toMatchObject({ outcome: 'rejected', endedBy: 'whatsapp', cause: 'user_declined', sipStatus: 486 });
+    expect(t.graph.terminate).not.toHaveBeenCalled();
+  });
+
+  it('a terminate without biz_opaque_callback_data that beats the Graph connect response still ends the call once connect names it', async () => {
+    const t = setUp();
+    const connected = deferred<string | undefined>();
+    t.graph.connect.mockImplementation(() => connected.promise);
+    void handleBusinessInvite(t.deps, t.invite as unknown as SipInboundInvite);
+    await vi.waitFor(() => expect(t.graph.connect).toHaveBeenCalled());
+    dispatchEvent(t.deps, t.terminate());
+    connected.resolve(WACID);
+    await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
+    expect(t.written[0]).toMatchObject({ outcome: 'no_answer', endedBy: 'whatsapp', cause: 'not_answered', sipStatus: 480, waCallId: WACID });
+    expect(t.invite.reject).toHaveBeenCalledWith(480, expect.anything());
     expect(t.graph.terminate).not.toHaveBeenCalled();
   });
 });

@@ -277,6 +277,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
   }
   call.logger.info('Graph connect accepted: the WhatsApp user is being called');
+  replayEarlyTerminate(deps, call, connected.waCallId);
 }
 
 export interface ClickToCallRequest {
@@ -424,6 +425,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
   }
   call.logger.info('click-to-call: the WhatsApp user is being called');
+  replayEarlyTerminate(deps, call, connected.waCallId);
   return { call };
 }
 
@@ -484,6 +486,17 @@ function findCall(deps: CallDeps, waCallId: string, bizOpaque: string | undefine
     }
   }
   return call?.ctx.direction === 'business_initiated' ? call : undefined;
+}
+
+/**
+ * Ordering is not guaranteed (§1.1): Meta's terminate may beat the Graph `connect` response that names the wacid. With
+ * biz_opaque_callback_data it found the call anyway; without, it was kept by the registry and ends the call now.
+ */
+function replayEarlyTerminate(deps: CallDeps, call: Call, waCallId: string | undefined): void {
+  const ev = waCallId ? deps.registry.takeEarlyTerminate(waCallId) : undefined;
+  if (!ev || call.isEnded) return;
+  call.logger.info({ status: ev.status, startTime: ev.startTime, errors: ev.errorCodes }, 'WhatsApp call terminated before Graph connect returned');
+  handles.get(call)?.terminate(ev);
 }
 
 /** The `connect` webhook with the user's SDP answer (§1.3): media setup, not pick-up. */

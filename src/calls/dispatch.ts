@@ -19,6 +19,7 @@ export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
       return;
     case 'terminate':
       if (deliverBusinessTerminate(deps, ev)) return;
+      if (!deps.registry.byWhatsAppId(ev.callId)) deps.registry.keepEarlyTerminate(ev);
       handleTerminate(deps, ev.callId, ev.errorCodes);
       return;
     case 'status':

@@ -2,6 +2,10 @@ import type { Logger } from '../observability/logger.js';
 import type { Call } from './call.js';
 import { RecentKeys } from '../whatsapp/dedupe.js';
 import { CallEvents } from './events.js';
+import type { TerminateEvent } from '../whatsapp/events.js';
+
+/** At most this many terminates for wacids not (yet) known here are kept for a call whose Graph connect is still out. */
+const EARLY_TERMINATES_MAX = 1000;
 
 /**
  * The live calls, found by gateway id, WhatsApp call id or SIP Call-ID; the admission rules (limit, drain); and the
@@ -11,6 +15,7 @@ export class CallRegistry {
   private readonly byId = new Map<string, Call>();
   private readonly byWaId = new Map<string, Call>();
   private readonly terminatedWaIds = new RecentKeys(60 * 60 * 1000);
+  private readonly earlyTerminates = new Map<string, TerminateEvent>();
   private drainingSince?: number;
   private readonly emptyWaiters = new Set<() => void>();
 
@@ -77,6 +82,26 @@ export class CallRegistry {
 
   wasWhatsAppTerminated(waCallId: string): boolean {
     return this.terminatedWaIds.has(waCallId);
+  }
+
+  /**
+   * A terminate naming no call here may still be for a business-initiated call whose Graph `connect` has not returned
+   * its wacid (and Meta left out biz_opaque_callback_data): kept, bounded, for takeEarlyTerminate.
+   */
+  keepEarlyTerminate(ev: TerminateEvent): void {
+    this.earlyTerminates.delete(ev.callId);
+    this.earlyTerminates.set(ev.callId, ev);
+    if (this.earlyTerminates.size > EARLY_TERMINATES_MAX) {
+      const oldest = this.earlyTerminates.keys().next().value;
+      if (oldest !== undefined) this.earlyTerminates.delete(oldest);
+    }
+  }
+
+  /** The kept terminate for this wacid, once. */
+  takeEarlyTerminate(waCallId: string): TerminateEvent | undefined {
+    const ev = this.earlyTerminates.get(waCallId);
+    this.earlyTerminates.delete(waCallId);
+    return ev;
   }
 
   /** Stops admitting calls, waits for live ones up to the deadline, then ends the rest with cause 'drain'. */
