@@ -150,7 +150,7 @@ describe('WebRtcLeg', () => {
     expect(openUdpHandles()).toBeLessThanOrEqual(udpBefore);
   });
 
-  it('takes the CONTROLLING role against an ICE-lite offerer (Meta) and sends DTMF on the audio SSRC', async () => {
+  it('takes the CONTROLLING role against an ICE-lite offerer with an IPv6 candidate too (Meta) and sends DTMF on the audio SSRC', async () => {
     // A werift peer configured as ICE-lite stands in for Meta's relay.
     const meta = new RTCPeerConnection({
       iceLite: true, iceServers: [], iceUseIpv6: false, iceInterfaceAddresses: { udp4: '127.0.0.1' }, iceAdditionalHostAddresses: ['127.0.0.1'],
@@ -167,8 +167,11 @@ describe('WebRtcLeg', () => {
     meta.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => received.push(rtp)));
     meta.addTransceiver('audio', { direction: 'sendrecv' });
     await meta.setLocalDescription(await meta.createOffer());
-    const offer = meta.localDescription!.sdp;
+    // Meta's offers carry one IPv4 and one IPv6 host candidate; the gateway listens on IPv4 only and must simply
+    // pair with the IPv4 one (the IPv6 one is listed first here, so it is not picked by luck).
+    const offer = meta.localDescription!.sdp.replace(/^(a=candidate:.*\r\n)/m, 'a=candidate:9 1 udp 2130706431 2001:db8::7 3480 typ host\r\n$1');
     expect(offer).toContain('a=ice-lite');
+    expect(offer.indexOf('2001:db8::7')).toBeLessThan(offer.indexOf(' 127.0.0.1 '));
 
     const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1' });
     cleanups.push(() => leg.close());
