@@ -10,6 +10,7 @@ const legQuality = {
     packetsIn: { type: 'integer' }, packetsOut: { type: 'integer' }, lost: { type: 'integer' }, late: { type: 'integer' },
     jitterMs: { type: 'number' }, mos: { type: 'number', description: 'E-model MOS estimate, 1–4.5' },
     rttMs: { type: 'number', description: 'Round-trip time from RTCP, when the peer reported one' },
+    lostAtPeer: { type: 'integer', description: 'The other direction: our packets the peer\'s RTCP reports say it lost (WhatsApp leg)' },
   },
 };
 

@@ -36,6 +36,8 @@ export interface WhatsAppMediaLeg {
   readonly rttMs?: number;
   /** Fraction (0–1) of our packets the remote's latest RTCP receiver report says were lost, when one arrived. */
   readonly remoteFractionLost?: number;
+  /** Our packets the remote reports lost in all (RTCP cumulative number lost), when it reported. */
+  readonly remotePacketsLost?: number;
   readonly lastReceivedAt: number;
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset?: number, length?: number): void;
   on(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
@@ -107,6 +109,8 @@ export interface LegQuality {
   mos: number;
   /** Round-trip time from RTCP (RFC 3550 §6.4.1), when the peer's reports allowed one. */
   rttMs?: number;
+  /** The other direction: our packets the peer's RTCP reports say it lost (WhatsApp leg), when it reported. */
+  lostAtPeer?: number;
 }
 
 export interface BridgeDtmfEvent {
@@ -391,6 +395,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       mos: estimateMos({ codec: 'opus', lossPercent: wa.lossFraction * 100, jitterMs: wa.jitterMs, ...(waRtt !== undefined ? { delayMs: waRtt / 2 } : {}) }),
     };
     if (waRtt !== undefined) whatsapp.rttMs = round1(waRtt);
+    const lostAtPeer = this.wa.remotePacketsLost;
+    if (lostAtPeer !== undefined) whatsapp.lostAtPeer = Math.max(0, lostAtPeer);
     const sipQ: LegQuality = {
       packetsIn: sip.packets,
       packetsOut: this.sipPacketsOut,
@@ -411,9 +417,12 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     tickErrors: number;
     /** Lost WhatsApp frames rebuilt from the next packet's in-band FEC (the rest were concealed). */
     fecRecovered: number;
+    /** The Opus encoder's expected loss toward WhatsApp (in-band FEC is sent while it is above 0). */
+    opusExpectedLossPercent: number;
   } {
     return {
       fecRecovered: this.fecRecovered,
+      opusExpectedLossPercent: this.opusEnc.settings.packetLoss,
       jitterBuffer: { ...this.jb.stats, targetDelayMs: this.jb.targetDelayMs },
       sipFifo: { queued: this.fifo.size, overflowed: this.fifo.overflowed, underruns: this.fifo.underruns, trimmed: this.fifo.trimmed },
       sipOtherPayloadTypes: this.sipOtherPt,

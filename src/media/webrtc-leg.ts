@@ -438,6 +438,12 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     return typeof f === 'number' && Number.isFinite(f) ? f : undefined;
   }
 
+  /** Our packets the remote reports lost in all (its RTCP cumulative number lost); undefined before a report. */
+  get remotePacketsLost(): number | undefined {
+    const n = (this.transceiver?.sender as unknown as { remotePacketsLost?: number } | undefined)?.remotePacketsLost;
+    return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
+  }
+
   /** 'controlling' once werift has applied the role; 'controlled' only if a full-ICE peer won the tie-break. */
   get iceRole(): string {
     return this.pc.iceTransports[0]?.role ?? 'unknown';

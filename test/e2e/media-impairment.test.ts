@@ -100,6 +100,13 @@ describe.skipIf(skipReason !== undefined)('media under 5 % loss and 40 ms jitter
       // 5 % loss costs Opus a clear step from its clean score (≈ 4.4) but leaves a usable call.
       expect(wa.mos).toBeLessThan(4.2);
       expect(wa.mos).toBeGreaterThan(2.5);
+      // The other direction: the user's receiver reports told the gateway about the loss toward the user too (what
+      // turns the encoder's in-band FEC on).
+      const towardUser = relay.stats.toUser.dropped;
+      console.log(`toward the user: relay dropped ${towardUser}, the user's RTCP reports ${wa.lostAtPeer} lost`);
+      expect(wa.lostAtPeer).toBeGreaterThan(0);
+      // Its last report predates the hang-up by up to a few seconds, so it can only have counted fewer.
+      expect(wa.lostAtPeer!).toBeLessThanOrEqual(towardUser);
     } finally {
       await user.close();
     }
