@@ -311,7 +311,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     // Exactly one ICE socket per leg, announced under one address: werift's host-address enumeration is
     // switched off (iceUseIpv4/6 false) and the address is supplied as an "additional host address", which
     // werift binds on the interface address (or the wildcard) and announces verbatim: the 1:1 NAT case.
-    const announced = opts.publicAddress || bind || primaryIPv4();
+    const announced = announcedAddress(opts);
     if (!announced) throw new MediaSetupError('no IPv4 address to announce: set media.publicAddress or media.bindAddress');
     this.announce = new Set([announced]);
     if (opts.portPool) {
@@ -722,6 +722,15 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     this.state = s;
     this.emit('state', s);
   }
+}
+
+/**
+ * The address our SDP announces toward Meta: media.publicAddress (1:1 NAT), else a specific media.bindAddress, else
+ * the host's first non-internal IPv4 address. Shared with the SDES leg so both announce the same.
+ */
+export function announcedAddress(opts: { publicAddress?: string; bindAddress?: string }): string | undefined {
+  const bind = opts.bindAddress && opts.bindAddress !== '0.0.0.0' && opts.bindAddress !== '::' ? opts.bindAddress : undefined;
+  return opts.publicAddress || bind || primaryIPv4();
 }
 
 /** The first non-internal IPv4 address of this host, for when no address is configured. */

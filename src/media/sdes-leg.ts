@@ -1,0 +1,522 @@
+/**
+ * The WhatsApp-side media leg for SDES (whatsapp-calling.md §4.5): with `srtp_key_exchange_protocol: "SDES"` Meta's
+ * SDP is `RTP/SAVP` with `a=crypto` keys and no ICE or DTLS, so this leg is one UDP socket carrying SRTP and, on the
+ * same port (rtcp-mux), SRTCP.
+ *
+ * Keys: the remote's `a=crypto` key protects what it sends; we send under a fresh random key of our own, announced
+ * in our SDP's `a=crypto` with the tag of the suite chosen (RFC 4568 §7.1.2 / §7.1.3).
+ * Addressing: packets go to the SDP's c=/m= address until an authenticated packet arrives; the leg then latches onto
+ * that packet's source (Meta's relays may sit behind NAT). Only a packet that passes SRTP authentication with a newer
+ * sequence number moves the latch, so a stranger or a replayed packet cannot pull the stream away.
+ * Media toward Meta is gated by the bridge (startWhatsAppMedia after Graph `accept`), as for the DTLS leg.
+ * RTCP: sender/receiver reports over SRTCP every few seconds, and the remote's reports give the RTT and the loss
+ * our Opus FEC follows. With AEAD_AES_128_GCM (no SRTCP here) RTCP is neither sent nor read.
+ */
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type { PortPool } from './port-pool.js';
+import { parseRtcp, RtcpReceiverState, rttFromBlock, writeReport, type ParsedRtcp } from './rtcp.js';
+import { seqDiff } from './rtp-packet.js';
+import {
+  buildSdesSdp, chooseCrypto, formatCryptoAttribute, freshSdesKey, isSdesSdp, parseCryptoAttribute,
+  readSdesMedia, SDES_SUITES, SdesCryptoError, type SdesCrypto, type SdesRemoteMedia, type SdesSuite,
+} from './sdes.js';
+import { SrtcpContext } from './srtcp.js';
+import { SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext } from './srtp.js';
+import { RtpReceiveStats } from './stats.js';
+import { monoNow, silentLogger, type MediaLogger } from './types.js';
+import {
+  announcedAddress, MediaSetupError, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, usesInbandFec,
+  type ReceivedRtpInfo, type SendRtpParams, type WebRtcLegEvents, type WebRtcLegState,
+} from './webrtc-leg.js';
+
+export interface SdesLegOptions {
+  /** Address announced in our SDP when the host sits behind 1:1 NAT (config media.publicAddress). */
+  publicAddress?: string;
+  /** Local address the socket binds to (config media.bindAddress); a specific address is also announced. */
+  bindAddress?: string;
+  /** Pool for the leg's UDP port (config media.webrtcPortMin/Max); without one the OS picks a port (tests). */
+  portPool?: PortPool;
+  /** Opus PT for our offers (business-initiated); default 111. */
+  opusPayloadType?: number;
+  /** telephone-event/8000 PT for our offers; default 126. */
+  dtmfPayloadType?: number;
+  /** Period of our RTCP reports in ms; 0: none. Default 5000 (RFC 3550's minimum interval). */
+  rtcpIntervalMs?: number;
+  logger?: MediaLogger;
+}
+
+export interface SdesLegStats {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  otherPayloadTypes: number;
+  /** SRTP packets that failed authentication (or were malformed): dropped. */
+  srtpDropped: number;
+  /** Datagrams that are not RTP/RTCP version 2. */
+  droppedInvalid: number;
+  /** Times the send address moved to a new source of authenticated packets. */
+  relatched: number;
+  rtcpIn: number;
+  rtcpOut: number;
+  /** SRTCP packets that failed authentication, or RTCP we cannot read (GCM suite). */
+  srtcpDropped: number;
+  sendErrors: number;
+}
+
+export interface RtpAddress {
+  address: string;
+  port: number;
+}
+
+const SEND_RING = 8;
+/** Our offer's suites (tag 1 first). AES_CM_128_HMAC_SHA1_80 is the suite every SDES peer has (§4.5 UNSURE). */
+const OFFER_SUITES: readonly SdesSuite[] = ['AES_CM_128_HMAC_SHA1_80'];
+
+/** Keys of one direction: SRTP, SRTCP (AES-CM only), and the MKI length the remote adds to each packet. */
+interface Keys {
+  srtp: SrtpContext;
+  srtcp: SrtcpContext | null;
+  mkiLength: number;
+}
+
+function keysOf(suite: SdesSuite, masterKey: Buffer, masterSalt: Buffer, mkiLength = 0): Keys {
+  const profile = SDES_SUITES[suite].profile;
+  return {
+    srtp: new SrtpContext(profile, masterKey, masterSalt),
+    srtcp: profile === SRTP_AES128_CM_HMAC_SHA1_80 ? new SrtcpContext(masterKey, masterSalt) : null,
+    mkiLength,
+  };
+}
+
+/** Why an SDES SDP from Meta cannot be used, or null. */
+function describeProblem(sdp: string): string | null {
+  if (typeof sdp !== 'string' || !/^v=0\r?$/m.test(sdp)) return 'not an SDP (no v=0 line)';
+  const media = readSdesMedia(sdp);
+  if (!media) return 'no m=audio section';
+  if (!isSdesSdp(sdp)) return `not an SDES SDP (RTP/SAVP with a=crypto); the audio section is ${media.proto}${media.cryptoLines.length ? '' : ' without a=crypto'}`;
+  if (parseAudioPayloadTypes(sdp).opusPt === null) return 'the audio section offers no opus/48000 codec';
+  if (media.port === 0) return 'the audio stream is disabled (port 0)';
+  if (!media.address || media.address === '0.0.0.0' || media.address === '::') return `no usable connection address (c=${media.address || 'missing'})`;
+  return null;
+}
+
+export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
+  readonly keyExchange = 'sdes' as const;
+  /** Our SDP for Meta (answer or offer). */
+  localSdp = '';
+  /** monoNow() of the last authenticated RTP packet (or of creation while nothing has arrived). */
+  lastReceivedAt = monoNow();
+  state: WebRtcLegState = 'new';
+  opusPayloadType: number;
+  dtmfPayloadType: number | null;
+  remoteInbandFec = false;
+  /** From the remote's RTCP reports about our stream (AES-CM suite), once one arrived. */
+  rttMs?: number;
+  remoteFractionLost?: number;
+  remotePacketsLost?: number;
+  readonly stats: SdesLegStats = {
+    packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0, droppedInvalid: 0,
+    relatched: 0, rtcpIn: 0, rtcpOut: 0, srtcpDropped: 0, sendErrors: 0,
+  };
+  /** Our single SSRC. */
+  readonly ssrc = randomBytes(4).readUInt32BE(0);
+  /** The suite in use once both sides' keys are known. */
+  suite: SdesSuite | null = null;
+
+  private tx: Keys | null = null;
+  private rx: Keys | null = null;
+  /** Our offer's keys by tag, until the answer picks one. */
+  private offered = new Map<number, { suite: SdesSuite; masterKey: Buffer; masterSalt: Buffer }>();
+  private signalled: RtpAddress | null = null;
+  private latchedTo: RtpAddress | null = null;
+  private highestSeq = -1;
+  private readonly ring = Array.from({ length: SEND_RING }, () => Buffer.alloc(1500));
+  private ringPos = 0;
+  private readonly inFlight = new Uint8Array(SEND_RING);
+  private readonly rxOut = { payloadOffset: 0 };
+  private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false };
+  private readonly log: MediaLogger;
+  private closing: Promise<void> | null = null;
+  private readonly rxStats = new RtpReceiveStats(48000);
+  private readonly rtcpRx = new RtcpReceiverState(this.rxStats);
+  private readonly rtcpParsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
+  private rtcpTimer: NodeJS.Timeout | null = null;
+  private readonly rtcpIntervalMs: number;
+  private readonly cname = randomBytes(12).toString('base64');
+  private sent = { packets: 0, octets: 0, rtpTimestamp: 0, at: 0 };
+
+  private constructor(
+    private readonly socket: dgram.Socket,
+    readonly port: number,
+    private readonly pool: PortPool | null,
+    readonly announcedAddress: string,
+    opts: SdesLegOptions,
+    opusPt: number,
+    dtmfPt: number | null,
+  ) {
+    super();
+    this.log = opts.logger ?? silentLogger;
+    this.opusPayloadType = opusPt;
+    this.dtmfPayloadType = dtmfPt;
+    this.rtcpIntervalMs = opts.rtcpIntervalMs ?? 5000;
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    socket.on('error', (err) => this.log.warn({ err: err.message, port }, 'sdes socket error'));
+  }
+
+  /** User-initiated call: answer Meta's SDES offer. Throws UnanswerableOfferError for an offer we cannot serve. */
+  static async answer(offerSdp: string, opts: SdesLegOptions = {}): Promise<SdesLeg> {
+    const problem = describeProblem(offerSdp);
+    if (problem) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDES offer: ${problem}`);
+    const media = readSdesMedia(offerSdp)!;
+    let chosen: { crypto: SdesCrypto; skipped: string[] };
+    try {
+      chosen = chooseCrypto(media.cryptoLines);
+    } catch (err) {
+      if (err instanceof SdesCryptoError) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDES offer: ${err.message}`, err);
+      throw err;
+    }
+    const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
+    const leg = await SdesLeg.open(opts, media, opusPt!, dtmfPt);
+    const { crypto, skipped } = chosen;
+    try {
+      if (skipped.length > 0) leg.log.info({ skipped }, 'sdes: a=crypto lines skipped');
+      const mine = freshSdesKey(crypto.suite);
+      leg.rx = keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0);
+      leg.tx = keysOf(crypto.suite, mine.masterKey, mine.masterSalt);
+      leg.suite = crypto.suite;
+      leg.remoteInbandFec = usesInbandFec(offerSdp, opusPt!);
+      leg.localSdp = buildSdesSdp({
+        address: leg.announcedAddress, port: leg.port, proto: media.proto,
+        cryptoLines: [formatCryptoAttribute(crypto.tag, crypto.suite, mine.masterKey, mine.masterSalt)],
+        opusPt: opusPt!, dtmfPt,
+      });
+      leg.setRemoteAddress(media);
+    } catch (err) {
+      await leg.close();
+      throw new UnanswerableOfferError(`cannot answer the WhatsApp SDES offer: ${(err as Error).message}`, err);
+    }
+    leg.log.debug({ suite: crypto.suite, tag: crypto.tag, mki: crypto.mki?.length ?? 0, remote: leg.signalled, rtcpMux: media.rtcpMux }, 'sdes answer ready');
+    return leg;
+  }
+
+  /** Business-initiated call: our SDES offer; apply Meta's answer with setRemoteAnswer(). */
+  static async offer(opts: SdesLegOptions = {}): Promise<SdesLeg> {
+    const opusPt = opts.opusPayloadType ?? 111;
+    const dtmfPt = opts.dtmfPayloadType ?? 126;
+    const leg = await SdesLeg.open(opts, null, opusPt, dtmfPt);
+    const lines: string[] = [];
+    OFFER_SUITES.forEach((suite, i) => {
+      const k = freshSdesKey(suite);
+      leg.offered.set(i + 1, { suite, ...k });
+      lines.push(formatCryptoAttribute(i + 1, suite, k.masterKey, k.masterSalt));
+    });
+    leg.localSdp = buildSdesSdp({ address: leg.announcedAddress, port: leg.port, proto: 'RTP/SAVP', cryptoLines: lines, opusPt, dtmfPt });
+    return leg;
+  }
+
+  /** Applies Meta's SDES answer to our offer. Throws UnusableAnswerError when it cannot be used. */
+  async setRemoteAnswer(answerSdp: string): Promise<void> {
+    const problem = describeProblem(answerSdp);
+    if (problem) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${problem}${isSdesSdp(answerSdp) ? '' : ' (is the number set to srtp_key_exchange_protocol SDES?)'}`);
+    const media = readSdesMedia(answerSdp)!;
+    let crypto: SdesCrypto | null = null;
+    const problems: string[] = [];
+    for (const line of media.cryptoLines) {
+      try {
+        const c = parseCryptoAttribute(line);
+        const ours = this.offered.get(c.tag);
+        if (!ours || ours.suite !== c.suite) {
+          problems.push(`a=crypto tag ${c.tag} (${c.suite}) was not in our offer`);
+          continue;
+        }
+        crypto = c;
+        break;
+      } catch (err) {
+        if (!(err instanceof SdesCryptoError)) throw err;
+        problems.push(err.message);
+      }
+    }
+    if (!crypto) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${problems.join('; ')}`);
+    const ours = this.offered.get(crypto.tag)!;
+    const { opusPt, dtmfPt } = parseAudioPayloadTypes(answerSdp);
+    if (!isIPv6(this.socketAddress()) && media.family === 'IP6') throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: IPv6 media address ${media.address} on an IPv4 socket`);
+    this.rx = keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0);
+    this.tx = keysOf(crypto.suite, ours.masterKey, ours.masterSalt);
+    this.suite = crypto.suite;
+    this.offered.clear();
+    this.opusPayloadType = opusPt!;
+    this.remoteInbandFec = usesInbandFec(answerSdp, opusPt!);
+    // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
+    this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
+    this.setRemoteAddress(media);
+    this.log.debug({ suite: crypto.suite, tag: crypto.tag, remote: this.signalled }, 'sdes answer applied');
+  }
+
+  /** Where packets go: the latched source of authenticated packets, else the SDP's address. */
+  get remote(): RtpAddress | null {
+    return this.latchedTo ?? this.signalled;
+  }
+
+  get latched(): boolean {
+    return this.latchedTo !== null;
+  }
+
+  /**
+   * Sends one RTP packet with the caller's sequence number and timestamp on our SSRC. Dropped before both keys and
+   * the remote address are known. `payload` is not retained after the call.
+   */
+  sendRtp(params: SendRtpParams, payload: Uint8Array, offset = 0, length = payload.length - offset): void {
+    const to = this.latchedTo ?? this.signalled;
+    if (!this.tx || !to || this.closing || length > 1400) return;
+    const slot = this.ringPos;
+    this.ringPos = (this.ringPos + 1) % SEND_RING;
+    // A slot whose send has not completed (a burst of packets in one tick) must not be rewritten: use a spare.
+    const inRing = this.inFlight[slot] === 0;
+    const buf = inRing ? this.ring[slot]! : Buffer.allocUnsafe(1500);
+    buf[0] = 0x80;
+    buf[1] = (params.marker ? 0x80 : 0) | (params.payloadType & 0x7f);
+    buf.writeUInt16BE(params.sequenceNumber & 0xffff, 2);
+    buf.writeUInt32BE(params.timestamp >>> 0, 4);
+    buf.writeUInt32BE(this.ssrc, 8);
+    buf.set(payload.subarray(offset, offset + length), 12);
+    const n = this.tx.srtp.protect(buf, 12 + length);
+    if (inRing) this.inFlight[slot] = 1;
+    this.socket.send(buf, 0, n, to.port, to.address, (err) => {
+      if (inRing) this.inFlight[slot] = 0;
+      if (err) this.stats.sendErrors++;
+    });
+    this.stats.packetsOut++;
+    this.stats.bytesOut += length;
+    const s = this.sent;
+    s.packets++;
+    s.octets += length;
+    s.rtpTimestamp = params.timestamp >>> 0;
+    s.at = Date.now();
+    if (s.packets === 1) this.startRtcp();
+  }
+
+  /** Closes the socket and returns the port to the pool, once; later calls return the same promise. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    if (this.rtcpTimer) clearInterval(this.rtcpTimer);
+    this.rtcpTimer = null;
+    this.closing = new Promise<void>((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+    this.pool?.release(this.port);
+    this.setState('closed');
+    return this.closing;
+  }
+
+  private static async open(opts: SdesLegOptions, remote: SdesRemoteMedia | null, opusPt: number, dtmfPt: number | null): Promise<SdesLeg> {
+    const announced = announcedAddress(opts);
+    if (!announced) throw new MediaSetupError('no IPv4 address to announce: set media.publicAddress or media.bindAddress');
+    const bindAddress = opts.bindAddress ?? '0.0.0.0';
+    const type = isIPv6(bindAddress) ? 'udp6' : 'udp4';
+    if (remote && type === 'udp4' && remote.family === 'IP6') {
+      throw new UnanswerableOfferError(`cannot answer the WhatsApp SDES offer: IPv6 media address ${remote.address} needs an IPv6 media.bindAddress`);
+    }
+    const log = opts.logger ?? silentLogger;
+    const pool = opts.portPool ?? null;
+    const attempts = pool ? Math.min(pool.free, 16) : 1;
+    let lastErr: Error | null = null;
+    for (let i = 0; i < attempts; i++) {
+      const port = pool ? pool.acquire() : 0;
+      const socket = dgram.createSocket({ type });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind({ port, address: bindAddress, exclusive: true }, () => {
+            socket.off('error', reject);
+            resolve();
+          });
+        });
+        return new SdesLeg(socket, socket.address().port, pool, announced, opts, opusPt, dtmfPt);
+      } catch (err) {
+        lastErr = err as Error;
+        socket.close();
+        if (pool) pool.release(port);
+        log.warn({ port, err: lastErr.message }, 'sdes port busy, trying another');
+      }
+    }
+    if (pool && !lastErr) pool.acquire(); // throws the pool's exhaustion error
+    throw new MediaSetupError(`could not bind a UDP port for the SDES leg on ${bindAddress}: ${lastErr?.message ?? 'no port'}`);
+  }
+
+  private socketAddress(): string {
+    try {
+      return this.socket.address().address;
+    } catch {
+      return '0.0.0.0';
+    }
+  }
+
+  private setRemoteAddress(media: SdesRemoteMedia): void {
+    this.signalled = { address: media.address, port: media.port };
+    this.latchedTo = null;
+    this.highestSeq = -1;
+    this.setState('connected');
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closing) return;
+    if (msg.length < 8 || (msg[0]! >> 6) !== 2) {
+      this.stats.droppedInvalid++;
+      return;
+    }
+    const rx = this.rx;
+    // RFC 5761 demultiplexing: RTCP packet types 192–223 are PT 64–95 once the marker bit is masked off.
+    const pt = msg[1]! & 0x7f;
+    if (pt >= 64 && pt <= 95) {
+      this.onSrtcp(msg, rx);
+      return;
+    }
+    if (!rx) {
+      this.stats.srtpDropped++;
+      return;
+    }
+    let len = msg.length;
+    const tag = rx.srtp.tagLength;
+    if (rx.mkiLength > 0) {
+      // RFC 3711 §3.1: the MKI sits between the encrypted portion and the tag and is not authenticated.
+      if (len < 12 + rx.mkiLength + tag) {
+        this.dropSrtp(rinfo);
+        return;
+      }
+      msg.copyWithin(len - tag - rx.mkiLength, len - tag, len);
+      len -= rx.mkiLength;
+    }
+    const n = msg.length >= 12 ? rx.srtp.unprotect(msg, len, this.rxOut) : -1;
+    if (n < 0) {
+      this.dropSrtp(rinfo);
+      return;
+    }
+    const info = this.rxInfo;
+    info.payloadType = pt;
+    info.marker = (msg[1]! & 0x80) !== 0;
+    info.sequenceNumber = (msg[2]! << 8) | msg[3]!;
+    info.timestamp = msg.readUInt32BE(4);
+    info.ssrc = msg.readUInt32BE(8);
+    this.latch(rinfo, info.sequenceNumber);
+    this.lastReceivedAt = monoNow();
+    this.rxStats.update(info.sequenceNumber, info.timestamp, this.lastReceivedAt);
+    this.rtcpRx.remoteSsrc = info.ssrc;
+    const off = this.rxOut.payloadOffset;
+    this.stats.packetsIn++;
+    this.stats.bytesIn += n - off;
+    const payload = msg.subarray(off, n);
+    if (pt === this.opusPayloadType) this.emit('audio', payload, info);
+    else if (pt === this.dtmfPayloadType) this.emit('dtmf', payload, info);
+    else this.stats.otherPayloadTypes++;
+  }
+
+  private dropSrtp(rinfo: dgram.RemoteInfo): void {
+    const n = ++this.stats.srtpDropped;
+    if (n === 1 || n % 500 === 0) this.log.warn({ dropped: n, from: `${rinfo.address}:${rinfo.port}` }, 'sdes: SRTP packet failed authentication: dropped');
+  }
+
+  /** Follows the source of authenticated packets; a packet older than the newest seen never moves the latch. */
+  private latch(rinfo: dgram.RemoteInfo, seq: number): void {
+    const cur = this.latchedTo;
+    const newer = this.highestSeq < 0 || seqDiff(seq, this.highestSeq) > 0;
+    if (newer) this.highestSeq = seq;
+    if (cur && cur.address === rinfo.address && cur.port === rinfo.port) return;
+    if (cur && !newer) return;
+    this.latchedTo = { address: rinfo.address, port: rinfo.port };
+    if (cur) {
+      this.stats.relatched++;
+      this.log.info({ from: cur, to: this.latchedTo }, 'sdes: media source moved: following it');
+    } else {
+      this.log.debug({ source: this.latchedTo, signalled: this.signalled }, 'sdes: latched');
+    }
+  }
+
+  private onSrtcp(msg: Buffer, rx: Keys | null): void {
+    if (!rx?.srtcp) {
+      this.stats.srtcpDropped++;
+      return;
+    }
+    let len = msg.length;
+    if (rx.mkiLength > 0) {
+      if (len < 8 + 4 + rx.mkiLength + 10) {
+        this.stats.srtcpDropped++;
+        return;
+      }
+      msg.copyWithin(len - 10 - rx.mkiLength, len - 10, len);
+      len -= rx.mkiLength;
+    }
+    const plain = rx.srtcp.unprotect(msg, len);
+    if (!plain) {
+      this.stats.srtcpDropped++;
+      return;
+    }
+    this.stats.rtcpIn++;
+    const parsed = this.rtcpParsed;
+    if (!parseRtcp(plain, plain.length, parsed)) return;
+    if (parsed.srNtpMiddle >= 0) this.rtcpRx.onSenderReport(parsed.srNtpMiddle, monoNow());
+    for (const b of parsed.blocks) {
+      if (b.ssrc !== this.ssrc) continue;
+      this.remoteFractionLost = b.fractionLost / 256;
+      this.remotePacketsLost = b.cumulativeLost;
+      const rtt = rttFromBlock(b, Date.now());
+      if (rtt !== null) this.rttMs = rtt;
+    }
+  }
+
+  private startRtcp(): void {
+    if (this.rtcpIntervalMs <= 0 || this.rtcpTimer || this.closing || !this.tx?.srtcp) return;
+    this.rtcpTimer = setInterval(() => this.sendRtcp(), this.rtcpIntervalMs);
+    this.rtcpTimer.unref();
+  }
+
+  /** A compound SR (or RR) + SDES CNAME, over SRTCP. */
+  sendRtcp(): void {
+    const to = this.latchedTo ?? this.signalled;
+    const srtcp = this.tx?.srtcp;
+    if (!to || !srtcp || this.closing) return;
+    const buf = Buffer.alloc(52 + 8 + 2 + 32 + 4);
+    const now = Date.now();
+    const s = this.sent;
+    const sender = s.packets > 0
+      ? { ssrc: this.ssrc, unixMs: now, rtpTimestamp: (s.rtpTimestamp + Math.round((now - s.at) * 48)) >>> 0, packets: s.packets, octets: s.octets }
+      : null;
+    let len = writeReport(buf, this.ssrc, sender, this.rxStats.packets > 0 ? this.rtcpRx : null, monoNow());
+    len += writeSdesCname(buf, len, this.ssrc, this.cname);
+    const packet = srtcp.protect(buf, len);
+    this.socket.send(packet, to.port, to.address, (err) => {
+      if (err) this.stats.sendErrors++;
+    });
+    this.stats.rtcpOut++;
+  }
+
+  private setState(s: WebRtcLegState): void {
+    if (this.state === s || this.state === 'closed') return;
+    this.state = s;
+    this.emit('state', s);
+  }
+}
+
+/** RFC 3550 §6.5: an SDES packet with one chunk (our SSRC, CNAME), padded to 32 bits. Returns its length. */
+function writeSdesCname(buf: Buffer, off: number, ssrc: number, cname: string): number {
+  const text = Buffer.from(cname, 'ascii').subarray(0, 255);
+  const chunk = 4 + 2 + text.length + 1;
+  const padded = (chunk + 3) & ~3;
+  buf[off] = 0x81;
+  buf[off + 1] = 202;
+  buf.writeUInt16BE(padded / 4, off + 2);
+  buf.writeUInt32BE(ssrc >>> 0, off + 4);
+  buf[off + 8] = 1;
+  buf[off + 9] = text.length;
+  text.copy(buf, off + 10);
+  buf.fill(0, off + 10 + text.length, off + 4 + padded);
+  return 4 + padded;
+}
+

@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { SrtcpSession } from 'werift';
+import { SrtcpContext } from './srtcp.js';
+import { SRTP_AES128_CM_HMAC_SHA1_80 } from './srtp.js';
+
+/** An RTCP RR with one report block and an SDES CNAME: 32 + 16 bytes. */
+function rtcp(ssrc: number): Buffer {
+  const b = Buffer.alloc(48);
+  b[0] = 0x81;
+  b[1] = 201;
+  b.writeUInt16BE(7, 2);
+  b.writeUInt32BE(ssrc, 4);
+  randomBytes(24).copy(b, 8);
+  b[32] = 0x81;
+  b[33] = 202;
+  b.writeUInt16BE(3, 34);
+  b.writeUInt32BE(ssrc, 36);
+  b[40] = 1;
+  b[41] = 5;
+  b.write('abcde', 42, 'ascii');
+  return b;
+}
+
+describe('SrtcpContext (RFC 3711 §3.4, AES_CM_128_HMAC_SHA1_80)', () => {
+  const key = randomBytes(16);
+  const salt = randomBytes(14);
+  const werift = new SrtcpSession({
+    profile: SRTP_AES128_CM_HMAC_SHA1_80,
+    keys: { localMasterKey: key, localMasterSalt: salt, remoteMasterKey: key, remoteMasterSalt: salt },
+  });
+
+  it('protects what werift decrypts: E flag set, index counting up, 10-byte tag', () => {
+    const ours = new SrtcpContext(key, salt);
+    for (let i = 0; i < 5; i++) {
+      const plain = rtcp(0x11223344);
+      const p = ours.protect(plain);
+      expect(p.length).toBe(plain.length + 14);
+      expect(p.subarray(0, 8).equals(plain.subarray(0, 8))).toBe(true);
+      expect(p.subarray(8, plain.length).equals(plain.subarray(8))).toBe(false);
+      expect(p.readUInt32BE(plain.length)).toBe((0x80000000 | i) >>> 0);
+      expect(werift.decrypt(p).equals(plain)).toBe(true);
+    }
+  });
+
+  it('unprotects what werift encrypts and refuses a tampered packet', () => {
+    const ours = new SrtcpContext(key, salt);
+    const plain = rtcp(0x55667788);
+    const p = werift.encrypt(Buffer.from(plain));
+    expect(ours.unprotect(p)?.equals(plain)).toBe(true);
+    const bad = Buffer.from(p);
+    bad[12] = bad[12]! ^ 1;
+    expect(ours.unprotect(bad)).toBeNull();
+    expect(ours.unprotect(p.subarray(0, 20))).toBeNull();
+    expect(new SrtcpContext(randomBytes(16), salt).unprotect(p)).toBeNull();
+  });
+});

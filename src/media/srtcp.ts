@@ -1,0 +1,79 @@
+/**
+ * SRTCP (RFC 3711 §3.4) for AES_CM_128_HMAC_SHA1_80, used by the SDES leg (on the DTLS leg werift does SRTCP).
+ * A few packets a second per call, so each packet simply gets its own cipher and HMAC from node:crypto.
+ *
+ *   SRTCP packet = first 8 bytes of the RTCP header in clear ‖ encrypted rest ‖ E(1 bit)‖SRTCP index(31) ‖ tag(10)
+ *
+ * The tag covers everything before it, the E‖index word included. There is no replay list: a replayed report only
+ * repeats statistics the leg already read.
+ */
+import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
+
+const TAG = 10;
+
+/** RFC 3711 §4.3 key derivation (key derivation rate 0): AES-CM of (salt XOR label) under the master key. */
+function derive(masterKey: Buffer, masterSalt: Buffer, label: number, len: number): Buffer {
+  const iv = Buffer.alloc(16);
+  masterSalt.copy(iv, 0, 0, Math.min(14, masterSalt.length));
+  iv[7] = iv[7]! ^ label;
+  const c = createCipheriv('aes-128-ctr', masterKey, iv);
+  return Buffer.concat([c.update(Buffer.alloc(len)), c.final()]);
+}
+
+export class SrtcpContext {
+  private readonly encKey: Buffer;
+  private readonly authKey: Buffer;
+  private readonly salt: Buffer;
+  /** SRTCP index of the next packet we protect. */
+  private index = 0;
+
+  constructor(masterKey: Buffer, masterSalt: Buffer) {
+    this.encKey = derive(masterKey, masterSalt, 0x03, 16);
+    this.authKey = derive(masterKey, masterSalt, 0x04, 20);
+    this.salt = derive(masterKey, masterSalt, 0x05, 14);
+  }
+
+  /** Encrypts and authenticates the compound RTCP packet rtcp[0, len) (E flag set) into a new buffer. */
+  protect(rtcp: Uint8Array, len = rtcp.length): Buffer {
+    if (len < 8) throw new RangeError('SRTCP protect: an RTCP packet has at least 8 bytes');
+    const out = Buffer.alloc(len + 4 + TAG);
+    out.set(rtcp.subarray(0, 8), 0);
+    const index = this.index;
+    this.index = (this.index + 1) & 0x7fffffff;
+    const c = createCipheriv('aes-128-ctr', this.encKey, this.iv(out.readUInt32BE(4), index));
+    const enc = c.update(rtcp.subarray(8, len));
+    enc.copy(out, 8);
+    out.writeUInt32BE((0x80000000 | index) >>> 0, len);
+    this.mac(out, len + 4).copy(out, len + 4, 0, TAG);
+    return out;
+  }
+
+  /** The plain compound RTCP packet of an SRTCP packet, or null when it is malformed or fails authentication. */
+  unprotect(buf: Uint8Array, len = buf.length): Buffer | null {
+    if (len < 8 + 4 + TAG) return null;
+    const tagAt = len - TAG;
+    const packet = Buffer.from(buf.buffer, buf.byteOffset, len);
+    const tag = this.mac(packet, tagAt).subarray(0, TAG);
+    if (!timingSafeEqual(tag, packet.subarray(tagAt, len))) return null;
+    const word = packet.readUInt32BE(tagAt - 4);
+    const out = Buffer.from(packet.subarray(0, tagAt - 4));
+    if (word & 0x80000000) {
+      const c = createCipheriv('aes-128-ctr', this.encKey, this.iv(out.readUInt32BE(4), word & 0x7fffffff));
+      c.update(out.subarray(8)).copy(out, 8);
+    }
+    return out;
+  }
+
+  /** IV = (k_s · 2^16) XOR (SSRC · 2^64) XOR (index · 2^16), RFC 3711 §4.1.1. */
+  private iv(ssrc: number, index: number): Buffer {
+    const iv = Buffer.alloc(16);
+    this.salt.copy(iv, 0);
+    iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
+    iv.writeUInt32BE((iv.readUInt32BE(10) ^ index) >>> 0, 10);
+    return iv;
+  }
+
+  private mac(buf: Buffer, len: number): Buffer {
+    return createHmac('sha1', this.authKey).update(buf.subarray(0, len)).digest();
+  }
+}
