@@ -2,7 +2,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import { PortPool } from '../media/port-pool.js';
 import { RtpLeg } from '../media/rtp-leg.js';
-import { WebRtcLeg } from '../media/webrtc-leg.js';
+import { answerWhatsAppOffer, offerWhatsAppLeg, whatsAppLegKeyExchange, type WhatsAppLeg } from '../media/whatsapp-leg.js';
 import { Bridge, type MediaLegName, type PcmSource } from '../media/bridge.js';
 import { buildSdpAnswer, buildSdpOffer, parseSdp, type G711Codec, type ParsedSdp } from '../sip/sdp.js';
 import type { Call } from './call.js';
@@ -35,11 +35,11 @@ export class MediaFactory {
 }
 
 /**
- * One call's media: the WebRTC leg toward WhatsApp, the RTP leg toward the PBX and the bridge between them.
+ * One call's media: the WhatsApp leg (DTLS-SRTP or SDES, see media/whatsapp-leg.ts), the RTP leg toward the PBX and the bridge between them.
  * The steps follow the call flow; close() releases everything whatever step was reached.
  */
 export class MediaSession {
-  private webrtc?: WebRtcLeg;
+  private webrtc?: WhatsAppLeg;
   private rtp?: RtpLeg;
   private bridge?: Bridge;
   private sipRemote?: ParsedSdp;
@@ -74,9 +74,10 @@ export class MediaSession {
   /** Answers Meta's offer; throws UnanswerableOfferError for an offer without Opus or that is not SDP. */
   async answerWhatsApp(offerSdp: string): Promise<void> {
     const { media } = this.config;
-    this.webrtc = await WebRtcLeg.answer(offerSdp, this.webRtcOptions());
+    this.webrtc = await answerWhatsAppOffer(offerSdp, this.webRtcOptions());
     if (this.closed) await this.webrtc.close();
-    this.call.logger.debug({ sdp: this.webrtc.localSdp, iceRole: this.webrtc.iceRole, bind: media.bindAddress }, 'WhatsApp SDP answer');
+    const leg = this.webrtc;
+    this.call.logger.debug({ sdp: leg.localSdp, keyExchange: whatsAppLegKeyExchange(leg), iceRole: 'iceRole' in leg ? leg.iceRole : undefined, bind: media.bindAddress }, 'WhatsApp SDP answer');
   }
 
   /** Opens the RTP socket toward the PBX and returns the SDP offer for the INVITE. */
@@ -99,9 +100,9 @@ export class MediaSession {
   // Business-initiated order (the PBX offers, we offer to WhatsApp): offerWhatsApp → answerSip → applyWhatsAppAnswer
   // → bridgeSip once the user picked up → startWhatsAppMedia.
 
-  /** Creates our WebRTC offer toward WhatsApp (complete with candidates). */
+  /** Creates our offer toward WhatsApp: DTLS-SRTP (complete with candidates) or SDES, per media.whatsappKeyExchange. */
   async offerWhatsApp(): Promise<string> {
-    this.webrtc = await WebRtcLeg.offer(this.webRtcOptions());
+    this.webrtc = await offerWhatsAppLeg(this.config.media.whatsappKeyExchange, this.webRtcOptions());
     if (this.closed) await this.webrtc.close();
     this.call.logger.debug({ sdp: this.webrtc.localSdp }, 'WhatsApp SDP offer');
     return this.webrtc.localSdp;

@@ -94,10 +94,13 @@ export const configSchema = z.strictObject({
     // RTP on the WhatsApp leg: 'fast' (our SRTP straight on the ICE socket once DTLS is up) or 'werift' (werift's
     // own RTP sender/receiver: slower, kept as the fallback).
     webrtcMediaPath: z.enum(['fast', 'werift']).default('fast'),
+    // What business-initiated calls offer to WhatsApp: 'dtls' (ICE + DTLS-SRTP) or 'sdes' (RTP/SAVP with a=crypto);
+    // must match the number's srtp_key_exchange_protocol at Meta. User-initiated calls follow Meta's offer either way.
+    whatsappKeyExchange: z.enum(['dtls', 'sdes']).default('dtls'),
   }).default({
     bindAddress: '0.0.0.0', sipMediaAddress: '127.0.0.1', publicAddress: '', rtpPortMin: 20000, rtpPortMax: 24999,
     webrtcPortMin: 25000, webrtcPortMax: 29999, mediaTimeoutMs: 30_000, opusBitrate: 24_000, opusComplexity: 5, opusFec: true,
-    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast',
+    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast', whatsappKeyExchange: 'dtls',
   }),
   calls: z.strictObject({
     maxConcurrent: z.number().int().min(1).default(500),
