@@ -4,3 +4,4 @@ export * from './graph-double.js';
 export * from './webhook-sender.js';
 export * from './wa-user.js';
 export * from './sdp.js';
+export * from './sdes-user.js';

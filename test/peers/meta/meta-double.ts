@@ -56,12 +56,17 @@ import {
   type WebhookEnvelope,
   type WebhookError,
 } from './webhook-sender.js';
-import { staticMetaAnswer, staticMetaOffer } from './sdp.js';
+import { staticMetaAnswer, staticMetaOffer, staticMetaSdesAnswer, staticMetaSdesOffer } from './sdp.js';
 import { WaUser } from './wa-user.js';
 
 export interface UserProfile {
   waId: string;
   name?: string;
+  /**
+   * Business-initiated calls: the device's answer to the gateway's offer (e.g. an SdesUser's), instead of the static
+   * Meta-like one.
+   */
+  answerOffer?: (offerSdp: string) => Promise<string>;
 }
 
 export type SimUser = WaUser | UserProfile;
@@ -84,6 +89,11 @@ export interface MetaDoubleOptions {
   dailyConnectedCallLimit?: number;
   callPermissionTemplates?: string[];
   autoPermissionReply?: 'accept' | 'accept_permanent' | 'reject';
+  /**
+   * settings srtp_key_exchange_protocol SDES (§2.6, §4.5): the business's SDP must be RTP/SAVP with a=crypto, and
+   * profile users' static offers and answers are SDES ones.
+   */
+  sdes?: boolean;
   /** WaUser calls only: no business media this long after the call is connected -> 138021 (§3.2; default 20000, 0 = off). */
   mediaStartTimeoutMs?: number;
   /** WaUser calls only: no new business packets this long after media started -> 138021 (§3.2; default 30000, 0 = off). */
@@ -158,6 +168,7 @@ export class MetaDouble {
     };
     if (opts.dailyConnectedCallLimit !== undefined) graphOpts.dailyConnectedCallLimit = opts.dailyConnectedCallLimit;
     if (opts.callPermissionTemplates !== undefined) graphOpts.callPermissionTemplates = opts.callPermissionTemplates;
+    if (opts.sdes !== undefined) graphOpts.sdes = opts.sdes;
     this.graph = new GraphDouble(graphOpts);
     this.webhooks = new WebhookSender({ url: opts.webhookUrl ?? 'http://127.0.0.1:1/unset', appSecret: opts.appSecret });
     this.ctx = { wabaId: opts.wabaId, phoneNumberId: opts.phoneNumberId, displayPhoneNumber: opts.displayPhoneNumber };
@@ -325,7 +336,7 @@ export class MetaDouble {
   async userCalls(user: SimUser, opts: UserCallOptions = {}): Promise<UserCallResult> {
     if (!this.simUsers.has(user.waId) || this.simUsers.get(user.waId) !== user) this.addUser(user);
     if (opts.offerSdp !== undefined && isWaUser(user)) throw new Error('userCalls: offerSdp is for profile users; a WaUser makes its own offer');
-    const offerSdp = isWaUser(user) ? await user.createOffer() : (opts.offerSdp ?? staticMetaOffer());
+    const offerSdp = isWaUser(user) ? await user.createOffer() : (opts.offerSdp ?? (this.graph.sdes ? staticMetaSdesOffer() : staticMetaOffer()));
     const ci: Parameters<GraphDouble['createUserInitiatedCall']>[0] = { userWaId: user.waId, offerSdp };
     if (opts.ctaPayload !== undefined) ci.ctaPayload = opts.ctaPayload;
     if (opts.deeplinkPayload !== undefined) ci.deeplinkPayload = opts.deeplinkPayload;
@@ -494,7 +505,9 @@ export class MetaDouble {
   }
 
   private async deviceAnswers(c: CallRecord, user: SimUser | undefined): Promise<void> {
-    const answer = user && isWaUser(user) ? await user.answerOffer(c.offerSdp) : staticMetaAnswer(c.offerSdp);
+    const answer = user && (isWaUser(user) || user.answerOffer)
+      ? await user.answerOffer!(c.offerSdp)
+      : this.graph.sdes ? staticMetaSdesAnswer(c.offerSdp) : staticMetaAnswer(c.offerSdp);
     c.answerSdp = answer;
     this.later(this.answerDelayMs, async () => {
       if (c.state === 'ended') return;

@@ -13,6 +13,8 @@
  *                   CRLF, only sha-256 fingerprints); recorded in the request log, errors only when strict.
  *   staticMetaOffer({ address, port }) / staticMetaAnswer(offer, { address, port })
  *       Meta-looking SDP without a real peer, for signalling-only tests (ICE/DTLS never complete).
+ *   staticMetaSdesOffer({ address, port }) / staticMetaSdesAnswer(offer, { address, port })
+ *       the same for a number set to SDES (§4.5: RTP/SAVP, a=crypto, no ICE/DTLS); see sdes-user.ts for a real peer.
  *   sdpFingerprint(sdp) / sdpSetup(sdp) / sdpPayloadTypes(sdp)   small accessors
  */
 import { randomBytes } from 'node:crypto';
@@ -284,4 +286,35 @@ export function staticMetaAnswer(offer: string, opts: StaticSdpOptions = {}): st
     ...(te ? [`a=rtpmap:${te.pt} telephone-event/8000`] : []),
     `a=ssrc:${ssrc} cname:${randomToken(16)}`,
   ]);
+}
+
+/** Meta's SDES offer (§4.5 sample: RTP/SAVP, rtcp-mux, a=crypto) that no real peer stands behind. */
+export function staticMetaSdesOffer(opts: StaticSdpOptions = {}): string {
+  const address = opts.address ?? '127.0.0.1';
+  const port = opts.port ?? 3480;
+  return joinSdp([
+    'v=0', `o=- ${Date.now()} 2 IN IP4 ${address}`, 's=-', `c=IN IP4 ${address}`, 't=0 0',
+    `m=audio ${port} RTP/SAVP 111 126`,
+    'a=rtcp-mux',
+    `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${randomBytes(30).toString('base64')}`,
+    'a=rtpmap:111 opus/48000/2',
+    'a=fmtp:111 maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1',
+    'a=rtpmap:126 telephone-event/8000',
+    'a=ptime:20',
+    'a=maxptime:20',
+  ]);
+}
+
+/** Meta's SDES answer to a business SDES offer: the first offered AES_CM_128_HMAC_SHA1_80 tag, Meta's own key. */
+export function staticMetaSdesAnswer(offer: string, opts: StaticSdpOptions = {}): string {
+  const tag = /^a=crypto:(\d+) AES_CM_128_HMAC_SHA1_80 /m.exec(offer)?.[1] ?? '1';
+  const maps = parseRtpMaps(offer);
+  const opus = maps.find((m) => m.codec.toLowerCase() === 'opus')?.pt ?? 111;
+  const te = maps.find((m) => m.codec.toLowerCase() === 'telephone-event' && m.clock === 8000)?.pt ?? 126;
+  return staticMetaSdesOffer(opts)
+    .replace(/^a=crypto:1 /m, `a=crypto:${tag} `)
+    .replace('RTP/SAVP 111 126', `RTP/SAVP ${opus} ${te}`)
+    .replace(/a=rtpmap:111 /, `a=rtpmap:${opus} `)
+    .replace(/a=fmtp:111 /, `a=fmtp:${opus} `)
+    .replace(/a=rtpmap:126 /, `a=rtpmap:${te} `);
 }
