@@ -303,6 +303,11 @@ export class MediaSession {
       const fec = this.bridge?.details.fecRecovered ?? 0;
       if (fec > 0) this.metrics.fecRecovered.inc(fec);
     }
+    const wa = this.webrtc;
+    if (wa) {
+      const dropped = wa.stats.srtpDropped + ('srtcpDropped' in wa.stats ? wa.stats.srtcpDropped : 0);
+      if (dropped > 0) this.metrics.whatsappSrtpDropped.inc({ key_exchange: whatsAppLegKeyExchange(wa) }, dropped);
+    }
     await this.closeLegs();
   }
 

@@ -39,6 +39,7 @@ export function createMetrics() {
     rtpRtt: new Histogram({ name: 'wagw_rtp_rtt_seconds', help: 'Round-trip time from RTCP per ended call and leg (when the peer reported one)', labelNames: ['leg'] as const, buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8], registers }),
     rtpLate: new Counter({ name: 'wagw_rtp_packets_late_total', help: 'Packets that arrived after their playout time and were dropped by the jitter buffer', labelNames: ['leg'] as const, registers }),
     fecRecovered: new Counter({ name: 'wagw_opus_fec_recovered_total', help: 'Lost WhatsApp frames rebuilt from the next packet\'s Opus in-band FEC', registers }),
+    whatsappSrtpDropped: new Counter({ name: 'wagw_whatsapp_srtp_dropped_total', help: 'SRTP/SRTCP packets from the WhatsApp side dropped (failed authentication or malformed), counted per ended call, by key exchange (dtls, sdes)', labelNames: ['key_exchange'] as const, registers }),
     callRecords: new Counter({ name: 'wagw_call_records_total', help: 'Call records by result of the write (written, failed)', labelNames: ['result'] as const, registers }),
     callRecordsDeleted: new Counter({ name: 'wagw_call_records_deleted_total', help: 'Call records deleted by the retention sweep', registers }),
     eventFeedClients: new Gauge({ name: 'wagw_event_feed_clients', help: 'WebSocket clients connected to /v1/events', registers }),
