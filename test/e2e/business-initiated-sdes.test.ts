@@ -46,6 +46,8 @@ describe.skipIf(skipReason !== undefined)('business-initiated call offering SDES
       expect(offer).toMatchObject({ address: '127.0.0.1', tag: 1, opusPt: 111, dtmfPt: 126 });
       expect(placed.offerSdp).not.toMatch(/ice-|fingerprint|setup:|candidate/);
       await waitFor(() => gateway.registry.list()[0]?.state === 'ringing' || undefined, 'RINGING reached the call');
+      const pickedUpAt = Date.now();
+      expect(user.stats.packetsIn).toBe(0);
       await meta.userAnswers(placed.id);
       await established;
       await waitFor(() => gateway.registry.list()[0]?.state === 'answered' || undefined, 'call answered');
@@ -60,6 +62,8 @@ describe.skipIf(skipReason !== undefined)('business-initiated call offering SDES
       expect(at440.detected).toBe(true);
       expect(detectTone(lastSecond, 8000, 1000).detected).toBe(false);
       expect(user.stats.authFailures).toBe(0);
+      // Business media only once the user picked up.
+      expect(user.firstPacketAt).toBeGreaterThanOrEqual(pickedUpAt);
       expect(user.lastSource).toEqual({ address: '127.0.0.1', port: offer.port });
 
       const closed = agent.waitEvent('CALL_CLOSED', 10_000);

@@ -73,6 +73,8 @@ describe.skipIf(skipReason !== undefined)('user-initiated call with an SDES offe
       expect(at440.detected).toBe(true);
       expect(at1k.detected).toBe(false);
       expect(user.stats.authFailures).toBe(0);
+      // Nothing reached the user before Graph `accept` returned 200 (§2.1: the first packet is the pickup).
+      expect(user.firstPacketAt).toBeGreaterThanOrEqual(accept.respondedAt!);
       // Symmetric RTP: the gateway sends from the port its SDP announced.
       expect(user.lastSource).toEqual({ address: '127.0.0.1', port: ours.port });
 

@@ -65,6 +65,8 @@ export function readGatewaySdes(sdp: string): RemoteSdes {
 export class SdesUser {
   readonly stats = { packetsIn: 0, packetsOut: 0, authFailures: 0, rtcpIn: 0, otherPayloadTypes: 0 };
   readonly ssrc = randomBytes(4).readUInt32BE(0);
+  /** Date.now() when the gateway's first authenticated packet arrived (Meta's "first media = pickup" rule). */
+  firstPacketAt: number | null = null;
   /** Where the gateway's packets came from (symmetric RTP check). */
   lastSource: { address: string; port: number } | null = null;
   private readonly key = randomBytes(30);
@@ -203,6 +205,7 @@ export class SdesUser {
       return;
     }
     this.lastSource = { address: rinfo.address, port: rinfo.port };
+    this.firstPacketAt ??= Date.now();
     this.stats.packetsIn++;
     if (pt !== this.remote?.opusPt) {
       this.stats.otherPayloadTypes++;
