@@ -2,7 +2,7 @@
  * A user-initiated call on a number set to SDES (whatsapp-calling.md §4.5): Meta's connect webhook carries an
  * RTP/SAVP offer with a=crypto and no ICE or DTLS. The WhatsApp user is a real SRTP peer on a UDP socket (SdesUser,
  * Opus tone), the agent a baresip desk phone; audio is checked as audio both ways, and the call ends with a record
- * and nothing left behind. A malformed a=crypto offer is refused cleanly.
+ * and nothing left behind. A relay behind NAT is followed; a malformed a=crypto offer is refused cleanly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWav } from '../audio/wav.js';
@@ -15,7 +15,7 @@ import { recordOf, startE2E, waitNoLiveCalls, waitFor, type E2E } from './harnes
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
 const skipReason = firstMissing(drachtio, baresip);
-if (skipReason) noteSkipped(skipReason, 3, 'user-initiated SDES');
+if (skipReason) noteSkipped(skipReason, 4, 'user-initiated SDES');
 
 const profile = { waId: '16315553602', name: 'Jane Doe' };
 const udpHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
@@ -98,6 +98,35 @@ describe.skipIf(skipReason !== undefined)('user-initiated call with an SDES offe
       expect(record.quality?.whatsapp?.packetsIn).toBeGreaterThan(100);
       expect(record.quality?.whatsapp?.packetsOut).toBeGreaterThan(100);
       expect(record.quality?.sip?.packetsIn).toBeGreaterThan(100);
+    } finally {
+      await user.close();
+    }
+  }, 90_000);
+
+  it('follows a relay behind NAT: media goes where authenticated packets come from, not to the SDP\'s port', async () => {
+    const { meta, gateway } = e2e;
+    const user = await SdesUser.create({ natted: true });
+    try {
+      const established = agent.waitEvent('CALL_ESTABLISHED', 20_000);
+      const { callId } = await meta.userCalls(profile, { offerSdp: user.offerSdp });
+      expect((await meta.waitForAction(callId, 'pre_accept', 20_000)).status).toBe(200);
+      user.applyAnswer(meta.graph.calls.get(callId)!.preAcceptSdp!);
+      expect((await meta.waitForAction(callId, 'accept', 20_000)).status).toBe(200);
+      await established;
+      user.play(1000);
+      await waitFor(() => user.stats.packetsAtNatted > 100 || undefined, 'gateway SRTP at the NAT port', 15_000);
+      // Before the user's first packet the gateway can only use the SDP's port; afterwards it follows the NAT port.
+      const atAnnounced = user.stats.packetsAtAnnounced;
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(user.stats.packetsAtAnnounced).toBe(atAnnounced);
+      const heard = user.recording();
+      const lastSecond = heard.subarray(Math.max(0, heard.length - 8000));
+      expect(detectTone(lastSecond, 8000, 440).detected).toBe(true);
+      const closed = agent.waitEvent('CALL_CLOSED', 10_000);
+      await meta.userHangsUp(callId);
+      await closed;
+      await waitNoLiveCalls(gateway);
+      expect(await recordOf(gateway, callId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
     } finally {
       await user.close();
     }

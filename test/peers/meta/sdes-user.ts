@@ -25,6 +25,11 @@ export interface SdesUserOptions {
   address?: string;
   /** The crypto tag of Meta's offer (default 1). */
   tag?: number;
+  /**
+   * A relay behind NAT: media is sent from a second socket, not the port the SDP announces; the gateway must follow
+   * the authenticated packets there. stats.packetsAtAnnounced / packetsAtNatted say where its packets arrived.
+   */
+  natted?: boolean;
 }
 
 interface RemoteSdes {
@@ -63,7 +68,7 @@ export function readGatewaySdes(sdp: string): RemoteSdes {
 }
 
 export class SdesUser {
-  readonly stats = { packetsIn: 0, packetsOut: 0, authFailures: 0, rtcpIn: 0, otherPayloadTypes: 0 };
+  readonly stats = { packetsIn: 0, packetsOut: 0, authFailures: 0, rtcpIn: 0, otherPayloadTypes: 0, packetsAtAnnounced: 0, packetsAtNatted: 0 };
   readonly ssrc = randomBytes(4).readUInt32BE(0);
   /** Date.now() when the gateway's first authenticated packet arrived (Meta's "first media = pickup" rule). */
   firstPacketAt: number | null = null;
@@ -87,19 +92,35 @@ export class SdesUser {
   private ts = randomBytes(4).readUInt32BE(0);
   private closed = false;
 
-  private constructor(private readonly socket: dgram.Socket, readonly address: string, readonly port: number, readonly tag: number) {
+  /** The socket media is sent from: the announced one, or the NAT's other port. */
+  private readonly sender: dgram.Socket;
+
+  private constructor(private readonly socket: dgram.Socket, readonly address: string, readonly port: number, readonly tag: number, private readonly natSocket: dgram.Socket | null) {
     this.tx = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, this.key.subarray(0, 16), this.key.subarray(16));
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.sender = natSocket ?? socket;
+    socket.on('message', (msg, rinfo) => {
+      this.stats.packetsAtAnnounced++;
+      this.onMessage(msg, rinfo);
+    });
+    natSocket?.on('message', (msg, rinfo) => {
+      this.stats.packetsAtNatted++;
+      this.onMessage(msg, rinfo);
+    });
   }
 
   static async create(opts: SdesUserOptions = {}): Promise<SdesUser> {
     const address = opts.address ?? '127.0.0.1';
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, address, () => resolve());
-    });
-    return new SdesUser(socket, address, socket.address().port, opts.tag ?? 1);
+    const bind = async (): Promise<dgram.Socket> => {
+      const socket = dgram.createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(0, address, () => resolve());
+      });
+      return socket;
+    };
+    const socket = await bind();
+    const nat = opts.natted ? await bind() : null;
+    return new SdesUser(socket, address, socket.address().port, opts.tag ?? 1, nat);
   }
 
   /** Meta's SDES offer as in the SIP sample of §4.5, with this user's key. */
@@ -145,6 +166,8 @@ export class SdesUser {
     this.stopClock?.();
     this.stopClock = null;
     await new Promise<void>((r) => this.socket.close(() => r()));
+    const nat = this.natSocket;
+    if (nat) await new Promise<void>((r) => nat.close(() => r()));
   }
 
   private setRemote(r: RemoteSdes): void {
@@ -187,7 +210,7 @@ export class SdesUser {
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + 960) >>> 0;
     const len = this.tx.protect(buf, 12 + n);
-    this.socket.send(buf, 0, len, r.port, r.address);
+    this.sender.send(buf, 0, len, r.port, r.address);
     this.stats.packetsOut++;
   }
 
