@@ -118,6 +118,17 @@ describe('SdesLeg answer', () => {
     expect(ourKey(leg.localSdp)).toMatchObject({ tag: 2, suite: 'AEAD_AES_128_GCM' });
   });
 
+  it('leaves a=rtcp-mux out of the answer when the offer has none, and then sends no RTCP', async () => {
+    const meta = await udp();
+    const sdp = offer(meta.address().port, [cryptoLine(1, randomBytes(30))]).replace('a=rtcp-mux\r\n', '');
+    const leg = await answered(sdp, { rtcpIntervalMs: 20 });
+    expect(leg.localSdp).not.toContain('a=rtcp-mux');
+    leg.sendRtp({ payloadType: 111, sequenceNumber: 1, timestamp: 960 }, Buffer.from([1]));
+    leg.sendRtcp();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(meta.got.map((g) => g.msg[1]! & 0x7f)).toEqual([111]);
+  });
+
   it('refuses malformed or unusable offers with UnanswerableOfferError naming the problem, and holds no port', async () => {
     const free = pool.free;
     const cases: Array<[string, RegExp]> = [

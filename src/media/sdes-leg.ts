@@ -145,6 +145,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   private readonly rtcpRx = new RtcpReceiverState(this.rxStats);
   private readonly rtcpParsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
   private rtcpTimer: NodeJS.Timeout | null = null;
+  private rtcpMux = true;
   private readonly rtcpIntervalMs: number;
   private readonly cname = randomBytes(12).toString('base64');
   private sent = { packets: 0, octets: 0, rtpTimestamp: 0, at: 0 };
@@ -192,7 +193,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       leg.localSdp = buildSdesSdp({
         address: leg.announcedAddress, port: leg.port, proto: media.proto,
         cryptoLines: [formatCryptoAttribute(crypto.tag, crypto.suite, mine.masterKey, mine.masterSalt)],
-        opusPt: opusPt!, dtmfPt,
+        opusPt: opusPt!, dtmfPt, rtcpMux: media.rtcpMux,
       });
       leg.setRemoteAddress(media);
     } catch (err) {
@@ -360,6 +361,8 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   private setRemoteAddress(media: SdesRemoteMedia): void {
+    // Without rtcp-mux the peer's RTCP would be on port+1, which this leg does not have: no reports then.
+    this.rtcpMux = media.rtcpMux;
     this.signalled = { address: media.address, port: media.port };
     this.latchedTo = null;
     this.highestSeq = -1;
@@ -472,7 +475,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   private startRtcp(): void {
-    if (this.rtcpIntervalMs <= 0 || this.rtcpTimer || this.closing || !this.tx?.srtcp) return;
+    if (this.rtcpIntervalMs <= 0 || !this.rtcpMux || this.rtcpTimer || this.closing || !this.tx?.srtcp) return;
     this.rtcpTimer = setInterval(() => this.sendRtcp(), this.rtcpIntervalMs);
     this.rtcpTimer.unref();
   }
@@ -481,7 +484,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   sendRtcp(): void {
     const to = this.latchedTo ?? this.signalled;
     const srtcp = this.tx?.srtcp;
-    if (!to || !srtcp || this.closing) return;
+    if (!to || !srtcp || !this.rtcpMux || this.closing) return;
     const buf = Buffer.alloc(52 + 8 + 2 + 32 + 4);
     const now = Date.now();
     const s = this.sent;

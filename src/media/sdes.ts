@@ -201,6 +201,8 @@ export interface SdesSdpOptions {
   cryptoLines: readonly string[];
   opusPt: number;
   dtmfPt: number | null;
+  /** a=rtcp-mux (default true); an answer leaves it out when the offer did not have it (RFC 5761 §5.1.1). */
+  rtcpMux?: boolean;
   sessionId?: string;
 }
 
@@ -219,7 +221,7 @@ export function buildSdesSdp(o: SdesSdpOptions): string {
     `c=IN ${family} ${o.address}`,
     't=0 0',
     `m=audio ${o.port} ${o.proto} ${pts.join(' ')}`,
-    'a=rtcp-mux',
+    ...(o.rtcpMux === false ? [] : ['a=rtcp-mux']),
     ...o.cryptoLines,
     `a=rtpmap:${o.opusPt} opus/48000/2`,
     `a=fmtp:${o.opusPt} minptime=10;useinbandfec=1`,
