@@ -58,6 +58,8 @@ export interface SdesLegStats {
   srtpDropped: number;
   /** Datagrams that are not RTP/RTCP version 2. */
   droppedInvalid: number;
+  /** Packets that arrived before the remote's key was known (business-initiated, before Meta's answer). */
+  droppedBeforeKeys: number;
   /** Times the send address moved to a new source of authenticated packets. */
   relatched: number;
   rtcpIn: number;
@@ -119,7 +121,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   remoteFractionLost?: number;
   remotePacketsLost?: number;
   readonly stats: SdesLegStats = {
-    packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0, droppedInvalid: 0,
+    packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0, droppedInvalid: 0, droppedBeforeKeys: 0,
     relatched: 0, rtcpIn: 0, rtcpOut: 0, srtcpDropped: 0, sendErrors: 0,
   };
   /** Our single SSRC. */
@@ -383,7 +385,8 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       return;
     }
     if (!rx) {
-      this.stats.srtpDropped++;
+      // Our offer is out but Meta's answer (its key) is not applied yet.
+      this.stats.droppedBeforeKeys++;
       return;
     }
     let len = msg.length;
