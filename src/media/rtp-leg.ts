@@ -3,11 +3,12 @@
  * from the pool. Symmetric RTP (RFC 4961 practice) latches onto the source of the first valid packet so a
  * PBX or phone behind NAT is reached where it really is, not where its SDP says.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import type { PortPool } from './port-pool.js';
 import { createRtpHeader, readRtpHeader, type RtpHeader } from './rtp-packet.js';
+import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 
 export interface RtpLegOptions {
@@ -94,7 +95,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     let lastErr: Error | null = null;
     for (let i = 0; i < attempts; i++) {
       const port = opts.pool.acquire();
-      const socket = dgram.createSocket({ type: isIPv6(bindAddress) ? 'udp6' : 'udp4' });
+      const socket = createMediaSocket(isIPv6(bindAddress) ? 'udp6' : 'udp4');
       try {
         await new Promise<void>((resolve, reject) => {
           const onError = (err: Error): void => reject(err);
@@ -141,7 +142,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   }
 
   private async openRtcp(bindAddress: string): Promise<void> {
-    const socket = dgram.createSocket({ type: isIPv6(bindAddress) ? 'udp6' : 'udp4' });
+    const socket = createMediaSocket(isIPv6(bindAddress) ? 'udp6' : 'udp4');
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);

@@ -12,7 +12,7 @@
  * RTCP: sender/receiver reports over SRTCP every few seconds, and the remote's reports give the RTT and the loss
  * our Opus FEC follows. With AEAD_AES_128_GCM (no SRTCP here) RTCP is neither sent nor read.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
@@ -26,6 +26,7 @@ import {
 import { SrtcpContext } from './srtcp.js';
 import { SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext } from './srtp.js';
 import { RtpReceiveStats } from './stats.js';
+import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import {
   announcedAddress, MediaSetupError, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, usesInbandFec,
@@ -333,7 +334,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     let lastErr: Error | null = null;
     for (let i = 0; i < attempts; i++) {
       const port = pool ? pool.acquire() : 0;
-      const socket = dgram.createSocket({ type });
+      const socket = createMediaSocket(type);
       try {
         await new Promise<void>((resolve, reject) => {
           socket.once('error', reject);

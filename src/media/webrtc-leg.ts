@@ -22,6 +22,7 @@ import {
 import { networkInterfaces } from 'node:os';
 import type { PortPool } from './port-pool.js';
 import { isSupportedSrtpProfile, SrtpContext } from './srtp.js';
+import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 
 export class UnanswerableOfferError extends Error {
@@ -574,6 +575,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         }
         werift(data, addr);
       };
+      // Each packet reaches the kernel inside send(): no extra tick, and the send ring's buffers are free again at once.
+      if (!answerLiteralsAtOnce(transport.socket)) this.log.debug({}, 'dgram internals differ: sends resolve on the next tick');
       this.fast = f;
       this.mediaPath = 'fast';
       this.log.debug({ profile: cfg.profile }, 'webrtc: RTP on the fast SRTP path');

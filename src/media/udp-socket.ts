@@ -1,0 +1,44 @@
+/**
+ * UDP sockets for the media path. Node's dgram resolves every destination before sending, and even an IP literal
+ * goes through dns.lookup, which answers on the next tick: each packet then costs an extra tick, and the send reads
+ * its buffer only after the caller has moved on (a reused send buffer could be rewritten first). Media peers are
+ * always addresses, so literals are answered at once and the packet is handed to the kernel inside send().
+ */
+import dgram from 'node:dgram';
+import dns from 'node:dns';
+import { isIP } from 'node:net';
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+export function literalFirstLookup(host: string, options: dns.LookupOneOptions, callback: LookupCallback): void {
+  const family = isIP(host);
+  if (family !== 0) {
+    callback(null, host, family);
+    return;
+  }
+  dns.lookup(host, options, callback);
+}
+
+export function createMediaSocket(type: 'udp4' | 'udp6'): dgram.Socket {
+  return dgram.createSocket({ type, lookup: literalFirstLookup });
+}
+
+type HandleLookup = (address: string, callback: (err: Error | null, ip?: string) => void) => void;
+
+/**
+ * The same for a socket someone else created (werift's ICE socket): its handle's resolver answers literals at once.
+ * Relies on Node's dgram internals (the state symbol's handle.lookup, Node 20–22); returns false and changes
+ * nothing when they differ.
+ */
+export function answerLiteralsAtOnce(socket: dgram.Socket): boolean {
+  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const state = sym ? (socket as unknown as Record<symbol, { handle?: { lookup?: HandleLookup } } | undefined>)[sym] : undefined;
+  const handle = state?.handle;
+  const original = handle?.lookup;
+  if (!handle || typeof original !== 'function') return false;
+  handle.lookup = (address, callback) => {
+    if (isIP(address) !== 0) callback(null, address);
+    else original.call(handle, address, callback);
+  };
+  return true;
+}
