@@ -4,7 +4,7 @@
  *  1. floor: Opus decode + encode (shipped encoder settings) and G.711 both ways for one call-second, nothing else;
  *  2. the gateway's media path per call-second without sockets (bench/media-socketless.ts), on the fast SRTP path
  *     and on werift's per-packet path, and the fast path's ratio to the floor;
- *  3. N concurrent bridged calls over loopback with real sockets (bench/media-path.ts) for N = 50, 100, 200, 400,
+ *  3. N concurrent bridged calls over loopback with real sockets (bench/media-path.ts) for N = 50, 75, 100, 150, 200, 400,
  *     stopping at the first N that breaks a limit (event-loop lag p99 ≥ 5 ms, any added loss, any skipped tick).
  *
  * Prints tables and writes bench/results/latest.json (and a dated copy). Takes 2–5 minutes.
@@ -27,7 +27,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-const ladder = arg('calls', '50,100,200,400').split(',').map(Number).filter((n) => n > 0);
+const ladder = arg('calls', '50,75,100,150,200,400').split(',').map(Number).filter((n) => n > 0);
 const seconds = Number(arg('seconds', '8'));
 const mediaPath = arg('media-path', 'fast') === 'werift' ? 'werift' : 'fast';
 // --priority -10: run the gateway process at a higher scheduling priority, so other load on a shared machine
