@@ -248,3 +248,29 @@ describe.each([
     expect(ours.keystream.counts.onDemand + ours.keystream.counts.fills).toBeGreaterThan(10);
   });
 });
+
+describe.each([
+  ['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80 as SrtpProfile],
+  ['AEAD_AES_128_GCM', SRTP_AEAD_AES_128_GCM as SrtpProfile],
+])('SrtpContext %s with hostile input', (_name, profile) => {
+  it('drops random bytes and truncated packets without throwing, and keeps no state for their SSRCs', () => {
+    const k = keys(profile);
+    const tx = new SrtpContext(profile, k.key, k.salt);
+    const rx = new SrtpContext(profile, k.key, k.salt);
+    const out = { payloadOffset: 0 };
+    for (let i = 0; i < 3000; i++) {
+      const len = Math.floor(Math.random() * 200);
+      const garbage = randomBytes(len);
+      if (i % 2 === 0 && len > 0) garbage[0] = 0x80 | (garbage[0]! & 0x3f); // version 2, so it reaches the crypto
+      expect(rx.unprotect(garbage, len, out), `garbage ${i}`).toBe(-1);
+    }
+    expect(rx.ssrcCount).toBe(0);
+    const good = rtp(1, 960, 0x0badcafe, randomBytes(80));
+    const n = tx.protect(good, 92);
+    for (let cut = 0; cut < n; cut++) {
+      expect(rx.unprotect(Buffer.from(good.subarray(0, cut)), cut, out), `cut at ${cut}`).toBe(-1);
+    }
+    expect(rx.unprotect(good, n, out)).toBe(92);
+    expect(rx.ssrcCount).toBe(1);
+  });
+});

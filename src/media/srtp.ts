@@ -65,11 +65,18 @@ export class SrtpContext {
   readonly tagLength: number;
   /** The keystream window; public so tests can see its hit / on-demand counts. */
   readonly keystream: SrtpKeystream;
+  /** SSRCs with rollover state (for tests). */
+  get ssrcCount(): number {
+    return this.roc.size;
+  }
   private readonly gcm: boolean;
   private readonly hmac: HmacSha1 | null;
   private readonly ghash: Ghash | null;
-  /** Per SSRC: rollover counter and highest sequence number seen (s_l of RFC 3711 §3.3.1). */
-  private readonly roc = new Map<number, { roc: number; sl: number; seen: boolean }>();
+  /**
+   * Per SSRC: rollover counter and highest sequence number seen (s_l of RFC 3711 §3.3.1). On the receive side an
+   * SSRC gets an entry only with its first authenticated packet, so garbage with random SSRCs cannot grow the map.
+   */
+  private readonly roc = new Map<number, { roc: number; sl: number }>();
 
   constructor(readonly profile: SrtpProfile, masterKey: Buffer, masterSalt: Buffer) {
     this.gcm = profile === SRTP_AEAD_AES_128_GCM;
@@ -98,7 +105,7 @@ export class SrtpContext {
     const seq = (buf[2]! << 8) | buf[3]!;
     let s = this.roc.get(ssrc);
     if (!s) {
-      s = { roc: 0, sl: seq, seen: true };
+      s = { roc: 0, sl: seq };
       this.roc.set(ssrc, s);
     } else {
       if (seq < s.sl && s.sl - seq > 0x8000) s.roc = (s.roc + 1) >>> 0;
@@ -136,14 +143,11 @@ export class SrtpContext {
     if (hdr < 0) return -1;
     const ssrc = ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0;
     const seq = (buf[2]! << 8) | buf[3]!;
-    let s = this.roc.get(ssrc);
-    if (!s) {
-      s = { roc: 0, sl: seq, seen: false };
-      this.roc.set(ssrc, s);
-    }
-    // RFC 3711 §3.3.1: guess the ROC from the highest sequence number seen.
-    let v = s.roc;
-    if (s.seen) {
+    const s = this.roc.get(ssrc);
+    // RFC 3711 §3.3.1: guess the ROC from the highest sequence number seen (a new SSRC starts at ROC 0).
+    let v = 0;
+    if (s) {
+      v = s.roc;
       if (s.sl < 0x8000) {
         if (seq - s.sl > 0x8000) v = (s.roc - 1) >>> 0;
       } else if (s.sl - 0x8000 > seq) {
@@ -171,9 +175,8 @@ export class SrtpContext {
       }
     }
     // Only an authenticated packet moves the state on.
-    if (!s.seen) {
-      s.seen = true;
-      s.sl = seq;
+    if (!s) {
+      this.roc.set(ssrc, { roc: v, sl: seq });
     } else if (v === s.roc ? seq > s.sl : v === ((s.roc + 1) >>> 0)) {
       s.roc = v;
       s.sl = seq;
