@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SrtcpSession } from 'werift';
+import { parseRtcp, type ParsedRtcp } from './rtcp.js';
 import { SrtcpContext } from './srtcp.js';
 import { SRTP_AES128_CM_HMAC_SHA1_80 } from './srtp.js';
 
@@ -53,5 +54,28 @@ describe('SrtcpContext (RFC 3711 §3.4, AES_CM_128_HMAC_SHA1_80)', () => {
     expect(ours.unprotect(bad)).toBeNull();
     expect(ours.unprotect(p.subarray(0, 20))).toBeNull();
     expect(new SrtcpContext(randomBytes(16), salt).unprotect(p)).toBeNull();
+  });
+
+  it('drops random bytes and every truncation of a good packet without throwing', () => {
+    const ours = new SrtcpContext(key, salt);
+    for (let i = 0; i < 2000; i++) {
+      const garbage = randomBytes(Math.floor(Math.random() * 120));
+      expect(ours.unprotect(garbage), `garbage ${i}`).toBeNull();
+    }
+    const p = werift.encrypt(Buffer.from(rtcp(0x01020304)));
+    for (let cut = 0; cut < p.length; cut++) expect(ours.unprotect(p.subarray(0, cut)), `cut at ${cut}`).toBeNull();
+    expect(ours.unprotect(p)).not.toBeNull();
+  });
+
+  it('parseRtcp reads random compound packets without throwing (what a peer with a valid key could still send)', () => {
+    const parsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
+    for (let i = 0; i < 3000; i++) {
+      const b = randomBytes(Math.floor(Math.random() * 200));
+      if (b.length > 1) {
+        b[0] = 0x80 | (b[0]! & 0x3f);
+        b[1] = i % 2 === 0 ? 200 : 201;
+      }
+      expect(typeof parseRtcp(b, b.length, parsed)).toBe('boolean');
+    }
   });
 });

@@ -8,17 +8,9 @@
  * repeats statistics the leg already read.
  */
 import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
+import { deriveSrtpKey } from './srtp.js';
 
 const TAG = 10;
-
-/** RFC 3711 §4.3 key derivation (key derivation rate 0): AES-CM of (salt XOR label) under the master key. */
-function derive(masterKey: Buffer, masterSalt: Buffer, label: number, len: number): Buffer {
-  const iv = Buffer.alloc(16);
-  masterSalt.copy(iv, 0, 0, Math.min(14, masterSalt.length));
-  iv[7] = iv[7]! ^ label;
-  const c = createCipheriv('aes-128-ctr', masterKey, iv);
-  return Buffer.concat([c.update(Buffer.alloc(len)), c.final()]);
-}
 
 export class SrtcpContext {
   private readonly encKey: Buffer;
@@ -28,9 +20,9 @@ export class SrtcpContext {
   private index = 0;
 
   constructor(masterKey: Buffer, masterSalt: Buffer) {
-    this.encKey = derive(masterKey, masterSalt, 0x03, 16);
-    this.authKey = derive(masterKey, masterSalt, 0x04, 20);
-    this.salt = derive(masterKey, masterSalt, 0x05, 14);
+    this.encKey = deriveSrtpKey(masterKey, masterSalt, 0x03, 16);
+    this.authKey = deriveSrtpKey(masterKey, masterSalt, 0x04, 20);
+    this.salt = deriveSrtpKey(masterKey, masterSalt, 0x05, 14);
   }
 
   /** Encrypts and authenticates the compound RTCP packet rtcp[0, len) (E flag set) into a new buffer. */
