@@ -78,8 +78,8 @@ describe.skipIf(skipReason !== undefined)('user-initiated call through an ICE-li
   let tap: UdpTap | undefined;
   let leg: OpusRtpEndpoint | undefined;
 
-  // Each attempt gets fresh peers: the relay's first packet toward the gateway is lost now and then (about one run in
-  // three, on both media paths; cause not found yet), so the test is retried rather than left to fail CI at random.
+  // No retry: the run-to-run loss ("no media through the relay", about one run in three) was rtpengine started with
+  // two worker threads leaving the DTLS handshake unfinished, not the gateway (see test/peers/rtpengine/rtpengine.ts).
   beforeEach(async () => {
     const port = await freePort({ tcp: false });
     agent = await startSipp({ scenario: 'uas-answer', port, service: 'agent', rtpEcho: true, durationMs: 90_000, timeoutSec: 100 });
@@ -94,7 +94,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call through an ICE-li
     await agent?.stop();
   });
 
-  it('connects as ICE controlling + DTLS client, sends first, keeps consent for 35 s, and echoes a 1 kHz tone', { timeout: 90_000, retry: 2 }, async () => {
+  it('connects as ICE controlling + DTLS client, sends first, keeps consent for 35 s, and echoes a 1 kHz tone', { timeout: 90_000 }, async () => {
     const { meta, gateway } = e2e;
     const ngCall = { 'call-id': `ice-lite-${process.pid}`, 'from-tag': 'relay-plain' };
     leg = await OpusRtpEndpoint.open();
