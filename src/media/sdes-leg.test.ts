@@ -324,3 +324,63 @@ describe('SdesLeg media', () => {
     expect(a.state).toBe('new');
   });
 });
+
+describe('SdesLeg with hostile input', () => {
+  /** Random datagrams (half of them shaped as RTP or RTCP version 2) and every truncation of one good packet. */
+  function hostile(good: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; i < 600; i++) {
+      const b = randomBytes(Math.floor(Math.random() * 160));
+      if (i % 2 === 0 && b.length > 1) b[0] = 0x80 | (b[0]! & 0x3f);
+      if (i % 4 === 0 && b.length > 1) b[1] = 200 + (i % 8); // RTCP packet types: the SRTCP path
+      out.push(b);
+    }
+    for (let cut = 0; cut < good.length; cut++) out.push(Buffer.from(good.subarray(0, cut)));
+    return out;
+  }
+
+  async function sendAll(to: number, packets: Buffer[]): Promise<void> {
+    const s = await udp();
+    for (let i = 0; i < packets.length; i++) {
+      s.send(packets[i]!, to, '127.0.0.1');
+      if (i % 50 === 49) await new Promise((r) => setTimeout(r, 2)); // stay within the loopback buffers
+    }
+  }
+
+  it.each([
+    ['no MKI', ''],
+    ['a 4-byte MKI', '|2^31|1:4'],
+  ])('drops garbage and truncated packets without throwing, emitting or latching (%s)', async (_name, tail) => {
+    const meta = await udp();
+    const theirs = randomBytes(30);
+    const leg = await answered(offer(meta.address().port, [cryptoLine(1, theirs, 'AES_CM_128_HMAC_SHA1_80', tail)]));
+    const got = collect(leg);
+    const good = srtp(new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, theirs.subarray(0, 16), theirs.subarray(16)), 1, randomBytes(60));
+    const packets = hostile(good);
+    await sendAll(leg.port, packets);
+    await until(() => leg.stats.droppedInvalid + leg.stats.srtpDropped + leg.stats.srtcpDropped >= packets.length * 0.9, 'packets counted');
+    expect(got).toEqual([]);
+    expect(leg.latched).toBe(false);
+    expect(leg.state).toBe('connected');
+    expect(leg.stats.packetsIn + leg.stats.rtcpIn).toBe(0);
+  });
+
+  it('before Meta\'s answer, counts RTP and RTCP alike as arriving before the keys, not as authentication failures', async () => {
+    const leg = await SdesLeg.offer({ bindAddress: '127.0.0.1', portPool: pool });
+    cleanups.push(() => leg.close());
+    const packets = [
+      Buffer.concat([Buffer.from([0x80, 111, 0, 1]), randomBytes(40)]),
+      Buffer.concat([Buffer.from([0x81, 201, 0, 7]), randomBytes(40)]),
+    ];
+    await sendAll(leg.port, packets);
+    await until(() => leg.stats.droppedBeforeKeys === 2, 'both counted');
+    expect(leg.stats.srtpDropped + leg.stats.srtcpDropped).toBe(0);
+  });
+
+  it('refuses an offer whose port dgram cannot send to', async () => {
+    const err = await SdesLeg.answer(offer(70000, [cryptoLine(1, randomBytes(30))]), { bindAddress: '127.0.0.1', portPool: pool })
+      .then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UnanswerableOfferError);
+    expect((err as Error).message).toMatch(/audio port 70000 is out of range/);
+  });
+});

@@ -59,7 +59,7 @@ export interface SdesLegStats {
   srtpDropped: number;
   /** Datagrams that are not RTP/RTCP version 2. */
   droppedInvalid: number;
-  /** Packets that arrived before the remote's key was known (business-initiated, before Meta's answer). */
+  /** RTP or RTCP that arrived before the remote's key was known (business-initiated, before Meta's answer). */
   droppedBeforeKeys: number;
   /** Times the send address moved to a new source of authenticated packets. */
   relatched: number;
@@ -103,6 +103,8 @@ function describeProblem(sdp: string): string | null {
   if (!isSdesSdp(sdp)) return `not an SDES SDP (RTP/SAVP with a=crypto); the audio section is ${media.proto}${media.cryptoLines.length ? '' : ' without a=crypto'}`;
   if (parseAudioPayloadTypes(sdp).opusPt === null) return 'the audio section offers no opus/48000 codec';
   if (media.port === 0) return 'the audio stream is disabled (port 0)';
+  // dgram's send() throws at once for such a port: every media tick would fail instead of the offer.
+  if (media.port > 65535) return `the audio port ${media.port} is out of range`;
   if (!media.address || media.address === '0.0.0.0' || media.address === '::') return `no usable connection address (c=${media.address || 'missing'})`;
   return null;
 }
@@ -379,15 +381,15 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       return;
     }
     const rx = this.rx;
+    if (!rx) {
+      // Our offer is out but Meta's answer (its key) is not applied yet: not an authentication failure.
+      this.stats.droppedBeforeKeys++;
+      return;
+    }
     // RFC 5761 demultiplexing: RTCP packet types 192–223 are PT 64–95 once the marker bit is masked off.
     const pt = msg[1]! & 0x7f;
     if (pt >= 64 && pt <= 95) {
       this.onSrtcp(msg, rx);
-      return;
-    }
-    if (!rx) {
-      // Our offer is out but Meta's answer (its key) is not applied yet.
-      this.stats.droppedBeforeKeys++;
       return;
     }
     let len = msg.length;
@@ -446,8 +448,8 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
   }
 
-  private onSrtcp(msg: Buffer, rx: Keys | null): void {
-    if (!rx?.srtcp) {
+  private onSrtcp(msg: Buffer, rx: Keys): void {
+    if (!rx.srtcp) {
       this.stats.srtcpDropped++;
       return;
     }
@@ -480,7 +482,15 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
 
   private startRtcp(): void {
     if (this.rtcpIntervalMs <= 0 || !this.rtcpMux || this.rtcpTimer || this.closing || !this.tx?.srtcp) return;
-    this.rtcpTimer = setInterval(() => this.sendRtcp(), this.rtcpIntervalMs);
+    this.rtcpTimer = setInterval(() => {
+      // A throw in a timer would end the process; a report that cannot go is only a missed report.
+      try {
+        this.sendRtcp();
+      } catch (err) {
+        this.stats.sendErrors++;
+        this.log.warn({ err: (err as Error).message }, 'sdes: RTCP report not sent');
+      }
+    }, this.rtcpIntervalMs);
     this.rtcpTimer.unref();
   }
 
