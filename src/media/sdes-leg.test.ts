@@ -132,7 +132,7 @@ describe('SdesLeg answer', () => {
   it('refuses malformed or unusable offers with UnanswerableOfferError naming the problem, and holds no port', async () => {
     const free = pool.free;
     const cases: Array<[string, RegExp]> = [
-      [offer(3480, ['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=']), /no usable a=crypto line: a=crypto line ".*inline:<masked>": the key is 5 bytes, AES_CM_128_HMAC_SHA1_80 needs 30/],
+      [offer(3480, ['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=']), /no usable a=crypto line: a=crypto line ".*inline:\[redacted\]": the key is 5 bytes, AES_CM_128_HMAC_SHA1_80 needs 30/],
       [offer(3480, [cryptoLine(1, randomBytes(30), 'AES_CM_128_HMAC_SHA1_32')]), /AES_CM_128_HMAC_SHA1_32 is not supported/],
       [offer(3480, ['a=crypto:1 AES_CM_128_HMAC_SHA1_80']), /expected "a=crypto:<tag> <suite> inline:<key>"/],
       [offer(3480, [cryptoLine(1, randomBytes(30))]).replace(/a=rtpmap:111 opus\/48000\/2\r\n/, '').replace('RTP/SAVP 111 126', 'RTP/SAVP 0 126'), /no opus\/48000/],

@@ -5,6 +5,7 @@
  * This module only reads and writes SDP; sdes-leg.ts carries the media.
  */
 import { randomBytes } from 'node:crypto';
+import { redactSdesKeys } from './sdes-redact.js';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, type SrtpProfile } from './srtp.js';
 
 /** The suites our SRTP (srtp.ts) can carry, in our order of preference when we offer. */
@@ -50,9 +51,11 @@ const UNSUPPORTED_SESSION_PARAMS = /^(KDR=|UNENCRYPTED_SRTP$|UNENCRYPTED_SRTCP$|
  */
 export function parseCryptoAttribute(line: string): SdesCrypto {
   const trimmed = line.trim();
-  const shown = trimmed.length > 120 ? `${trimmed.slice(0, 120)}…` : trimmed;
+  // Redacted before it is cut short: a key cut in half would no longer look like one.
+  const redacted = redactSdesKeys(trimmed);
+  const shown = redacted.length > 120 ? `${redacted.slice(0, 120)}…` : redacted;
   const fail = (why: string): never => {
-    throw new SdesCryptoError(`a=crypto line "${maskInline(shown)}": ${why}`);
+    throw new SdesCryptoError(`a=crypto line "${shown}": ${why}`);
   };
   const m = /^a=crypto:(\S+)\s+(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(trimmed);
   if (!m) return fail('expected "a=crypto:<tag> <suite> inline:<key>"');
@@ -113,13 +116,6 @@ export function freshSdesKey(suite: SdesSuite): { masterKey: Buffer; masterSalt:
   const spec = SDES_SUITES[suite];
   const material = randomBytes(spec.keyLength + spec.saltLength);
   return { masterKey: material.subarray(0, spec.keyLength), masterSalt: material.subarray(spec.keyLength) };
-}
-
-/** Hides the key in a line for logs and errors (the key is a secret for as long as the call lasts). */
-export function maskInline(s: string): string {
-  // The key parameters are the third field; whatever their method, the part before any "|" is key material.
-  return s.replace(/^(a=crypto:\S*\s+\S+\s+)(\S+)/, (_all, head: string, params: string) =>
-    head + params.split(';').map((p) => p.replace(/^([^:|]*:)?[^|]*/, (_k, method?: string) => `${method ?? ''}<masked>`)).join(';'));
 }
 
 /** What an SDES leg needs from the remote SDP's first audio section. */

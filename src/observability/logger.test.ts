@@ -16,8 +16,24 @@ describe('logger', () => {
     for (const l of lines) {
       expect(l).not.toContain(key);
       const logged = (JSON.parse(l) as { sdp: string }).sdp;
-      expect(logged).toContain('a=crypto:1 AES_CM_128_HMAC_SHA1_80 [redacted]');
+      expect(logged).toContain('a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[redacted]|2^31');
       expect(logged).toContain('m=audio 3480 RTP/SAVP 111 126');
     }
+  });
+
+  it('redacts keys on malformed a=crypto lines too, and in the offer / answer fields that hold SDP', () => {
+    const lines: string[] = [];
+    const dest = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb(); } });
+    const log = createLogger('debug', dest);
+    const key = randomBytes(30).toString('base64');
+    const sdp = [
+      'v=0', `a=crypto: 1 AES_CM_128_HMAC_SHA1_80 inline:${key}`, `a=crypto:2 inline:${key}`,
+      `a=crypto:3 AES_CM_128_HMAC_SHA1_80 ${key}`, `a=crypto:4\tAES_CM_128_HMAC_SHA1_80\tinline:${key};inline:${key}|2^20|1:4`, '',
+    ].join('\r\n');
+    log.debug({ sdp, offer: sdp, answer: sdp }, 'sdp');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toContain(key);
+    expect(lines[0]).not.toContain(key.slice(0, 16));
+    expect((JSON.parse(lines[0]!) as { answer: string }).answer).toContain('inline:[redacted];inline:[redacted]|2^20|1:4');
   });
 });

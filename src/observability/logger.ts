@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { redactSdesKeys } from '../media/sdes-redact.js';
 
 export type { Logger } from 'pino';
 
@@ -12,16 +13,16 @@ const REDACT = [
 ];
 
 /**
- * SDES SDP (whatsapp-calling.md §4.5) carries SRTP master keys in `a=crypto` lines: any `sdp` field is logged with
- * the key material replaced, so SDP stays loggable at debug level.
+ * SDES SDP (whatsapp-calling.md §4.5) carries SRTP master keys in `a=crypto` lines: SDP fields are logged with the key
+ * material replaced, so SDP stays loggable at debug level. `offer` / `answer` hold SDP where both sides are logged.
  */
 export function maskSdpKeys(sdp: unknown): unknown {
-  return typeof sdp === 'string' ? sdp.replace(/^(a=crypto:\S*\s+\S+\s+)\S+/gm, '$1[redacted]') : sdp;
+  return typeof sdp === 'string' ? redactSdesKeys(sdp) : sdp;
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino({
     level, base: { svc: 'wa-sip-gateway' }, redact: { paths: REDACT, censor: '[redacted]' },
-    serializers: { sdp: maskSdpKeys },
+    serializers: { sdp: maskSdpKeys, offer: maskSdpKeys, answer: maskSdpKeys },
   }, destination);
 }
