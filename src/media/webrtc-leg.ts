@@ -22,6 +22,7 @@ import {
 import { networkInterfaces } from 'node:os';
 import type { PortPool } from './port-pool.js';
 import { isSupportedSrtpProfile, SrtpContext } from './srtp.js';
+import { coalesceDtlsFlights } from './dtls-coalesce.js';
 import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 
@@ -225,6 +226,7 @@ interface CandidatePairInternals {
 
 interface IceConnectionInternals {
   nominated?: CandidatePairInternals;
+  send?: (data: Buffer) => Promise<void>;
   canSendApplicationData?: () => boolean;
 }
 
@@ -374,6 +376,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       const answer = await leg.pc.createAnswer();
       // setLocalDescription gathers all candidates before resolving (no trickle).
       await leg.pc.setLocalDescription(answer);
+      leg.packDtlsFlights();
       leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
       leg.assertCandidates();
       const negotiated = parseAudioPayloadTypes(leg.localSdp);
@@ -397,6 +400,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       leg.transceiver = leg.pc.addTransceiver('audio', { direction: 'sendrecv' });
       const offer = await leg.pc.createOffer();
       await leg.pc.setLocalDescription(offer);
+      leg.packDtlsFlights();
       leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
       leg.assertCandidates();
     } catch (err) {
@@ -404,6 +408,13 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       throw err;
     }
     return leg;
+  }
+
+  /** Each DTLS flight leaves in as few datagrams as fit (src/media/dtls-coalesce.ts); werift's own path otherwise. */
+  private packDtlsFlights(): void {
+    const conn = (this.transceiver?.sender as unknown as { dtlsTransport?: DtlsTransportInternals } | undefined)?.dtlsTransport?.iceTransport?.connection;
+    if (conn && typeof conn.send === 'function') coalesceDtlsFlights(conn as Required<Pick<IceConnectionInternals, 'send'>>);
+    else this.log.debug({}, 'werift internals changed: DTLS records go one per datagram');
   }
 
   /** Applies Meta's SDP answer to our offer. Throws UnusableAnswerError when it carries no Opus. */

@@ -50,6 +50,8 @@ export interface RtpengineOptions {
   /** First media port; the range is 100 ports wide (default: picked from 27000–28999 by pid). */
   portMin?: number;
   logLevel?: number;
+  /** rtpengine worker threads; default 1 (see the comment at --num-threads). */
+  threads?: number;
   startTimeoutMs?: number;
 }
 
@@ -69,13 +71,12 @@ export async function startRtpengine(opts: RtpengineOptions = {}): Promise<Rtpen
     '--foreground', '--log-stderr', '--no-log-timestamps', '--table=-1',
     '--interface=127.0.0.1', `--listen-ng=127.0.0.1:${ngPort}`,
     `--port-min=${portMin}`, `--port-max=${portMax}`,
-    // One worker thread. With two, rtpengine 10.5 (userspace forwarding) left 101 of 430 DTLS handshakes with the
-    // gateway unfinished (one thread: 0 of 220): the client's flight (Certificate, ClientKeyExchange,
-    // CertificateVerify, ChangeCipherSpec, Finished: five datagrams sent back to back, as werift and RFC 6347 allow)
-    // is dropped silently, retransmissions too (no alert, no Finished back), so the gateway stays 'connecting' and no
-    // media flows either way. The flight was checked correct from the wire (signature, extended master secret,
-    // Finished); presumably both threads read the one socket and feed OpenSSL concurrently. rtpengine-dtls.test.ts.
-    `--log-level=${opts.logLevel ?? 6}`, '--num-threads=1', '--delete-delay=0',
+    // One worker thread by default. With two, rtpengine 10.5 (userspace forwarding) dropped a DTLS client flight sent
+    // as five datagrams back to back (Certificate … Finished, as werift writes it and RFC 6347 allows), retransmissions
+    // too: 101 of 430 handshakes unfinished, presumably both threads feeding OpenSSL from the one socket. The gateway
+    // now packs each flight into one datagram (src/media/dtls-coalesce.ts); rtpengine-dtls.test.ts checks that
+    // against two threads.
+    `--log-level=${opts.logLevel ?? 6}`, `--num-threads=${opts.threads ?? 1}`, '--delete-delay=0',
     // Do not read /etc/rtpengine/rtpengine.conf: only the command line counts.
     '--config-file=none',
   ];
