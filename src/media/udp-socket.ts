@@ -10,13 +10,12 @@ import { isIP } from 'node:net';
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
-export function literalFirstLookup(host: string, options: dns.LookupOneOptions, callback: LookupCallback): void {
-  const family = isIP(host);
-  if (family !== 0) {
-    callback(null, host, family);
-    return;
-  }
-  dns.lookup(host, options, callback);
+/** dgram passes the socket's family (4 or 6) where dns.lookup also takes options. */
+export function literalFirstLookup(host: string, family: number | dns.LookupOneOptions, callback: LookupCallback): void {
+  const literal = isIP(host);
+  if (literal !== 0) callback(null, host, literal);
+  else if (typeof family === 'number') dns.lookup(host, family, callback);
+  else dns.lookup(host, family, callback);
 }
 
 export function createMediaSocket(type: 'udp4' | 'udp6'): dgram.Socket {
