@@ -52,7 +52,7 @@ export interface Measured {
 export interface Totals {
   type: 'totals';
   /** Per call. skippedTicks: frame ticks the clock gave up on during the measurement window. */
-  calls: Array<{ id: number; waIn: number; waOut: number; sipIn: number; sipOut: number; late: number; srtpDropped: number }>;
+  calls: Array<{ id: number; waIn: number; waOut: number; sipIn: number; sipOut: number; late: number; srtpDropped: number; opusExpectedLossPercent: number }>;
   skippedTicks: number;
 }
 
@@ -198,7 +198,7 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
       const q = c.bridge.quality();
       return {
         id: c.id, waIn: c.wa.stats.packetsIn, waOut: q.whatsapp.packetsOut, sipIn: q.sip.packetsIn, sipOut: q.sip.packetsOut,
-        late: q.whatsapp.late, srtpDropped: c.wa.stats.srtpDropped,
+        late: q.whatsapp.late, srtpDropped: c.wa.stats.srtpDropped, opusExpectedLossPercent: c.bridge.details.opusExpectedLossPercent,
       };
     });
     const skippedTicks = skippedInWindow;

@@ -40,6 +40,8 @@ export interface SocketRunResult {
   calls: number;
   planes: number;
   fecAdaptive: boolean;
+  /** Calls whose encoder still sent in-band FEC at the end (adaptive: the peers' reports said loss, or none came). */
+  callsWithFec: number;
   mediaPath: 'fast' | 'werift';
   fastLegs: number;
   seconds: number;
@@ -222,12 +224,13 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     srtpDropped: sum((c) => c.srtpDropped),
   };
   const packets = sum((c) => c.waIn + c.waOut + c.sipIn + c.sipOut);
+  const callsWithFec = totals.calls.filter((c) => c.opusExpectedLossPercent > 0).length;
   const addedLossPackets = loss.waIn + loss.waOut + loss.sipIn + loss.sipOut + loss.late + loss.srtpDropped;
   const callSeconds = m.calls * m.seconds;
   const cpuMsPerCallSecond = m.cpuMs / callSeconds;
   const lagP99Ms = m.lagP99Ms;
   return {
-    calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
+    calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, callsWithFec, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
     cpuMsPerCallSecond: round(cpuMsPerCallSecond),
     kernelMsPerCallSecond: round(m.cpuSystemMs / callSeconds),
     cpuPercentOfOneCore: round((m.cpuMs / (m.seconds * 1000)) * 100),
