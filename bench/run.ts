@@ -5,7 +5,8 @@
  *  2. the gateway's media path per call-second without sockets (bench/media-socketless.ts), on the fast SRTP path
  *     and on werift's per-packet path, and the fast path's ratio to the floor;
  *  3. N concurrent bridged calls over loopback with real sockets (bench/media-path.ts) for N = 50, 75, 100, 150, 200, 400,
- *     stopping at the first N that breaks a limit (event-loop lag p99 ≥ 5 ms, any added loss, any skipped tick).
+ *     stopping at the first N that breaks a limit (event-loop lag p99 ≥ 5 ms, any added loss, any skipped tick), then
+ *     two bisection steps between the largest N that held and the first that broke.
  *
  * Prints tables and writes bench/results/latest.json (and a dated copy). Takes 2–5 minutes.
  *
@@ -140,31 +141,41 @@ const tableRow = (r: SocketRunResult): Record<string, number | string | boolean>
   callsPerCoreByCpu: r.callsPerCoreByCpu, lagP50: r.lagP50Ms, lagP99: r.lagP99Ms, latP50: r.latencyP50Ms, latP99: r.latencyP99Ms,
   lossPct: r.addedLossPercent, skipped: r.loss.skippedTicks, rssMiBPerCall: r.rssPerCallMiB, holds: r.holds,
 });
-for (const calls of ladder) {
+const runRung = async (calls: number): Promise<SocketRunResult | null> => {
   process.stdout.write(`\n${calls} calls (${mediaPath} path): setting up…`);
   try {
     const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, bitrate: opus.bitrate, priority, planes });
     rows.push(r);
     console.log(` set up in ${r.setupSeconds} s, measured ${r.seconds} s`);
     console.table([tableRow(r)]);
-    if (!r.holds) break;
+    return r;
   } catch (err) {
     console.log(` failed: ${(err as Error).message}`);
+    return null;
+  }
+};
+let broke: number | null = null;
+for (const calls of ladder) {
+  const r = await runRung(calls);
+  if (!r?.holds) {
+    broke = calls;
     break;
   }
 }
-// When even the first rung breaks, one smaller rung tells how far off it is.
-if (rows.length > 0 && !rows.some((r) => r.holds) && ladder[0]! > 10) {
-  const calls = Math.max(10, Math.floor(ladder[0]! / 2));
-  process.stdout.write(`\n${calls} calls (${mediaPath} path): setting up…`);
-  try {
-    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, bitrate: opus.bitrate, priority, planes });
-    rows.unshift(r);
-    console.log(` set up in ${r.setupSeconds} s`);
-  } catch (err) {
-    console.log(` failed: ${(err as Error).message}`);
+// Between the largest N that held (or 0) and the first that broke, halve the gap twice (to multiples of 5), so the
+// headline is not just the rung below.
+if (broke !== null) {
+  let low = Math.max(0, ...rows.filter((r) => r.holds).map((r) => r.calls));
+  let high = broke;
+  for (let step = 0; step < 2; step++) {
+    const mid = Math.round((low + high) / 2 / 5) * 5;
+    if (mid <= low || mid >= high) break;
+    const r = await runRung(mid);
+    if (r?.holds) low = mid;
+    else high = mid;
   }
 }
+rows.sort((a, b) => a.calls - b.calls);
 
 // Before/after: werift's own media path at the first rung, same settings, same run (skip with --compare 0).
 let comparison: SocketRunResult | null = null;
