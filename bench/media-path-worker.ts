@@ -141,13 +141,18 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
   } else if (msg.type === 'measure') {
     // The probe is a timer re-armed every LAG_PROBE_MS; the histogram holds whole intervals, so the lag is the excess.
     const h = monitorEventLoopDelay({ resolution: LAG_PROBE_MS });
-    // BENCH_PROFILE=<file>: a CPU profile of the measurement window only (steady state, no set-up).
+    // BENCH_PROFILE=<file>: a CPU profile of the measurement window only (steady state, no set-up);
+    // BENCH_HEAP_PROFILE=<file>: where that window allocates (V8's sampling heap profiler, every 4 KiB).
     const profileTo = process.env.BENCH_PROFILE;
-    const session = profileTo ? new Session() : null;
+    const heapTo = process.env.BENCH_HEAP_PROFILE;
+    const session = profileTo || heapTo ? new Session() : null;
     if (session) {
       session.connect();
-      await session.post('Profiler.enable');
-      await session.post('Profiler.start');
+      if (profileTo) {
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+      }
+      if (heapTo) await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     }
     sampleCount = 0;
     recording = true;
@@ -180,8 +185,12 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
     if (session && profileTo) {
       const { profile } = await session.post('Profiler.stop');
       writeFileSync(profileTo, JSON.stringify(profile));
-      session.disconnect();
     }
+    if (session && heapTo) {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      writeFileSync(heapTo, JSON.stringify(profile));
+    }
+    session?.disconnect();
     const n = Math.min(sampleCount, samples.length);
     const sorted = samples.slice(0, n).sort();
     send({
