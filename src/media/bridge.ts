@@ -604,7 +604,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       return;
     }
     writeRtpHeader(buf, { marker: this.sipMarker, payloadType: this.sipPayloadType, sequenceNumber: this.sipSeq, timestamp: ts, ssrc: this.sipSsrc });
-    encodeG711(this.sipCodec, pcm.subarray(0, FRAME_SAMPLES), buf, RTP_HEADER_SIZE);
+    encodeG711(this.sipCodec, pcm === this.pcmDown ? this.pcmDownFrame : pcm, buf, RTP_HEADER_SIZE);
     if (this.sip.send(buf, 0, RTP_HEADER_SIZE + FRAME_SAMPLES)) {
       this.sipPacketsOut++;
       this.sipOctetsOut += FRAME_SAMPLES;

@@ -5,6 +5,7 @@
  * between minDelayMs and maxDelayMs. Payloads are copied into preallocated slots.
  */
 import { seqDiff } from './rtp-packet.js';
+import { copyInto } from './types.js';
 
 export interface JitterBufferOptions {
   /** Lower bound of the target delay (and the initial target). */
@@ -172,7 +173,7 @@ export class JitterBuffer {
       this.present[i] = 0;
       this.count--;
       const n = this.lengths[i]!;
-      out.set(this.slots[i]!.subarray(0, n));
+      copyInto(out, 0, this.slots[i]!, 0, n);
       this.stats.played++;
       return n;
     }
@@ -189,7 +190,7 @@ export class JitterBuffer {
     const i = this.nextExt % this.capacity;
     if (!this.present[i] || this.seqOf[i] !== this.nextExt) return -1;
     const n = this.lengths[i]!;
-    out.set(this.slots[i]!.subarray(0, n));
+    copyInto(out, 0, this.slots[i]!, 0, n);
     return n;
   }
 
@@ -204,7 +205,7 @@ export class JitterBuffer {
   }
 
   private store(i: number, ext: number, payload: Uint8Array, offset: number, length: number): void {
-    this.slots[i]!.set(payload.subarray(offset, offset + length));
+    copyInto(this.slots[i]!, 0, payload, offset, length);
     this.lengths[i] = length;
     this.seqOf[i] = ext;
     this.present[i] = 1;

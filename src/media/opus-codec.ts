@@ -14,6 +14,7 @@
  */
 import { createRequire } from 'node:module';
 import { Decoder, Encoder } from '@evan/opus';
+import { copyInto } from './types.js';
 
 export const PCM_RATE = 8000;
 export const FRAME_MS = 20;
@@ -97,7 +98,7 @@ export class OpusDecoder8k {
     if (fast) {
       const n = fast.decode.call(this.dec, packet) >> 1;
       if (n > out.length) throw new RangeError(`Opus frame of ${n} samples exceeds the ${out.length}-sample buffer`);
-      out.set(fast.decodeBuf.subarray(0, n));
+      copyInto(out, 0, fast.decodeBuf, 0, n);
       return n;
     }
     const bytes = this.dec.decode(packet);
@@ -144,7 +145,7 @@ export class OpusEncoder8k {
     if (fast) {
       const n = fast.encode.call(this.enc, pcm);
       if (n > out.length) throw new RangeError(`Opus packet of ${n} bytes exceeds the ${out.length}-byte buffer`);
-      out.set(fast.encodeBuf.subarray(0, n));
+      copyInto(out, 0, fast.encodeBuf, 0, n);
       return n;
     }
     const bytes = this.enc.encode(pcm);

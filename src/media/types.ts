@@ -13,3 +13,11 @@ export const silentLogger: MediaLogger = { debug() {}, info() {}, warn() {}, err
 export function monoNow(): number {
   return performance.now();
 }
+
+/**
+ * Copies `length` elements without allocating: `dst.set(src.subarray(…))` makes a view object per call, and per
+ * packet those views are a good share of what the young generation has to collect.
+ */
+export function copyInto<T extends Uint8Array | Int16Array>(dst: T, dstOffset: number, src: T, srcOffset: number, length: number): void {
+  for (let i = 0; i < length; i++) dst[dstOffset + i] = src[srcOffset + i]!;
+}

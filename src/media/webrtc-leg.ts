@@ -24,7 +24,7 @@ import type { PortPool } from './port-pool.js';
 import { isSupportedSrtpProfile, SrtpContext } from './srtp.js';
 import { coalesceDtlsFlights } from './dtls-coalesce.js';
 import { answerLiteralsAtOnce } from './udp-socket.js';
-import { monoNow, silentLogger, type MediaLogger } from './types.js';
+import { copyInto, monoNow, silentLogger, type MediaLogger } from './types.js';
 
 export class UnanswerableOfferError extends Error {
   constructor(message: string, override readonly cause?: unknown) {
@@ -513,7 +513,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     buf.writeUInt16BE(params.sequenceNumber & 0xffff, 2);
     buf.writeUInt32BE(params.timestamp >>> 0, 4);
     buf.writeUInt32BE(sender.ssrc >>> 0, 8);
-    buf.set(payload.subarray(offset, offset + length), 12);
+    copyInto(buf, 12, payload, offset, length);
     const n = f.tx.protect(buf, 12 + length);
     f.transport.socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0]);
     this.stats.packetsOut++;
