@@ -1,7 +1,7 @@
 /**
  * The agent side of an answered call: which SIP dialog is the call's agent right now (it changes on transfer), and
- * what its in-dialog requests do — re-INVITE → hold / media follows (hold.ts), REFER → blind transfer
- * (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
+ * what its in-dialog requests do — re-INVITE → hold / media follows (hold.ts), REFER → blind or
+ * attended transfer (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
  */
 import type { Metrics } from '../observability/metrics.js';
 import type { SipDialog, SipInviteOptions } from '../sip/agent.js';
@@ -9,7 +9,7 @@ import type { TransferConfig } from '../config/routing-schema.js';
 import type { Call, EndReason } from './call.js';
 import { handleAgentReinvites, type HoldControl } from './hold.js';
 import type { MediaSession } from './media-session.js';
-import { referRefusal, runBlindTransfer } from './transfer.js';
+import { planTransfer, runTransfer } from './transfer.js';
 
 export interface AgentSideOptions {
   call: Call;
@@ -54,21 +54,21 @@ export class AgentSide {
     dialog.on('refer', (refer) => {
       if (dialog !== this.dialog || call.isEnded) return refer.reject(481);
       if (this.transferring) return refer.reject(491);
-      const refusal = referRefusal(refer);
-      if (refusal !== undefined) {
+      const plan = planTransfer(refer);
+      if (!plan.ok) {
         metrics.transfers.inc({ result: 'refused' });
-        call.logger.info({ referTo: refer.referTo, status: refusal }, 'REFER refused');
-        return refer.reject(refusal);
+        call.logger.warn({ referTo: refer.referTo, status: plan.status, detail: plan.detail }, `REFER refused: ${plan.reason}`);
+        return refer.reject(plan.status, plan.reason);
       }
       refer.accept();
       this.transferring = true;
-      void runBlindTransfer({
+      void runTransfer({
         call, media, hold, config: this.opts.transfer(), invite: this.opts.invite, inviteBase: this.opts.inviteBase,
         adopt: (d) => {
           this.dialog = d;
           this.watch(d);
         },
-      }, refer, dialog).then((result) => {
+      }, refer, plan.target, dialog).then((result) => {
         this.transferring = false;
         metrics.transfers.inc({ result });
         if (result === 'ended' && !call.isEnded) this.opts.end({ by: 'gateway', outcome: 'answered', cause: 'transfer_failed' });

@@ -52,14 +52,15 @@ export interface SipInfoRequest {
 
 /** An in-dialog REFER (RFC 3515) waiting for our answer: accept() sends 202, reject() a final failure. */
 export interface SipReferRequest {
-  /** Refer-To as received (name-addr or URI, may carry ?Replaces=...). */
+  /** Refer-To as received, still percent-encoded (name-addr or URI, may carry ?Replaces=...): see refer-to.ts. */
   referTo: string;
-  /** The URI inside Refer-To, without header parameters. */
+  /** The URI inside Refer-To, without its embedded headers (`?...`); nothing decoded. */
   referToUri: string;
   referredBy?: string;
   header(name: string): string | undefined;
   accept(): void;
-  reject(status: number): void;
+  /** Final failure; `reason` replaces the standard reason phrase (e.g. "Malformed Replaces"). */
+  reject(status: number, reason?: string): void;
 }
 
 export interface SipDialogEvents {
@@ -122,11 +123,12 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
         return;
       }
       let answered = false;
-      const send = (status: number): void => {
+      const send = (status: number, reason?: string): void => {
         if (answered) return;
         answered = true;
         try {
-          res.send(status);
+          if (reason) res.send(status, sanitizeHeaderValue(reason, 64));
+          else res.send(status);
         } catch (err) {
           this.log.warn({ callId: this.callId, err: String(err) }, 'could not answer REFER');
         }
@@ -137,7 +139,7 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
         referToUri: (uri.split('?')[0] ?? '').trim(),
         header: (name) => req.get(name),
         accept: () => send(202),
-        reject: (status) => send(status),
+        reject: (status, reason) => send(status, reason),
       };
       const by = req.get('Referred-By');
       if (by !== undefined) refer.referredBy = by;
