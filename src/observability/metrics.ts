@@ -49,7 +49,7 @@ export function createMetrics() {
     routingHook: new Counter({ name: 'wagw_routing_hook_total', help: 'HTTP routing hook requests by result (ok, timeout, error, bad_answer)', labelNames: ['result'] as const, registers }),
     sipFailovers: new Counter({ name: 'wagw_sip_failovers_total', help: 'INVITEs moved on to the next SIP target after a 5xx, timeout or unreachable target', registers }),
     holds: new Counter({ name: 'wagw_hold_events_total', help: 'Agent re-INVITEs by effect (hold, resume, media_change, refused)', labelNames: ['event'] as const, registers }),
-    transfers: new Counter({ name: 'wagw_transfers_total', help: 'Blind transfers (SIP REFER) by result (completed, returned, ended, refused)', labelNames: ['result'] as const, registers }),
+    transfers: new Counter({ name: 'wagw_transfers_total', help: 'Blind and attended transfers (SIP REFER) by result (completed, returned, ended, refused)', labelNames: ['result'] as const, registers }),
     configReloads: new Counter({ name: 'wagw_config_reloads_total', help: 'Configuration reloads (SIGHUP) by result (applied, rejected)', labelNames: ['result'] as const, registers }),
     rtpPortsTotal: new Gauge({ name: 'wagw_rtp_ports_total', help: 'Size of the SIP-side RTP port pool', registers }),
     transcodeSeconds: new Histogram({ name: 'wagw_transcode_seconds', help: 'Mean time of one 20 ms media tick per ended call (Opus and G.711 both ways, jitter buffer, RTP send)', buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005], registers }),

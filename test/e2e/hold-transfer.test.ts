@@ -3,7 +3,9 @@
  * hold with a re-INVITE (a=sendonly) and resumes it (a=sendrecv); the WhatsApp user (libwebrtc) hears hold music
  * in between and its own echoed tone before and after. Transfer: a sipp agent sends REFER to a baresip agent playing
  * 440 Hz; the user then hears 440 Hz, the first agent gets NOTIFY 100/180/200 (sipfrag) and a BYE, and nothing at
- * all reaches WhatsApp but media (Meta refuses re-INVITE, UPDATE and REFER).
+ * all reaches WhatsApp but media (Meta refuses re-INVITE, UPDATE and REFER). Attended transfer: the REFER's Refer-To
+ * embeds ?Replaces=<consultation dialog>; a sipp target checks that our INVITE carries it decoded as a Replaces header
+ * on a Request-URI without "?", and echoes the user's tone once the call is moved to it.
  */
 import { createSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
@@ -19,13 +21,13 @@ import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/
 import { freePort } from '../peers/sip/ports.js';
 import { WaUser } from '../peers/meta/index.js';
 import { decodeG711 } from '../../src/media/g711.js';
-import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
+import { recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const baresip = baresipAvailable();
 const skipReason = firstMissing(drachtio, sipp, baresip);
-if (skipReason) noteSkipped(skipReason, 4, 'hold and transfer');
+if (skipReason) noteSkipped(skipReason, 6, 'hold and transfer');
 
 const HOLD_HZ = 600;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -233,6 +235,108 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     } finally {
       sock.close();
       await agent.stop();
+      await user.close();
+    }
+  }, 60_000);
+  it('attended transfer: Refer-To ?Replaces= becomes the Replaces header of the INVITE to the second agent, who then has the call', async () => {
+    const { meta, gateway } = e2e;
+    // The consultation dialog between agent1 and agent2 (made up: sipp agent2 only checks that it arrives intact).
+    const replaces = 'cons-4711@pbx.example;to-tag=tt-99;from-tag=ff-42';
+    const completed = async () => (await gateway.metrics.transfers.get()).values.find((v) => v.labels.result === 'completed')?.value ?? 0;
+    const completedBefore = await completed();
+    const udpBefore = e2e.udpHandles();
+    // agent2 echoes RTP and agent1 does not: the user hears its own tone only once agent2 has the media.
+    const agent2s = await startSipp({
+      scenario: 'uas-answer-replaces' as SippScenario, service: 'agent2', rtpEcho: true, timeoutSec: 40,
+      keys: { replacesre: replaces.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') },
+    });
+    const agent1 = await startSipp({
+      scenario: 'uas-answer-refer' as SippScenario, port: agentPort, service: 'agent1', rtpEcho: false, timeoutSec: 40,
+      keys: { referafter: '3500', referto: `${agent2s.uri}?Replaces=${encodeURIComponent(replaces)}` },
+    });
+    const user = new WaUser({ waId: '447700900792', name: 'Ada Attended' });
+    try {
+      const { callId } = await meta.userCalls(user);
+      await meta.waitForAction(callId, 'accept');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      await sleep(2000);
+      expect(lastHeard(user, 800, 1000)[1000]!.detected).toBe(false);
+
+      const a1 = await agent1.done;
+      expect(a1.messages).toContain(`Refer-To: <${agent2s.uri}?Replaces=cons-4711%40pbx.example%3Bto-tag%3Dtt-99%3Bfrom-tag%3Dff-42>`);
+      expect(a1.messages).toMatch(/SIP\/2.0 202/);
+      expect(a1.messages).toContain('SIP/2.0 100 Trying');
+      expect(a1.messages).toContain('SIP/2.0 180 Ringing');
+      expect(a1.messages).toContain('SIP/2.0 200 OK\r\n');
+      expect(a1.messages).toMatch(/BYE sip:/);
+      expect(a1.failed).toBe(0);
+
+      // sipp's check_it already failed agent2's call unless both matched; its 200 echoes what it saw.
+      const seen = agent2s.messages();
+      expect(seen).toContain(`INVITE ${agent2s.uri} SIP/2.0`);
+      expect(seen).toContain(`Replaces: ${replaces}\r\n`);
+      expect(seen).toMatch(/X-Seen-Replaces: *cons-4711@pbx\.example;to-tag=tt-99;from-tag=ff-42\r\n/);
+      expect(seen).toMatch(/Referred-By: <sip:agent1@/);
+      expect(seen).toMatch(/X-WA-Call-Id: /i);
+
+      await sleep(1500);
+      const after = lastHeard(user, 1000, 1000, HOLD_HZ);
+      console.log(`after attended transfer: echoed 1 kHz at ${after[1000]!.levelDbfs.toFixed(1)} dBFS, SNR ${after[1000]!.snrDb.toFixed(1)} dB`);
+      expect(after[1000]!.detected).toBe(true);
+      expect(after[HOLD_HZ]!.detected).toBe(false);
+      const live = gateway.registry.byWhatsAppId(callId);
+      expect(live?.state).toBe('answered');
+      expect(live?.sipAgent).toContain('agent2');
+      expect(meta.requests.filter((r) => r.callId === callId).map((r) => r.op)).toEqual(['pre_accept', 'accept']);
+
+      await meta.userHangsUp(callId);
+      await waitNoLiveCalls(gateway);
+      const a2 = await agent2s.done;
+      expect(a2.messages).toMatch(/BYE sip:/);
+      expect(a2.failed).toBe(0);
+      expect(a2.successful).toBe(1);
+      const record = await recordOf(gateway, callId);
+      expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
+      expect(record.sipAgent).toContain('agent2');
+      expect(await completed()).toBe(completedBefore + 1);
+      expect(gateway.deps.media.pool.used).toBe(0);
+    } finally {
+      await agent1.stop();
+      await agent2s.stop();
+      await user.close();
+    }
+    await waitFor(() => e2e.udpHandles() <= udpBefore || undefined, 'UDP sockets to close', 5000);
+  }, 60_000);
+
+  it('a Refer-To with a malformed Replaces (no from-tag) is refused 400 and the call stays with the agent', async () => {
+    const { meta, gateway } = e2e;
+    const refused = async () => (await gateway.metrics.transfers.get()).values.find((v) => v.labels.result === 'refused')?.value ?? 0;
+    const refusedBefore = await refused();
+    const agent1 = await startSipp({
+      scenario: 'uas-answer-refer-refused' as SippScenario, port: agentPort, service: 'agent1', rtpEcho: true, timeoutSec: 30,
+      keys: { referafter: '1500', referto: 'sip:agent2@127.0.0.1:5999?Replaces=cons-1%40pbx%3Bto-tag%3Dt1' },
+    });
+    const user = new WaUser({ waId: '447700900793', name: 'Max Malformed' });
+    try {
+      const { callId } = await meta.userCalls(user);
+      await meta.waitForAction(callId, 'accept');
+      await user.waitForMedia();
+      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const agentBefore = gateway.registry.byWhatsAppId(callId)?.sipAgent;
+      expect(agentBefore).toBeTruthy();
+      for (let i = 0; i < 100 && (await refused()) <= refusedBefore; i++) await sleep(100);
+      expect(await refused()).toBe(refusedBefore + 1);
+      await sleep(1000);
+      expect(agent1.messages()).toContain('SIP/2.0 400 Malformed Replaces');
+      expect(lastHeard(user, 800, 1000)[1000]!.detected).toBe(true);
+      expect(gateway.registry.byWhatsAppId(callId)?.sipAgent).toBe(agentBefore);
+      await meta.userHangsUp(callId);
+      await waitNoLiveCalls(gateway);
+      expect((await agent1.done).failed).toBe(0);
+      expect(gateway.deps.media.pool.used).toBe(0);
+    } finally {
+      await agent1.stop();
       await user.close();
     }
   }, 60_000);
