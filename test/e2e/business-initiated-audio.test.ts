@@ -4,12 +4,11 @@
  * picks up, and tones are checked as audio on both sides.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWav } from '../audio/wav.js';
 import { detectTone } from '../audio/goertzel.js';
 import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { WaUser } from '../peers/meta/index.js';
-import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+import { records, startE2E, waitFor, waitNoLiveCalls, toneHeardByAgent, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
@@ -64,11 +63,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call with two-way 
       expect(terminate.status).toBe(200);
       await waitNoLiveCalls(gateway);
 
-      const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
-      const mid = Math.floor(wav.samples.length / 2);
-      const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
-      const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
-      console.log(`agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
+      const k1 = await toneHeardByAgent(agent, 1000);
       expect(k1.detected).toBe(true);
 
       const record = (await records(gateway)).find((r) => r.waCallId === placed.id);
@@ -118,11 +113,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call with two-way 
       await meta.userHangsUp(placed.id);
       await closed;
       await waitNoLiveCalls(gateway);
-      const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
-      const mid = Math.floor(wav.samples.length / 2);
-      const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
-      const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
-      console.log(`click-to-call: agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
+      const k1 = await toneHeardByAgent(agent, 1000, 'click-to-call: agent');
       expect(k1.detected).toBe(true);
       const record = (await records(gateway)).find((r) => r.id === callId);
       expect(record).toMatchObject({ direction: 'business_initiated', outcome: 'answered', endedBy: 'whatsapp', sipTarget: agent.uri, waCallId: placed.id });

@@ -4,12 +4,11 @@
  * answers it through the Meta double's `connect` webhook, and tones are checked as audio on both sides.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWav } from '../audio/wav.js';
 import { detectTone } from '../audio/goertzel.js';
 import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { SdesUser, readGatewaySdes } from '../peers/meta/index.js';
-import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+import { records, startE2E, waitFor, waitNoLiveCalls, toneHeardByAgent, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
@@ -72,11 +71,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call offering SDES
       expect((await meta.waitForAction(placed.id, 'terminate')).status).toBe(200);
       await waitNoLiveCalls(gateway);
 
-      const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
-      const mid = Math.floor(wav.samples.length / 2);
-      const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
-      const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
-      console.log(`agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
+      const k1 = await toneHeardByAgent(agent, 1000);
       expect(k1.detected).toBe(true);
 
       const record = (await records(gateway)).find((r) => r.waCallId === placed.id);

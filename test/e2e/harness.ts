@@ -11,6 +11,9 @@ import { startGateway, type RunningGateway } from '../../src/gateway.js';
 import { startDrachtio, type DrachtioServer } from '../peers/drachtio.js';
 import type { CallRecord } from '../../src/store/call-record.js';
 import { MetaDouble, type MetaDoubleOptions } from '../peers/meta/index.js';
+import { readWav } from '../audio/wav.js';
+import { detectTone, type ToneDetection } from '../audio/goertzel.js';
+import type { BaresipAgent } from '../peers/sip/baresip.js';
 
 export const PHONE_NUMBER_ID = '436666719526789';
 export const DISPLAY_NUMBER = '13175551399';
@@ -122,4 +125,17 @@ export async function waitFor<T>(fn: () => T | undefined, what: string, timeoutM
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * The tone in the middle second of a baresip agent's decoded recording (its end holds the moments after the
+ * hang-up), once the recording is written; logged as `<label> hears <hz> Hz at … dBFS, SNR … dB`.
+ */
+export async function toneHeardByAgent(agent: Pick<BaresipAgent, 'recordings'>, hz: number, label = 'agent'): Promise<ToneDetection> {
+  const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
+  const mid = Math.floor(wav.samples.length / 2);
+  const heard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
+  const tone = detectTone(heard, wav.sampleRate, hz);
+  console.log(`${label} hears ${hz} Hz at ${tone.levelDbfs.toFixed(1)} dBFS, SNR ${tone.snrDb.toFixed(1)} dB`);
+  return tone;
 }

@@ -5,12 +5,11 @@
  * and nothing left behind. A relay behind NAT is followed; a malformed a=crypto offer is refused cleanly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWav } from '../audio/wav.js';
 import { detectTone } from '../audio/goertzel.js';
 import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { SdesUser, readGatewaySdes } from '../peers/meta/index.js';
-import { recordOf, startE2E, waitNoLiveCalls, waitFor, type E2E } from './harness.js';
+import { recordOf, startE2E, waitNoLiveCalls, waitFor, toneHeardByAgent, type E2E } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
@@ -85,11 +84,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call with an SDES offe
       await closed;
       await waitNoLiveCalls(gateway);
 
-      const wav = readWav(await waitFor(() => agent.recordings().decoded, 'baresip recording'));
-      const mid = Math.floor(wav.samples.length / 2);
-      const agentHeard = wav.samples.subarray(Math.max(0, mid - wav.sampleRate / 2), mid + wav.sampleRate / 2);
-      const k1 = detectTone(agentHeard, wav.sampleRate, 1000);
-      console.log(`agent hears 1 kHz at ${k1.levelDbfs.toFixed(1)} dBFS, SNR ${k1.snrDb.toFixed(1)} dB`);
+      const k1 = await toneHeardByAgent(agent, 1000);
       expect(k1.detected).toBe(true);
 
       const record = await recordOf(gateway, callId);
