@@ -13,7 +13,9 @@ function walk(dir) {
 function check(file) {
   readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
     if (/\b(it|test|describe)\.only\(/.test(line)) problems.push(`${file}:${i + 1}: focused test`);
-    if (file.startsWith('src') && /:\s*any\b|as any\b|<any>/.test(line)) problems.push(`${file}:${i + 1}: explicit any`);
+    // String literals are blanked first: a test named 'digest: any source …' is prose, not a type.
+    const code = line.replace(/'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`/g, "''");
+    if (file.startsWith('src') && /:\s*any\b|as any\b|<any>/.test(code)) problems.push(`${file}:${i + 1}: explicit any`);
   });
 }
 for (const d of ['src', 'test', 'bench']) walk(d);
