@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PortPool } from './port-pool.js';
 import { SdesLeg } from './sdes-leg.js';
 import { SrtcpContext } from './srtcp.js';
-import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from './srtp.js';
+import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_32, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from './srtp.js';
 import { UnanswerableOfferError, UnusableAnswerError, type ReceivedRtpInfo } from './webrtc-leg.js';
 import { keyExchangeOf, answerWhatsAppOffer } from './whatsapp-leg.js';
 
@@ -110,7 +110,7 @@ describe('SdesLeg answer', () => {
 
   it('announces the bind address when no public address is set, and takes the first supported suite', async () => {
     const leg = await answered(offer(3480, [
-      cryptoLine(1, randomBytes(30), 'AES_CM_128_HMAC_SHA1_32'),
+      cryptoLine(1, randomBytes(46), 'AES_256_CM_HMAC_SHA1_80'),
       cryptoLine(2, randomBytes(28), 'AEAD_AES_128_GCM'),
       cryptoLine(3, randomBytes(30)),
     ]));
@@ -133,7 +133,7 @@ describe('SdesLeg answer', () => {
     const free = pool.free;
     const cases: Array<[string, RegExp]> = [
       [offer(3480, ['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=']), /no usable a=crypto line: a=crypto line ".*inline:\[redacted\]": the key is 5 bytes, AES_CM_128_HMAC_SHA1_80 needs 30/],
-      [offer(3480, [cryptoLine(1, randomBytes(30), 'AES_CM_128_HMAC_SHA1_32')]), /AES_CM_128_HMAC_SHA1_32 is not supported/],
+      [offer(3480, [cryptoLine(1, randomBytes(46), 'AES_256_CM_HMAC_SHA1_80')]), /AES_256_CM_HMAC_SHA1_80 is not supported/],
       [offer(3480, ['a=crypto:1 AES_CM_128_HMAC_SHA1_80']), /expected "a=crypto:<tag> <suite> inline:<key>"/],
       [offer(3480, [cryptoLine(1, randomBytes(30))]).replace(/a=rtpmap:111 opus\/48000\/2\r\n/, '').replace('RTP/SAVP 111 126', 'RTP/SAVP 0 126'), /no opus\/48000/],
       [offer(0, [cryptoLine(1, randomBytes(30))]), /disabled \(port 0\)/],
@@ -201,6 +201,30 @@ describe('SdesLeg media', () => {
     const n = rx.unprotect(wire, wire.length, out);
     expect(wire.subarray(out.payloadOffset, n).equals(payload)).toBe(true);
     expect(wire.readUInt32BE(8)).toBe(leg.ssrc);
+  });
+
+  it('carries AES_CM_128_HMAC_SHA1_32 when that is the suite offered: 4-byte RTP tags both ways', async () => {
+    const meta = await udp();
+    const theirs = randomBytes(30);
+    const leg = await answered(offer(meta.address().port, [cryptoLine(4, theirs, 'AES_CM_128_HMAC_SHA1_32')]));
+    expect(ourKey(leg.localSdp)).toMatchObject({ tag: 4, suite: 'AES_CM_128_HMAC_SHA1_32' });
+    const got = collect(leg);
+    const payload = Buffer.from('a 32-bit tag is enough for voice');
+    leg.sendRtp({ payloadType: 111, sequenceNumber: 7, timestamp: 960 }, payload);
+    await until(() => meta.got.length === 1, 'a packet at the signalled address');
+    const wire = meta.got[0]!.msg;
+    expect(wire.length).toBe(12 + payload.length + 4);
+    const k = ourKey(leg.localSdp);
+    const out = { payloadOffset: 0 };
+    const n = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, k.key, k.salt).unprotect(wire, wire.length, out);
+    expect(wire.subarray(out.payloadOffset, n).equals(payload)).toBe(true);
+
+    const peer = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, theirs.subarray(0, 16), theirs.subarray(16));
+    const pkt = srtp(peer, 100, Buffer.from('from the user'));
+    expect(pkt.length).toBe(12 + 13 + 4);
+    meta.send(pkt, leg.port, '127.0.0.1');
+    await until(() => got.length === 1, 'the user\'s packet decrypted');
+    expect(got[0]!.payload.toString()).toBe('from the user');
   });
 
   it('latches onto the source of authenticated packets only; strangers, forgeries and replays move nothing', async () => {

@@ -24,7 +24,7 @@ import {
   readSdesMedia, SDES_SUITES, SdesCryptoError, type SdesCrypto, type SdesRemoteMedia, type SdesSuite,
 } from './sdes.js';
 import { SrtcpContext } from './srtcp.js';
-import { SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext } from './srtp.js';
+import { SRTP_AEAD_AES_128_GCM, SrtpContext } from './srtp.js';
 import { RtpReceiveStats } from './stats.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
@@ -90,7 +90,8 @@ function keysOf(suite: SdesSuite, masterKey: Buffer, masterSalt: Buffer, mkiLeng
   const profile = SDES_SUITES[suite].profile;
   return {
     srtp: new SrtpContext(profile, masterKey, masterSalt),
-    srtcp: profile === SRTP_AES128_CM_HMAC_SHA1_80 ? new SrtcpContext(masterKey, masterSalt) : null,
+    // SRTCP keeps its 80-bit tag under AES_CM_128_HMAC_SHA1_32 too (RFC 4568 §6.2.1).
+    srtcp: profile !== SRTP_AEAD_AES_128_GCM ? new SrtcpContext(masterKey, masterSalt) : null,
     mkiLength,
   };
 }

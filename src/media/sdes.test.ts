@@ -41,7 +41,7 @@ describe('a=crypto (RFC 4568)', () => {
   it.each([
     ['a=crypto:1 AES_CM_128_HMAC_SHA1_80', /expected "a=crypto:<tag> <suite> inline:<key>"/],
     [`a=crypto:x AES_CM_128_HMAC_SHA1_80 inline:${inline30}`, /tag must be 1 to 9 decimal digits/],
-    [`a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:${inline30}`, /suite AES_CM_128_HMAC_SHA1_32 is not supported/],
+    [`a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:${inline30}`, /suite AES_256_CM_HMAC_SHA1_80 is not supported/],
     [`a=crypto:1 F8_128_HMAC_SHA1_80 inline:${inline30}`, /suite F8_128_HMAC_SHA1_80 is not supported/],
     [`a=crypto:1 AES_CM_128_HMAC_SHA1_80 uri:${inline30}`, /"inline:" method/],
     ['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:@@notbase64@@', /not valid base64/],
@@ -70,13 +70,13 @@ describe('a=crypto (RFC 4568)', () => {
 
   it('chooses the first supported line in offer order and says why earlier ones were skipped', () => {
     const { crypto, skipped } = chooseCrypto([
-      `a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:${inline30}`,
+      `a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:${inline30}`,
       `a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:${inline30}`,
       `a=crypto:3 AEAD_AES_128_GCM inline:${randomBytes(28).toString('base64')}`,
     ]);
     expect(crypto.tag).toBe(2);
     expect(skipped).toHaveLength(1);
-    expect(skipped[0]).toMatch(/AES_CM_128_HMAC_SHA1_32 is not supported/);
+    expect(skipped[0]).toMatch(/AES_256_CM_HMAC_SHA1_80 is not supported/);
     expect(() => chooseCrypto([])).toThrow(/no a=crypto line/);
     expect(() => chooseCrypto(['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA', 'a=crypto:2 NULL_HMAC_SHA1_80 inline:AAAA'])).toThrow(
       /no usable a=crypto line: .*is 3 bytes.*; .*NULL_HMAC_SHA1_80 is not supported/,

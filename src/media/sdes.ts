@@ -6,11 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { redactSdesKeys } from './sdes-redact.js';
-import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, type SrtpProfile } from './srtp.js';
+import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_32, SRTP_AES128_CM_HMAC_SHA1_80, type SrtpProfile } from './srtp.js';
 
 /** The suites our SRTP (srtp.ts) can carry, in our order of preference when we offer. */
 export const SDES_SUITES = {
   AES_CM_128_HMAC_SHA1_80: { profile: SRTP_AES128_CM_HMAC_SHA1_80, keyLength: 16, saltLength: 14 },
+  AES_CM_128_HMAC_SHA1_32: { profile: SRTP_AES128_CM_HMAC_SHA1_32, keyLength: 16, saltLength: 14 },
   AEAD_AES_128_GCM: { profile: SRTP_AEAD_AES_128_GCM, keyLength: 16, saltLength: 12 },
 } as const satisfies Record<string, { profile: SrtpProfile; keyLength: number; saltLength: number }>;
 

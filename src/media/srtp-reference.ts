@@ -77,8 +77,8 @@ export class SrtpReferenceContext {
       return len + 16;
     }
     this.xorKeystream(buf, hdr, len, ssrc, roc, seq);
-    this.authTag(buf, len, roc).copy(buf, len, 0, 10);
-    return len + 10;
+    this.authTag(buf, len, roc).copy(buf, len, 0, this.tagLength);
+    return len + this.tagLength;
   }
 
   /**
@@ -119,7 +119,7 @@ export class SrtpReferenceContext {
       }
     } else {
       const tag = this.authTag(buf, rtpLen, v);
-      if (!timingSafeEqual(tag.subarray(0, 10), buf.subarray(rtpLen, len))) return -1;
+      if (!timingSafeEqual(tag.subarray(0, this.tagLength), buf.subarray(rtpLen, len))) return -1;
       this.xorKeystream(buf, hdr, rtpLen, ssrc, v, seq);
     }
     // Only an authenticated packet moves the state on.

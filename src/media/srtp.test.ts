@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { RtpHeader, SrtpSession } from 'werift';
-import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from './srtp.js';
+import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_32, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from './srtp.js';
 import { SrtpReferenceContext } from './srtp-reference.js';
 
 function keys(profile: SrtpProfile): { key: Buffer; salt: Buffer; key2: Buffer; salt2: Buffer } {
@@ -273,4 +273,38 @@ describe.each([
     expect(rx.unprotect(good, n, out)).toBe(92);
     expect(rx.ssrcCount).toBe(1);
   });
+
+  it('AES_CM_128_HMAC_SHA1_32: the same ciphertext as _80, the tag its first 4 bytes; tampering is caught', () => {
+    const key = randomBytes(16);
+    const salt = randomBytes(14);
+    const long = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, key, salt);
+    const short = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, key, salt);
+    const rx = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, key, salt);
+    const out = { payloadOffset: 0 };
+    for (let seq = 65530; seq < 65546; seq++) {
+      const a = Buffer.alloc(200);
+      a[0] = 0x80;
+      a[1] = 111;
+      a.writeUInt16BE(seq & 0xffff, 2);
+      a.writeUInt32BE(seq * 960, 4);
+      a.writeUInt32BE(0x1234, 8);
+      randomBytes(60).copy(a, 12);
+      const plain = Buffer.from(a.subarray(0, 72));
+      const b = Buffer.from(a);
+      const nLong = long.protect(a, 72);
+      const nShort = short.protect(b, 72);
+      expect(nShort).toBe(72 + 4);
+      expect(b.subarray(0, 76).equals(a.subarray(0, 76))).toBe(true);
+      expect(nLong).toBe(72 + 10);
+      expect(rx.unprotect(b, nShort, out)).toBe(72);
+      expect(b.subarray(0, 72).equals(plain)).toBe(true);
+    }
+    const t = Buffer.alloc(200);
+    t[0] = 0x80;
+    t.writeUInt16BE(9, 2);
+    const n = short.protect(t, 40);
+    t[n - 1] = t[n - 1]! ^ 1;
+    expect(rx.unprotect(t, n, out)).toBe(-1);
+  });
 });
+

@@ -18,15 +18,19 @@ import { SrtpKeystream } from './srtp-keystream.js';
 
 /** DTLS-SRTP protection profiles (RFC 5764 / RFC 7714 numbers, as werift reports them). */
 export const SRTP_AES128_CM_HMAC_SHA1_80 = 0x0001;
+/** The same with a 32-bit RTP tag (SDES peers may offer only this one; SRTCP keeps 80 bits, RFC 4568 §6.2.1). */
+export const SRTP_AES128_CM_HMAC_SHA1_32 = 0x0002;
 export const SRTP_AEAD_AES_128_GCM = 0x0007;
-export type SrtpProfile = typeof SRTP_AES128_CM_HMAC_SHA1_80 | typeof SRTP_AEAD_AES_128_GCM;
+export type SrtpProfile = typeof SRTP_AES128_CM_HMAC_SHA1_80 | typeof SRTP_AES128_CM_HMAC_SHA1_32 | typeof SRTP_AEAD_AES_128_GCM;
 
+/** The profiles the DTLS fast path takes over from werift. */
 export function isSupportedSrtpProfile(p: number): p is SrtpProfile {
   return p === SRTP_AES128_CM_HMAC_SHA1_80 || p === SRTP_AEAD_AES_128_GCM;
 }
 
 export function srtpTagLength(profile: SrtpProfile): number {
-  return profile === SRTP_AES128_CM_HMAC_SHA1_80 ? 10 : 16;
+  if (profile === SRTP_AEAD_AES_128_GCM) return 16;
+  return profile === SRTP_AES128_CM_HMAC_SHA1_32 ? 4 : 10;
 }
 
 function ecb(key: Buffer): Cipher {
@@ -129,8 +133,8 @@ export class SrtpContext {
     }
     const h = this.hmac!;
     h.mac(buf, len, roc);
-    h.writeDigest(buf, len, 10);
-    return len + 10;
+    h.writeDigest(buf, len, this.tagLength);
+    return len + this.tagLength;
   }
 
   /**
@@ -167,7 +171,7 @@ export class SrtpContext {
     } else {
       const h = this.hmac!;
       h.mac(buf, rtpLen, v);
-      if (!h.equalsDigest(buf, rtpLen, 10)) return -1;
+      if (!h.equalsDigest(buf, rtpLen, this.tagLength)) return -1;
       if (n > 0) {
         const ks = this.keystream;
         ks.get(ssrc, v, seq, (n + 15) >> 4);
