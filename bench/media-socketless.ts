@@ -13,7 +13,7 @@ import { Bridge, type SipMediaLeg, type WhatsAppMediaLeg } from '../src/media/br
 import { ManualFrameClock } from '../src/media/frame-clock.js';
 import { encodeG711 } from '../src/media/g711.js';
 import { FRAME_SAMPLES, OpusEncoder8k, type OpusEncoderOptions } from '../src/media/opus-codec.js';
-import { createRtpHeader, readRtpHeader, type RtpHeader } from '../src/media/rtp-packet.js';
+import { createRtpHeader, readRtpFields, readRtpHeader, writeRtpPacket, type RtpHeader } from '../src/media/rtp-packet.js';
 import { SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext } from '../src/media/srtp.js';
 import type { ReceivedRtpInfo, SendRtpParams } from '../src/media/webrtc-leg.js';
 
@@ -52,13 +52,7 @@ class SocketlessWaLeg extends EventEmitter implements WhatsAppMediaLeg {
     } else {
       const buf = this.ring[this.pos]!;
       this.pos = (this.pos + 1) & 7;
-      buf[0] = 0x80;
-      buf[1] = (p.marker ? 0x80 : 0) | p.payloadType;
-      buf.writeUInt16BE(p.sequenceNumber & 0xffff, 2);
-      buf.writeUInt32BE(p.timestamp >>> 0, 4);
-      buf.writeUInt32BE(1234, 8);
-      buf.set(payload.subarray(offset, offset + length), 12);
-      this.tx.protect(buf, 12 + length);
+      this.tx.protect(buf, writeRtpPacket(buf, p, 1234, payload, offset, length));
     }
     this.sent++;
   }
@@ -77,11 +71,7 @@ class SocketlessWaLeg extends EventEmitter implements WhatsAppMediaLeg {
     const n = this.rx.unprotect(data, data.length, this.out);
     if (n < 0) throw new Error('bench input failed SRTP authentication');
     const info = this.info;
-    info.payloadType = data[1]! & 0x7f;
-    info.marker = (data[1]! & 0x80) !== 0;
-    info.sequenceNumber = (data[2]! << 8) | data[3]!;
-    info.timestamp = data.readUInt32BE(4);
-    info.ssrc = data.readUInt32BE(8);
+    readRtpFields(data, info);
     this.emit('audio', data.subarray(this.out.payloadOffset, n), info);
   }
 

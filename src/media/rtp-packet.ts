@@ -2,6 +2,7 @@
  * Plain RTP (RFC 3550) header reading/writing and the RFC 4733 telephone-event payload.
  * Readers fill a caller-owned object so the per-packet path allocates nothing.
  */
+import { copyInto } from './types.js';
 
 export const RTP_HEADER_SIZE = 12;
 
@@ -88,6 +89,32 @@ export function writeRtpHeader(
   buf[offset + 10] = (h.ssrc >>> 8) & 0xff;
   buf[offset + 11] = h.ssrc & 0xff;
   return RTP_HEADER_SIZE;
+}
+
+/**
+ * Writes a whole RTP packet for sending: a fixed 12-byte header (no CSRC, no extension) on `ssrc`, then `length`
+ * payload bytes from `payload[offset]`. Returns the packet length.
+ */
+export function writeRtpPacket(
+  buf: Uint8Array,
+  h: { marker?: boolean; payloadType: number; sequenceNumber: number; timestamp: number },
+  ssrc: number,
+  payload: Uint8Array,
+  offset: number,
+  length: number,
+): number {
+  writeRtpHeader(buf, { marker: h.marker ?? false, payloadType: h.payloadType, sequenceNumber: h.sequenceNumber & 0xffff, timestamp: h.timestamp >>> 0, ssrc: ssrc >>> 0 });
+  copyInto(buf, RTP_HEADER_SIZE, payload, offset, length);
+  return RTP_HEADER_SIZE + length;
+}
+
+/** The fixed header fields of a received RTP packet (at least 12 bytes), into `out`. */
+export function readRtpFields(buf: Uint8Array, out: { payloadType: number; marker: boolean; sequenceNumber: number; timestamp: number; ssrc: number }): void {
+  out.payloadType = buf[1]! & 0x7f;
+  out.marker = (buf[1]! & 0x80) !== 0;
+  out.sequenceNumber = (buf[2]! << 8) | buf[3]!;
+  out.timestamp = ((buf[4]! << 24) | (buf[5]! << 16) | (buf[6]! << 8) | buf[7]!) >>> 0;
+  out.ssrc = ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0;
 }
 
 /** RFC 4733 §2.3 telephone-event payload. */

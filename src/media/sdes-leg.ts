@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { PortPool } from './port-pool.js';
 import { parseRtcp, RtcpReceiverState, rttFromBlock, writeReport, type ParsedRtcp } from './rtcp.js';
-import { seqDiff } from './rtp-packet.js';
+import { readRtpFields, seqDiff, writeRtpPacket } from './rtp-packet.js';
 import {
   buildSdesSdp, chooseCrypto, formatCryptoAttribute, freshSdesKey, isSdesSdp, parseCryptoAttribute,
   readSdesMedia, SDES_SUITES, SdesCryptoError, type SdesCrypto, type SdesRemoteMedia, type SdesSuite,
@@ -142,7 +142,6 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   private highestSeq = -1;
   private readonly ring = Array.from({ length: SEND_RING }, () => Buffer.alloc(1500));
   private ringPos = 0;
-  private readonly inFlight = new Uint8Array(SEND_RING);
   private readonly rxOut = { payloadOffset: 0 };
   private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false };
   private readonly log: MediaLogger;
@@ -279,21 +278,12 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset = 0, length = payload.length - offset): void {
     const to = this.latchedTo ?? this.signalled;
     if (!this.tx || !to || this.closing || length > 1400) return;
-    const slot = this.ringPos;
+    // The media socket hands the packet to the kernel inside send() (udp-socket.ts); the ring covers a send the
+    // kernel queued instead.
+    const buf = this.ring[this.ringPos]!;
     this.ringPos = (this.ringPos + 1) % SEND_RING;
-    // A slot whose send has not completed (a burst of packets in one tick) must not be rewritten: use a spare.
-    const inRing = this.inFlight[slot] === 0;
-    const buf = inRing ? this.ring[slot]! : Buffer.allocUnsafe(1500);
-    buf[0] = 0x80;
-    buf[1] = (params.marker ? 0x80 : 0) | (params.payloadType & 0x7f);
-    buf.writeUInt16BE(params.sequenceNumber & 0xffff, 2);
-    buf.writeUInt32BE(params.timestamp >>> 0, 4);
-    buf.writeUInt32BE(this.ssrc, 8);
-    buf.set(payload.subarray(offset, offset + length), 12);
-    const n = this.tx.srtp.protect(buf, 12 + length);
-    if (inRing) this.inFlight[slot] = 1;
+    const n = this.tx.srtp.protect(buf, writeRtpPacket(buf, params, this.ssrc, payload, offset, length));
     this.socket.send(buf, 0, n, to.port, to.address, (err) => {
-      if (inRing) this.inFlight[slot] = 0;
       if (err) this.stats.sendErrors++;
     });
     this.stats.packetsOut++;
@@ -410,11 +400,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       return;
     }
     const info = this.rxInfo;
-    info.payloadType = pt;
-    info.marker = (msg[1]! & 0x80) !== 0;
-    info.sequenceNumber = (msg[2]! << 8) | msg[3]!;
-    info.timestamp = msg.readUInt32BE(4);
-    info.ssrc = msg.readUInt32BE(8);
+    readRtpFields(msg, info);
     this.latch(rinfo, info.sequenceNumber);
     this.lastReceivedAt = monoNow();
     this.rxStats.update(info.sequenceNumber, info.timestamp, this.lastReceivedAt);

@@ -24,7 +24,8 @@ import type { PortPool } from './port-pool.js';
 import { isSupportedSrtpProfile, SrtpContext } from './srtp.js';
 import { coalesceDtlsFlights } from './dtls-coalesce.js';
 import { answerLiteralsAtOnce } from './udp-socket.js';
-import { copyInto, monoNow, silentLogger, type MediaLogger } from './types.js';
+import { monoNow, silentLogger, type MediaLogger } from './types.js';
+import { readRtpFields, writeRtpPacket } from './rtp-packet.js';
 
 export class UnanswerableOfferError extends Error {
   constructor(message: string, override readonly cause?: unknown) {
@@ -508,13 +509,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     const buf = f.ring[f.ringPos]!;
     f.ringPos = (f.ringPos + 1) % SEND_RING;
     const sender = t.sender as unknown as RtpSenderCounters & { ssrc: number };
-    buf[0] = 0x80;
-    buf[1] = (params.marker ? 0x80 : 0) | (params.payloadType & 0x7f);
-    buf.writeUInt16BE(params.sequenceNumber & 0xffff, 2);
-    buf.writeUInt32BE(params.timestamp >>> 0, 4);
-    buf.writeUInt32BE(sender.ssrc >>> 0, 8);
-    copyInto(buf, 12, payload, offset, length);
-    const n = f.tx.protect(buf, 12 + length);
+    const n = f.tx.protect(buf, writeRtpPacket(buf, params, sender.ssrc, payload, offset, length));
     f.transport.socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0]);
     this.stats.packetsOut++;
     this.stats.bytesOut += length;
@@ -620,11 +615,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     this.stats.packetsIn++;
     this.stats.bytesIn += n - off;
     const info = this.rxInfo;
-    info.payloadType = data[1]! & 0x7f;
-    info.marker = (data[1]! & 0x80) !== 0;
-    info.sequenceNumber = (data[2]! << 8) | data[3]!;
-    info.timestamp = data.readUInt32BE(4);
-    info.ssrc = data.readUInt32BE(8);
+    readRtpFields(data, info);
     const payload = data.subarray(off, n);
     if (info.payloadType === this.opusPayloadType) this.emit('audio', payload, info);
     else if (info.payloadType === this.dtmfPayloadType) this.emit('dtmf', payload, info);
