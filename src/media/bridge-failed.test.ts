@@ -1,29 +1,13 @@
 /** The Bridge reports a WhatsApp leg whose transport failed for good, so the call can end with a cause. */
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Bridge, type MediaLegName } from './bridge.js';
 import { ManualFrameClock } from './frame-clock.js';
-import type { SendRtpParams } from './webrtc-leg.js';
-
-class FakeWa extends EventEmitter {
-  opusPayloadType = 111;
-  dtmfPayloadType: number | null = 126;
-  lastReceivedAt = 0;
-  sendRtp(_p: SendRtpParams, _payload: Uint8Array): void {}
-  async close(): Promise<void> {}
-}
-class FakeSip extends EventEmitter {
-  lastReceivedAt = 0;
-  send(): boolean {
-    return true;
-  }
-  async close(): Promise<void> {}
-}
+import { FakeSipLeg, FakeWhatsAppLeg } from './fake-legs.js';
 
 describe("Bridge 'media-failed'", () => {
   it("fires once when the WhatsApp leg's state becomes 'failed', not for a transient 'disconnected', and not after stop()", async () => {
-    const wa = new FakeWa();
-    const bridge = new Bridge(wa, new FakeSip(), { sipCodec: 'PCMU', clock: new ManualFrameClock(), now: () => 0 });
+    const wa = new FakeWhatsAppLeg(() => 0);
+    const bridge = new Bridge(wa, new FakeSipLeg(() => 0), { sipCodec: 'PCMU', clock: new ManualFrameClock(), now: () => 0 });
     const failed: Array<[MediaLegName, string]> = [];
     bridge.on('media-failed', (leg, state) => failed.push([leg, state]));
     bridge.startWhatsAppMedia();
@@ -36,8 +20,8 @@ describe("Bridge 'media-failed'", () => {
     await bridge.stop();
     expect(wa.listenerCount('state')).toBe(0);
 
-    const wa2 = new FakeWa();
-    const b2 = new Bridge(wa2, new FakeSip(), { sipCodec: 'PCMU', clock: new ManualFrameClock(), now: () => 0 });
+    const wa2 = new FakeWhatsAppLeg(() => 0);
+    const b2 = new Bridge(wa2, new FakeSipLeg(() => 0), { sipCodec: 'PCMU', clock: new ManualFrameClock(), now: () => 0 });
     const later: string[] = [];
     b2.on('media-failed', (_l, s) => later.push(s));
     await b2.stop();

@@ -1,6 +1,7 @@
 /** The Bridge rebuilds a lost WhatsApp frame from the next packet's in-band FEC when the sender uses it. */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { speechLikeFrame } from '../../test/audio/tone.js';
 import { Bridge } from './bridge.js';
 import { ManualFrameClock } from './frame-clock.js';
 import { FRAME_SAMPLES, OpusEncoder8k } from './opus-codec.js';
@@ -26,21 +27,10 @@ class FakeSip extends EventEmitter {
   async close(): Promise<void> {}
 }
 
-function speech(frame: number): Int16Array {
-  const out = new Int16Array(FRAME_SAMPLES);
-  for (let i = 0; i < FRAME_SAMPLES; i++) {
-    const t = (frame * FRAME_SAMPLES + i) / 8000;
-    let v = 0;
-    for (let h = 1; h <= 8; h++) v += Math.sin(2 * Math.PI * 140 * h * t) / h;
-    out[i] = Math.round(6000 * (0.6 + 0.4 * Math.sin(2 * Math.PI * 3 * t)) * v);
-  }
-  return out;
-}
-
 function run(remoteInbandFec: boolean, fecDecode = true): { fecRecovered: number; lost: number; sent: number } {
   const enc = new OpusEncoder8k({ inbandFec: true, expectedLossPercent: 10 });
   const buf = new Uint8Array(1500);
-  const packets = Array.from({ length: 40 }, (_, f) => Buffer.from(buf.subarray(0, enc.encode(speech(f), buf))));
+  const packets = Array.from({ length: 40 }, (_, f) => Buffer.from(buf.subarray(0, enc.encode(speechLikeFrame(f), buf))));
   const wa = new FakeWa(remoteInbandFec);
   const sip = new FakeSip();
   const clock = new ManualFrameClock();

@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { speechLikeFrame } from '../../test/audio/tone.js';
 import { OpusDecoder8k, OpusEncoder8k, FRAME_SAMPLES } from './opus-codec.js';
 import { OpusFecDecoder8k, opusFecAvailable } from './opus-fec.js';
-
-/** Voiced-speech-like: a 140 Hz harmonic series under a syllable-rate envelope (SILK codes FEC for active speech). */
-function speech(frame: number): Int16Array {
-  const out = new Int16Array(FRAME_SAMPLES);
-  for (let i = 0; i < FRAME_SAMPLES; i++) {
-    const t = (frame * FRAME_SAMPLES + i) / 8000;
-    let v = 0;
-    for (let h = 1; h <= 8; h++) v += Math.sin(2 * Math.PI * 140 * h * t) / h;
-    out[i] = Math.round(6000 * (0.6 + 0.4 * Math.sin(2 * Math.PI * 3 * t)) * v);
-  }
-  return out;
-}
 
 function energyDb(a: Int16Array, b: Int16Array): number {
   let e = 0;
@@ -30,7 +19,7 @@ describe('OpusFecDecoder8k', () => {
     const enc = new OpusEncoder8k({ complexity: 5, inbandFec: true, expectedLossPercent: 20 });
     const packets: Uint8Array[] = [];
     const out = new Uint8Array(1500);
-    for (let f = 0; f < 60; f++) packets.push(out.slice(0, enc.encode(speech(f), out)));
+    for (let f = 0; f < 60; f++) packets.push(out.slice(0, enc.encode(speechLikeFrame(f), out)));
 
     // Same libopus: the wasm decoder's output matches the native one's.
     const native = new OpusDecoder8k();

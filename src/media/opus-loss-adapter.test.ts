@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { speechLikeFrame } from '../../test/audio/tone.js';
 import { Bridge, type PcmSource } from './bridge.js';
 import { FakeSipLeg, FakeWhatsAppLeg } from './fake-legs.js';
 import { ManualFrameClock } from './frame-clock.js';
-import { FRAME_SAMPLES } from './opus-codec.js';
 import { OpusLossAdapter, quantizeLossRate } from './opus-loss-adapter.js';
 import type { SendRtpParams } from './webrtc-leg.js';
 
@@ -66,14 +66,7 @@ describe('Bridge: in-band FEC toward WhatsApp follows the reported loss', () => 
     let frame = 0;
     const speech: PcmSource = {
       read(out: Int16Array): void {
-        for (let i = 0; i < FRAME_SAMPLES; i++) {
-          const t = (frame * FRAME_SAMPLES + i) / 8000;
-          let v = 0;
-          for (let h = 1; h <= 6; h++) v += Math.sin(2 * Math.PI * 130 * h * t) / h;
-          // Syllable-like level changes: SILK's voice activity detector learns a steady tone as noise.
-          out[i] = Math.round(7000 * (0.6 + 0.4 * Math.sin(2 * Math.PI * 3 * t)) * v);
-        }
-        frame++;
+        out.set(speechLikeFrame(frame++));
       },
     };
     bridge.start();

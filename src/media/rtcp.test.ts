@@ -1,5 +1,4 @@
 import dgram from 'node:dgram';
-import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Bridge } from './bridge.js';
 import { ManualFrameClock } from './frame-clock.js';
@@ -7,7 +6,7 @@ import { PortPool } from './port-pool.js';
 import { ntpFromUnixMs, ntpMiddle, parseRtcp, rttFromBlock, RtcpReceiverState, RTCP_RR, RTCP_SR, writeReport, type ParsedRtcp } from './rtcp.js';
 import { RtpLeg } from './rtp-leg.js';
 import { RtpReceiveStats } from './stats.js';
-import type { SendRtpParams } from './webrtc-leg.js';
+import { FakeWhatsAppLeg } from './fake-legs.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -77,15 +76,8 @@ describe('RTCP on the SIP leg', () => {
     cleanups.push(() => new Promise<void>((r) => rtp.close(() => r())), () => new Promise<void>((r) => rtcp.close(() => r())));
     leg.setRemote('127.0.0.1', base);
 
-    class FakeWa extends EventEmitter {
-      opusPayloadType = 111;
-      dtmfPayloadType: number | null = 126;
-      lastReceivedAt = 0;
-      sendRtp(_p: SendRtpParams, _payload: Uint8Array): void {}
-      async close(): Promise<void> {}
-    }
     const clock = new ManualFrameClock();
-    const bridge = new Bridge(new FakeWa(), leg, { sipCodec: 'PCMU', clock, mediaTimeoutMs: 60_000 });
+    const bridge = new Bridge(new FakeWhatsAppLeg(() => 0), leg, { sipCodec: 'PCMU', clock, mediaTimeoutMs: 60_000 });
     cleanups.push(() => bridge.stop());
     bridge.start();
     // The PBX answers each SR with an RR about our stream, holding the SR's NTP middle bits and a 10 ms DLSR.
