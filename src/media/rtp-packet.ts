@@ -76,19 +76,23 @@ export function writeRtpHeader(
   h: { marker: boolean; payloadType: number; sequenceNumber: number; timestamp: number; ssrc: number },
   offset = 0,
 ): number {
-  buf[offset] = 0x80;
-  buf[offset + 1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
-  buf[offset + 2] = (h.sequenceNumber >>> 8) & 0xff;
-  buf[offset + 3] = h.sequenceNumber & 0xff;
-  buf[offset + 4] = (h.timestamp >>> 24) & 0xff;
-  buf[offset + 5] = (h.timestamp >>> 16) & 0xff;
-  buf[offset + 6] = (h.timestamp >>> 8) & 0xff;
-  buf[offset + 7] = h.timestamp & 0xff;
-  buf[offset + 8] = (h.ssrc >>> 24) & 0xff;
-  buf[offset + 9] = (h.ssrc >>> 16) & 0xff;
-  buf[offset + 10] = (h.ssrc >>> 8) & 0xff;
-  buf[offset + 11] = h.ssrc & 0xff;
+  putHeader(buf, offset, h.marker, h.payloadType, h.sequenceNumber, h.timestamp, h.ssrc);
   return RTP_HEADER_SIZE;
+}
+
+function putHeader(buf: Uint8Array, offset: number, marker: boolean, payloadType: number, seq: number, ts: number, ssrc: number): void {
+  buf[offset] = 0x80;
+  buf[offset + 1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+  buf[offset + 2] = (seq >>> 8) & 0xff;
+  buf[offset + 3] = seq & 0xff;
+  buf[offset + 4] = (ts >>> 24) & 0xff;
+  buf[offset + 5] = (ts >>> 16) & 0xff;
+  buf[offset + 6] = (ts >>> 8) & 0xff;
+  buf[offset + 7] = ts & 0xff;
+  buf[offset + 8] = (ssrc >>> 24) & 0xff;
+  buf[offset + 9] = (ssrc >>> 16) & 0xff;
+  buf[offset + 10] = (ssrc >>> 8) & 0xff;
+  buf[offset + 11] = ssrc & 0xff;
 }
 
 /**
@@ -103,7 +107,7 @@ export function writeRtpPacket(
   offset: number,
   length: number,
 ): number {
-  writeRtpHeader(buf, { marker: h.marker ?? false, payloadType: h.payloadType, sequenceNumber: h.sequenceNumber & 0xffff, timestamp: h.timestamp >>> 0, ssrc: ssrc >>> 0 });
+  putHeader(buf, 0, h.marker ?? false, h.payloadType, h.sequenceNumber, h.timestamp, ssrc);
   copyInto(buf, RTP_HEADER_SIZE, payload, offset, length);
   return RTP_HEADER_SIZE + length;
 }
