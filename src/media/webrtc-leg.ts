@@ -441,20 +441,24 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
 
   /** Round-trip time (ms) werift measured from the peer's RTCP receiver reports about our stream, when known. */
   get rttMs(): number | undefined {
-    const rtt = (this.transceiver?.sender as unknown as { rtt?: number } | undefined)?.rtt;
-    return typeof rtt === 'number' && Number.isFinite(rtt) && rtt >= 0 ? rtt * 1000 : undefined;
+    const rtt = this.senderReport('rtt');
+    return rtt !== undefined && rtt >= 0 ? rtt * 1000 : undefined;
   }
 
   /** Fraction of our packets lost, from the remote's latest RTCP receiver report (werift keeps it); undefined before one. */
   get remoteFractionLost(): number | undefined {
-    const f = (this.transceiver?.sender as unknown as { remoteFractionLost?: number } | undefined)?.remoteFractionLost;
-    return typeof f === 'number' && Number.isFinite(f) ? f : undefined;
+    return this.senderReport('remoteFractionLost');
   }
 
   /** Our packets the remote reports lost in all (its RTCP cumulative number lost); undefined before a report. */
   get remotePacketsLost(): number | undefined {
-    const n = (this.transceiver?.sender as unknown as { remotePacketsLost?: number } | undefined)?.remotePacketsLost;
-    return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
+    return this.senderReport('remotePacketsLost');
+  }
+
+  /** A figure werift's RTP sender keeps from the remote's RTCP reports; undefined until one gave it. */
+  private senderReport(key: 'rtt' | 'remoteFractionLost' | 'remotePacketsLost'): number | undefined {
+    const v = (this.transceiver?.sender as unknown as Partial<Record<typeof key, number>> | undefined)?.[key];
+    return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
   }
 
   /** 'controlling' once werift has applied the role; 'controlled' only if a full-ICE peer won the tie-break. */
