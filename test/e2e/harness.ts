@@ -10,7 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { startGateway, type RunningGateway } from '../../src/gateway.js';
 import { startDrachtio, type DrachtioServer } from '../peers/drachtio.js';
 import type { CallRecord } from '../../src/store/call-record.js';
-import { MetaDouble, type MetaDoubleOptions } from '../peers/meta/index.js';
+import { MetaDouble, type MetaDoubleOptions, type WaUser } from '../peers/meta/index.js';
 import { readWav } from '../audio/wav.js';
 import { detectTone, type ToneDetection } from '../audio/goertzel.js';
 import type { BaresipAgent } from '../peers/sip/baresip.js';
@@ -138,4 +138,17 @@ export async function toneHeardByAgent(agent: Pick<BaresipAgent, 'recordings'>, 
   const tone = detectTone(heard, wav.sampleRate, hz);
   console.log(`${label} hears ${hz} Hz at ${tone.levelDbfs.toFixed(1)} dBFS, SNR ${tone.snrDb.toFixed(1)} dB`);
   return tone;
+}
+
+/**
+ * A user-initiated call up to flowing media: the user calls, the gateway accepts, the agent answers and the user's
+ * media is up. Returns the WhatsApp call id.
+ */
+export async function connectUserCall(meta: MetaDouble, agent: Pick<BaresipAgent, 'waitEvent'>, user: WaUser): Promise<string> {
+  const established = agent.waitEvent('CALL_ESTABLISHED', 15_000);
+  const { callId } = await meta.userCalls(user);
+  await meta.waitForAction(callId, 'accept');
+  await established;
+  await user.waitForMedia();
+  return callId;
 }

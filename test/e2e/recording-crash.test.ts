@@ -16,6 +16,7 @@ import { drachtioAvailable, noteSkipped, startDrachtio, type DrachtioServer, fir
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { freePort } from '../peers/sip/ports.js';
 import { MetaDouble, WaUser } from '../peers/meta/index.js';
+import { connectUserCall } from './harness.js';
 
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
@@ -81,11 +82,7 @@ async function recordAndKill(format: 'wav' | 'ogg'): Promise<string> {
 
   const user = new WaUser({ waId: '16315553603', name: 'Crash Test' });
   cleanup.push(() => user.close());
-  const established = agent.waitEvent('CALL_ESTABLISHED', 15_000);
-  const { callId } = await meta.userCalls(user);
-  await meta.waitForAction(callId, 'accept');
-  await established;
-  await user.waitForMedia();
+  await connectUserCall(meta, agent, user);
   user.play({ toneHz: 1000, levelDbfs: -12 });
   await new Promise((r) => setTimeout(r, 3500));
   child.kill('SIGKILL');

@@ -17,7 +17,7 @@ import { onsetIndex } from '../audio/xcorr.js';
 import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { WaUser } from '../peers/meta/index.js';
-import { recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
+import { connectUserCall, recordOf, startE2E, waitNoLiveCalls, type E2E } from './harness.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import type { CallRecord } from '../../src/store/call-record.js';
 
@@ -67,11 +67,7 @@ describe.skipIf(skipReason !== undefined)('recording with consent (libwebrtc use
   async function call(seconds: number, during?: (waCallId: string) => Promise<void>): Promise<{ record: CallRecord; heard: ReturnType<WaUser['recording']> }> {
     const user = new WaUser({ waId: '16315553602', name: 'Jane Doe' });
     try {
-      const established = agent.waitEvent('CALL_ESTABLISHED', 15_000);
-      const { callId } = await e2e.meta.userCalls(user);
-      await e2e.meta.waitForAction(callId, 'accept');
-      await established;
-      await user.waitForMedia();
+      const callId = await connectUserCall(e2e.meta, agent, user);
       user.play({ toneHz: 1000, levelDbfs: -12 });
       if (during) await during(callId);
       else await new Promise((r) => setTimeout(r, seconds * 1000));

@@ -15,7 +15,7 @@ import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { freePort } from '../peers/sip/ports.js';
 import { WaUser } from '../peers/meta/index.js';
-import { recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+import { connectUserCall, recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 import type { CallRecord } from '../../src/store/call-record.js';
 
 const drachtio = drachtioAvailable();
@@ -65,11 +65,7 @@ describe.skipIf(skipReason !== undefined)('live audio stream over WebSocket (lib
     const user = new WaUser({ waId: '16315553602', name: 'Jane Doe' });
     const lag = monitorEventLoopDelay({ resolution: 10 });
     try {
-      const established = agent.waitEvent('CALL_ESTABLISHED', 15_000);
-      const { callId } = await e2e.meta.userCalls(user);
-      await e2e.meta.waitForAction(callId, 'accept');
-      await established;
-      await user.waitForMedia();
+      const callId = await connectUserCall(e2e.meta, agent, user);
       user.play({ toneHz: 1000, levelDbfs: -12 });
       lag.enable();
       await new Promise((r) => setTimeout(r, seconds * 1000));
