@@ -5,10 +5,14 @@
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
-# better-sqlite3 compiles its native addon when no prebuilt binary can be fetched.
+# better-sqlite3 compiles its native addon when no prebuilt binary can be fetched; our batched UDP addon
+# (native/udp_batch.c) is compiled by npm's install step against the image's own Node headers.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json .npmrc ./
-RUN npm ci
+ENV npm_config_nodedir=/usr/local
+COPY package.json package-lock.json .npmrc binding.gyp ./
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/
+RUN npm ci && test -f build/Release/udp_batch.node
 COPY tsconfig.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
@@ -18,6 +22,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/udp_batch.node ./build/Release/
 COPY package.json ./
 COPY config ./config
 # Default hold music (src/calls/hold-music.ts looks for assets/ at the package root).

@@ -20,11 +20,12 @@ import { Bridge } from '../src/media/bridge.js';
 import { sharedFrameClock } from '../src/media/frame-clock.js';
 import { PortPool } from '../src/media/port-pool.js';
 import { RtpLeg } from '../src/media/rtp-leg.js';
+import { observeTickFlushes, tickReadsAvailable } from '../src/media/tick-socket.js';
 import { WebRtcLeg } from '../src/media/webrtc-leg.js';
 
 export type WorkerRequest =
   | {
-    type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; fecAdaptive: boolean; bitrate: number;
+    type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; fecAdaptive: boolean; tickReads: boolean; bitrate: number;
     ports: [number, number]; planes: number;
   }
   | { type: 'offer'; id: number; sdp: string; echoPort: number }
@@ -77,16 +78,26 @@ let skippedInWindow = 0;
 const samples = new Float64Array(1 << 21);
 let sampleCount = 0;
 let recording = false;
+// With tick reads, sends leave together after the tick (tick-socket.ts): a send's latency ends at that flush.
+const pendingDeadlines = new Float64Array(1 << 14);
+let pendingCount = 0;
+let deferredSends = false;
 function record(): void {
   if (!recording) return;
-  samples[sampleCount++ & (samples.length - 1)] = performance.now() - sharedFrameClock.tickDeadline;
+  if (!deferredSends) samples[sampleCount++ & (samples.length - 1)] = performance.now() - sharedFrameClock.tickDeadline;
+  else if (pendingCount < pendingDeadlines.length) pendingDeadlines[pendingCount++] = sharedFrameClock.tickDeadline;
 }
+observeTickFlushes(() => {
+  const now = performance.now();
+  for (let i = 0; i < pendingCount; i++) samples[sampleCount++ & (samples.length - 1)] = now - pendingDeadlines[i]!;
+  pendingCount = 0;
+});
 
 let send = (msg: WorkerReply): void => {
   process.send!(msg);
 };
 
-const LAG_PROBE_MS = 1;
+const LAG_PROBE_MS = Number(process.env.BENCH_LAG_PROBE_MS ?? 1);
 
 /** A probe interval (ns) as event-loop lag (ms): how much later than LAG_PROBE_MS the probe ran. */
 function lagMs(intervalNs: number): number {
@@ -117,6 +128,7 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
   const bridge = new Bridge(wa, sip, {
     sipCodec: 'PCMU', sipDtmfPayloadType: 101, mediaTimeoutMs: 3_600_000,
     opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive },
+    tickReads: s.tickReads,
   });
   calls.push({ id: msg.id, wa, sip, bridge });
   bridge.start();
@@ -129,6 +141,7 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
 async function onRequest(msg: WorkerRequest): Promise<void> {
   if (msg.type === 'init') {
     settings = msg;
+    deferredSends = msg.tickReads && tickReadsAvailable();
     const [lo, hi] = msg.ports;
     const mid = lo + Math.floor((hi - lo) / 4) * 2;
     wpool = new PortPool(lo, mid - 2);
@@ -201,7 +214,12 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
       fastLegs: calls.filter((c) => c.wa.mediaPath === 'fast').length,
     });
   } else if (msg.type === 'totals') {
-    // Stop the ticks (synchronously, in stop()) so nothing more is sent, then read the final counters.
+    // What the peers sent last may still wait in the sockets for the next tick (tick reads): read it first. Then
+    // stop the ticks (synchronously, in stop()) so nothing more is sent, and read the final counters.
+    for (const c of calls) {
+      c.wa.pollReceived();
+      c.sip.pollReceived();
+    }
     const stops = calls.map((c) => c.bridge.stop());
     const out: Totals['calls'] = calls.map((c) => {
       const q = c.bridge.quality();

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { IntervalFrameClock } from '../src/media/frame-clock.js';
 import { OpusEncoder8k } from '../src/media/opus-codec.js';
 import { PortPool } from '../src/media/port-pool.js';
+import { tickReadsAvailable } from '../src/media/tick-socket.js';
 import { WebRtcLeg } from '../src/media/webrtc-leg.js';
 import type { Measured, Totals, WorkerReply, WorkerRequest } from './media-path-worker.js';
 
@@ -34,12 +35,16 @@ export interface SocketRunOptions {
   planes?: number;
   /** In-band FEC follows the peers' RTCP loss reports (the shipped default, media.opusFecAdaptive); default true. */
   fecAdaptive?: boolean;
+  /** Sockets read on the media tick and sends batched after it (media.tickReads, the shipped default); default true. */
+  tickReads?: boolean;
 }
 
 export interface SocketRunResult {
   calls: number;
   planes: number;
   fecAdaptive: boolean;
+  /** Whether the gateway's sockets were read on the tick (asked for, and the addon loaded). */
+  tickReads: boolean;
   /** Calls whose encoder still sent in-band FEC at the end (adaptive: the peers' reports said loss, or none came). */
   callsWithFec: number;
   mediaPath: 'fast' | 'werift';
@@ -121,7 +126,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     return p;
   };
   await request({
-    type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, fecAdaptive: o.fecAdaptive ?? true, bitrate: o.bitrate,
+    type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, fecAdaptive: o.fecAdaptive ?? true, tickReads: o.tickReads ?? true, bitrate: o.bitrate,
     ports: [30000, 39998], planes: planeCount,
   }, 'ready');
 
@@ -230,7 +235,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   const cpuMsPerCallSecond = m.cpuMs / callSeconds;
   const lagP99Ms = m.lagP99Ms;
   return {
-    calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, callsWithFec, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
+    calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, tickReads: (o.tickReads ?? true) && tickReadsAvailable(), callsWithFec, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
     cpuMsPerCallSecond: round(cpuMsPerCallSecond),
     kernelMsPerCallSecond: round(m.cpuSystemMs / callSeconds),
     cpuPercentOfOneCore: round((m.cpuMs / (m.seconds * 1000)) * 100),

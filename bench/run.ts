@@ -20,6 +20,7 @@ import { codecFloorMs, runCodecFloor } from './codec-floor.js';
 import { runSocketCalls, type SocketRunResult } from './media-path.js';
 import { runSocketless } from './media-socketless.js';
 import { opusFastPath } from '../src/media/opus-codec.js';
+import { tickReadsAvailable } from '../src/media/tick-socket.js';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from '../src/media/srtp.js';
 import { SrtpReferenceContext } from '../src/media/srtp-reference.js';
 
@@ -41,6 +42,7 @@ const planes = Math.max(1, Number(arg('planes', '1')) || 1);
 // loss (loopback), so with adaptive FEC the encoders run without FEC after the first receiver report, and the floor
 // is measured the same way; --fec-adaptive 0 puts FEC (5 % expected loss) in every packet, floor included.
 const fecAdaptive = arg('fec-adaptive', '1') !== '0';
+const tickReads = arg('tick-reads', '1') !== '0';
 const opus = {
   complexity: Number(arg('complexity', '5')), inbandFec: arg('fec', '1') !== '0', bitrate: Number(arg('bitrate', '24000')),
   lossAdaptive: fecAdaptive, expectedLossPercent: fecAdaptive ? 0 : undefined,
@@ -144,7 +146,7 @@ const tableRow = (r: SocketRunResult): Record<string, number | string | boolean>
 const runRung = async (calls: number): Promise<SocketRunResult | null> => {
   process.stdout.write(`\n${calls} calls (${mediaPath} path): setting up…`);
   try {
-    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, bitrate: opus.bitrate, priority, planes });
+    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes });
     rows.push(r);
     console.log(` set up in ${r.setupSeconds} s, measured ${r.seconds} s`);
     console.table([tableRow(r)]);
@@ -183,7 +185,7 @@ if (arg('compare', '1') !== '0' && mediaPath === 'fast' && ladder.length > 0) {
   const calls = ladder[0]!;
   process.stdout.write(`\n${calls} calls on werift's media path, for comparison: setting up…`);
   try {
-    comparison = await runSocketCalls({ calls, seconds, mediaPath: 'werift', complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, bitrate: opus.bitrate, priority, planes });
+    comparison = await runSocketCalls({ calls, seconds, mediaPath: 'werift', complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes });
     console.log(` set up in ${comparison.setupSeconds} s`);
   } catch (err) {
     console.log(` failed: ${(err as Error).message}`);
@@ -196,7 +198,7 @@ const result = {
   at: new Date().toISOString(),
   durationSeconds: Math.round((Date.now() - started) / 1000),
   machine: { ...machine, cpuPressureAtEnd: cpuPressure() },
-  settings: { opus, fecAdaptive, mediaPath, seconds, opusFastPath, gatewayPriority: priority ?? null, planes },
+  settings: { opus, fecAdaptive, tickReads: tickReads && tickReadsAvailable(), mediaPath, seconds, opusFastPath, gatewayPriority: priority ?? null, planes },
   // Headline: the largest N that held lag p99 < 5 ms with zero added loss (0 when none did), per core the planes used.
   callsPerCore: holding.length > 0 ? Math.floor(headline!.calls / Math.min(planes, machine.cores)) : 0,
   callsPerCoreByCpu: headline?.callsPerCoreByCpu ?? null,

@@ -13,6 +13,7 @@ import { AdminRouter } from './http/admin-router.js';
 import { CallRegistry } from './calls/registry.js';
 import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
+import { tickReadsAvailable } from './media/tick-socket.js';
 import { dispatchEvent } from './calls/dispatch.js';
 import { handleBusinessInvite } from './calls/business-initiated.js';
 import { PbxGuard } from './calls/pbx-guard.js';
@@ -65,6 +66,11 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   sip.on('disconnected', () => metrics.drachtioConnected.set(0));
   metrics.drachtioConnected.set(0);
   const media = new MediaFactory(config, metrics);
+  if (config.media.tickReads && !tickReadsAvailable()) {
+    logger.warn('media.tickReads is on but the batched UDP addon (build/Release/udp_batch.node) did not load: media sockets are read on arrival, which costs more CPU per call; run npm ci with python3, make and g++ present');
+  } else {
+    logger.info({ tickReads: config.media.tickReads }, config.media.tickReads ? 'media sockets are read on the media tick' : 'media sockets are read on arrival');
+  }
   const permissionStore = new SqlitePermissionStore(config.store.sqlitePath);
   const ledger = new PermissionLedger({
     store: permissionStore, logger, metrics, clock: opts.clock,
@@ -97,6 +103,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     status: () => ({
       version: gatewayVersion(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), drachtioConnected: sip.connected,
       rtpPortsFree: media.pool.free, eventFeedClients: feed?.clientCount ?? 0,
+      mediaTickReads: deps.config.media.tickReads && tickReadsAvailable(),
     }),
   });
   const http = await startHttpServer({

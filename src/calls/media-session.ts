@@ -143,6 +143,7 @@ export class MediaSession {
       sipDtmfPayloadType: remote.dtmfPayloadType ?? null,
       opus: { bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec, lossAdaptive: media.opusFecAdaptive },
       mediaTimeoutMs: media.mediaTimeoutMs,
+      tickReads: media.tickReads,
       logger: this.call.logger,
     });
     this.bridge.start();

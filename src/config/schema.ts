@@ -97,10 +97,13 @@ export const configSchema = z.strictObject({
     // What business-initiated calls offer to WhatsApp: 'dtls' (ICE + DTLS-SRTP) or 'sdes' (RTP/SAVP with a=crypto);
     // must match the number's srtp_key_exchange_protocol at Meta. User-initiated calls follow Meta's offer either way.
     whatsappKeyExchange: z.enum(['dtls', 'sdes']).default('dtls'),
+    // Media sockets read on the 20 ms media tick (one event-loop wake-up per group of calls) instead of on each
+    // packet's arrival; needs the batched UDP addon that `npm ci` builds, else sockets are read on arrival.
+    tickReads: z.boolean().default(true),
   }).default({
     bindAddress: '0.0.0.0', sipMediaAddress: '127.0.0.1', publicAddress: '', rtpPortMin: 20000, rtpPortMax: 24999,
     webrtcPortMin: 25000, webrtcPortMax: 29999, mediaTimeoutMs: 30_000, opusBitrate: 24_000, opusComplexity: 5, opusFec: true,
-    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast', whatsappKeyExchange: 'dtls',
+    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast', whatsappKeyExchange: 'dtls', tickReads: true,
   }),
   calls: z.strictObject({
     maxConcurrent: z.number().int().min(1).default(500),

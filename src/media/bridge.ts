@@ -40,6 +40,9 @@ export interface WhatsAppMediaLeg {
   readonly remotePacketsLost?: number;
   readonly lastReceivedAt: number;
   sendRtp(params: SendRtpParams, payload: Uint8Array, offset?: number, length?: number): void;
+  /** Hand the socket's reading to pollReceived() on the media tick (tick-socket.ts); legs without it read on arrival. */
+  readOnTick?(): boolean;
+  pollReceived?(): void;
   on(event: 'audio' | 'dtmf', listener: (payload: Buffer, info: ReceivedRtpInfo) => void): unknown;
   /** Connection state (WebRtcLeg: 'connected', 'disconnected', 'failed', 'closed', …); legs without one never emit. */
   on(event: 'state', listener: (state: string) => void): unknown;
@@ -54,6 +57,8 @@ export interface SipMediaLeg {
   send(buf: Uint8Array, offset?: number, length?: number): boolean;
   /** RTCP toward the PBX (RtpLeg: port + 1); legs without it get no reports. */
   sendRtcp?(buf: Uint8Array, offset?: number, length?: number): boolean;
+  readOnTick?(): boolean;
+  pollReceived?(): void;
   on(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
   on(event: 'rtcp', listener: (packet: Buffer) => void): unknown;
   off(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
@@ -94,6 +99,11 @@ export interface BridgeOptions {
   /** Emit 'media-timeout' when a leg has been silent (no packets at all) this long. */
   mediaTimeoutMs?: number;
   clock?: FrameClock;
+  /**
+   * Read both legs' sockets on the media tick instead of on arrival (tick-socket.ts; config media.tickReads),
+   * default true. Legs that cannot (no addon) keep reading on arrival.
+   */
+  tickReads?: boolean;
   /** Monotonic ms source, on the same scale as the legs' lastReceivedAt (tests substitute a fake). */
   now?: () => number;
   logger?: MediaLogger;
@@ -275,6 +285,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   /** Time spent in media ticks (transcoding both ways, jitter buffer, RTP send): for the transcode-time metric. */
   private tickSeconds = 0;
   private tickCount = 0;
+  private readonly tickReads: boolean;
 
   constructor(private readonly wa: WhatsAppMediaLeg, private sip: SipMediaLeg, opts: BridgeOptions) {
     super();
@@ -282,6 +293,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.sipPayloadType = opts.sipPayloadType ?? G711_PAYLOAD_TYPE[opts.sipCodec];
     this.sipDtmfPayloadType = opts.sipDtmfPayloadType ?? null;
     this.clock = opts.clock ?? sharedFrameClock;
+    this.tickReads = opts.tickReads ?? true;
     this.now = opts.now ?? monoNow;
     this.log = opts.logger ?? silentLogger;
     this.mediaTimeoutMs = opts.mediaTimeoutMs ?? 30_000;
@@ -308,6 +320,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   start(): void {
     if (this.unsubscribeClock || this.stopping) return;
     this.startedAt = this.now();
+    if (this.tickReads) {
+      this.wa.readOnTick?.();
+      this.sip.readOnTick?.();
+    }
     this.unsubscribeClock = this.clock.subscribe(this.onTick);
   }
 
@@ -347,12 +363,15 @@ export class Bridge extends EventEmitter<BridgeEvents> {
    */
   setSipMedia(m: { leg?: SipMediaLeg; codec: G711Law; payloadType?: number; dtmfPayloadType?: number | null }): SipMediaLeg {
     const prev = this.sip;
+    // Packets that arrived before the change are the old codec's (tick-read legs still hold them).
+    prev.pollReceived?.();
     if (m.leg && m.leg !== prev && !this.stopping) {
       prev.off('rtp', this.onSipRtp);
       prev.off('rtcp', this.onSipRtcp);
       m.leg.on('rtp', this.onSipRtp);
       m.leg.on('rtcp', this.onSipRtcp);
       this.sip = m.leg;
+      if (this.tickReads && this.unsubscribeClock) m.leg.readOnTick?.();
       this.sipMarker = true;
     }
     this.sipCodec = m.codec;
@@ -520,6 +539,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
         this.sipTs = (this.sipTs + skipped * FRAME_SAMPLES) >>> 0;
         this.waTs = (this.waTs + skipped * OPUS_TICKS_PER_FRAME) >>> 0;
       }
+      // What arrived since the last tick (tick-read legs; a no-op for legs read on arrival).
+      this.wa.pollReceived?.();
+      this.sip.pollReceived?.();
       this.tickToSip();
       this.tickToWhatsApp();
       if (this.taps.length > 0) this.runTaps();

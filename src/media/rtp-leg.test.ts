@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PortPool } from './port-pool.js';
 import { RtpLeg } from './rtp-leg.js';
 import { writeRtpHeader, type RtpHeader } from './rtp-packet.js';
+import { tickReadsAvailable } from './tick-socket.js';
 
 const sockets: dgram.Socket[] = [];
 async function peerSocket(): Promise<dgram.Socket> {
@@ -121,5 +122,68 @@ describe('RtpLeg', () => {
     expect(leg.port).toBe(46062);
     await leg.close();
     expect(pool.free).toBe(2);
+  });
+});
+
+describe.skipIf(!tickReadsAvailable())('RtpLeg read on the media tick', () => {
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
+
+  it('holds packets until pollReceived(), latches, drops other sources and sends to where it latched', async () => {
+    const pool = new PortPool(46100, 46110);
+    const leg = await RtpLeg.open({ pool, bindAddress: '127.0.0.1' });
+    const phone = await peerSocket();
+    const stranger = await peerSocket();
+    leg.setRemote('127.0.0.1', 9); // the SDP's port; the phone really sends from another (NAT)
+    expect(leg.readOnTick()).toBe(true);
+    const seqs: number[] = [];
+    leg.on('rtp', (_p: Buffer, h: RtpHeader) => seqs.push(h.sequenceNumber));
+    let rtcp = 0;
+    leg.on('rtcp', () => rtcp++);
+    phone.send(rtp(1), leg.port, '127.0.0.1');
+    phone.send(rtp(2), leg.port, '127.0.0.1');
+    const rr = Buffer.alloc(8);
+    rr[0] = 0x80;
+    rr[1] = 201; // RTCP RR multiplexed on the RTP port
+    phone.send(rr, leg.port, '127.0.0.1');
+    await settle();
+    expect(seqs).toEqual([]);
+    leg.pollReceived();
+    expect(seqs).toEqual([1, 2]);
+    expect(rtcp).toBe(1);
+    expect(leg.remote).toEqual({ address: '127.0.0.1', port: phone.address().port });
+
+    stranger.send(rtp(3), leg.port, '127.0.0.1');
+    await settle();
+    leg.pollReceived();
+    expect(seqs).toEqual([1, 2]);
+    expect(leg.stats.droppedUnexpectedSource).toBe(1);
+
+    const got = nextMessage(phone);
+    expect(leg.send(rtp(77))).toBe(true);
+    expect((await got).readUInt16BE(2)).toBe(77);
+    expect(leg.stats).toMatchObject({ packetsIn: 2, packetsOut: 1, sendErrors: 0 });
+    await leg.close();
+    expect(pool.free).toBe(pool.size);
+    expect(leg.send(rtp(78))).toBe(false);
+  });
+
+  it('a new remote (re-INVITE) first handles what arrived under the old one', async () => {
+    const pool = new PortPool(46120, 46130);
+    const leg = await RtpLeg.open({ pool, bindAddress: '127.0.0.1' });
+    const oldPhone = await peerSocket();
+    const newPhone = await peerSocket();
+    leg.setRemote('127.0.0.1', oldPhone.address().port);
+    leg.readOnTick();
+    const seqs: number[] = [];
+    leg.on('rtp', (_p: Buffer, h: RtpHeader) => seqs.push(h.sequenceNumber));
+    oldPhone.send(rtp(10), leg.port, '127.0.0.1');
+    await settle();
+    leg.setRemote('127.0.0.1', newPhone.address().port);
+    expect(seqs).toEqual([10]);
+    // The old packet latched nothing onto the new remote: media goes to the new phone.
+    const got = nextMessage(newPhone);
+    leg.send(rtp(11));
+    expect((await got).readUInt16BE(2)).toBe(11);
+    await leg.close();
   });
 });

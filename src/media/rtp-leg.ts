@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import type { PortPool } from './port-pool.js';
 import { createRtpHeader, readRtpHeader, type RtpHeader } from './rtp-packet.js';
+import { formatAddress, numericAddress, sameAddress, sameHost, TickSocket, type NumericAddress } from './tick-socket.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 
@@ -59,6 +60,11 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   lastReceivedAt: number;
   private signalled: RtpAddress | null = null;
   private latchedTo: RtpAddress | null = null;
+  /** The same two addresses in numeric form, for the tick-read path (null: not an IP literal, or not latched). */
+  private signalledNum: NumericAddress | null = null;
+  private latchedNum: NumericAddress | null = null;
+  /** Set once the socket is read on the media tick (readOnTick). */
+  private tick: TickSocket | null = null;
   private readonly header = createRtpHeader();
   private readonly symmetric: boolean;
   private readonly latchAny: boolean;
@@ -68,6 +74,8 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   private rtcpSocket: dgram.Socket | null = null;
   private rtcpTo: RtpAddress | null = null;
   readonly rtcpStats = { in: 0, out: 0, droppedUnexpectedSource: 0 };
+
+  private readonly family: 4 | 6;
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -79,6 +87,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     super();
     this.symmetric = opts.symmetricRtp ?? true;
     this.latchAny = opts.latchAnySource ?? false;
+    this.family = isIPv6(localAddress) ? 6 : 4;
     this.log = opts.logger ?? silentLogger;
     this.lastReceivedAt = monoNow();
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
@@ -122,9 +131,27 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
 
   /** Where to send; a new signalled address (re-INVITE) also restarts latching. */
   setRemote(address: string, port: number): void {
+    // What arrived before the move belongs to the old address: handle it under the old rules, as arrival reads do.
+    this.pollReceived();
     this.signalled = { address, port };
+    this.signalledNum = numericAddress(address, port, this.family);
     this.latchedTo = null;
+    this.latchedNum = null;
     this.rtcpTo = null;
+  }
+
+  /**
+   * From now on the socket is read only by pollReceived(), which the caller runs on every media tick
+   * (tick-socket.ts). Returns false, and the socket stays read on arrival, where that is not available.
+   */
+  readOnTick(): boolean {
+    if (!this.tick && !this.closing) this.tick = TickSocket.attach(this.socket);
+    return this.tick !== null;
+  }
+
+  /** Handles every datagram waiting on a tick-read socket (no-op otherwise). */
+  pollReceived(): void {
+    this.tick?.poll(this.onTickPacket);
   }
 
   get rtcpEnabled(): boolean {
@@ -190,6 +217,11 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     if (!to || this.closing) return false;
     this.stats.packetsOut++;
     this.stats.bytesOut += length;
+    const num = this.tick ? (this.latchedTo ? this.latchedNum : this.signalledNum) : null;
+    if (num) {
+      if (!this.tick!.sendTo(buf, offset, length, num)) this.stats.sendErrors++;
+      return true;
+    }
     this.socket.send(buf, offset, length, to.port, to.address, (err) => {
       if (err) this.stats.sendErrors++;
     });
@@ -210,18 +242,32 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const peer = this.latchedTo;
-    if (peer) {
-      if (rinfo.port !== peer.port || rinfo.address !== peer.address) {
-        this.stats.droppedUnexpectedSource++;
-        return;
-      }
-    } else {
-      const sig = this.signalled;
-      if (!sig || (!(this.symmetric && this.latchAny) && rinfo.address !== sig.address)) {
-        this.stats.droppedUnexpectedSource++;
-        return;
-      }
+    const sig = this.signalled;
+    if (!this.fromPeer(peer !== null && rinfo.port === peer.port && rinfo.address === peer.address, sig !== null && rinfo.address === sig.address)) {
+      this.stats.droppedUnexpectedSource++;
+      return;
     }
+    this.receive(msg, rinfo.address, rinfo.port, null);
+  }
+
+  private readonly onTickPacket = (msg: Buffer, from: NumericAddress): void => {
+    const peer = this.latchedNum;
+    const sig = this.signalledNum;
+    if (!this.fromPeer(peer !== null && sameAddress(from, peer), sig !== null && sameHost(from, sig))) {
+      this.stats.droppedUnexpectedSource++;
+      return;
+    }
+    this.receive(msg, null, from.port, from);
+  };
+
+  /** Latched: only the latched source. Before: the signalled host, or any source when any may latch. */
+  private fromPeer(isLatchedPeer: boolean, isSignalledHost: boolean): boolean {
+    if (this.latchedTo) return isLatchedPeer;
+    return this.signalled !== null && ((this.symmetric && this.latchAny) || isSignalledHost);
+  }
+
+  /** A datagram from an accepted source: `address` as text (read on arrival) or `num` (read on the tick). */
+  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null): void {
     // RTCP multiplexed on the RTP port (RFC 5761: PT 64–95 after the marker bit).
     if (msg.length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95) {
       this.rtcpStats.in++;
@@ -232,8 +278,9 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
       this.stats.droppedInvalid++;
       return;
     }
-    if (!peer && this.symmetric) {
-      this.latchedTo = { address: rinfo.address, port: rinfo.port };
+    if (!this.latchedTo && this.symmetric) {
+      this.latchedTo = { address: address ?? formatAddress(num!), port };
+      this.latchedNum = num ? { ...num } : numericAddress(address!, port, this.family);
       this.log.debug({ source: this.latchedTo, signalled: this.signalled }, 'rtp latched');
       this.emit('latched', this.latchedTo);
     }

@@ -23,6 +23,7 @@ import { networkInterfaces } from 'node:os';
 import type { PortPool } from './port-pool.js';
 import { isSupportedSrtpProfile, SrtpContext } from './srtp.js';
 import { coalesceDtlsFlights } from './dtls-coalesce.js';
+import { formatAddress, numericAddress, TickSocket, type NumericAddress } from './tick-socket.js';
 import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import { readRtpFields, writeRtpPacket } from './rtp-packet.js';
@@ -217,6 +218,7 @@ interface RtpReceiverInternals {
 interface UdpTransportInternals {
   socket: Socket;
   closed?: boolean;
+  rinfo?: { address: string; port: number; family: string; size: number };
   onData: (data: Buffer, addr: [string, number]) => void;
 }
 
@@ -266,6 +268,14 @@ interface FastPath {
   viaWerift: Map<number, number>;
   /** Reused stand-in for werift's RtpPacket when feeding its statistics. */
   statPacket: { header: { sequenceNumber: number; timestamp: number; serializeSize: number }; payload: { length: number } };
+  receiver: WeriftReceiverInternals;
+  /** werift's own handler for what is not our RTP (STUN, DTLS, SRTCP). */
+  werift: (data: Buffer, addr: [string, number]) => void;
+  /** Set when the ICE socket is read on the media tick (readOnTick). */
+  tick: TickSocket | null;
+  socketFamily: 4 | 6;
+  /** The nominated pair's remote address in numeric form, for tick sends; recomputed when the pair changes. */
+  dest: { of: CandidatePairInternals | null; num: NumericAddress | null };
 }
 
 const SEND_RING = 8;
@@ -304,6 +314,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   private readonly unsubscribers: Array<() => void> = [];
   private readonly wantFastPath: boolean;
   private fast: FastPath | null = null;
+  private wantTickReads = false;
 
   private constructor(opts: WebRtcLegOptions, opusPt: number, dtmfPt: number | null) {
     super();
@@ -514,7 +525,9 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     f.ringPos = (f.ringPos + 1) % SEND_RING;
     const sender = t.sender as unknown as RtpSenderCounters & { ssrc: number };
     const n = f.tx.protect(buf, writeRtpPacket(buf, params, sender.ssrc, payload, offset, length));
-    f.transport.socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0]);
+    const to = f.tick ? this.tickDestination(f, pair) : null;
+    if (to) f.tick!.sendTo(buf, 0, n, to);
+    else f.transport.socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0]);
     this.stats.packetsOut++;
     this.stats.bytesOut += length;
     // werift still sends the RTCP sender reports: keep its counters (and, now and then, the NTP/RTP pair) ours.
@@ -558,41 +571,86 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         rxOut: { payloadOffset: 0 },
         viaWerift: new Map(),
         statPacket: { header: { sequenceNumber: 0, timestamp: 0, serializeSize: 12 }, payload: { length: 0 } },
+        receiver: this.transceiver.receiver as unknown as WeriftReceiverInternals,
+        werift: transport.onData,
+        tick: null,
+        socketFamily: transport.socket.address().family === 'IPv6' ? 6 : 4,
+        dest: { of: null, num: null },
       };
-      const receiver = this.transceiver.receiver as unknown as WeriftReceiverInternals;
-      const werift = transport.onData;
       transport.onData = (data, addr) => {
-        // RFC 7983 / RFC 5761 demultiplexing: RTP (not RTCP, PT 64–95 after the marker bit) is ours; STUN, DTLS
-        // and SRTCP stay with werift.
-        if (data.length >= 12 && (data[0]! & 0xc0) === 0x80) {
-          const pt = data[1]! & 0x7f;
-          if (pt < 64 || pt > 95) {
-            // The first packets of a stream take werift's path: its receiver then keeps statistics for the SSRC
-            // and sends RTCP receiver reports about it, which we keep feeding below.
-            const ssrc = data.readUInt32BE(8);
-            const stats = receiver.remoteStreams?.[ssrc];
-            if (!stats) {
-              const n = f.viaWerift.get(ssrc) ?? 0;
-              if (n < 3 && f.viaWerift.size < 8) {
-                f.viaWerift.set(ssrc, n + 1);
-                werift(data, addr);
-                return;
-              }
-            }
-            this.onSrtp(data, stats);
-            return;
-          }
-        }
-        werift(data, addr);
+        if (!this.takeSrtp(data)) f.werift(data, addr);
       };
       // Each packet reaches the kernel inside send(): no extra tick, and the send ring's buffers are free again at once.
       if (!answerLiteralsAtOnce(transport.socket)) this.log.debug({}, 'dgram internals differ: sends resolve on the next tick');
       this.fast = f;
       this.mediaPath = 'fast';
-      this.log.debug({ profile: cfg.profile }, 'webrtc: RTP on the fast SRTP path');
+      if (this.wantTickReads) this.readOnTick();
+      this.log.debug({ profile: cfg.profile, tickReads: f.tick !== null }, 'webrtc: RTP on the fast SRTP path');
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'fast SRTP path unavailable: media stays on werift\'s RTP path');
     }
+  }
+
+  /**
+   * Once the fast path is up, the ICE socket is read by pollReceived() on the media tick (tick-socket.ts): STUN
+   * consent checks and RTCP then wait at most one tick. Before that (ICE, DTLS), and where tick reads are not
+   * available, it is read on arrival.
+   */
+  readOnTick(): boolean {
+    this.wantTickReads = true;
+    const f = this.fast;
+    if (f && !f.tick && !this.closing && !f.transport.closed) f.tick = TickSocket.attach(f.transport.socket);
+    return f?.tick != null;
+  }
+
+  pollReceived(): void {
+    this.fast?.tick?.poll(this.onTickDatagram);
+  }
+
+  private readonly onTickDatagram = (data: Buffer, from: NumericAddress): void => {
+    if (this.takeSrtp(data)) return;
+    // werift may keep what it is given past this call (DTLS, SRTCP), and `data` is a view of a shared area.
+    const f = this.fast!;
+    const copy = Buffer.from(data);
+    const address = formatAddress(from);
+    f.transport.rinfo = { address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: copy.length };
+    try {
+      f.werift(copy, [address, from.port]);
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'werift could not handle a datagram');
+    }
+  };
+
+  private tickDestination(f: FastPath, pair: CandidatePairInternals): NumericAddress | null {
+    if (f.dest.of !== pair) {
+      const [address, port] = pair.remoteAddr; // werift builds a new array on every read
+      f.dest = { of: pair, num: numericAddress(address, port, f.socketFamily) };
+    }
+    return f.dest.num;
+  }
+
+  /**
+   * RFC 7983 / RFC 5761 demultiplexing on the fast path: RTP (not RTCP, PT 64–95 after the marker bit) is ours and
+   * handled here (true); STUN, DTLS and SRTCP stay with werift (false).
+   */
+  private takeSrtp(data: Buffer): boolean {
+    if (data.length < 12 || (data[0]! & 0xc0) !== 0x80) return false;
+    const pt = data[1]! & 0x7f;
+    if (pt >= 64 && pt <= 95) return false;
+    const f = this.fast!;
+    // The first packets of a stream take werift's path: its receiver then keeps statistics for the SSRC and sends
+    // RTCP receiver reports about it, which we keep feeding in onSrtp.
+    const ssrc = data.readUInt32BE(8);
+    const stats = f.receiver.remoteStreams?.[ssrc];
+    if (!stats) {
+      const n = f.viaWerift.get(ssrc) ?? 0;
+      if (n < 3 && f.viaWerift.size < 8) {
+        f.viaWerift.set(ssrc, n + 1);
+        return false;
+      }
+    }
+    this.onSrtp(data, stats);
+    return true;
   }
 
   private onSrtp(data: Buffer, rrStats?: WeriftStreamStats): void {

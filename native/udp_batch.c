@@ -1,0 +1,201 @@
+/*
+ * Batched, non-blocking UDP I/O on sockets that Node created (dgram), for the media tick.
+ *
+ * On a VM, every wake-up of the event loop costs tens of microseconds of CPU. Read on arrival, each media packet
+ * is one wake-up; read on the 20 ms media tick, a whole group of calls shares one. Node has no synchronous UDP
+ * read, so this addon gives one: recvmmsg with MSG_DONTWAIT into a caller-owned area, and sendto from a
+ * caller-owned buffer with a numeric address (no per-packet request object, no address string).
+ *
+ * recv(fd, area, slotSize, maxPackets, meta) -> packets read (0 when none are waiting) or -errno.
+ *   Packet i lands at area[i * slotSize]; meta[i * 8 ...] = length, port, family (4 or 6), truncated (0/1),
+ *   then the address: IPv4 as one host-order word, IPv6 as four big-endian words.
+ * sendTo(fd, buf, offset, length, family, port, a0, a1, a2, a3) -> bytes sent or -errno.
+ * sendBatch(area, slotSize, meta, count) -> datagrams the kernel took. Datagram i is area[i * slotSize ...] and
+ *   meta[i * 8 ...] = fd, length, family, port, then the address as in recv; meta[i * 8 + 1] becomes -errno when
+ *   that send failed. One call for a whole media tick's packets, across sockets.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_BATCH 64
+#define META_WORDS 8
+
+static int typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *ptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok) return 0;
+  size_t elem = (type == napi_int32_array || type == napi_uint32_array) ? 4 : 1;
+  *data = ptr;
+  *len = length * elem;
+  return 1;
+}
+
+static int64_t int_arg(napi_env env, napi_value v) {
+  int64_t out = 0;
+  napi_get_value_int64(env, v, &out);
+  return out;
+}
+
+static napi_value int_result(napi_env env, int64_t n) {
+  napi_value out;
+  napi_create_int64(env, n, &out);
+  return out;
+}
+
+static napi_value recv_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5) return int_result(env, -EINVAL);
+  int fd = (int)int_arg(env, argv[0]);
+  uint8_t *area, *meta_bytes;
+  size_t area_len, meta_len;
+  if (!typed_bytes(env, argv[1], &area, &area_len) || !typed_bytes(env, argv[4], &meta_bytes, &meta_len)) return int_result(env, -EINVAL);
+  int64_t slot = int_arg(env, argv[2]);
+  int64_t max = int_arg(env, argv[3]);
+  if (slot <= 0 || max <= 0) return int_result(env, -EINVAL);
+  if (max > MAX_BATCH) max = MAX_BATCH;
+  if ((size_t)max * (size_t)slot > area_len) max = (int64_t)(area_len / (size_t)slot);
+  if ((size_t)max * META_WORDS * 4 > meta_len) max = (int64_t)(meta_len / (META_WORDS * 4));
+  if (max <= 0) return int_result(env, -EINVAL);
+
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_storage from[MAX_BATCH];
+  memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)max);
+  for (int64_t i = 0; i < max; i++) {
+    iov[i].iov_base = area + i * slot;
+    iov[i].iov_len = (size_t)slot;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+  }
+  int n;
+  do n = recvmmsg(fd, msgs, (unsigned)max, MSG_DONTWAIT, NULL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return int_result(env, (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno);
+
+  int32_t *meta = (int32_t *)meta_bytes;
+  for (int i = 0; i < n; i++) {
+    int32_t *m = meta + i * META_WORDS;
+    m[0] = (int32_t)msgs[i].msg_len;
+    m[3] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
+    if (from[i].ss_family == AF_INET) {
+      const struct sockaddr_in *a = (const struct sockaddr_in *)&from[i];
+      m[1] = ntohs(a->sin_port);
+      m[2] = 4;
+      m[4] = (int32_t)ntohl(a->sin_addr.s_addr);
+      m[5] = m[6] = m[7] = 0;
+    } else if (from[i].ss_family == AF_INET6) {
+      const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&from[i];
+      m[1] = ntohs(a->sin6_port);
+      m[2] = 6;
+      for (int w = 0; w < 4; w++) {
+        uint32_t word;
+        memcpy(&word, a->sin6_addr.s6_addr + 4 * w, 4);
+        m[4 + w] = (int32_t)ntohl(word);
+      }
+    } else {
+      m[1] = 0;
+      m[2] = 0;
+    }
+  }
+  return int_result(env, n);
+}
+
+static socklen_t fill_addr(struct sockaddr_storage *to, int64_t family, uint16_t port, const uint32_t w[4]) {
+  memset(to, 0, sizeof(*to));
+  if (family == 4) {
+    struct sockaddr_in *a = (struct sockaddr_in *)to;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(w[0]);
+    return sizeof(*a);
+  }
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)to;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    for (int i = 0; i < 4; i++) {
+      uint32_t word = htonl(w[i]);
+      memcpy(a->sin6_addr.s6_addr + 4 * i, &word, 4);
+    }
+    return sizeof(*a);
+  }
+  return 0;
+}
+
+static ssize_t send_one(int fd, const uint8_t *data, size_t len, const struct sockaddr_storage *to, socklen_t to_len) {
+  ssize_t n;
+  do n = sendto(fd, data, len, MSG_DONTWAIT, (const struct sockaddr *)to, to_len);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
+}
+
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4) return int_result(env, -EINVAL);
+  uint8_t *area, *meta_bytes;
+  size_t area_len, meta_len;
+  if (!typed_bytes(env, argv[0], &area, &area_len) || !typed_bytes(env, argv[2], &meta_bytes, &meta_len)) return int_result(env, -EINVAL);
+  int64_t slot = int_arg(env, argv[1]);
+  int64_t count = int_arg(env, argv[3]);
+  if (slot <= 0 || count < 0 || (size_t)count * (size_t)slot > area_len || (size_t)count * META_WORDS * 4 > meta_len) return int_result(env, -EINVAL);
+  int32_t *meta = (int32_t *)meta_bytes;
+  int64_t ok = 0;
+  for (int64_t i = 0; i < count; i++) {
+    int32_t *m = meta + i * META_WORDS;
+    struct sockaddr_storage to;
+    uint32_t w[4] = { (uint32_t)m[4], (uint32_t)m[5], (uint32_t)m[6], (uint32_t)m[7] };
+    socklen_t to_len = fill_addr(&to, m[2], (uint16_t)m[3], w);
+    if (m[1] < 0 || m[1] > slot || to_len == 0) {
+      m[1] = -EINVAL;
+      continue;
+    }
+    ssize_t n = send_one(m[0], area + i * slot, (size_t)m[1], &to, to_len);
+    if (n < 0) m[1] = (int32_t)n;
+    else ok++;
+  }
+  return int_result(env, ok);
+}
+
+static napi_value send_to(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 10) return int_result(env, -EINVAL);
+  int fd = (int)int_arg(env, argv[0]);
+  uint8_t *buf;
+  size_t buf_len;
+  if (!typed_bytes(env, argv[1], &buf, &buf_len)) return int_result(env, -EINVAL);
+  int64_t offset = int_arg(env, argv[2]);
+  int64_t length = int_arg(env, argv[3]);
+  if (offset < 0 || length < 0 || (size_t)(offset + length) > buf_len) return int_result(env, -EINVAL);
+  uint32_t w[4];
+  for (int i = 0; i < 4; i++) w[i] = (uint32_t)int_arg(env, argv[6 + i]);
+  struct sockaddr_storage to;
+  socklen_t to_len = fill_addr(&to, int_arg(env, argv[4]), (uint16_t)int_arg(env, argv[5]), w);
+  if (to_len == 0) return int_result(env, -EAFNOSUPPORT);
+  return int_result(env, send_one(fd, buf + offset, (size_t)length, &to, to_len));
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "recv", NAPI_AUTO_LENGTH, recv_batch, NULL, &fn);
+  napi_set_named_property(env, exports, "recv", fn);
+  napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
+  napi_set_named_property(env, exports, "sendTo", fn);
+  napi_create_function(env, "sendBatch", NAPI_AUTO_LENGTH, send_batch, NULL, &fn);
+  napi_set_named_property(env, exports, "sendBatch", fn);
+  return exports;
+}

@@ -1,0 +1,287 @@
+/**
+ * Media sockets read on the media tick instead of on arrival.
+ *
+ * Read on arrival, every media packet wakes the event loop, and on a VM a wake-up costs tens of microseconds of
+ * CPU, more than the packet's own work: at 40 calls that was about 4,500 wake-ups a second. A bridge only uses
+ * what arrived when its 20 ms tick comes, so the tick can fetch it: libuv stops watching the socket, and the tick
+ * drains it with one non-blocking recvmmsg (native/udp_batch.c, built by `npm ci`). One wake-up then serves every
+ * call of a clock phase.
+ *
+ * Sends are queued and leave together when the tick's work is done (setImmediate: same event-loop turn, no extra
+ * wake-up), in one native call. Handing a datagram to a receiver that sleeps costs the sender 20–50 µs on such a
+ * VM and a few µs when the packets come back to back, and the kernel gets them without dgram's per-packet request.
+ *
+ * Without the addon (no compiler at install time, not Linux) or with Node internals that differ, attach() returns
+ * null and the socket stays read on arrival: slower, same behaviour.
+ */
+import type dgram from 'node:dgram';
+import { createRequire } from 'node:module';
+import { isIPv4, isIPv6 } from 'node:net';
+
+interface UdpBatchAddon {
+  recv(fd: number, area: Uint8Array, slotSize: number, maxPackets: number, meta: Int32Array): number;
+  sendBatch(area: Uint8Array, slotSize: number, meta: Int32Array, count: number): number;
+}
+
+interface UdpHandle {
+  fd?: number;
+  recvStop?: () => number;
+}
+
+/** dgram's per-socket state: close() sets handle to null at once (the 'close' event comes a tick later). */
+interface DgramState {
+  handle: UdpHandle | null;
+}
+
+/** An address in the form the addon reads and writes: IPv4 in a0 (host order), IPv6 in four big-endian words. */
+export interface NumericAddress {
+  family: 4 | 6;
+  port: number;
+  a0: number;
+  a1: number;
+  a2: number;
+  a3: number;
+}
+
+/** Called once per datagram. `packet` is a view of a shared area: use it before returning, never keep it. */
+export type TickPacketHandler = (packet: Buffer, from: NumericAddress) => void;
+
+const SLOT = 2048;
+const BATCH = 64;
+const META_WORDS = 8;
+// One receive area for the process: polls run one at a time on the event loop.
+const area = Buffer.allocUnsafe(SLOT * BATCH);
+const meta = new Int32Array(BATCH * META_WORDS);
+const from: NumericAddress = { family: 4, port: 0, a0: 0, a1: 0, a2: 0, a3: 0 };
+let polling = false;
+
+const SEND_SLOT = 1536;
+const SEND_MAX = 512;
+const sendArea = Buffer.allocUnsafe(SEND_SLOT * SEND_MAX);
+const sendMeta = new Int32Array(SEND_MAX * META_WORDS);
+const sendOwners: Array<TickSocket | null> = new Array<TickSocket | null>(SEND_MAX).fill(null);
+let queued = 0;
+let flushScheduled = false;
+let flushObserver: ((sent: number) => void) | null = null;
+
+let addon: UdpBatchAddon | null | undefined;
+
+function loadAddon(): UdpBatchAddon | null {
+  if (addon !== undefined) return addon;
+  addon = null;
+  if (process.platform !== 'linux') return addon;
+  const require = createRequire(import.meta.url);
+  // src/media (tsx) or dist/src/media (built): build/ is at the package root.
+  for (const path of ['../../build/Release/udp_batch.node', '../../../build/Release/udp_batch.node']) {
+    try {
+      addon = require(path) as UdpBatchAddon;
+      break;
+    } catch {
+      // try the next location
+    }
+  }
+  return addon;
+}
+
+/** Whether sockets can be read on the tick here (the addon loaded). */
+export function tickReadsAvailable(): boolean {
+  return loadAddon() !== null;
+}
+
+function dgramState(socket: dgram.Socket): DgramState | undefined {
+  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  return sym ? (socket as unknown as Record<symbol, DgramState | undefined>)[sym] : undefined;
+}
+
+/** Sends everything queued by TickSocket.sendTo, in one native call. */
+export function flushTickSends(): void {
+  flushScheduled = false;
+  const n = queued;
+  if (n === 0 || !addon) return;
+  queued = 0;
+  for (let i = 0; i < n; i++) {
+    // A socket closed since it queued: its fd number may already belong to another socket.
+    if (sendOwners[i]!.closed) sendMeta[i * META_WORDS + 1] = -1;
+  }
+  addon.sendBatch(sendArea, SEND_SLOT, sendMeta, n);
+  for (let i = 0; i < n; i++) {
+    const owner = sendOwners[i]!;
+    if (sendMeta[i * META_WORDS + 1]! < 0 && !owner.closed) owner.errors++;
+    sendOwners[i] = null;
+  }
+  flushObserver?.(n);
+}
+
+/** Benchmarks: told how many datagrams each flush handed to the kernel, right after it did. */
+export function observeTickFlushes(fn: ((sent: number) => void) | null): void {
+  flushObserver = fn;
+}
+
+export class TickSocket {
+  /** Datagrams larger than a slot: cut off by the kernel, so dropped here. */
+  truncated = 0;
+  /** recv or send errors other than "nothing waiting". */
+  errors = 0;
+
+  private constructor(
+    private readonly fd: number,
+    private readonly lib: UdpBatchAddon,
+    private readonly state: DgramState,
+    private readonly handle: UdpHandle,
+  ) {}
+
+  get closed(): boolean {
+    return this.state.handle !== this.handle;
+  }
+
+  /**
+   * Takes the reading of a bound socket away from libuv. From then on only poll() reads it: the caller must poll
+   * on every tick. Returns null (and changes nothing) when the addon or Node's dgram internals are missing.
+   */
+  static attach(socket: dgram.Socket): TickSocket | null {
+    const lib = loadAddon();
+    const state = lib ? dgramState(socket) : undefined;
+    const handle = state?.handle;
+    if (!lib || !state || !handle || typeof handle.fd !== 'number' || handle.fd < 0 || typeof handle.recvStop !== 'function') return null;
+    handle.recvStop();
+    return new TickSocket(handle.fd, lib, state, handle);
+  }
+
+  /** Reads every waiting datagram and hands each to `onPacket`; returns how many were read. */
+  poll(onPacket: TickPacketHandler): number {
+    if (this.closed || polling) return 0;
+    polling = true;
+    let total = 0;
+    try {
+      for (;;) {
+        const n = this.lib.recv(this.fd, area, SLOT, BATCH, meta);
+        if (n < 0) {
+          this.errors++;
+          break;
+        }
+        for (let i = 0; i < n; i++) {
+          const m = i * META_WORDS;
+          if (meta[m + 3] !== 0) {
+            this.truncated++;
+            continue;
+          }
+          const family = meta[m + 2]!;
+          if (family !== 4 && family !== 6) continue;
+          from.family = family;
+          from.port = meta[m + 1]!;
+          from.a0 = meta[m + 4]! >>> 0;
+          from.a1 = meta[m + 5]! >>> 0;
+          from.a2 = meta[m + 6]! >>> 0;
+          from.a3 = meta[m + 7]! >>> 0;
+          const off = i * SLOT;
+          onPacket(area.subarray(off, off + meta[m]!), from);
+          if (this.closed) return total + i + 1;
+        }
+        total += n;
+        if (n < BATCH) break;
+      }
+    } finally {
+      polling = false;
+    }
+    return total;
+  }
+
+  /**
+   * Queues one datagram (copied, so `buf` is free again at once); it leaves with the others when the current
+   * event-loop turn's work is done. False when it cannot be sent (socket closed, too large).
+   */
+  sendTo(buf: Uint8Array, offset: number, length: number, to: NumericAddress): boolean {
+    if (this.closed || length > SEND_SLOT) return false;
+    if (queued === SEND_MAX) flushTickSends();
+    const i = queued++;
+    const base = i * SEND_SLOT;
+    for (let k = 0; k < length; k++) sendArea[base + k] = buf[offset + k]!;
+    const m = i * META_WORDS;
+    sendMeta[m] = this.fd;
+    sendMeta[m + 1] = length;
+    sendMeta[m + 2] = to.family;
+    sendMeta[m + 3] = to.port;
+    sendMeta[m + 4] = to.a0 | 0;
+    sendMeta[m + 5] = to.a1 | 0;
+    sendMeta[m + 6] = to.a2 | 0;
+    sendMeta[m + 7] = to.a3 | 0;
+    sendOwners[i] = this;
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushTickSends);
+    }
+    return true;
+  }
+}
+
+/**
+ * An IP literal and port as a NumericAddress; on an IPv6 socket an IPv4 address becomes its IPv4-mapped form, as
+ * the kernel reports such a sender. Null for anything that is not an IP literal.
+ */
+export function numericAddress(address: string, port: number, socketFamily: 4 | 6 = 4): NumericAddress | null {
+  if (isIPv4(address)) {
+    const p = address.split('.');
+    const v4 = ((+p[0]! << 24) | (+p[1]! << 16) | (+p[2]! << 8) | +p[3]!) >>> 0;
+    return socketFamily === 4 ? { family: 4, port, a0: v4, a1: 0, a2: 0, a3: 0 } : { family: 6, port, a0: 0, a1: 0, a2: 0xffff, a3: v4 };
+  }
+  if (!isIPv6(address) || socketFamily !== 6) return null;
+  const words = ipv6Words(address);
+  return { family: 6, port, a0: words[0]!, a1: words[1]!, a2: words[2]!, a3: words[3]! };
+}
+
+function ipv6Words(address: string): number[] {
+  const bare = address.split('%')[0]!;
+  const groups: number[] = [];
+  const [head, tail] = bare.includes('::') ? bare.split('::') as [string, string] : [bare, null];
+  const parse = (part: string): number[] => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const v4 = numericAddress(g, 0)!.a0;
+        out.push(v4 >>> 16, v4 & 0xffff);
+      } else {
+        out.push(parseInt(g, 16));
+      }
+    }
+    return out;
+  };
+  const h = parse(head);
+  const t = tail === null ? [] : parse(tail);
+  groups.push(...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t);
+  return [0, 1, 2, 3].map((w) => ((groups[2 * w]! << 16) | groups[2 * w + 1]!) >>> 0);
+}
+
+export function sameAddress(a: NumericAddress, b: NumericAddress): boolean {
+  return a.port === b.port && a.a3 === b.a3 && a.a0 === b.a0 && a.family === b.family && a.a1 === b.a1 && a.a2 === b.a2;
+}
+
+export function sameHost(a: NumericAddress, b: NumericAddress): boolean {
+  return a.a3 === b.a3 && a.a0 === b.a0 && a.family === b.family && a.a1 === b.a1 && a.a2 === b.a2;
+}
+
+/** The text form Node's dgram gives the same sender (rinfo.address). */
+export function formatAddress(a: NumericAddress): string {
+  if (a.family === 4) return [a.a0 >>> 24, (a.a0 >>> 16) & 255, (a.a0 >>> 8) & 255, a.a0 & 255].join('.');
+  if (a.a0 === 0 && a.a1 === 0 && a.a2 === 0xffff) return `::ffff:${formatAddress({ ...a, family: 4, a0: a.a3 })}`;
+  const groups = [a.a0, a.a1, a.a2, a.a3].flatMap((w) => [w >>> 16, w & 0xffff]);
+  // RFC 5952: the longest run of two or more zero groups becomes "::".
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
