@@ -140,6 +140,11 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     const track = new SeqTracker();
     sipTrackers.push(track);
     sock.on('message', (m, rinfo) => {
+      // The gateway's RTCP goes to the RTP port + 1, which may be another call's echo port (ports are random): an
+      // RTCP packet is not that call's RTP, so neither echoed nor counted (its length field would read as a
+      // sequence number far away, a burst of phantom loss).
+      const pt = m.length >= 2 ? m[1]! & 0x7f : 0;
+      if (pt >= 64 && pt <= 95) return;
       if (!armed && !track.started) return;
       if (m.length >= 12) track.add((m[2]! << 8) | m[3]!);
       if (!armed) return;
