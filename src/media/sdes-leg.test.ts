@@ -5,6 +5,7 @@ import { PortPool } from './port-pool.js';
 import { SdesLeg } from './sdes-leg.js';
 import { SrtcpContext } from './srtcp.js';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_32, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from './srtp.js';
+import { tickReadsAvailable } from './tick-socket.js';
 import { UnanswerableOfferError, UnusableAnswerError, type ReceivedRtpInfo } from './webrtc-leg.js';
 import { keyExchangeOf, answerWhatsAppOffer } from './whatsapp-leg.js';
 
@@ -227,13 +228,19 @@ describe('SdesLeg media', () => {
     expect(got[0]!.payload.toString()).toBe('from the user');
   });
 
-  it('latches onto the source of authenticated packets only; strangers, forgeries and replays move nothing', async () => {
+  // 'on the tick': the socket read by pollReceived() (tick-socket.ts), here every 10 ms as a bridge's tick would.
+  it.each(tickReadsAvailable() ? ['on arrival', 'on the tick'] : ['on arrival'])('latches onto the source of authenticated packets only; strangers, forgeries and replays move nothing (read %s)', async (reads) => {
     const signalled = await udp();
     const relay = await udp();
     const stranger = await udp();
     const moved = await udp();
     const theirs = randomBytes(30);
     const leg = await answered(offer(signalled.address().port, [cryptoLine(1, theirs)]));
+    if (reads === 'on the tick') {
+      expect(leg.readOnTick()).toBe(true);
+      const poller = setInterval(() => leg.pollReceived(), 10);
+      cleanups.push(() => clearInterval(poller));
+    }
     const got = collect(leg);
     const tx = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, theirs.subarray(0, 16), theirs.subarray(16));
     const send = (s: dgram.Socket, pkt: Buffer): void => s.send(pkt, leg.port, '127.0.0.1');

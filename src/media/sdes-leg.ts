@@ -26,6 +26,7 @@ import {
 import { SrtcpContext } from './srtcp.js';
 import { SRTP_AEAD_AES_128_GCM, SrtpContext } from './srtp.js';
 import { RtpReceiveStats } from './stats.js';
+import { formatAddress, numericAddress, sameAddress, TickSocket, type NumericAddress } from './tick-socket.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import {
@@ -139,6 +140,11 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   private offered = new Map<number, { suite: SdesSuite; masterKey: Buffer; masterSalt: Buffer }>();
   private signalled: RtpAddress | null = null;
   private latchedTo: RtpAddress | null = null;
+  /** The same two in numeric form, for the tick-read path (null: not an IP literal, or not latched). */
+  private signalledNum: NumericAddress | null = null;
+  private latchedNum: NumericAddress | null = null;
+  /** Set once the socket is read on the media tick (readOnTick). */
+  private tick: TickSocket | null = null;
   private highestSeq = -1;
   private readonly ring = Array.from({ length: SEND_RING }, () => Buffer.alloc(1500));
   private ringPos = 0;
@@ -283,9 +289,14 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     const buf = this.ring[this.ringPos]!;
     this.ringPos = (this.ringPos + 1) % SEND_RING;
     const n = this.tx.srtp.protect(buf, writeRtpPacket(buf, params, this.ssrc, payload, offset, length));
-    this.socket.send(buf, 0, n, to.port, to.address, (err) => {
-      if (err) this.stats.sendErrors++;
-    });
+    const num = this.tick ? (this.latchedTo ? this.latchedNum : this.signalledNum) : null;
+    if (num) {
+      if (!this.tick!.sendTo(buf, 0, n, num)) this.stats.sendErrors++;
+    } else {
+      this.socket.send(buf, 0, n, to.port, to.address, (err) => {
+        if (err) this.stats.sendErrors++;
+      });
+    }
     this.stats.packetsOut++;
     this.stats.bytesOut += length;
     const s = this.sent;
@@ -359,13 +370,38 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   private setRemoteAddress(media: SdesRemoteMedia): void {
     // Without rtcp-mux the peer's RTCP would be on port+1, which this leg does not have: no reports then.
     this.rtcpMux = media.rtcpMux;
+    this.pollReceived(); // what arrived so far belongs to the old address
     this.signalled = { address: media.address, port: media.port };
+    this.signalledNum = numericAddress(media.address, media.port, this.socket.address().family === 'IPv6' ? 6 : 4);
     this.latchedTo = null;
+    this.latchedNum = null;
     this.highestSeq = -1;
     this.setState('connected');
   }
 
+  /**
+   * From now on the socket is read only by pollReceived(), which the caller runs on every media tick
+   * (tick-socket.ts); SRTCP then waits at most a tick. False, and reads stay on arrival, where that is not available.
+   */
+  readOnTick(): boolean {
+    if (!this.tick && !this.closing) this.tick = TickSocket.attach(this.socket);
+    return this.tick !== null;
+  }
+
+  pollReceived(): void {
+    this.tick?.poll(this.onTickPacket);
+  }
+
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.receive(msg, rinfo.address, rinfo.port, null);
+  }
+
+  private readonly onTickPacket = (msg: Buffer, from: NumericAddress): void => {
+    this.receive(msg, null, from.port, from);
+  };
+
+  /** One datagram; its source as text (read on arrival) or as `num` (read on the tick). */
+  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null): void {
     if (this.closing) return;
     if (msg.length < 8 || (msg[0]! >> 6) !== 2) {
       this.stats.droppedInvalid++;
@@ -388,7 +424,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     if (rx.mkiLength > 0) {
       // RFC 3711 §3.1: the MKI sits between the encrypted portion and the tag and is not authenticated.
       if (len < 12 + rx.mkiLength + tag) {
-        this.dropSrtp(rinfo);
+        this.dropSrtp(address, port, num);
         return;
       }
       msg.copyWithin(len - tag - rx.mkiLength, len - tag, len);
@@ -396,12 +432,12 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
     const n = msg.length >= 12 ? rx.srtp.unprotect(msg, len, this.rxOut) : -1;
     if (n < 0) {
-      this.dropSrtp(rinfo);
+      this.dropSrtp(address, port, num);
       return;
     }
     const info = this.rxInfo;
     readRtpFields(msg, info);
-    this.latch(rinfo, info.sequenceNumber);
+    this.latch(address, port, num, info.sequenceNumber);
     this.lastReceivedAt = monoNow();
     this.rxStats.update(info.sequenceNumber, info.timestamp, this.lastReceivedAt);
     this.rtcpRx.remoteSsrc = info.ssrc;
@@ -414,19 +450,20 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     else this.stats.otherPayloadTypes++;
   }
 
-  private dropSrtp(rinfo: dgram.RemoteInfo): void {
+  private dropSrtp(address: string | null, port: number, num: NumericAddress | null): void {
     const n = ++this.stats.srtpDropped;
-    if (n === 1 || n % 500 === 0) this.log.warn({ dropped: n, from: `${rinfo.address}:${rinfo.port}` }, 'sdes: SRTP packet failed authentication: dropped');
+    if (n === 1 || n % 500 === 0) this.log.warn({ dropped: n, from: `${address ?? formatAddress(num!)}:${port}` }, 'sdes: SRTP packet failed authentication: dropped');
   }
 
   /** Follows the source of authenticated packets; a packet older than the newest seen never moves the latch. */
-  private latch(rinfo: dgram.RemoteInfo, seq: number): void {
+  private latch(address: string | null, port: number, num: NumericAddress | null, seq: number): void {
     const cur = this.latchedTo;
     const newer = this.highestSeq < 0 || seqDiff(seq, this.highestSeq) > 0;
     if (newer) this.highestSeq = seq;
-    if (cur && cur.address === rinfo.address && cur.port === rinfo.port) return;
+    if (cur && (num ? this.latchedNum !== null && sameAddress(num, this.latchedNum) : cur.address === address && cur.port === port)) return;
     if (cur && !newer) return;
-    this.latchedTo = { address: rinfo.address, port: rinfo.port };
+    this.latchedTo = { address: address ?? formatAddress(num!), port };
+    this.latchedNum = num ? { ...num } : numericAddress(address!, port, this.socket.address().family === 'IPv6' ? 6 : 4);
     if (cur) {
       this.stats.relatched++;
       this.log.info({ from: cur, to: this.latchedTo }, 'sdes: media source moved: following it');
