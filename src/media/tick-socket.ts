@@ -7,7 +7,7 @@
  * drains it with one non-blocking recvmmsg (native/udp_batch.c, built by `npm ci`). One wake-up then serves every
  * call of a clock phase.
  *
- * Sends are queued and leave together when the tick's work is done (setImmediate: same event-loop turn, no extra
+ * Sends are queued and leave together when the tick's work is done (a microtask: right after the clock's callback, no extra
  * wake-up), in one native call. Handing a datagram to a receiver that sleeps costs the sender 20–50 µs on such a
  * VM and a few µs when the packets come back to back, and the kernel gets them without dgram's per-packet request.
  *
@@ -208,7 +208,7 @@ export class TickSocket {
     sendOwners[i] = this;
     if (!flushScheduled) {
       flushScheduled = true;
-      setImmediate(flushTickSends);
+      queueMicrotask(flushTickSends);
     }
     return true;
   }
