@@ -6,9 +6,12 @@
  * read, so this addon gives one: recvmmsg with MSG_DONTWAIT into a caller-owned area, and sendto from a
  * caller-owned buffer with a numeric address (no per-packet request object, no address string).
  *
- * recv(fd, area, slotSize, maxPackets, meta) -> packets read (0 when none are waiting) or -errno.
+ * recv(fd, area, slotSize, maxPackets, meta, ages) -> packets read (0 when none are waiting) or -errno.
  *   Packet i lands at area[i * slotSize]; meta[i * 8 ...] = length, port, family (4 or 6), truncated (0/1),
- *   then the address: IPv4 as one host-order word, IPv6 as four big-endian words.
+ *   then the address: IPv4 as one host-order word, IPv6 as four big-endian words. ages[i] is how long ago, in ms,
+ *   the kernel received it (SO_TIMESTAMPNS, see timestamps()), or -1 when it gave no time: the tick reads late,
+ *   but the jitter estimate needs the real arrival.
+ * timestamps(fd) -> 0 or -errno: asks the kernel to stamp each datagram's arrival (SO_TIMESTAMPNS).
  * sendTo(fd, buf, offset, length, family, port, a0, a1, a2, a3) -> bytes sent or -errno.
  * sendBatch(area, slotSize, meta, count) -> datagrams the kernel took. Datagram i is area[i * slotSize ...] and
  *   meta[i * 8 ...] = fd, length, family, port, then the address as in recv; meta[i * 8 + 1] becomes -errno when
@@ -21,6 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define MAX_BATCH 64
 #define META_WORDS 8
@@ -49,26 +53,35 @@ static napi_value int_result(napi_env env, int64_t n) {
   return out;
 }
 
+#define CTRL_SPACE CMSG_SPACE(sizeof(struct timespec))
+
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 5) return int_result(env, -EINVAL);
+  if (argc < 6) return int_result(env, -EINVAL);
   int fd = (int)int_arg(env, argv[0]);
   uint8_t *area, *meta_bytes;
   size_t area_len, meta_len;
+  napi_typedarray_type ages_type;
+  size_t ages_len, ages_off;
+  void *ages_ptr;
+  napi_value ages_ab;
   if (!typed_bytes(env, argv[1], &area, &area_len) || !typed_bytes(env, argv[4], &meta_bytes, &meta_len)) return int_result(env, -EINVAL);
+  if (napi_get_typedarray_info(env, argv[5], &ages_type, &ages_len, &ages_ptr, &ages_ab, &ages_off) != napi_ok || ages_type != napi_float64_array) return int_result(env, -EINVAL);
   int64_t slot = int_arg(env, argv[2]);
   int64_t max = int_arg(env, argv[3]);
   if (slot <= 0 || max <= 0) return int_result(env, -EINVAL);
   if (max > MAX_BATCH) max = MAX_BATCH;
   if ((size_t)max * (size_t)slot > area_len) max = (int64_t)(area_len / (size_t)slot);
   if ((size_t)max * META_WORDS * 4 > meta_len) max = (int64_t)(meta_len / (META_WORDS * 4));
+  if ((size_t)max > ages_len) max = (int64_t)ages_len;
   if (max <= 0) return int_result(env, -EINVAL);
 
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
   struct sockaddr_storage from[MAX_BATCH];
+  char ctrl[MAX_BATCH][CTRL_SPACE] __attribute__((aligned(8)));
   memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)max);
   for (int64_t i = 0; i < max; i++) {
     iov[i].iov_base = area + i * slot;
@@ -77,14 +90,28 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
     msgs[i].msg_hdr.msg_iovlen = 1;
     msgs[i].msg_hdr.msg_name = &from[i];
     msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+    msgs[i].msg_hdr.msg_control = ctrl[i];
+    msgs[i].msg_hdr.msg_controllen = CTRL_SPACE;
   }
   int n;
   do n = recvmmsg(fd, msgs, (unsigned)max, MSG_DONTWAIT, NULL);
   while (n < 0 && errno == EINTR);
   if (n < 0) return int_result(env, (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno);
 
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  double *ages = (double *)ages_ptr;
   int32_t *meta = (int32_t *)meta_bytes;
   for (int i = 0; i < n; i++) {
+    ages[i] = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+      double age = (double)(now.tv_sec - ts.tv_sec) * 1e3 + (double)(now.tv_nsec - ts.tv_nsec) / 1e6;
+      // A clock step between the two readings is not an age: leave it unknown.
+      if (age >= 0 && age < 10000) ages[i] = age;
+    }
     int32_t *m = meta + i * META_WORDS;
     m[0] = (int32_t)msgs[i].msg_len;
     m[3] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
@@ -189,6 +216,16 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   return int_result(env, send_one(fd, buf + offset, (size_t)length, &to, to_len));
 }
 
+static napi_value timestamps(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) return int_result(env, -EINVAL);
+  int one = 1;
+  int fd = (int)int_arg(env, argv[0]);
+  return int_result(env, setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0 ? -errno : 0);
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "recv", NAPI_AUTO_LENGTH, recv_batch, NULL, &fn);
@@ -197,5 +234,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "sendTo", fn);
   napi_create_function(env, "sendBatch", NAPI_AUTO_LENGTH, send_batch, NULL, &fn);
   napi_set_named_property(env, exports, "sendBatch", fn);
+  napi_create_function(env, "timestamps", NAPI_AUTO_LENGTH, timestamps, NULL, &fn);
+  napi_set_named_property(env, exports, "timestamps", fn);
   return exports;
 }

@@ -59,9 +59,10 @@ export interface SipMediaLeg {
   sendRtcp?(buf: Uint8Array, offset?: number, length?: number): boolean;
   readOnTick?(): boolean;
   pollReceived?(): void;
-  on(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
+  /** `arrivedAt`: when the packet reached the host, if the leg knows (else the bridge's now()). */
+  on(event: 'rtp', listener: (packet: Buffer, header: RtpHeader, arrivedAt?: number) => void): unknown;
   on(event: 'rtcp', listener: (packet: Buffer) => void): unknown;
-  off(event: 'rtp', listener: (packet: Buffer, header: RtpHeader) => void): unknown;
+  off(event: 'rtp', listener: (packet: Buffer, header: RtpHeader, arrivedAt?: number) => void): unknown;
   off(event: 'rtcp', listener: (packet: Buffer) => void): unknown;
   close(): Promise<void>;
 }
@@ -466,7 +467,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   }
 
   private readonly onWaAudio = (payload: Buffer, info: ReceivedRtpInfo): void => {
-    const now = this.now();
+    const now = info.arrivedAt ?? this.now();
     this.waRx.update(info.sequenceNumber, info.timestamp, now);
     this.jb.push(info.sequenceNumber, info.timestamp, payload, 0, payload.length, now);
   };
@@ -482,8 +483,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   };
 
   private readonly onWaDtmf = (payload: Buffer, info: ReceivedRtpInfo): void => {
-    this.waRx.update(info.sequenceNumber, info.timestamp, this.now());
-    this.waDtmfRx.push(info.timestamp, payload, 0, payload.length, this.now());
+    const now = info.arrivedAt ?? this.now();
+    this.waRx.update(info.sequenceNumber, info.timestamp, now);
+    this.waDtmfRx.push(info.timestamp, payload, 0, payload.length, now);
   };
 
   private readonly onSipRtcp = (packet: Buffer): void => {
@@ -508,16 +510,17 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     send.call(this.sip, this.rtcpBuf, 0, n);
   }
 
-  private readonly onSipRtp = (packet: Buffer, h: RtpHeader): void => {
+  private readonly onSipRtp = (packet: Buffer, h: RtpHeader, arrivedAt?: number): void => {
     this.sipRtcpRx.remoteSsrc = h.ssrc;
+    const now = arrivedAt ?? this.now();
     if (h.payloadType === this.sipPayloadType) {
-      this.sipRx.update(h.sequenceNumber, h.timestamp, this.now());
+      this.sipRx.update(h.sequenceNumber, h.timestamp, now);
       const n = decodeG711(this.sipCodec, packet, h.payloadOffset, Math.min(h.payloadLength, this.pcmIn.length), this.pcmIn);
       // Before WhatsApp may hear anything, keep nothing: queued audio would only add latency later.
       if (this.waStarted && !this.sipSource) this.fifo.write(this.pcmIn, n);
     } else if (h.payloadType === this.sipDtmfPayloadType) {
-      this.sipRx.update(h.sequenceNumber, h.timestamp, this.now());
-      this.sipDtmfRx.push(h.timestamp, packet, h.payloadOffset, h.payloadLength, this.now());
+      this.sipRx.update(h.sequenceNumber, h.timestamp, now);
+      this.sipDtmfRx.push(h.timestamp, packet, h.payloadOffset, h.payloadLength, now);
     } else {
       // Comfort noise (PT 13) and anything unnegotiated: the FIFO runs dry and silence is sent.
       this.sipOtherPt++;

@@ -44,8 +44,11 @@ export interface RtpLegStats {
 }
 
 export interface RtpLegEvents {
-  /** A valid RTP packet from the peer. `header` is reused for the next packet: read it synchronously. */
-  rtp: [packet: Buffer, header: RtpHeader];
+  /**
+   * A valid RTP packet from the peer. `header` is reused for the next packet: read it synchronously. `arrivedAt`:
+   * when it reached the host (performance.now() scale), which on a tick-read socket is earlier than now.
+   */
+  rtp: [packet: Buffer, header: RtpHeader, arrivedAt: number];
   /** An RTCP datagram from the peer on port+1. */
   rtcp: [packet: Buffer];
   latched: [source: RtpAddress];
@@ -247,17 +250,17 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
       this.stats.droppedUnexpectedSource++;
       return;
     }
-    this.receive(msg, rinfo.address, rinfo.port, null);
+    this.receive(msg, rinfo.address, rinfo.port, null, monoNow());
   }
 
-  private readonly onTickPacket = (msg: Buffer, from: NumericAddress): void => {
+  private readonly onTickPacket = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
     const peer = this.latchedNum;
     const sig = this.signalledNum;
     if (!this.fromPeer(peer !== null && sameAddress(from, peer), sig !== null && sameHost(from, sig))) {
       this.stats.droppedUnexpectedSource++;
       return;
     }
-    this.receive(msg, null, from.port, from);
+    this.receive(msg, null, from.port, from, arrivedAt);
   };
 
   /** Latched: only the latched source. Before: the signalled host, or any source when any may latch. */
@@ -267,7 +270,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   }
 
   /** A datagram from an accepted source: `address` as text (read on arrival) or `num` (read on the tick). */
-  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null): void {
+  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null, arrivedAt: number): void {
     // RTCP multiplexed on the RTP port (RFC 5761: PT 64–95 after the marker bit).
     if (msg.length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95) {
       this.rtcpStats.in++;
@@ -286,7 +289,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     }
     this.stats.packetsIn++;
     this.stats.bytesIn += msg.length;
-    this.lastReceivedAt = monoNow();
-    this.emit('rtp', msg, this.header);
+    this.lastReceivedAt = arrivedAt;
+    this.emit('rtp', msg, this.header, arrivedAt);
   }
 }

@@ -149,7 +149,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   private readonly ring = Array.from({ length: SEND_RING }, () => Buffer.alloc(1500));
   private ringPos = 0;
   private readonly rxOut = { payloadOffset: 0 };
-  private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false };
+  private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false, arrivedAt: 0 };
   private readonly log: MediaLogger;
   private closing: Promise<void> | null = null;
   private readonly rxStats = new RtpReceiveStats(48000);
@@ -393,15 +393,15 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    this.receive(msg, rinfo.address, rinfo.port, null);
+    this.receive(msg, rinfo.address, rinfo.port, null, monoNow());
   }
 
-  private readonly onTickPacket = (msg: Buffer, from: NumericAddress): void => {
-    this.receive(msg, null, from.port, from);
+  private readonly onTickPacket = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
+    this.receive(msg, null, from.port, from, arrivedAt);
   };
 
   /** One datagram; its source as text (read on arrival) or as `num` (read on the tick). */
-  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null): void {
+  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null, arrivedAt: number): void {
     if (this.closing) return;
     if (msg.length < 8 || (msg[0]! >> 6) !== 2) {
       this.stats.droppedInvalid++;
@@ -437,8 +437,9 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
     const info = this.rxInfo;
     readRtpFields(msg, info);
+    info.arrivedAt = arrivedAt;
     this.latch(address, port, num, info.sequenceNumber);
-    this.lastReceivedAt = monoNow();
+    this.lastReceivedAt = arrivedAt;
     this.rxStats.update(info.sequenceNumber, info.timestamp, this.lastReceivedAt);
     this.rtcpRx.remoteSsrc = info.ssrc;
     const off = this.rxOut.payloadOffset;

@@ -65,6 +65,25 @@ describe('TickSocket', () => {
     expect(arrivals).toBe(0);
   });
 
+  it.skipIf(!tickReadsAvailable())('gives each datagram the time the kernel received it, not the time of the poll', async () => {
+    const rx = await bound();
+    const tx = await bound();
+    const ts = TickSocket.attach(rx)!;
+    tx.send(Buffer.from('early'), rx.address().port, '127.0.0.1');
+    await settle(80);
+    tx.send(Buffer.from('late'), rx.address().port, '127.0.0.1');
+    await settle(10);
+    const at: Record<string, number> = {};
+    ts.poll((p, _from, arrivedAt) => {
+      at[p.toString()] = arrivedAt;
+    });
+    const now = performance.now();
+    expect(now - at.early!).toBeGreaterThan(70);
+    expect(now - at.early!).toBeLessThan(2000);
+    expect(at.late! - at.early!).toBeGreaterThan(70);
+    expect(now - at.late!).toBeGreaterThanOrEqual(0);
+  });
+
   it.skipIf(!tickReadsAvailable())('drains more than one receive batch in a single poll', async () => {
     const rx = await bound();
     const tx = await bound();

@@ -19,7 +19,8 @@ import { createRequire } from 'node:module';
 import { isIPv4, isIPv6 } from 'node:net';
 
 interface UdpBatchAddon {
-  recv(fd: number, area: Uint8Array, slotSize: number, maxPackets: number, meta: Int32Array): number;
+  recv(fd: number, area: Uint8Array, slotSize: number, maxPackets: number, meta: Int32Array, ages: Float64Array): number;
+  timestamps(fd: number): number;
   sendBatch(area: Uint8Array, slotSize: number, meta: Int32Array, count: number): number;
 }
 
@@ -43,8 +44,12 @@ export interface NumericAddress {
   a3: number;
 }
 
-/** Called once per datagram. `packet` is a view of a shared area: use it before returning, never keep it. */
-export type TickPacketHandler = (packet: Buffer, from: NumericAddress) => void;
+/**
+ * Called once per datagram. `packet` is a view of a shared area: use it before returning, never keep it.
+ * `arrivedAt` is when the kernel received it, on performance.now()'s scale (the poll's own time when the kernel
+ * gave none): read on the tick, packets are handled up to 20 ms late, and jitter must be measured on arrival.
+ */
+export type TickPacketHandler = (packet: Buffer, from: NumericAddress, arrivedAt: number) => void;
 
 const SLOT = 2048;
 const BATCH = 64;
@@ -52,6 +57,7 @@ const META_WORDS = 8;
 // One receive area for the process: polls run one at a time on the event loop.
 const area = Buffer.allocUnsafe(SLOT * BATCH);
 const meta = new Int32Array(BATCH * META_WORDS);
+const ages = new Float64Array(BATCH);
 const from: NumericAddress = { family: 4, port: 0, a0: 0, a1: 0, a2: 0, a3: 0 };
 let polling = false;
 
@@ -144,6 +150,8 @@ export class TickSocket {
     const handle = state?.handle;
     if (!lib || !state || !handle || typeof handle.fd !== 'number' || handle.fd < 0 || typeof handle.recvStop !== 'function') return null;
     handle.recvStop();
+    // Without arrival stamps the poll's time stands in (jitter then reads in whole ticks); not worth refusing.
+    lib.timestamps(handle.fd);
     return new TickSocket(handle.fd, lib, state, handle);
   }
 
@@ -154,11 +162,12 @@ export class TickSocket {
     let total = 0;
     try {
       for (;;) {
-        const n = this.lib.recv(this.fd, area, SLOT, BATCH, meta);
+        const n = this.lib.recv(this.fd, area, SLOT, BATCH, meta, ages);
         if (n < 0) {
           this.errors++;
           break;
         }
+        const readAt = performance.now();
         for (let i = 0; i < n; i++) {
           const m = i * META_WORDS;
           if (meta[m + 3] !== 0) {
@@ -174,7 +183,8 @@ export class TickSocket {
           from.a2 = meta[m + 6]! >>> 0;
           from.a3 = meta[m + 7]! >>> 0;
           const off = i * SLOT;
-          onPacket(area.subarray(off, off + meta[m]!), from);
+          const age = ages[i]!;
+          onPacket(area.subarray(off, off + meta[m]!), from, age >= 0 ? readAt - age : readAt);
           if (this.closed) return total + i + 1;
         }
         total += n;

@@ -78,6 +78,8 @@ export interface ReceivedRtpInfo {
   timestamp: number;
   ssrc: number;
   marker: boolean;
+  /** When the packet reached the host (performance.now() scale); earlier than now on a tick-read socket. */
+  arrivedAt?: number;
 }
 
 export type WebRtcLegState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
@@ -307,7 +309,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   private readonly announce: ReadonlySet<string>;
   private pooledPort: number | null = null;
   private portPool: PortPool | null = null;
-  private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false };
+  private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false, arrivedAt: 0 };
   private closing: Promise<void> | null = null;
   private resolveConnected!: () => void;
   private rejectConnected!: (err: Error) => void;
@@ -578,7 +580,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         dest: { of: null, num: null },
       };
       transport.onData = (data, addr) => {
-        if (!this.takeSrtp(data)) f.werift(data, addr);
+        if (!this.takeSrtp(data, monoNow())) f.werift(data, addr);
       };
       // Each packet reaches the kernel inside send(): no extra tick, and the send ring's buffers are free again at once.
       if (!answerLiteralsAtOnce(transport.socket)) this.log.debug({}, 'dgram internals differ: sends resolve on the next tick');
@@ -607,8 +609,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     this.fast?.tick?.poll(this.onTickDatagram);
   }
 
-  private readonly onTickDatagram = (data: Buffer, from: NumericAddress): void => {
-    if (this.takeSrtp(data)) return;
+  private readonly onTickDatagram = (data: Buffer, from: NumericAddress, arrivedAt: number): void => {
+    if (this.takeSrtp(data, arrivedAt)) return;
     // werift may keep what it is given past this call (DTLS, SRTCP), and `data` is a view of a shared area.
     const f = this.fast!;
     const copy = Buffer.from(data);
@@ -633,7 +635,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
    * RFC 7983 / RFC 5761 demultiplexing on the fast path: RTP (not RTCP, PT 64–95 after the marker bit) is ours and
    * handled here (true); STUN, DTLS and SRTCP stay with werift (false).
    */
-  private takeSrtp(data: Buffer): boolean {
+  private takeSrtp(data: Buffer, arrivedAt: number): boolean {
     if (data.length < 12 || (data[0]! & 0xc0) !== 0x80) return false;
     const pt = data[1]! & 0x7f;
     if (pt >= 64 && pt <= 95) return false;
@@ -649,11 +651,11 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         return false;
       }
     }
-    this.onSrtp(data, stats);
+    this.onSrtp(data, arrivedAt, stats);
     return true;
   }
 
-  private onSrtp(data: Buffer, rrStats?: WeriftStreamStats): void {
+  private onSrtp(data: Buffer, arrivedAt: number, rrStats?: WeriftStreamStats): void {
     const f = this.fast!;
     const n = f.rx.unprotect(data, data.length, f.rxOut);
     if (n < 0) {
@@ -672,12 +674,13 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         // Statistics only: never let them cost a packet.
       }
     }
-    this.lastReceivedAt = monoNow();
+    this.lastReceivedAt = arrivedAt;
     const off = f.rxOut.payloadOffset;
     this.stats.packetsIn++;
     this.stats.bytesIn += n - off;
     const info = this.rxInfo;
     readRtpFields(data, info);
+    info.arrivedAt = arrivedAt;
     const payload = data.subarray(off, n);
     if (info.payloadType === this.opusPayloadType) this.emit('audio', payload, info);
     else if (info.payloadType === this.dtmfPayloadType) this.emit('dtmf', payload, info);
@@ -768,6 +771,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     info.timestamp = h.timestamp;
     info.ssrc = h.ssrc;
     info.marker = h.marker;
+    info.arrivedAt = this.lastReceivedAt;
     if (h.payloadType === this.opusPayloadType) this.emit('audio', rtp.payload, info);
     else if (h.payloadType === this.dtmfPayloadType) this.emit('dtmf', rtp.payload, info);
     else this.stats.otherPayloadTypes++;

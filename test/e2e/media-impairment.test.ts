@@ -96,7 +96,11 @@ describe.skipIf(skipReason !== undefined)('media under 5 % loss and 40 ms jitter
       const measured = wa.lost / (wa.packetsIn + wa.lost);
       console.log(`record: whatsapp in ${wa.packetsIn} lost ${wa.lost} (${(measured * 100).toFixed(1)} %) late ${wa.late} jitter ${wa.jitterMs} ms MOS ${wa.mos}; sip MOS ${record.quality!.sip!.mos}`);
       expect(Math.abs(measured - injected)).toBeLessThan(0.025);
-      expect(wa.jitterMs).toBeGreaterThan(3);
+      // Delays uniform in 0–J ms make RFC 3550's interarrival jitter converge on E|D1 − D2| = J/3 (13.3 ms). Arrival
+      // times come from the kernel's stamps, so the gateway's own event loop adds nothing; the bounds leave room for
+      // the relay's timers under load.
+      expect(wa.jitterMs).toBeGreaterThan(JITTER_MS / 3 / 2);
+      expect(wa.jitterMs).toBeLessThan((JITTER_MS / 3) * 2);
       // 5 % loss costs Opus a clear step from its clean score (≈ 4.4) but leaves a usable call.
       expect(wa.mos).toBeLessThan(4.2);
       expect(wa.mos).toBeGreaterThan(2.5);
