@@ -308,6 +308,14 @@ export class MediaSession {
     if (wa) {
       const dropped = wa.stats.srtpDropped + ('srtcpDropped' in wa.stats ? wa.stats.srtcpDropped : 0);
       if (dropped > 0) this.metrics.whatsappSrtpDropped.inc({ key_exchange: whatsAppLegKeyExchange(wa) }, dropped);
+      if ('sendErrors' in wa.stats && wa.stats.sendErrors > 0) this.metrics.mediaSendErrors.inc({ leg: 'whatsapp' }, wa.stats.sendErrors);
+    }
+    const rtp = this.rtp;
+    if (rtp) {
+      const s = rtp.stats;
+      if (s.droppedUnexpectedSource > 0) this.metrics.sipRtpDropped.inc({ reason: 'unexpected_source' }, s.droppedUnexpectedSource);
+      if (s.droppedInvalid > 0) this.metrics.sipRtpDropped.inc({ reason: 'invalid' }, s.droppedInvalid);
+      if (s.sendErrors > 0) this.metrics.mediaSendErrors.inc({ leg: 'sip' }, s.sendErrors);
     }
     await this.closeLegs();
   }

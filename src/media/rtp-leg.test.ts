@@ -153,10 +153,12 @@ describe.skipIf(!tickReadsAvailable())('RtpLeg read on the media tick', () => {
     expect(leg.remote).toEqual({ address: '127.0.0.1', port: phone.address().port });
 
     stranger.send(rtp(3), leg.port, '127.0.0.1');
+    phone.send(Buffer.alloc(3000, 0x80), leg.port, '127.0.0.1'); // larger than any RTP we take: cut by the kernel
     await settle();
     leg.pollReceived();
     expect(seqs).toEqual([1, 2]);
     expect(leg.stats.droppedUnexpectedSource).toBe(1);
+    expect(leg.stats.droppedInvalid).toBe(1);
 
     const got = nextMessage(phone);
     expect(leg.send(rtp(77))).toBe(true);

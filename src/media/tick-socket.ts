@@ -44,6 +44,14 @@ export interface NumericAddress {
   a3: number;
 }
 
+/** What the socket's owner counts in its own stats (bad input and kernel refusals must show, not just vanish). */
+export interface TickSocketCounters {
+  /** A datagram larger than a slot (2 KiB) arrived: the kernel cut it, so it was dropped. */
+  truncated?(): void;
+  /** The kernel refused a queued send. */
+  sendError?(): void;
+}
+
 /**
  * Called once per datagram. `packet` is a view of a shared area: use it before returning, never keep it.
  * `arrivedAt` is when the kernel received it, on performance.now()'s scale (the poll's own time when the kernel
@@ -112,7 +120,7 @@ export function flushTickSends(): void {
   addon.sendBatch(sendArea, SEND_SLOT, sendMeta, n);
   for (let i = 0; i < n; i++) {
     const owner = sendOwners[i]!;
-    if (sendMeta[i * META_WORDS + 1]! < 0 && !owner.closed) owner.errors++;
+    if (sendMeta[i * META_WORDS + 1]! < 0 && !owner.closed) owner.sendFailed();
     sendOwners[i] = null;
   }
   flushObserver?.(n);
@@ -134,6 +142,7 @@ export class TickSocket {
     private readonly lib: UdpBatchAddon,
     private readonly state: DgramState,
     private readonly handle: UdpHandle,
+    private readonly counters: TickSocketCounters,
   ) {}
 
   get closed(): boolean {
@@ -144,7 +153,7 @@ export class TickSocket {
    * Takes the reading of a bound socket away from libuv. From then on only poll() reads it: the caller must poll
    * on every tick. Returns null (and changes nothing) when the addon or Node's dgram internals are missing.
    */
-  static attach(socket: dgram.Socket): TickSocket | null {
+  static attach(socket: dgram.Socket, counters: TickSocketCounters = {}): TickSocket | null {
     const lib = loadAddon();
     const state = lib ? dgramState(socket) : undefined;
     const handle = state?.handle;
@@ -152,7 +161,13 @@ export class TickSocket {
     handle.recvStop();
     // Without arrival stamps the poll's time stands in (jitter then reads in whole ticks); not worth refusing.
     lib.timestamps(handle.fd);
-    return new TickSocket(handle.fd, lib, state, handle);
+    return new TickSocket(handle.fd, lib, state, handle, counters);
+  }
+
+  /** @internal flushTickSends reports a refused datagram. */
+  sendFailed(): void {
+    this.errors++;
+    this.counters.sendError?.();
   }
 
   /** Reads every waiting datagram and hands each to `onPacket`; returns how many were read. */
@@ -172,6 +187,7 @@ export class TickSocket {
           const m = i * META_WORDS;
           if (meta[m + 3] !== 0) {
             this.truncated++;
+            this.counters.truncated?.();
             continue;
           }
           const family = meta[m + 2]!;

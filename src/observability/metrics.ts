@@ -40,6 +40,8 @@ export function createMetrics() {
     rtpLate: new Counter({ name: 'wagw_rtp_packets_late_total', help: 'Packets that arrived after their playout time and were dropped by the jitter buffer', labelNames: ['leg'] as const, registers }),
     fecRecovered: new Counter({ name: 'wagw_opus_fec_recovered_total', help: 'Lost WhatsApp frames rebuilt from the next packet\'s Opus in-band FEC', registers }),
     whatsappSrtpDropped: new Counter({ name: 'wagw_whatsapp_srtp_dropped_total', help: 'SRTP/SRTCP packets from the WhatsApp side dropped (failed authentication or malformed), counted per ended call, by key exchange (dtls, sdes)', labelNames: ['key_exchange'] as const, registers }),
+    sipRtpDropped: new Counter({ name: 'wagw_sip_rtp_dropped_total', help: 'Datagrams on the SIP-side RTP port dropped, counted per ended call, by reason (unexpected_source: not the latched or signalled peer; invalid: not RTP v2, or over 2 KiB)', labelNames: ['reason'] as const, registers }),
+    mediaSendErrors: new Counter({ name: 'wagw_media_send_errors_total', help: 'Media packets the kernel refused to send, counted per ended call, by leg', labelNames: ['leg'] as const, registers }),
     callRecords: new Counter({ name: 'wagw_call_records_total', help: 'Call records by result of the write (written, failed)', labelNames: ['result'] as const, registers }),
     callRecordsDeleted: new Counter({ name: 'wagw_call_records_deleted_total', help: 'Call records deleted by the retention sweep', registers }),
     eventFeedClients: new Gauge({ name: 'wagw_event_feed_clients', help: 'WebSocket clients connected to /v1/events', registers }),

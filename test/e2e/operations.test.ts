@@ -4,6 +4,7 @@
  * gateway is drained mid-call.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSocket } from 'node:dgram';
 import { WebSocket } from 'ws';
 import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
@@ -92,6 +93,17 @@ function operations(storeKind: 'sqlite' | 'postgres'): void {
     const status = (await (await api('/v1/status')).json()) as { drachtioConnected: boolean; liveCalls: { byState: Record<string, number> } };
     // The media above crossed sockets read on the media tick (the default, with the addon npm ci builds).
     expect(status).toMatchObject({ drachtioConnected: true, liveCalls: { byState: { answered: 1 } }, mediaTickReads: true });
+    // A stranger sprays the SIP-side RTP range with RTP and with oversized junk: dropped, counted, the call goes on.
+    const stranger = createSocket('udp4');
+    await new Promise<void>((r) => stranger.bind(0, '127.0.0.1', () => r()));
+    const fakeRtp = Buffer.alloc(172);
+    fakeRtp[0] = 0x80;
+    for (let port = e2e.config.media.rtpPortMin; port <= e2e.config.media.rtpPortMax; port += 2) {
+      stranger.send(fakeRtp, port, '127.0.0.1');
+      stranger.send(Buffer.alloc(3000, 0x80), port, '127.0.0.1');
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    stranger.close();
 
     await e2e.meta.userHangsUp(callId);
     await waitNoLiveCalls(e2e.gateway);
@@ -135,6 +147,8 @@ function operations(storeKind: 'sqlite' | 'postgres'): void {
     expect(value('wagw_graph_requests_total{action="accept",status="200"}')).toBe(1);
     expect(value('wagw_graph_request_seconds_count{action="accept"}')).toBe(1);
     expect(value('wagw_webhooks_total{result="ok"}')).toBeGreaterThanOrEqual(2);
+    expect(value('wagw_sip_rtp_dropped_total{reason="unexpected_source"}')).toBeGreaterThanOrEqual(1);
+    expect(value('wagw_sip_rtp_dropped_total{reason="invalid"}')).toBeGreaterThanOrEqual(1);
     expect(value('wagw_webhook_events_total{event="connect",result="accepted"}')).toBe(1);
     expect(value('wagw_webhook_events_total{event="terminate",result="accepted"}')).toBe(1);
     expect(value('wagw_sip_final_responses_total{class="2xx"}')).toBe(1);
