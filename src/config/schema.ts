@@ -97,8 +97,8 @@ export const configSchema = z.strictObject({
     // What business-initiated calls offer to WhatsApp: 'dtls' (ICE + DTLS-SRTP) or 'sdes' (RTP/SAVP with a=crypto);
     // must match the number's srtp_key_exchange_protocol at Meta. User-initiated calls follow Meta's offer either way.
     whatsappKeyExchange: z.enum(['dtls', 'sdes']).default('dtls'),
-    // Media sockets read on the 20 ms media tick (one event-loop wake-up per group of calls) instead of on each
-    // packet's arrival; needs the batched UDP addon that `npm ci` builds, else sockets are read on arrival.
+    // Media sockets read on the 20 ms media tick (one recvmmsg per socket, sends batched) instead of a JS callback
+    // per packet; needs the batched UDP addon that `npm ci` builds, else sockets are read on arrival.
     tickReads: z.boolean().default(true),
   }).default({
     bindAddress: '0.0.0.0', sipMediaAddress: '127.0.0.1', publicAddress: '', rtpPortMin: 20000, rtpPortMax: 24999,
