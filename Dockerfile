@@ -13,7 +13,7 @@ COPY package.json package-lock.json .npmrc binding.gyp ./
 COPY native ./native
 COPY scripts/build-native.mjs ./scripts/
 RUN npm ci && test -f build/Release/udp_batch.node
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
