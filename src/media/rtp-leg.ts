@@ -148,9 +148,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
    * (tick-socket.ts). Returns false, and the socket stays read on arrival, where that is not available.
    */
   readOnTick(): boolean {
-    if (!this.tick && !this.closing) {
-      this.tick = TickSocket.attach(this.socket, { truncated: () => this.stats.droppedInvalid++, sendError: () => this.stats.sendErrors++ });
-    }
+    if (!this.tick && !this.closing) this.tick = TickSocket.attach(this.socket, this.stats);
     return this.tick !== null;
   }
 

@@ -384,9 +384,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
    * (tick-socket.ts); SRTCP then waits at most a tick. False, and reads stay on arrival, where that is not available.
    */
   readOnTick(): boolean {
-    if (!this.tick && !this.closing) {
-      this.tick = TickSocket.attach(this.socket, { truncated: () => this.stats.droppedInvalid++, sendError: () => this.stats.sendErrors++ });
-    }
+    if (!this.tick && !this.closing) this.tick = TickSocket.attach(this.socket, this.stats);
     return this.tick !== null;
   }
 

@@ -46,12 +46,12 @@ export interface NumericAddress {
   a3: number;
 }
 
-/** What the socket's owner counts in its own stats (bad input and kernel refusals must show, not just vanish). */
+/** The owner's stats this socket adds to, so bad input and kernel refusals show there instead of vanishing. */
 export interface TickSocketCounters {
-  /** A datagram larger than a slot (2 KiB) arrived: the kernel cut it, so it was dropped. */
-  truncated?(): void;
-  /** The kernel refused a queued send. */
-  sendError?(): void;
+  /** Datagrams larger than a slot (2 KiB): the kernel cut them, so they were dropped. */
+  droppedInvalid: number;
+  /** Queued sends the kernel refused. */
+  sendErrors: number;
 }
 
 /**
@@ -155,7 +155,7 @@ export class TickSocket {
    * Takes the reading of a bound socket away from libuv. From then on only poll() reads it: the caller must poll
    * on every tick. Returns null (and changes nothing) when the addon or Node's dgram internals are missing.
    */
-  static attach(socket: dgram.Socket, counters: TickSocketCounters = {}): TickSocket | null {
+  static attach(socket: dgram.Socket, counters: TickSocketCounters = { droppedInvalid: 0, sendErrors: 0 }): TickSocket | null {
     const lib = loadAddon();
     const state = lib ? dgramState(socket) : undefined;
     const handle = state?.handle;
@@ -169,7 +169,7 @@ export class TickSocket {
   /** @internal flushTickSends reports a refused datagram. */
   sendFailed(): void {
     this.errors++;
-    this.counters.sendError?.();
+    this.counters.sendErrors++;
   }
 
   /** Reads every waiting datagram and hands each to `onPacket`; returns how many were read. */
@@ -189,7 +189,7 @@ export class TickSocket {
           const m = i * META_WORDS;
           if (meta[m + 3] !== 0) {
             this.truncated++;
-            this.counters.truncated?.();
+            this.counters.droppedInvalid++;
             continue;
           }
           const family = meta[m + 2]!;
