@@ -6,8 +6,10 @@ import { KEYS, startAdminFixture, type AdminFixture } from './admin-fixture.js';
 
 interface Client { ws: WebSocket; events: (CallEvent | { type: 'feed.ready' })[]; closed: Promise<void> }
 
-async function connect(fx: AdminFixture, key: string = KEYS.supervisor): Promise<Client> {
-  const ws = new WebSocket(`${fx.wsBase}/v1/events`, { headers: { authorization: `Bearer ${key}` } });
+async function connect(fx: AdminFixture, key: string = KEYS.supervisor, via: 'header' | 'query' = 'header'): Promise<Client> {
+  const ws = via === 'header'
+    ? new WebSocket(`${fx.wsBase}/v1/events`, { headers: { authorization: `Bearer ${key}` } })
+    : new WebSocket(`${fx.wsBase}/v1/events?access_token=${encodeURIComponent(key)}`);
   const events: Client['events'] = [];
   const closed = new Promise<void>((r) => ws.once('close', () => r()));
   ws.on('error', () => undefined);
@@ -83,6 +85,15 @@ describe('live event feed', () => {
     expect(fast.ws.readyState).toBe(WebSocket.OPEN);
     fast.ws.close();
   }, 40_000);
+
+  it('a browser authenticates with ?access_token= (RFC 6750): a supervisor key gets the feed, a wrong or reporting key does not', async () => {
+    fx = await startAdminFixture();
+    const client = await connect(fx, KEYS.supervisor, 'query');
+    expect(client.events[0]).toMatchObject({ type: 'feed.ready' });
+    client.ws.close();
+    await expect(connect(fx, 'not-a-key', 'query')).rejects.toThrow('refused');
+    await expect(connect(fx, KEYS.reporting, 'query')).rejects.toThrow('refused');
+  });
 
   it('the feed closes its clients when the gateway stops', async () => {
     fx = await startAdminFixture();

@@ -25,7 +25,8 @@ const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidd
 
 /**
  * The live event feed: a WebSocket at /v1/events, authenticated like the admin API (bearer key in the upgrade's
- * Authorization header). Each call event is serialised once and sent to every client; a client that does not keep
+ * Authorization header, or, for browsers, whose WebSocket cannot set headers, RFC 6750's `access_token` query
+ * parameter). Each call event is serialised once and sent to every client; a client that does not keep
  * up (bufferedAmount above the limit) is terminated, so a slow wallboard never holds the gateway's memory or loop.
  */
 export class EventFeed {
@@ -46,10 +47,11 @@ export class EventFeed {
   }
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const url = new URL(req.url ?? '/', 'http://localhost');
     // Other paths belong to other upgrade handlers (or none).
-    if (path !== EVENTS_PATH) return;
-    const principal = this.opts.admin.authenticate(req.headers.authorization);
+    if (url.pathname !== EVENTS_PATH) return;
+    const queryToken = url.searchParams.get('access_token');
+    const principal = this.opts.admin.authenticate(req.headers.authorization ?? (queryToken ? `Bearer ${queryToken}` : undefined));
     const roles = this.opts.roles ?? ['admin', 'supervisor'];
     if (!principal || !roles.includes(principal.role)) {
       const status = principal ? 403 : 401;
