@@ -3,9 +3,9 @@ import { DigestAuthenticator, digestResponse, parseDigestHeader, parseSipCredent
 
 const creds = (m: Record<string, string>) => ({ lookup: (u: string) => m[u] });
 
-function authorize(nonce: string, o: { user?: string; password?: string; realm?: string; uri?: string; method?: string } = {}): string {
-  const p = { username: o.user ?? 'pbx', realm: o.realm ?? 'wagw', password: o.password ?? 's3cret', method: o.method ?? 'INVITE', uri: o.uri ?? 'sip:447700900123@gw.example', nonce, qop: 'auth', nc: '00000001', cnonce: 'abc123' };
-  return `Digest username="${p.username}", realm="${p.realm}", nonce="${nonce}", uri="${p.uri}", response="${digestResponse(p)}", algorithm=MD5, qop=auth, nc=00000001, cnonce="abc123"`;
+function authorize(nonce: string, o: { user?: string; password?: string; realm?: string; uri?: string; method?: string; nc?: string } = {}): string {
+  const p = { username: o.user ?? 'pbx', realm: o.realm ?? 'wagw', password: o.password ?? 's3cret', method: o.method ?? 'INVITE', uri: o.uri ?? 'sip:447700900123@gw.example', nonce, qop: 'auth', nc: o.nc ?? '00000001', cnonce: 'abc123' };
+  return `Digest username="${p.username}", realm="${p.realm}", nonce="${nonce}", uri="${p.uri}", response="${digestResponse(p)}", algorithm=MD5, qop=auth, nc=${p.nc}, cnonce="abc123"`;
 }
 
 describe('digestResponse', () => {
@@ -40,6 +40,17 @@ describe('DigestAuthenticator', () => {
   });
 
   it('accepts the right password and names the user', () => {
+    expect(auth.verify('INVITE', uri, authorize(nonceOf(auth.challenge())))).toEqual({ ok: true, username: 'pbx' });
+  });
+
+  it('challenges a replayed Authorization (same nonce, same nc) afresh; the next nc on the same nonce goes on', () => {
+    const nonce = nonceOf(auth.challenge());
+    const captured = authorize(nonce);
+    expect(auth.verify('INVITE', uri, captured)).toEqual({ ok: true, username: 'pbx' });
+    expect(auth.verify('INVITE', uri, captured)).toMatchObject({ ok: false, challenge: true, stale: false, reason: 'replay' });
+    expect(auth.verify('INVITE', uri, authorize(nonce, { nc: '00000002' }))).toEqual({ ok: true, username: 'pbx' });
+    expect(auth.verify('INVITE', uri, authorize(nonce, { nc: '00000002' }))).toMatchObject({ reason: 'replay' });
+    // Another nonce has its own count.
     expect(auth.verify('INVITE', uri, authorize(nonceOf(auth.challenge())))).toEqual({ ok: true, username: 'pbx' });
   });
 

@@ -2,9 +2,11 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 
 /**
  * SIP digest authentication of INVITEs, server side (RFC 3261 §22.4 with RFC 2617 / RFC 8760 MD5, qop=auth).
- * Stateless: the nonce carries its own expiry and an HMAC over it with a per-process key, so no nonce table is kept;
- * the price is that replays inside a nonce's lifetime are not detected (nc is not tracked), which the short lifetime
- * bounds. A restart changes the key: old nonces then read as forged and get a fresh challenge.
+ * The nonce carries its own expiry and an HMAC over it with a per-process key, so issuing one keeps no state. What
+ * is kept is the highest nonce count (nc, qop=auth) accepted per nonce until it expires: a captured Authorization
+ * header replayed inside the nonce's lifetime repeats its nc and is challenged afresh (RFC 7616 §3.4's replay check),
+ * while a client that reuses the nonce with nc + 1 goes on. A restart changes the key: old nonces then read as forged
+ * and get a fresh challenge.
  */
 
 export interface DigestCredentials {
@@ -15,7 +17,7 @@ export interface DigestCredentials {
 export type DigestVerdict =
   | { ok: true; username: string }
   /** Ask (again) with 401: no or unusable Authorization, or a nonce that is expired (stale) or not ours. */
-  | { ok: false; challenge: true; stale: boolean; reason: 'missing' | 'malformed' | 'stale' | 'bad_nonce' | 'other_realm' | 'unsupported' }
+  | { ok: false; challenge: true; stale: boolean; reason: 'missing' | 'malformed' | 'stale' | 'bad_nonce' | 'other_realm' | 'unsupported' | 'replay' }
   /** Credentials given and wrong: 403. */
   | { ok: false; challenge: false; reason: 'unknown_user' | 'bad_response' | 'uri_mismatch'; username: string; digestUri?: string };
 
@@ -65,9 +67,14 @@ export interface DigestAuthOptions {
   clock?: () => number;
 }
 
+/** Nonces whose counts are remembered at most; the oldest go first (a flood of valid logins cannot grow memory). */
+const MAX_TRACKED_NONCES = 10_000;
+
 export class DigestAuthenticator {
   private readonly key: Buffer;
   private readonly clock: () => number;
+  /** nonce → the highest nc accepted with it and the nonce's expiry (insertion order = age). */
+  private readonly counts = new Map<string, { nc: number; expiry: number }>();
 
   constructor(private readonly opts: DigestAuthOptions) {
     this.key = opts.key ?? randomBytes(32);
@@ -118,7 +125,27 @@ export class DigestAuthenticator {
     if (!matches) return { ok: false, challenge: false, reason: 'bad_response', username };
     // The digest covers the uri it names; it must be this request's, or a captured digest could be replayed elsewhere.
     if (!sameUri(uri, requestUri)) return { ok: false, challenge: false, reason: 'uri_mismatch', username, digestUri: uri.slice(0, 200) };
+    if (qop && !this.countFresh(nonce, p.get('nc')!)) return { ok: false, challenge: true, stale: false, reason: 'replay' };
     return { ok: true, username };
+  }
+
+  /** Records nc for the nonce; false when it is not above the last one accepted (a replay). */
+  private countFresh(nonce: string, ncHex: string): boolean {
+    const nc = parseInt(ncHex, 16);
+    if (!Number.isFinite(nc)) return false;
+    const seen = this.counts.get(nonce);
+    if (seen && nc <= seen.nc) return false;
+    const now = this.clock();
+    if (seen) {
+      seen.nc = nc;
+      return true;
+    }
+    for (const [n, c] of this.counts) {
+      if (c.expiry >= now && this.counts.size < MAX_TRACKED_NONCES) break;
+      this.counts.delete(n);
+    }
+    this.counts.set(nonce, { nc, expiry: parseInt(nonce.split('.')[0]!, 36) });
+    return true;
   }
 
   private sign(body: string): string {
