@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PortPool } from './port-pool.js';
 import { SdesLeg } from './sdes-leg.js';
-import { SrtcpContext } from './srtcp.js';
+import { SrtcpContext, SrtcpGcmContext } from './srtcp.js';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_32, SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext, type SrtpProfile } from './srtp.js';
 import { tickReadsAvailable } from './tick-socket.js';
 import { UnanswerableOfferError, UnusableAnswerError, type ReceivedRtpInfo } from './webrtc-leg.js';
@@ -343,6 +343,33 @@ describe('SdesLeg media', () => {
     expect(plain).not.toBeNull();
     expect(plain!.readUInt32BE(4)).toBe(leg.ssrc);
     expect(plain!.readUInt32BE(20)).toBe(1); // sender's packet count
+  });
+
+  it('under AEAD_AES_128_GCM: sends SRTCP reports Meta can read (RFC 7714) and reads Meta\'s, loss included', async () => {
+    const meta = await udp();
+    const theirs = randomBytes(28);
+    const leg = await answered(offer(meta.address().port, [cryptoLine(1, theirs, 'AEAD_AES_128_GCM')]), { rtcpIntervalMs: 50 });
+    leg.sendRtp({ payloadType: 111, sequenceNumber: 1, timestamp: 960 }, Buffer.from([1]));
+    await until(() => meta.got.some((g) => g.msg[1] === 200), 'an SRTCP sender report');
+    const k = ourKey(leg.localSdp);
+    expect(k.suite).toBe('AEAD_AES_128_GCM');
+    const plain = new SrtcpGcmContext(k.key, k.salt).unprotect(meta.got.find((g) => g.msg[1] === 200)!.msg);
+    expect(plain).not.toBeNull();
+    expect(plain!.readUInt32BE(4)).toBe(leg.ssrc);
+    // Meta's receiver report about our stream: a quarter lost, 7 in all.
+    const rr = Buffer.alloc(32);
+    rr[0] = 0x81;
+    rr[1] = 201;
+    rr.writeUInt16BE(7, 2);
+    rr.writeUInt32BE(0xabcdef01, 4);
+    rr.writeUInt32BE(leg.ssrc, 8);
+    rr[12] = 64;
+    rr.writeUIntBE(7, 13, 3);
+    meta.send(new SrtcpGcmContext(theirs.subarray(0, 16), theirs.subarray(16)).protect(rr), leg.port, '127.0.0.1');
+    await until(() => leg.stats.rtcpIn === 1, 'Meta\'s report read');
+    expect(leg.remoteFractionLost).toBe(0.25);
+    expect(leg.remotePacketsLost).toBe(7);
+    expect(leg.stats.srtcpDropped).toBe(0);
   });
 
   it('rejects an answer that is not SDES or does not pick an offered key', async () => {

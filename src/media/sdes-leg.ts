@@ -10,7 +10,7 @@
  * sequence number moves the latch, so a stranger or a replayed packet cannot pull the stream away.
  * Media toward Meta is gated by the bridge (startWhatsAppMedia after Graph `accept`), as for the DTLS leg.
  * RTCP: sender/receiver reports over SRTCP every few seconds, and the remote's reports give the RTT and the loss
- * our Opus FEC follows. With AEAD_AES_128_GCM (no SRTCP here) RTCP is neither sent nor read.
+ * our Opus FEC follows; SRTCP is RFC 3711's for the AES-CM suites and RFC 7714's for AEAD_AES_128_GCM.
  */
 import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -23,7 +23,7 @@ import {
   buildSdesSdp, chooseCrypto, formatCryptoAttribute, freshSdesKey, isSdesSdp, parseCryptoAttribute,
   readSdesMedia, SDES_SUITES, SdesCryptoError, type SdesCrypto, type SdesRemoteMedia, type SdesSuite,
 } from './sdes.js';
-import { SrtcpContext } from './srtcp.js';
+import { SrtcpContext, SrtcpGcmContext, type Srtcp } from './srtcp.js';
 import { SRTP_AEAD_AES_128_GCM, SrtpContext } from './srtp.js';
 import { RtpReceiveStats } from './stats.js';
 import { formatAddress, numericAddress, sameAddress, TickSocket, type NumericAddress } from './tick-socket.js';
@@ -80,10 +80,10 @@ const SEND_RING = 8;
 /** Our offer's suites (tag 1 first). AES_CM_128_HMAC_SHA1_80 is the suite every SDES peer has (§4.5 UNSURE). */
 const OFFER_SUITES: readonly SdesSuite[] = ['AES_CM_128_HMAC_SHA1_80'];
 
-/** Keys of one direction: SRTP, SRTCP (AES-CM only), and the MKI length the remote adds to each packet. */
+/** Keys of one direction: SRTP, SRTCP, and the MKI length the remote adds to each packet. */
 interface Keys {
   srtp: SrtpContext;
-  srtcp: SrtcpContext | null;
+  srtcp: Srtcp;
   mkiLength: number;
 }
 
@@ -92,7 +92,7 @@ function keysOf(suite: SdesSuite, masterKey: Buffer, masterSalt: Buffer, mkiLeng
   return {
     srtp: new SrtpContext(profile, masterKey, masterSalt),
     // SRTCP keeps its 80-bit tag under AES_CM_128_HMAC_SHA1_32 too (RFC 4568 §6.2.1).
-    srtcp: profile !== SRTP_AEAD_AES_128_GCM ? new SrtcpContext(masterKey, masterSalt) : null,
+    srtcp: profile === SRTP_AEAD_AES_128_GCM ? new SrtcpGcmContext(masterKey, masterSalt) : new SrtcpContext(masterKey, masterSalt),
     mkiLength,
   };
 }
@@ -474,17 +474,15 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   private onSrtcp(msg: Buffer, rx: Keys): void {
-    if (!rx.srtcp) {
-      this.stats.srtcpDropped++;
-      return;
-    }
     let len = msg.length;
     if (rx.mkiLength > 0) {
-      if (len < 8 + 4 + rx.mkiLength + 10) {
+      const gcm = rx.srtcp instanceof SrtcpGcmContext;
+      if (len < 8 + 4 + rx.mkiLength + (gcm ? 16 : 10)) {
         this.stats.srtcpDropped++;
         return;
       }
-      msg.copyWithin(len - 10 - rx.mkiLength, len - 10, len);
+      // The MKI ends an AEAD packet (RFC 7714 §9); under AES-CM it sits before the tag (RFC 3711 §3.4).
+      if (!gcm) msg.copyWithin(len - 10 - rx.mkiLength, len - 10, len);
       len -= rx.mkiLength;
     }
     const plain = rx.srtcp.unprotect(msg, len);

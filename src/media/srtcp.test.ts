@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SrtcpSession } from 'werift';
 import { parseRtcp, type ParsedRtcp } from './rtcp.js';
-import { SrtcpContext } from './srtcp.js';
-import { SRTP_AES128_CM_HMAC_SHA1_80 } from './srtp.js';
+import { SrtcpContext, SrtcpGcmContext } from './srtcp.js';
+import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80 } from './srtp.js';
 
 /** An RTCP RR with one report block and an SDES CNAME: 32 + 16 bytes. */
 function rtcp(ssrc: number): Buffer {
@@ -65,6 +65,35 @@ describe('SrtcpContext (RFC 3711 §3.4, AES_CM_128_HMAC_SHA1_80)', () => {
     const p = werift.encrypt(Buffer.from(rtcp(0x01020304)));
     for (let cut = 0; cut < p.length; cut++) expect(ours.unprotect(p.subarray(0, cut)), `cut at ${cut}`).toBeNull();
     expect(ours.unprotect(p)).not.toBeNull();
+  });
+
+  it('AEAD_AES_128_GCM (RFC 7714 §9): protects what werift decrypts, unprotects what werift encrypts, refuses tampering', () => {
+    const gKey = randomBytes(16);
+    const gSalt = randomBytes(12);
+    const w = new SrtcpSession({
+      profile: SRTP_AEAD_AES_128_GCM,
+      keys: { localMasterKey: gKey, localMasterSalt: gSalt, remoteMasterKey: gKey, remoteMasterSalt: gSalt },
+    });
+    const ours = new SrtcpGcmContext(gKey, gSalt);
+    for (let i = 0; i < 3; i++) {
+      const plain = rtcp(0x0a0b0c0d);
+      const p = ours.protect(plain);
+      expect(p.length).toBe(plain.length + 16 + 4);
+      expect(p.subarray(0, 8).equals(plain.subarray(0, 8))).toBe(true);
+      expect(p.readUInt32BE(p.length - 4)).toBe((0x80000000 | i) >>> 0);
+      expect(w.decrypt(p).equals(plain)).toBe(true);
+    }
+    const plain = rtcp(0x66778899);
+    const fromWerift = w.encrypt(Buffer.from(plain));
+    expect(ours.unprotect(fromWerift)?.equals(plain)).toBe(true);
+    for (const at of [3, 12, fromWerift.length - 10, fromWerift.length - 1]) {
+      const bad = Buffer.from(fromWerift);
+      bad[at] = bad[at]! ^ 1;
+      expect(ours.unprotect(bad), `flip at ${at}`).toBeNull();
+    }
+    for (let cut = 0; cut < fromWerift.length; cut++) expect(ours.unprotect(fromWerift.subarray(0, cut))).toBeNull();
+    expect(new SrtcpGcmContext(randomBytes(16), gSalt).unprotect(fromWerift)).toBeNull();
+    for (let i = 0; i < 500; i++) expect(ours.unprotect(randomBytes(Math.floor(Math.random() * 120)))).toBeNull();
   });
 
   it('parseRtcp reads random compound packets without throwing (what a peer with a valid key could still send)', () => {

@@ -1,18 +1,26 @@
 /**
- * SRTCP (RFC 3711 §3.4) for AES_CM_128_HMAC_SHA1_80, used by the SDES leg (on the DTLS leg werift does SRTCP).
- * A few packets a second per call, so each packet simply gets its own cipher and HMAC from node:crypto.
+ * SRTCP for the SDES leg (on the DTLS leg werift does SRTCP): RFC 3711 §3.4 for the AES-CM suites, RFC 7714 §9 for
+ * AEAD_AES_128_GCM. A few packets a second per call, so each packet simply gets its own cipher from node:crypto.
  *
- *   SRTCP packet = first 8 bytes of the RTCP header in clear ‖ encrypted rest ‖ E(1 bit)‖SRTCP index(31) ‖ tag(10)
+ *   AES-CM: first 8 bytes of the RTCP header in clear ‖ encrypted rest ‖ E(1 bit)‖SRTCP index(31) ‖ tag(10)
+ *   GCM:    first 8 bytes of the RTCP header in clear ‖ encrypted rest ‖ tag(16) ‖ E‖SRTCP index
  *
- * The tag covers everything before it, the E‖index word included. There is no replay list: a replayed report only
- * repeats statistics the leg already read.
+ * There is no replay list: a replayed report only repeats statistics the leg already read.
  */
-import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { deriveSrtpKey } from './srtp.js';
+
+/** What the SDES leg needs of either suite. */
+export interface Srtcp {
+  /** Encrypts and authenticates the compound RTCP packet rtcp[0, len) (E flag set) into a new buffer. */
+  protect(rtcp: Uint8Array, len?: number): Buffer;
+  /** The plain compound RTCP packet, or null when it is malformed or fails authentication. */
+  unprotect(buf: Uint8Array, len?: number): Buffer | null;
+}
 
 const TAG = 10;
 
-export class SrtcpContext {
+export class SrtcpContext implements Srtcp {
   private readonly encKey: Buffer;
   private readonly authKey: Buffer;
   private readonly salt: Buffer;
@@ -67,5 +75,64 @@ export class SrtcpContext {
 
   private mac(buf: Buffer, len: number): Buffer {
     return createHmac('sha1', this.authKey).update(buf.subarray(0, len)).digest();
+  }
+}
+
+const GCM_TAG = 16;
+
+/** SRTCP with AEAD_AES_128_GCM (RFC 7714 §9): the tag covers the clear header and the E‖index word as AAD. */
+export class SrtcpGcmContext implements Srtcp {
+  private readonly encKey: Buffer;
+  private readonly salt: Buffer;
+  private index = 0;
+
+  constructor(masterKey: Buffer, masterSalt: Buffer) {
+    this.encKey = deriveSrtpKey(masterKey, masterSalt, 0x03, 16);
+    this.salt = deriveSrtpKey(masterKey, masterSalt, 0x05, 12);
+  }
+
+  protect(rtcp: Uint8Array, len = rtcp.length): Buffer {
+    if (len < 8) throw new RangeError('SRTCP protect: an RTCP packet has at least 8 bytes');
+    const out = Buffer.alloc(len + GCM_TAG + 4);
+    out.set(rtcp.subarray(0, 8), 0);
+    const index = this.index;
+    this.index = (this.index + 1) & 0x7fffffff;
+    const word = (0x80000000 | index) >>> 0;
+    out.writeUInt32BE(word, len + GCM_TAG);
+    const c = createCipheriv('aes-128-gcm', this.encKey, this.iv(out.readUInt32BE(4), index));
+    c.setAAD(Buffer.concat([out.subarray(0, 8), out.subarray(len + GCM_TAG)]));
+    c.update(rtcp.subarray(8, len)).copy(out, 8);
+    c.final();
+    c.getAuthTag().copy(out, len);
+    return out;
+  }
+
+  unprotect(buf: Uint8Array, len = buf.length): Buffer | null {
+    if (len < 8 + GCM_TAG + 4) return null;
+    const packet = Buffer.from(buf.buffer, buf.byteOffset, len);
+    const wordAt = len - 4;
+    const tagAt = wordAt - GCM_TAG;
+    const word = packet.readUInt32BE(wordAt);
+    const encrypted = (word & 0x80000000) !== 0;
+    const d = createDecipheriv('aes-128-gcm', this.encKey, this.iv(packet.readUInt32BE(4), word & 0x7fffffff));
+    d.setAuthTag(packet.subarray(tagAt, wordAt));
+    // E = 0 (RFC 7714 §9.2): nothing is encrypted and the whole packet is AAD.
+    d.setAAD(Buffer.concat([packet.subarray(0, encrypted ? 8 : tagAt), packet.subarray(wordAt)]));
+    const out = Buffer.from(packet.subarray(0, tagAt));
+    try {
+      if (encrypted) d.update(packet.subarray(8, tagAt)).copy(out, 8);
+      d.final();
+    } catch {
+      return null;
+    }
+    return out;
+  }
+
+  /** IV = salt XOR (0x0000 ‖ SSRC ‖ 0x0000 ‖ 0 ‖ SRTCP index), RFC 7714 §9.1. */
+  private iv(ssrc: number, index: number): Buffer {
+    const iv = Buffer.from(this.salt);
+    iv.writeUInt32BE((iv.readUInt32BE(2) ^ ssrc) >>> 0, 2);
+    iv.writeUInt32BE((iv.readUInt32BE(8) ^ index) >>> 0, 8);
+    return iv;
   }
 }
