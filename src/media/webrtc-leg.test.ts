@@ -135,15 +135,18 @@ describe('WebRtcLeg', () => {
     // RTCP both ways on either path: libwebrtc got our receiver reports about its stream (remote-inbound-rtp), and
     // its reports about ours gave werift an RTT.
     const until = performance.now() + 6000;
-    let remoteInbound: { packetsLost?: number } | undefined;
+    let remoteInbound: { packetsLost?: number; jitter?: number } | undefined;
     while (performance.now() < until && (!remoteInbound || leg.rttMs === undefined)) {
       await new Promise((r) => setTimeout(r, 200));
-      const report = (await (peer.pc as unknown as { getStats(): Promise<Map<string, { type: string; packetsLost?: number }>> }).getStats());
+      const report = (await (peer.pc as unknown as { getStats(): Promise<Map<string, { type: string; packetsLost?: number; jitter?: number }>> }).getStats());
       remoteInbound = [...report.values()].find((x) => x.type === 'remote-inbound-rtp');
       if (!remoteInbound) continue;
     }
     expect(remoteInbound).toBeDefined();
     expect(remoteInbound!.packetsLost ?? 0).toBeLessThanOrEqual(2);
+    // Our receiver reports' jitter (werift's, fed with each packet's arrival): loopback has next to none, also when the
+    // socket is read on the tick (whose time would put 20 ms steps into it).
+    expect(remoteInbound!.jitter ?? 0).toBeLessThan(0.02);
     expect(leg.rttMs).toBeGreaterThanOrEqual(0);
     expect(leg.rttMs!).toBeLessThan(500);
     console.log(`webrtc-leg: connected in ${connectMs.toFixed(0)} ms, ICE role ${leg.iceRole}, in ${leg.stats.packetsIn} out ${leg.stats.packetsOut}`);

@@ -250,7 +250,8 @@ interface RtpSenderCounters {
 
 /** werift's per-SSRC receive statistics, which its RTCP receiver reports are built from. */
 interface WeriftStreamStats {
-  add(packet: { header: { sequenceNumber: number; timestamp: number; serializeSize: number }; payload: { length: number } }): void;
+  /** `now`: arrival in Unix seconds (werift's jitter for its receiver reports; it reads the clock when omitted). */
+  add(packet: { header: { sequenceNumber: number; timestamp: number; serializeSize: number }; payload: { length: number } }, now?: number): void;
 }
 
 interface WeriftReceiverInternals {
@@ -669,7 +670,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       sp.header.serializeSize = f.rxOut.payloadOffset;
       sp.payload.length = n - f.rxOut.payloadOffset;
       try {
-        rrStats.add(sp);
+        // The arrival, not now: read on the tick, "now" would hand werift's RR jitter 20 ms steps.
+        rrStats.add(sp, (performance.timeOrigin + arrivedAt) / 1000);
       } catch {
         // Statistics only: never let them cost a packet.
       }
