@@ -1,15 +1,23 @@
-// npm's install step: builds the batched UDP addon (native/udp_batch.c) with the node-gyp that npm ships.
-// The gateway runs without it (media sockets are then read on arrival instead of on the media tick), so a
-// machine without a compiler gets a warning, not a failed install.
+// npm's install step (and scripts/test.sh when build/ is missing): builds the batched UDP addon (native/udp_batch.c)
+// with the node-gyp that npm ships. The gateway runs without it (media sockets are then read on arrival instead of
+// on the media tick), so a machine without a compiler gets a warning, not a failed install.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 if (process.platform !== 'linux') {
   console.warn('build-native: not Linux; media sockets will be read on arrival (no batched UDP addon)');
   process.exit(0);
 }
-const gypJs = process.env.npm_config_node_gyp;
-const [cmd, args] = gypJs ? [process.execPath, [gypJs, 'rebuild']] : ['node-gyp', ['rebuild']];
-const run = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+// Inside npm's lifecycle npm says where its node-gyp is; run by hand, look beside this Node's npm.
+const prefix = dirname(dirname(process.execPath));
+const bundled = [join(prefix, 'lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js')].find((p) => existsSync(p));
+const gypJs = process.env.npm_config_node_gyp ?? bundled;
+const args = ['rebuild'];
+// Node's own headers when this Node has them (Debian's, the official images'), so node-gyp downloads nothing.
+if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include/node/node_api.h'))) args.push(`--nodedir=${prefix}`);
+const [cmd, argv] = gypJs ? [process.execPath, [gypJs, ...args]] : ['node-gyp', args];
+const run = spawnSync(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
 if (run.status === 0) {
   console.log('build-native: built build/Release/udp_batch.node');
 } else {

@@ -25,6 +25,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 [ -d node_modules ] || npm ci
+# node_modules from before the addon existed: build it (npm ci does this itself).
+[ -f build/Release/udp_batch.node ] || node scripts/build-native.mjs
 
 # drachtio-server is built from source outside the repo (README); tests look for it here when DRACHTIO_BIN is unset.
 if [ -z "${DRACHTIO_BIN:-}" ] && [ -x /opt/drachtio/bin/drachtio ]; then export DRACHTIO_BIN=/opt/drachtio/bin/drachtio; fi
