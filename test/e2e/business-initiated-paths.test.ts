@@ -76,6 +76,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     run = undefined;
     await waitNoLiveCalls(e2e.gateway);
     e2e.meta.businessRingTimeoutMs = 60_000;
+    e2e.meta.graph.clearInjected();
   });
   afterAll(async () => {
     await e2e?.stop();

@@ -317,6 +317,12 @@ export class GraphDouble {
     this.failures.set(op, list);
   }
 
+  /** Drops failures and delays no request took (a test that failed before its request must not leave them to the next). */
+  clearInjected(): void {
+    this.failures.clear();
+    this.delays.clear();
+  }
+
   injectDelay(op: GraphOp, ms: number, times = 1): void {
     const list = this.delays.get(op) ?? [];
     list.push({ ms, times });

@@ -142,7 +142,7 @@ function udpInUse(port: number): Promise<boolean> {
   });
 }
 
-export async function startSipp(opts: SippOptions): Promise<SippRun> {
+export async function startSipp(opts: SippOptions, attempt = 1): Promise<SippRun> {
   const avail = sippAvailable();
   if (!avail.ok) throw new Error(avail.reason);
   const port = opts.port ?? (await freePort({ tcp: false }));
@@ -236,7 +236,13 @@ export async function startSipp(opts: SippOptions): Promise<SippRun> {
   }
   if (exited) {
     const r = await done;
-    throw new Error(`sipp exited at start (code ${r.exitCode}): ${r.stderr || r.stdout.slice(-2000)}`);
+    const why = r.stderr || r.stdout.slice(-2000);
+    // freePort's port was free when checked; something (an ephemeral bind elsewhere) can take it before SIPp binds.
+    // With ports of our own choosing, try others.
+    if (/errno = 98|Address already in use/.test(why) && opts.port === undefined && opts.mediaPort === undefined && attempt < 3) {
+      return startSipp(opts, attempt + 1);
+    }
+    throw new Error(`sipp exited at start (code ${r.exitCode}): ${why}`);
   }
   if (child.pid === undefined) throw new Error('sipp has no pid');
 
