@@ -19,6 +19,7 @@
 import type dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import { isIPv4, isIPv6 } from 'node:net';
+import { dgramState, type DgramState, type UdpHandle } from './udp-socket.js';
 
 interface UdpBatchAddon {
   recv(fd: number, area: Uint8Array, slotSize: number, maxPackets: number, meta: Int32Array, ages: Float64Array): number;
@@ -26,15 +27,6 @@ interface UdpBatchAddon {
   sendBatch(area: Uint8Array, slotSize: number, meta: Int32Array, count: number): number;
 }
 
-interface UdpHandle {
-  fd?: number;
-  recvStop?: () => number;
-}
-
-/** dgram's per-socket state: close() sets handle to null at once (the 'close' event comes a tick later). */
-interface DgramState {
-  handle: UdpHandle | null;
-}
 
 /** An address in the form the addon reads and writes: IPv4 in a0 (host order), IPv6 in four big-endian words. */
 export interface NumericAddress {
@@ -102,11 +94,6 @@ function loadAddon(): UdpBatchAddon | null {
 /** Whether sockets can be read on the tick here (the addon loaded). */
 export function tickReadsAvailable(): boolean {
   return loadAddon() !== null;
-}
-
-function dgramState(socket: dgram.Socket): DgramState | undefined {
-  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  return sym ? (socket as unknown as Record<symbol, DgramState | undefined>)[sym] : undefined;
 }
 
 /** Sends everything queued by TickSocket.sendTo, in one native call. */

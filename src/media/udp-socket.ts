@@ -24,15 +24,30 @@ export function createMediaSocket(type: 'udp4' | 'udp6'): dgram.Socket {
 
 type HandleLookup = (address: string, callback: (err: Error | null, ip?: string) => void) => void;
 
+/** The parts of a UDP handle (libuv's uv_udp_t wrapper) the media path touches. */
+export interface UdpHandle {
+  fd?: number;
+  recvStop?: () => number;
+  lookup?: HandleLookup;
+}
+
+/** dgram's per-socket state (Node 20–22, under a symbol named 'state symbol'): close() nulls handle at once. */
+export interface DgramState {
+  handle: UdpHandle | null;
+}
+
+export function dgramState(socket: dgram.Socket): DgramState | undefined {
+  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  return sym ? (socket as unknown as Record<symbol, DgramState | undefined>)[sym] : undefined;
+}
+
 /**
  * The same for a socket someone else created (werift's ICE socket): its handle's resolver answers literals at once.
  * Relies on Node's dgram internals (the state symbol's handle.lookup, Node 20–22); returns false and changes
  * nothing when they differ.
  */
 export function answerLiteralsAtOnce(socket: dgram.Socket): boolean {
-  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const state = sym ? (socket as unknown as Record<symbol, { handle?: { lookup?: HandleLookup } } | undefined>)[sym] : undefined;
-  const handle = state?.handle;
+  const handle = dgramState(socket)?.handle;
   const original = handle?.lookup;
   if (!handle || typeof original !== 'function') return false;
   handle.lookup = (address, callback) => {
