@@ -474,18 +474,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   private onSrtcp(msg: Buffer, rx: Keys): void {
-    let len = msg.length;
-    if (rx.mkiLength > 0) {
-      const gcm = rx.srtcp instanceof SrtcpGcmContext;
-      if (len < 8 + 4 + rx.mkiLength + (gcm ? 16 : 10)) {
-        this.stats.srtcpDropped++;
-        return;
-      }
-      // The MKI ends an AEAD packet (RFC 7714 §9); under AES-CM it sits before the tag (RFC 3711 §3.4).
-      if (!gcm) msg.copyWithin(len - 10 - rx.mkiLength, len - 10, len);
-      len -= rx.mkiLength;
-    }
-    const plain = rx.srtcp.unprotect(msg, len);
+    const plain = rx.srtcp.unprotect(msg, msg.length, rx.mkiLength);
     if (!plain) {
       this.stats.srtcpDropped++;
       return;

@@ -96,6 +96,22 @@ describe('SrtcpContext (RFC 3711 §3.4, AES_CM_128_HMAC_SHA1_80)', () => {
     for (let i = 0; i < 500; i++) expect(ours.unprotect(randomBytes(Math.floor(Math.random() * 120)))).toBeNull();
   });
 
+  it('takes the MKI where each suite puts it: before the tag (RFC 3711), at the end (RFC 7714)', () => {
+    const mki = Buffer.from([0, 0, 0, 7]);
+    const cmKey = randomBytes(16);
+    const cmSalt = randomBytes(14);
+    const cm = new SrtcpContext(cmKey, cmSalt).protect(rtcp(0x01010101));
+    const cmWithMki = Buffer.concat([cm.subarray(0, cm.length - 10), mki, cm.subarray(cm.length - 10)]);
+    expect(new SrtcpContext(cmKey, cmSalt).unprotect(cmWithMki, cmWithMki.length, 4)?.readUInt32BE(4)).toBe(0x01010101);
+    expect(new SrtcpContext(cmKey, cmSalt).unprotect(cmWithMki)).toBeNull();
+    const gKey = randomBytes(16);
+    const gSalt = randomBytes(12);
+    const gcm = new SrtcpGcmContext(gKey, gSalt).protect(rtcp(0x02020202));
+    const gcmWithMki = Buffer.concat([gcm, mki]);
+    expect(new SrtcpGcmContext(gKey, gSalt).unprotect(gcmWithMki, gcmWithMki.length, 4)?.readUInt32BE(4)).toBe(0x02020202);
+    expect(new SrtcpGcmContext(gKey, gSalt).unprotect(gcmWithMki)).toBeNull();
+  });
+
   it('parseRtcp reads random compound packets without throwing (what a peer with a valid key could still send)', () => {
     const parsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
     for (let i = 0; i < 3000; i++) {

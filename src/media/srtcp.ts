@@ -14,8 +14,11 @@ import { deriveSrtpKey } from './srtp.js';
 export interface Srtcp {
   /** Encrypts and authenticates the compound RTCP packet rtcp[0, len) (E flag set) into a new buffer. */
   protect(rtcp: Uint8Array, len?: number): Buffer;
-  /** The plain compound RTCP packet, or null when it is malformed or fails authentication. */
-  unprotect(buf: Uint8Array, len?: number): Buffer | null;
+  /**
+   * The plain compound RTCP packet, or null when it is malformed or fails authentication. `mkiLength`: the MKI the
+   * remote puts in each packet (RFC 4568 `|MKI:len`), which each suite places where its RFC says.
+   */
+  unprotect(buf: Uint8Array, len?: number, mkiLength?: number): Buffer | null;
 }
 
 const TAG = 10;
@@ -48,15 +51,16 @@ export class SrtcpContext implements Srtcp {
     return out;
   }
 
-  /** The plain compound RTCP packet of an SRTCP packet, or null when it is malformed or fails authentication. */
-  unprotect(buf: Uint8Array, len = buf.length): Buffer | null {
-    if (len < 8 + 4 + TAG) return null;
+  /** RFC 3711 §3.4: the MKI sits between the E‖index word and the tag, and is not authenticated. */
+  unprotect(buf: Uint8Array, len = buf.length, mkiLength = 0): Buffer | null {
+    if (len < 8 + 4 + mkiLength + TAG) return null;
     const tagAt = len - TAG;
+    const authEnd = tagAt - mkiLength;
     const packet = Buffer.from(buf.buffer, buf.byteOffset, len);
-    const tag = this.mac(packet, tagAt).subarray(0, TAG);
+    const tag = this.mac(packet, authEnd).subarray(0, TAG);
     if (!timingSafeEqual(tag, packet.subarray(tagAt, len))) return null;
-    const word = packet.readUInt32BE(tagAt - 4);
-    const out = Buffer.from(packet.subarray(0, tagAt - 4));
+    const word = packet.readUInt32BE(authEnd - 4);
+    const out = Buffer.from(packet.subarray(0, authEnd - 4));
     if (word & 0x80000000) {
       const c = createCipheriv('aes-128-ctr', this.encKey, this.iv(out.readUInt32BE(4), word & 0x7fffffff));
       c.update(out.subarray(8)).copy(out, 8);
@@ -107,7 +111,9 @@ export class SrtcpGcmContext implements Srtcp {
     return out;
   }
 
-  unprotect(buf: Uint8Array, len = buf.length): Buffer | null {
+  /** RFC 7714 §9: the MKI ends the packet. */
+  unprotect(buf: Uint8Array, len = buf.length, mkiLength = 0): Buffer | null {
+    len -= mkiLength;
     if (len < 8 + GCM_TAG + 4) return null;
     const packet = Buffer.from(buf.buffer, buf.byteOffset, len);
     const wordAt = len - 4;
