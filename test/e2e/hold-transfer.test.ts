@@ -19,7 +19,7 @@ import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.
 import { sippAvailable, startSipp, type SippScenario } from '../peers/sip/sipp.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { freePort } from '../peers/sip/ports.js';
-import { WaUser } from '../peers/meta/index.js';
+import { WaUser, type MetaDouble } from '../peers/meta/index.js';
 import { decodeG711 } from '../../src/media/g711.js';
 import { recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 
@@ -33,6 +33,15 @@ const HOLD_HZ = 600;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the user heard during the last `ms`, checked for each frequency. */
+/** The user calls, the gateway accepts, media is up, and the user plays 1 kHz (what the agents echo or hear). */
+async function callWithTone(meta: MetaDouble, user: WaUser): Promise<string> {
+  const { callId } = await meta.userCalls(user);
+  await meta.waitForAction(callId, 'accept');
+  await user.waitForMedia();
+  user.play({ toneHz: 1000, levelDbfs: -12 });
+  return callId;
+}
+
 function lastHeard(user: WaUser, ms: number, ...freqs: number[]) {
   const rec = user.recording();
   const n = Math.round((ms / 1000) * rec.sampleRate);
@@ -69,10 +78,7 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     });
     const user = new WaUser({ waId: '447700900456', name: 'Ola Hold' });
     try {
-      const { callId } = await meta.userCalls(user);
-      await meta.waitForAction(callId, 'accept');
-      await user.waitForMedia();
-      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const callId = await callWithTone(meta, user);
       await sleep(2000);
       const before = lastHeard(user, 800, 1000, HOLD_HZ);
       expect(before[1000]!.detected).toBe(true);
@@ -118,10 +124,7 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     const user = new WaUser({ waId: '447700900789', name: 'Tom Transfer' });
     try {
       const established = agent2.waitEvent('CALL_ESTABLISHED', 20_000);
-      const { callId } = await meta.userCalls(user);
-      await meta.waitForAction(callId, 'accept');
-      await user.waitForMedia();
-      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const callId = await callWithTone(meta, user);
       await sleep(2000);
       const before = lastHeard(user, 800, 1000, 440);
       expect(before[1000]!.detected).toBe(true);
@@ -168,10 +171,7 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     const user = new WaUser({ waId: '447700900790', name: 'Fay Fail' });
     const returned = async () => (await gateway.metrics.transfers.get()).values.find((v) => v.labels.result === 'returned')?.value ?? 0;
     try {
-      const { callId } = await meta.userCalls(user);
-      await meta.waitForAction(callId, 'accept');
-      await user.waitForMedia();
-      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const callId = await callWithTone(meta, user);
       for (let i = 0; i < 100 && (await returned()) < 1; i++) await sleep(100);
       expect(await returned()).toBe(1);
       expect((await refuser.done).messages).toMatch(/SIP\/2.0 486/);
@@ -217,10 +217,7 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     const user = new WaUser({ waId: '447700900791', name: 'Mo Move' });
     const changes = async () => (await gateway.metrics.holds.get()).values.find((v) => v.labels.event === 'media_change')?.value ?? 0;
     try {
-      const { callId } = await meta.userCalls(user);
-      await meta.waitForAction(callId, 'accept');
-      await user.waitForMedia();
-      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const callId = await callWithTone(meta, user);
       for (let i = 0; i < 100 && (await changes()) < 1; i++) await sleep(100);
       expect(await changes()).toBe(1);
       await sleep(1500);
@@ -256,10 +253,7 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     });
     const user = new WaUser({ waId: '447700900792', name: 'Ada Attended' });
     try {
-      const { callId } = await meta.userCalls(user);
-      await meta.waitForAction(callId, 'accept');
-      await user.waitForMedia();
-      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const callId = await callWithTone(meta, user);
       await sleep(2000);
       expect(lastHeard(user, 800, 1000)[1000]!.detected).toBe(false);
 
@@ -319,10 +313,7 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
     });
     const user = new WaUser({ waId: '447700900793', name: 'Max Malformed' });
     try {
-      const { callId } = await meta.userCalls(user);
-      await meta.waitForAction(callId, 'accept');
-      await user.waitForMedia();
-      user.play({ toneHz: 1000, levelDbfs: -12 });
+      const callId = await callWithTone(meta, user);
       const agentBefore = gateway.registry.byWhatsAppId(callId)?.sipAgent;
       expect(agentBefore).toBeTruthy();
       for (let i = 0; i < 100 && (await refused()) <= refusedBefore; i++) await sleep(100);
