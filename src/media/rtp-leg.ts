@@ -79,6 +79,8 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   readonly rtcpStats = { in: 0, out: 0, droppedUnexpectedSource: 0 };
 
   private readonly family: 4 | 6;
+  /** Reused for each datagram read on arrival. */
+  private readonly arrivalFrom: NumericAddress = { family: 4, port: 0, a0: 0, a1: 0, a2: 0, a3: 0 };
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -154,7 +156,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
 
   /** Handles every datagram waiting on a tick-read socket (no-op otherwise). */
   pollReceived(): void {
-    this.tick?.poll(this.onTickPacket);
+    this.tick?.poll(this.onDatagram);
   }
 
   get rtcpEnabled(): boolean {
@@ -243,34 +245,26 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     return this.closing;
   }
 
+  /** Read on arrival: the source in the numeric form the tick path gets, so both take one path. */
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const peer = this.latchedTo;
-    const sig = this.signalled;
-    if (!this.fromPeer(peer !== null && rinfo.port === peer.port && rinfo.address === peer.address, sig !== null && rinfo.address === sig.address)) {
-      this.stats.droppedUnexpectedSource++;
-      return;
-    }
-    this.receive(msg, rinfo.address, rinfo.port, null, monoNow());
+    if (!numericAddress(rinfo.address, rinfo.port, this.family, this.arrivalFrom)) return;
+    this.onDatagram(msg, this.arrivalFrom, monoNow());
   }
 
-  private readonly onTickPacket = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
+  /**
+   * A datagram from `from`. Latched: only the latched source is taken. Before: the signalled host, or any source when
+   * any may latch.
+   */
+  private readonly onDatagram = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
     const peer = this.latchedNum;
     const sig = this.signalledNum;
-    if (!this.fromPeer(peer !== null && sameAddress(from, peer), sig !== null && sameHost(from, sig))) {
+    const accepted = this.latchedTo
+      ? peer !== null && sameAddress(from, peer)
+      : this.signalled !== null && ((this.symmetric && this.latchAny) || (sig !== null && sameHost(from, sig)));
+    if (!accepted) {
       this.stats.droppedUnexpectedSource++;
       return;
     }
-    this.receive(msg, null, from.port, from, arrivedAt);
-  };
-
-  /** Latched: only the latched source. Before: the signalled host, or any source when any may latch. */
-  private fromPeer(isLatchedPeer: boolean, isSignalledHost: boolean): boolean {
-    if (this.latchedTo) return isLatchedPeer;
-    return this.signalled !== null && ((this.symmetric && this.latchAny) || isSignalledHost);
-  }
-
-  /** A datagram from an accepted source: `address` as text (read on arrival) or `num` (read on the tick). */
-  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null, arrivedAt: number): void {
     // RTCP multiplexed on the RTP port (RFC 5761: PT 64–95 after the marker bit).
     if (msg.length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95) {
       this.rtcpStats.in++;
@@ -282,8 +276,8 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
       return;
     }
     if (!this.latchedTo && this.symmetric) {
-      this.latchedTo = { address: address ?? formatAddress(num!), port };
-      this.latchedNum = num ? { ...num } : numericAddress(address!, port, this.family);
+      this.latchedTo = { address: formatAddress(from), port: from.port };
+      this.latchedNum = { ...from };
       this.log.debug({ source: this.latchedTo, signalled: this.signalled }, 'rtp latched');
       this.emit('latched', this.latchedTo);
     }
@@ -291,5 +285,5 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     this.stats.bytesIn += msg.length;
     this.lastReceivedAt = arrivedAt;
     this.emit('rtp', msg, this.header, arrivedAt);
-  }
+  };
 }

@@ -145,6 +145,10 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   private latchedNum: NumericAddress | null = null;
   /** Set once the socket is read on the media tick (readOnTick). */
   private tick: TickSocket | null = null;
+  /** The bound socket's address family (an IPv4 peer shows as IPv4-mapped on an IPv6 socket). */
+  private readonly family: 4 | 6;
+  /** Reused for each datagram read on arrival. */
+  private readonly arrivalFrom: NumericAddress = { family: 4, port: 0, a0: 0, a1: 0, a2: 0, a3: 0 };
   private highestSeq = -1;
   private readonly ring = Array.from({ length: SEND_RING }, () => Buffer.alloc(1500));
   private ringPos = 0;
@@ -175,6 +179,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.opusPayloadType = opusPt;
     this.dtmfPayloadType = dtmfPt;
     this.rtcpIntervalMs = opts.rtcpIntervalMs ?? 5000;
+    this.family = socket.address().family === 'IPv6' ? 6 : 4;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     socket.on('error', (err) => this.log.warn({ err: err.message, port }, 'sdes socket error'));
   }
@@ -372,7 +377,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.rtcpMux = media.rtcpMux;
     this.pollReceived(); // what arrived so far belongs to the old address
     this.signalled = { address: media.address, port: media.port };
-    this.signalledNum = numericAddress(media.address, media.port, this.socket.address().family === 'IPv6' ? 6 : 4);
+    this.signalledNum = numericAddress(media.address, media.port, this.family);
     this.latchedTo = null;
     this.latchedNum = null;
     this.highestSeq = -1;
@@ -389,19 +394,16 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   pollReceived(): void {
-    this.tick?.poll(this.onTickPacket);
+    this.tick?.poll(this.onDatagram);
   }
 
+  /** Read on arrival: the source in the numeric form the tick path gets, so both take one path. */
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    this.receive(msg, rinfo.address, rinfo.port, null, monoNow());
+    if (!numericAddress(rinfo.address, rinfo.port, this.family, this.arrivalFrom)) return;
+    this.onDatagram(msg, this.arrivalFrom, monoNow());
   }
 
-  private readonly onTickPacket = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
-    this.receive(msg, null, from.port, from, arrivedAt);
-  };
-
-  /** One datagram; its source as text (read on arrival) or as `num` (read on the tick). */
-  private receive(msg: Buffer, address: string | null, port: number, num: NumericAddress | null, arrivedAt: number): void {
+  private readonly onDatagram = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
     if (this.closing) return;
     if (msg.length < 8 || (msg[0]! >> 6) !== 2) {
       this.stats.droppedInvalid++;
@@ -424,7 +426,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     if (rx.mkiLength > 0) {
       // RFC 3711 §3.1: the MKI sits between the encrypted portion and the tag and is not authenticated.
       if (len < 12 + rx.mkiLength + tag) {
-        this.dropSrtp(address, port, num);
+        this.dropSrtp(from);
         return;
       }
       msg.copyWithin(len - tag - rx.mkiLength, len - tag, len);
@@ -432,13 +434,13 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
     const n = msg.length >= 12 ? rx.srtp.unprotect(msg, len, this.rxOut) : -1;
     if (n < 0) {
-      this.dropSrtp(address, port, num);
+      this.dropSrtp(from);
       return;
     }
     const info = this.rxInfo;
     readRtpFields(msg, info);
     info.arrivedAt = arrivedAt;
-    this.latch(address, port, num, info.sequenceNumber);
+    this.latch(from, info.sequenceNumber);
     this.lastReceivedAt = arrivedAt;
     this.rxStats.update(info.sequenceNumber, info.timestamp, this.lastReceivedAt);
     this.rtcpRx.remoteSsrc = info.ssrc;
@@ -449,22 +451,22 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     if (pt === this.opusPayloadType) this.emit('audio', payload, info);
     else if (pt === this.dtmfPayloadType) this.emit('dtmf', payload, info);
     else this.stats.otherPayloadTypes++;
-  }
+  };
 
-  private dropSrtp(address: string | null, port: number, num: NumericAddress | null): void {
+  private dropSrtp(from: NumericAddress): void {
     const n = ++this.stats.srtpDropped;
-    if (n === 1 || n % 500 === 0) this.log.warn({ dropped: n, from: `${address ?? formatAddress(num!)}:${port}` }, 'sdes: SRTP packet failed authentication: dropped');
+    if (n === 1 || n % 500 === 0) this.log.warn({ dropped: n, from: `${formatAddress(from)}:${from.port}` }, 'sdes: SRTP packet failed authentication: dropped');
   }
 
   /** Follows the source of authenticated packets; a packet older than the newest seen never moves the latch. */
-  private latch(address: string | null, port: number, num: NumericAddress | null, seq: number): void {
+  private latch(from: NumericAddress, seq: number): void {
     const cur = this.latchedTo;
     const newer = this.highestSeq < 0 || seqDiff(seq, this.highestSeq) > 0;
     if (newer) this.highestSeq = seq;
-    if (cur && (num ? this.latchedNum !== null && sameAddress(num, this.latchedNum) : cur.address === address && cur.port === port)) return;
+    if (cur && this.latchedNum !== null && sameAddress(from, this.latchedNum)) return;
     if (cur && !newer) return;
-    this.latchedTo = { address: address ?? formatAddress(num!), port };
-    this.latchedNum = num ? { ...num } : numericAddress(address!, port, this.socket.address().family === 'IPv6' ? 6 : 4);
+    this.latchedTo = { address: formatAddress(from), port: from.port };
+    this.latchedNum = { ...from };
     if (cur) {
       this.stats.relatched++;
       this.log.info({ from: cur, to: this.latchedTo }, 'sdes: media source moved: following it');

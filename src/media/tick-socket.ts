@@ -233,15 +233,25 @@ export class TickSocket {
  * An IP literal and port as a NumericAddress; on an IPv6 socket an IPv4 address becomes its IPv4-mapped form, as
  * the kernel reports such a sender. Null for anything that is not an IP literal.
  */
-export function numericAddress(address: string, port: number, socketFamily: 4 | 6 = 4): NumericAddress | null {
+export function numericAddress(address: string, port: number, socketFamily: 4 | 6 = 4, out?: NumericAddress): NumericAddress | null {
+  const to = (family: 4 | 6, a0: number, a1: number, a2: number, a3: number): NumericAddress => {
+    if (!out) return { family, port, a0, a1, a2, a3 };
+    out.family = family;
+    out.port = port;
+    out.a0 = a0;
+    out.a1 = a1;
+    out.a2 = a2;
+    out.a3 = a3;
+    return out;
+  };
   if (isIPv4(address)) {
     const p = address.split('.');
     const v4 = ((+p[0]! << 24) | (+p[1]! << 16) | (+p[2]! << 8) | +p[3]!) >>> 0;
-    return socketFamily === 4 ? { family: 4, port, a0: v4, a1: 0, a2: 0, a3: 0 } : { family: 6, port, a0: 0, a1: 0, a2: 0xffff, a3: v4 };
+    return socketFamily === 4 ? to(4, v4, 0, 0, 0) : to(6, 0, 0, 0xffff, v4);
   }
   if (!isIPv6(address) || socketFamily !== 6) return null;
   const words = ipv6Words(address);
-  return { family: 6, port, a0: words[0]!, a1: words[1]!, a2: words[2]!, a3: words[3]! };
+  return to(6, words[0]!, words[1]!, words[2]!, words[3]!);
 }
 
 function ipv6Words(address: string): number[] {
