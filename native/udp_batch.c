@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include "media_timer.h"
 
 #define MAX_BATCH 64
 #define META_WORDS 8
@@ -236,5 +237,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "sendBatch", fn);
   napi_create_function(env, "timestamps", NAPI_AUTO_LENGTH, timestamps, NULL, &fn);
   napi_set_named_property(env, exports, "timestamps", fn);
+  register_media_timer(env, exports);
   return exports;
 }

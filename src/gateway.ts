@@ -13,6 +13,7 @@ import { AdminRouter } from './http/admin-router.js';
 import { CallRegistry } from './calls/registry.js';
 import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
+import { preciseTimerAvailable } from './media/precise-timer.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { dispatchEvent } from './calls/dispatch.js';
 import { handleBusinessInvite } from './calls/business-initiated.js';
@@ -71,6 +72,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   } else {
     logger.info({ tickReads: config.media.tickReads }, config.media.tickReads ? 'media sockets are read on the media tick' : 'media sockets are read on arrival');
   }
+  if (!preciseTimerAvailable()) logger.warn('the media addon gives no timerfd here: the 20 ms media clock runs on setTimeout, so ticks start 1–2 ms late');
   const permissionStore = new SqlitePermissionStore(config.store.sqlitePath);
   const ledger = new PermissionLedger({
     store: permissionStore, logger, metrics, clock: opts.clock,
@@ -104,6 +106,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
       version: gatewayVersion(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), drachtioConnected: sip.connected,
       rtpPortsFree: media.pool.free, eventFeedClients: feed?.clientCount ?? 0,
       mediaTickReads: deps.config.media.tickReads && tickReadsAvailable(),
+      mediaClock: preciseTimerAvailable() ? 'timerfd' : 'setTimeout',
     }),
   });
   const http = await startHttpServer({

@@ -8,7 +8,7 @@ describe('IntervalFrameClock', () => {
 
   it('spreads subscribers over phases offset by frameMs / phases, each ticking once per frame', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
-    const clock = new IntervalFrameClock(20, 5, 2);
+    const clock = new IntervalFrameClock(20, 5, 2, false);
     const at: number[][] = [[], [], [], []];
     const t0 = performance.now();
     const offs = at.map((list) => clock.subscribe(() => list.push(performance.now() - t0)));
@@ -26,7 +26,7 @@ describe('IntervalFrameClock', () => {
 
   it('joins a later subscriber on its phase of the running grid', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
-    const clock = new IntervalFrameClock(20, 2, 4);
+    const clock = new IntervalFrameClock(20, 2, 4, false);
     const a: number[] = [];
     const t0 = performance.now();
     clock.subscribe(() => a.push(performance.now() - t0));
@@ -37,5 +37,23 @@ describe('IntervalFrameClock', () => {
     expect(a).toEqual([20, 40, 60]);
     expect(b).toEqual([45, 65]); // phase 1 of 4: 5 ms after phase 0's grid, the first deadline after it joined
     expect(clock.skippedTotal).toBe(0);
+  });
+
+  it.runIf(process.platform === 'linux')('starts ticks closer to their deadlines on the kernel timer than on setTimeout (medians, same run)', async () => {
+    const medianLateness = async (precise: boolean): Promise<number> => {
+      const clock = new IntervalFrameClock(20, 5, 4, precise);
+      const late: number[] = [];
+      const offs = [0, 1, 2, 3].map(() => clock.subscribe(() => late.push(performance.now() - clock.tickDeadline)));
+      expect(clock.timerKind).toBe(precise ? 'timerfd' : 'setTimeout');
+      await new Promise((r) => setTimeout(r, 600));
+      for (const off of offs) off();
+      expect(clock.timerKind).toBeNull(); // idle: the timer is closed
+      expect(late.length).toBeGreaterThan(60);
+      for (const l of late) expect(l).toBeGreaterThanOrEqual(0); // a tick never runs before it is due
+      return late.sort((a, b) => a - b)[late.length >> 1]!;
+    };
+    const precise = await medianLateness(true);
+    const coarse = await medianLateness(false);
+    expect(precise).toBeLessThan(coarse);
   });
 });

@@ -8,7 +8,10 @@
  * group, 150 calls would hold the event loop for one ~15 ms burst per frame (everything else, received packets
  * included, waits behind it); in 10 groups the longest burst is a tenth of that. Each subscriber still ticks once
  * per frameMs.
+ *
+ * The timer is the addon's timerfd when it loaded (precise-timer.ts): setTimeout would start each tick 1–2 ms late.
  */
+import { createOneShotTimer, type OneShotTimer } from './precise-timer.js';
 
 export type TickHandler = (skipped: number) => void;
 
@@ -24,7 +27,7 @@ interface PhaseGroup {
 
 export class IntervalFrameClock implements FrameClock {
   private readonly groups: PhaseGroup[];
-  private timer: NodeJS.Timeout | null = null;
+  private timer: OneShotTimer | null = null;
   private timerAt = Infinity;
   private count = 0;
   /** Ticks dropped because the event loop stalled beyond the catch-up limit. */
@@ -34,7 +37,7 @@ export class IntervalFrameClock implements FrameClock {
   /** While a subscriber runs: the performance.now() at which its tick was due (for latency measurements). */
   tickDeadline = 0;
 
-  constructor(readonly frameMs = 20, private readonly maxCatchUp = 5, readonly phases = 1) {
+  constructor(readonly frameMs = 20, private readonly maxCatchUp = 5, readonly phases = 1, private readonly precise = true) {
     this.groups = Array.from({ length: Math.max(1, Math.floor(phases)) }, () => ({ subs: new Set<TickHandler>(), next: 0 }));
   }
 
@@ -50,7 +53,8 @@ export class IntervalFrameClock implements FrameClock {
       if (!g.subs.delete(fn)) return;
       this.count--;
       if (this.count === 0 && this.timer) {
-        clearTimeout(this.timer);
+        // Closed, not just disarmed: an idle clock holds no file descriptor and keeps nothing alive.
+        this.timer.close();
         this.timer = null;
         this.timerAt = Infinity;
       }
@@ -79,14 +83,18 @@ export class IntervalFrameClock implements FrameClock {
     let at = Infinity;
     for (const g of this.groups) if (g.subs.size > 0 && g.next < at) at = g.next;
     if (at === Infinity) return;
-    if (this.timer && at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (at >= this.timerAt) return;
+    this.timer ??= createOneShotTimer(() => this.fire(), this.precise);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()));
+    this.timer.arm(at - performance.now());
+  }
+
+  /** How this clock wakes: 'timerfd' (microseconds) or 'setTimeout' (milliseconds); null while idle. */
+  get timerKind(): OneShotTimer['kind'] | null {
+    return this.timer?.kind ?? null;
   }
 
   private fire(): void {
-    this.timer = null;
     this.timerAt = Infinity;
     const now = performance.now();
     for (const g of this.groups) {

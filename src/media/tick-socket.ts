@@ -17,16 +17,9 @@
  * null and the socket stays read on arrival: slower, same behaviour.
  */
 import type dgram from 'node:dgram';
-import { createRequire } from 'node:module';
 import { isIPv4, isIPv6 } from 'node:net';
+import { loadMediaAddon, type MediaAddon } from './native-addon.js';
 import { dgramState, type DgramState, type UdpHandle } from './udp-socket.js';
-
-interface UdpBatchAddon {
-  recv(fd: number, area: Uint8Array, slotSize: number, maxPackets: number, meta: Int32Array, ages: Float64Array): number;
-  timestamps(fd: number): number;
-  sendBatch(area: Uint8Array, slotSize: number, meta: Int32Array, count: number): number;
-}
-
 
 /** An address in the form the addon reads and writes: IPv4 in a0 (host order), IPv6 in four big-endian words. */
 export interface NumericAddress {
@@ -72,22 +65,10 @@ let queued = 0;
 let flushScheduled = false;
 let flushObserver: ((sent: number) => void) | null = null;
 
-let addon: UdpBatchAddon | null | undefined;
+let addon: MediaAddon | null = null;
 
-function loadAddon(): UdpBatchAddon | null {
-  if (addon !== undefined) return addon;
-  addon = null;
-  if (process.platform !== 'linux') return addon;
-  const require = createRequire(import.meta.url);
-  // src/media (tsx) or dist/src/media (built): build/ is at the package root.
-  for (const path of ['../../build/Release/udp_batch.node', '../../../build/Release/udp_batch.node']) {
-    try {
-      addon = require(path) as UdpBatchAddon;
-      break;
-    } catch {
-      // try the next location
-    }
-  }
+function loadAddon(): MediaAddon | null {
+  addon = loadMediaAddon();
   return addon;
 }
 
@@ -128,7 +109,7 @@ export class TickSocket {
 
   private constructor(
     private readonly fd: number,
-    private readonly lib: UdpBatchAddon,
+    private readonly lib: MediaAddon,
     private readonly state: DgramState,
     private readonly handle: UdpHandle,
     private readonly counters: TickSocketCounters,
