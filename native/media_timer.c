@@ -21,7 +21,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <uv.h>
-#include "media_timer.h"
+#include "media_addon.h"
 
 typedef struct {
   napi_env env;

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include "media_timer.h"
+#include "media_addon.h"
 
 #define MAX_BATCH 64
 #define META_WORDS 8
@@ -238,5 +238,7 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "timestamps", NAPI_AUTO_LENGTH, timestamps, NULL, &fn);
   napi_set_named_property(env, exports, "timestamps", fn);
   register_media_timer(env, exports);
+  register_srtp_crypto(env, exports);
+  register_opus_fec(env, exports);
   return exports;
 }

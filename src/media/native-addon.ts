@@ -1,7 +1,9 @@
 /**
  * The media addon (native/, built by `npm ci` through scripts/build-native.mjs): batched non-blocking UDP I/O for
- * the media tick (tick-socket.ts) and a microsecond timer for the media clock (precise-timer.ts). Everything that
- * uses it has a pure-Node fallback, so a machine without a compiler, or not Linux, runs the gateway unchanged.
+ * the media tick (tick-socket.ts), a microsecond timer for the media clock (precise-timer.ts), SRTP crypto on
+ * OpenSSL (srtp-native.ts) and libopus's FEC decoder (opus-fec-native.ts). Everything that uses it has a pure-Node
+ * fallback, so a machine without a compiler, or not Linux, runs the gateway unchanged. Each part declares the
+ * functions it uses in its own module and loads them with loadMediaAddon<ThatPart>().
  */
 import { createRequire } from 'node:module';
 
@@ -21,8 +23,8 @@ export type NativeTimerHandle = { readonly __nativeTimer: unique symbol };
 
 let addon: MediaAddon | null | undefined;
 
-export function loadMediaAddon(): MediaAddon | null {
-  if (addon !== undefined) return addon;
+export function loadMediaAddon<T = MediaAddon>(): T | null {
+  if (addon !== undefined) return addon as T | null;
   addon = null;
   if (process.platform !== 'linux') return addon;
   const require = createRequire(import.meta.url);
@@ -35,5 +37,5 @@ export function loadMediaAddon(): MediaAddon | null {
       // try the next location
     }
   }
-  return addon;
+  return addon as T | null;
 }

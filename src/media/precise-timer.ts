@@ -4,7 +4,7 @@
  * evenly spaced. The addon's timerfd (native/media_timer.c) wakes the loop within microseconds of the deadline.
  * Without the addon it is setTimeout, as before.
  */
-import { loadMediaAddon, type NativeTimerHandle } from './native-addon.js';
+import { loadMediaAddon, type MediaAddon, type NativeTimerHandle } from './native-addon.js';
 
 export interface OneShotTimer {
   /** 'timerfd' when the kernel wakes the loop at the deadline, 'setTimeout' for the millisecond fallback. */
@@ -19,7 +19,7 @@ export interface OneShotTimer {
 class NativeTimer implements OneShotTimer {
   readonly kind = 'timerfd';
   constructor(
-    private readonly lib: NonNullable<ReturnType<typeof loadMediaAddon>>,
+    private readonly lib: MediaAddon,
     private readonly handle: NativeTimerHandle,
   ) {}
 
