@@ -17,6 +17,46 @@ function weriftSession(profile: SrtpProfile, k: ReturnType<typeof keys>): SrtpSe
   });
 }
 
+/** Each profile on the addon's OpenSSL crypto and on the JS path: both must pass the same tests. */
+function withEngines(): Array<[string, string, SrtpProfile, boolean]> {
+  const profiles: Array<[string, SrtpProfile]> = [['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80], ['AEAD_AES_128_GCM', SRTP_AEAD_AES_128_GCM]];
+  return profiles.flatMap(([name, p]) => [[name, 'native', p, true], [name, 'js', p, false]] as Array<[string, string, SrtpProfile, boolean]>);
+}
+
+describe('SrtpContext crypto engine', () => {
+  it('runs on the addon (OpenSSL) on Linux, where npm ci builds it; the JS path only when asked', () => {
+    if (process.platform !== 'linux') return;
+    for (const p of [SRTP_AES128_CM_HMAC_SHA1_80, SRTP_AES128_CM_HMAC_SHA1_32, SRTP_AEAD_AES_128_GCM] as SrtpProfile[]) {
+      const c = new SrtpContext(p, randomBytes(16), randomBytes(14));
+      expect(c.native).not.toBeNull();
+      expect(c.keystream).toBeNull();
+      const js = new SrtpContext(p, randomBytes(16), randomBytes(14), { native: false });
+      expect(js.native).toBeNull();
+      expect(js.keystream).not.toBeNull();
+    }
+  });
+
+  it('native and JS contexts with the same keys interoperate both ways, byte for byte', () => {
+    for (const p of [SRTP_AES128_CM_HMAC_SHA1_80, SRTP_AEAD_AES_128_GCM] as SrtpProfile[]) {
+      const key = randomBytes(16), salt = randomBytes(14);
+      const n = new SrtpContext(p, key, salt), j = new SrtpContext(p, key, salt, { native: false });
+      const nRx = new SrtpContext(p, key, salt), jRx = new SrtpContext(p, key, salt, { native: false });
+      const out = { payloadOffset: 0 };
+      for (let seq = 65500; seq < 65600; seq++) {
+        const a = rtp(seq & 0xffff, seq * 960, 0xabcdef, randomBytes(1 + (seq % 200)));
+        const b = Buffer.from(a);
+        const len = a.length - 16;
+        const na = n.protect(a, len), nb = j.protect(b, len);
+        expect(na).toBe(nb);
+        expect(a.equals(b)).toBe(true);
+        expect(jRx.unprotect(a, na, out)).toBe(len);
+        expect(nRx.unprotect(b, nb, out)).toBe(len);
+        expect(a.subarray(0, len).equals(b.subarray(0, len))).toBe(true);
+      }
+    }
+  });
+});
+
 function rtp(seq: number, ts: number, ssrc: number, payload: Buffer, marker = false, pt = 111): Buffer {
   const b = Buffer.alloc(12 + payload.length + 16);
   b[0] = 0x80;
@@ -28,14 +68,11 @@ function rtp(seq: number, ts: number, ssrc: number, payload: Buffer, marker = fa
   return b;
 }
 
-describe.each([
-  ['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80 as SrtpProfile],
-  ['AEAD_AES_128_GCM', SRTP_AEAD_AES_128_GCM as SrtpProfile],
-])('SrtpContext %s', (_name, profile) => {
+describe.each(withEngines())('SrtpContext %s (%s crypto)', (_name, _engine, profile, native) => {
   it('protects byte-identically to werift across a sequence-number wrap, and both sides read each other', () => {
     const k = keys(profile);
     const theirs = weriftSession(profile, k);
-    const ours = new SrtpContext(profile, k.key, k.salt);
+    const ours = new SrtpContext(profile, k.key, k.salt, { native });
     const ssrc = 0xdeadbeef;
     let seq = 65530;
     for (let i = 0; i < 20; i++, seq = (seq + 1) & 0xffff) {
@@ -52,7 +89,7 @@ describe.each([
     const k = keys(profile);
     // werift encrypts with its "local" keys; our receiving context uses the same master key.
     const sender = weriftSession(profile, k);
-    const ours = new SrtpContext(profile, k.key, k.salt);
+    const ours = new SrtpContext(profile, k.key, k.salt, { native });
     const ssrc = 0x01020304;
     const out = { payloadOffset: 0 };
     const sent: Array<{ seq: number; payload: Buffer; srtp: Buffer }> = [];
@@ -78,7 +115,7 @@ describe.each([
 
   it('werift decrypts what we protect', () => {
     const k = keys(profile);
-    const ours = new SrtpContext(profile, k.key2, k.salt2); // werift's "remote" side
+    const ours = new SrtpContext(profile, k.key2, k.salt2, { native }); // werift's "remote" side
     const receiver = weriftSession(profile, k);
     const payload = randomBytes(73);
     const pkt = rtp(4242, 123456, 0x11223344, payload);
@@ -136,15 +173,12 @@ function expectSameUnprotect(ours: SrtpContext, ref: SrtpReferenceContext, srtp:
   return na;
 }
 
-describe.each([
-  ['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80 as SrtpProfile],
-  ['AEAD_AES_128_GCM', SRTP_AEAD_AES_128_GCM as SrtpProfile],
-])('SrtpContext %s against the per-packet-cipher reference', (_name, profile) => {
+describe.each(withEngines())('SrtpContext %s (%s crypto) against the per-packet-cipher reference', (_name, _engine, profile, native) => {
   const make = (): { ours: SrtpContext; ref: SrtpReferenceContext; oursRx: SrtpContext; refRx: SrtpReferenceContext } => {
     const k = keys(profile);
     return {
-      ours: new SrtpContext(profile, k.key, k.salt), ref: new SrtpReferenceContext(profile, k.key, k.salt),
-      oursRx: new SrtpContext(profile, k.key, k.salt), refRx: new SrtpReferenceContext(profile, k.key, k.salt),
+      ours: new SrtpContext(profile, k.key, k.salt, { native }), ref: new SrtpReferenceContext(profile, k.key, k.salt),
+      oursRx: new SrtpContext(profile, k.key, k.salt, { native }), refRx: new SrtpReferenceContext(profile, k.key, k.salt),
     };
   };
 
@@ -162,8 +196,10 @@ describe.each([
       expect(a.equals(p.buf), `packet ${i} (seq ${seq}, payload ${payloadLen})`).toBe(true);
       expect(expectSameUnprotect(oursRx, refRx, a, na, `packet ${i}`)).toBeGreaterThan(0);
     }
-    expect(ours.keystream.counts.hits).toBeGreaterThan(400);
-    expect(oursRx.keystream.counts.hits).toBeGreaterThan(400);
+    if (!native) {
+      expect(ours.keystream!.counts.hits).toBeGreaterThan(400);
+      expect(oursRx.keystream!.counts.hits).toBeGreaterThan(400);
+    }
   });
 
   it('keeps the ROC across several wraps, including jumps that miss the keystream window', () => {
@@ -180,7 +216,7 @@ describe.each([
       expect(a.equals(p.buf), `packet ${i}`).toBe(true);
       expect(expectSameUnprotect(oursRx, refRx, a, na, `packet ${i}`)).toBe(p.len);
     }
-    expect(ours.keystream.counts.fills + ours.keystream.counts.onDemand).toBeGreaterThan(5);
+    if (!native) expect(ours.keystream!.counts.fills + ours.keystream!.counts.onDemand).toBeGreaterThan(5);
   });
 
   it('unprotects reordered, late, duplicated and far-jumping packets exactly as the reference does', () => {
@@ -201,9 +237,11 @@ describe.each([
     for (const idx of order) {
       expect(expectSameUnprotect(oursRx, refRx, sent[idx]!, lens[idx]!, `seq index ${idx}`)).toBeGreaterThan(0);
     }
-    const c = oursRx.keystream.counts;
-    expect(c.onDemand).toBeGreaterThan(0);
-    expect(c.hits).toBeGreaterThan(300);
+    if (!native) {
+      const c = oursRx.keystream!.counts;
+      expect(c.onDemand).toBeGreaterThan(0);
+      expect(c.hits).toBeGreaterThan(300);
+    }
   });
 
   it('rejects a tampered header, payload or tag and leaves the buffer as it was', () => {
@@ -224,8 +262,8 @@ describe.each([
 
   it('still handles packets beyond the 1500-byte budget (computed on demand), as werift reads them', () => {
     const k = keys(profile);
-    const ours = new SrtpContext(profile, k.key2, k.salt2);
-    const oursRx = new SrtpContext(profile, k.key2, k.salt2);
+    const ours = new SrtpContext(profile, k.key2, k.salt2, { native });
+    const oursRx = new SrtpContext(profile, k.key2, k.salt2, { native });
     const receiver = weriftSession(profile, k);
     const payload = randomBytes(1700);
     const pkt = rtp(9, 960, 0x5555, payload);
@@ -245,18 +283,15 @@ describe.each([
       expect(ours.protect(a, p.len)).toBe(ref.protect(p.buf, p.len));
       expect(a.equals(p.buf), `packet ${i}`).toBe(true);
     }
-    expect(ours.keystream.counts.onDemand + ours.keystream.counts.fills).toBeGreaterThan(10);
+    if (!native) expect(ours.keystream!.counts.onDemand + ours.keystream!.counts.fills).toBeGreaterThan(10);
   });
 });
 
-describe.each([
-  ['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80 as SrtpProfile],
-  ['AEAD_AES_128_GCM', SRTP_AEAD_AES_128_GCM as SrtpProfile],
-])('SrtpContext %s with hostile input', (_name, profile) => {
+describe.each(withEngines())('SrtpContext %s (%s crypto) with hostile input', (_name, _engine, profile, native) => {
   it('drops random bytes and truncated packets without throwing, and keeps no state for their SSRCs', () => {
     const k = keys(profile);
-    const tx = new SrtpContext(profile, k.key, k.salt);
-    const rx = new SrtpContext(profile, k.key, k.salt);
+    const tx = new SrtpContext(profile, k.key, k.salt, { native });
+    const rx = new SrtpContext(profile, k.key, k.salt, { native });
     const out = { payloadOffset: 0 };
     for (let i = 0; i < 3000; i++) {
       const len = Math.floor(Math.random() * 200);
@@ -274,12 +309,12 @@ describe.each([
     expect(rx.ssrcCount).toBe(1);
   });
 
-  it('AES_CM_128_HMAC_SHA1_32: the same ciphertext as _80, the tag its first 4 bytes; tampering is caught', () => {
+  it.each([true, false])('AES_CM_128_HMAC_SHA1_32: the same ciphertext as _80, the tag its first 4 bytes; tampering is caught (native %s)', (native) => {
     const key = randomBytes(16);
     const salt = randomBytes(14);
-    const long = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, key, salt);
-    const short = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, key, salt);
-    const rx = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, key, salt);
+    const long = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_80, key, salt, { native });
+    const short = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, key, salt, { native: !native }); // one of each: they agree
+    const rx = new SrtpContext(SRTP_AES128_CM_HMAC_SHA1_32, key, salt, { native });
     const out = { payloadOffset: 0 };
     for (let seq = 65530; seq < 65546; seq++) {
       const a = Buffer.alloc(200);

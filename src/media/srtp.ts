@@ -15,6 +15,7 @@ import { createCipheriv, type Cipher } from 'node:crypto';
 import { Ghash } from './ghash.js';
 import { HmacSha1 } from './sha1.js';
 import { SrtpKeystream } from './srtp-keystream.js';
+import { NativeSrtpCrypto } from './srtp-native.js';
 
 /** DTLS-SRTP protection profiles (RFC 5764 / RFC 7714 numbers, as werift reports them). */
 export const SRTP_AES128_CM_HMAC_SHA1_80 = 0x0001;
@@ -64,11 +65,18 @@ export function rtpPayloadOffset(buf: Uint8Array, len: number): number {
   return off <= len ? off : -1;
 }
 
+export interface SrtpContextOptions {
+  /** Packet crypto on the addon's OpenSSL when it is there (srtp-native.ts); false: the JS path. Default true. */
+  native?: boolean;
+}
+
 /** One direction of one SRTP session (one per leg per direction); any number of SSRCs. */
 export class SrtpContext {
   readonly tagLength: number;
-  /** The keystream window; public so tests can see its hit / on-demand counts. */
-  readonly keystream: SrtpKeystream;
+  /** The JS path's keystream window (null on the native path); public so tests can see its hit / on-demand counts. */
+  readonly keystream: SrtpKeystream | null;
+  /** The OpenSSL packet crypto, when the addon has it; then the JS crypto state below is never built. */
+  readonly native: NativeSrtpCrypto | null;
   /** SSRCs with rollover state (for tests). */
   get ssrcCount(): number {
     return this.roc.size;
@@ -82,20 +90,16 @@ export class SrtpContext {
    */
   private readonly roc = new Map<number, { roc: number; sl: number }>();
 
-  constructor(readonly profile: SrtpProfile, masterKey: Buffer, masterSalt: Buffer) {
+  constructor(readonly profile: SrtpProfile, masterKey: Buffer, masterSalt: Buffer, opts: SrtpContextOptions = {}) {
     this.gcm = profile === SRTP_AEAD_AES_128_GCM;
     this.tagLength = srtpTagLength(profile);
     const sessionKey = deriveSrtpKey(masterKey, masterSalt, 0x00, 16);
     const sessionSalt = deriveSrtpKey(masterKey, masterSalt, 0x02, 14);
-    const cipher = ecb(sessionKey);
-    this.keystream = new SrtpKeystream(cipher, sessionSalt, this.gcm);
-    if (this.gcm) {
-      this.hmac = null;
-      this.ghash = new Ghash(ecb(sessionKey).update(Buffer.alloc(16)));
-    } else {
-      this.hmac = new HmacSha1(deriveSrtpKey(masterKey, masterSalt, 0x01, 20));
-      this.ghash = null;
-    }
+    const authKey = this.gcm ? undefined : deriveSrtpKey(masterKey, masterSalt, 0x01, 20);
+    this.native = opts.native === false ? null : NativeSrtpCrypto.create(profile, sessionKey, sessionSalt, authKey);
+    this.keystream = this.native ? null : new SrtpKeystream(ecb(sessionKey), sessionSalt, this.gcm);
+    this.hmac = this.native || !authKey ? null : new HmacSha1(authKey);
+    this.ghash = this.native || !this.gcm ? null : new Ghash(ecb(sessionKey).update(Buffer.alloc(16)));
   }
 
   /**
@@ -116,9 +120,14 @@ export class SrtpContext {
       s.sl = seq;
     }
     const roc = s.roc;
+    if (this.native) {
+      const out = this.native.protect(buf, hdr, len, roc);
+      if (out < 0) throw new RangeError('SRTP protect failed');
+      return out;
+    }
     const n = len - hdr;
     if (this.gcm) {
-      const ks = this.keystream;
+      const ks = this.keystream!;
       ks.get(ssrc, roc, seq, 1 + ((n + 15) >> 4));
       xorInto(buf, hdr, len, ks.ks, ks.ksOff + 16);
       const g = this.ghashOf(buf, hdr, len);
@@ -127,7 +136,7 @@ export class SrtpContext {
       return len + 16;
     }
     if (n > 0) {
-      const ks = this.keystream;
+      const ks = this.keystream!;
       ks.get(ssrc, roc, seq, (n + 15) >> 4);
       xorInto(buf, hdr, len, ks.ks, ks.ksOff);
     }
@@ -159,8 +168,10 @@ export class SrtpContext {
       }
     }
     const n = rtpLen - hdr;
-    if (this.gcm) {
-      const ks = this.keystream;
+    if (this.native) {
+      if (this.native.unprotect(buf, hdr, len, v) < 0) return -1;
+    } else if (this.gcm) {
+      const ks = this.keystream!;
       ks.get(ssrc, v, seq, 1 + ((n + 15) >> 4));
       const g = this.ghashOf(buf, hdr, rtpLen);
       const k = ks.ks, o = ks.ksOff;
@@ -173,7 +184,7 @@ export class SrtpContext {
       h.mac(buf, rtpLen, v);
       if (!h.equalsDigest(buf, rtpLen, this.tagLength)) return -1;
       if (n > 0) {
-        const ks = this.keystream;
+        const ks = this.keystream!;
         ks.get(ssrc, v, seq, (n + 15) >> 4);
         xorInto(buf, hdr, rtpLen, ks.ks, ks.ksOff);
       }
