@@ -27,6 +27,7 @@ import { formatAddress, numericAddress, TickSocket, type NumericAddress } from '
 import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import { readRtpFields, writeRtpPacket } from './rtp-packet.js';
+import { addToWeriftStats, type WeriftStreamStatistics } from './werift-rr-stats.js';
 
 export class UnanswerableOfferError extends Error {
   constructor(message: string, override readonly cause?: unknown) {
@@ -248,14 +249,9 @@ interface RtpSenderCounters {
   runRtcp?: () => Promise<void>;
 }
 
-/** werift's per-SSRC receive statistics, which its RTCP receiver reports are built from. */
-interface WeriftStreamStats {
-  /** `now`: arrival in Unix seconds (werift's jitter for its receiver reports; it reads the clock when omitted). */
-  add(packet: { header: { sequenceNumber: number; timestamp: number; serializeSize: number }; payload: { length: number } }, now?: number): void;
-}
-
 interface WeriftReceiverInternals {
-  remoteStreams?: Record<number, WeriftStreamStats | undefined>;
+  /** werift's per-SSRC receive statistics, which its RTCP receiver reports are built from. */
+  remoteStreams?: Record<number, WeriftStreamStatistics | undefined>;
 }
 
 /** The fast media path's state, set once DTLS is up. */
@@ -269,8 +265,6 @@ interface FastPath {
   rxOut: { payloadOffset: number };
   /** Packets per SSRC handed to werift so that it sets up the receive statistics its RTCP RRs report. */
   viaWerift: Map<number, number>;
-  /** Reused stand-in for werift's RtpPacket when feeding its statistics. */
-  statPacket: { header: { sequenceNumber: number; timestamp: number; serializeSize: number }; payload: { length: number } };
   receiver: WeriftReceiverInternals;
   /** werift's own handler for what is not our RTP (STUN, DTLS, SRTCP). */
   werift: (data: Buffer, addr: [string, number]) => void;
@@ -573,7 +567,6 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         ringPos: 0,
         rxOut: { payloadOffset: 0 },
         viaWerift: new Map(),
-        statPacket: { header: { sequenceNumber: 0, timestamp: 0, serializeSize: 12 }, payload: { length: 0 } },
         receiver: this.transceiver.receiver as unknown as WeriftReceiverInternals,
         werift: transport.onData,
         tick: null,
@@ -656,26 +649,15 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     return true;
   }
 
-  private onSrtp(data: Buffer, arrivedAt: number, rrStats?: WeriftStreamStats): void {
+  private onSrtp(data: Buffer, arrivedAt: number, rrStats?: WeriftStreamStatistics): void {
     const f = this.fast!;
     const n = f.rx.unprotect(data, data.length, f.rxOut);
     if (n < 0) {
       this.stats.srtpDropped++;
       return;
     }
-    if (rrStats) {
-      const sp = f.statPacket;
-      sp.header.sequenceNumber = (data[2]! << 8) | data[3]!;
-      sp.header.timestamp = data.readUInt32BE(4);
-      sp.header.serializeSize = f.rxOut.payloadOffset;
-      sp.payload.length = n - f.rxOut.payloadOffset;
-      try {
-        // The arrival, not now: read on the tick, "now" would hand werift's RR jitter 20 ms steps.
-        rrStats.add(sp, (performance.timeOrigin + arrivedAt) / 1000);
-      } catch {
-        // Statistics only: never let them cost a packet.
-      }
-    }
+    // The arrival, not now: read on the tick, "now" would hand werift's RR jitter 20 ms steps.
+    if (rrStats) addToWeriftStats(rrStats, (data[2]! << 8) | data[3]!, data.readUInt32BE(4), f.rxOut.payloadOffset, n - f.rxOut.payloadOffset, performance.timeOrigin + arrivedAt);
     this.lastReceivedAt = arrivedAt;
     const off = f.rxOut.payloadOffset;
     this.stats.packetsIn++;
