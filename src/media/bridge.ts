@@ -18,7 +18,7 @@ import { sharedFrameClock, type FrameClock } from './frame-clock.js';
 import { decodeG711, encodeG711, G711_PAYLOAD_TYPE, type G711Law } from './g711.js';
 import { JB_EMPTY, JB_LOST, JitterBuffer } from './jitter-buffer.js';
 import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
-import { OpusFecDecoder8k, opusFecAvailable } from './opus-fec.js';
+import { createOpusFecDecoder, opusFecAvailable, type OpusFecDecoder } from './opus-fec.js';
 import { OpusLossAdapter } from './opus-loss-adapter.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
 import { parseRtcp, rttFromBlock, RtcpReceiverState, writeReport, type ParsedRtcp } from './rtcp.js';
@@ -223,8 +223,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   // WhatsApp → SIP
   private readonly jb: JitterBuffer;
   /** Chosen at the first audio packet: the FEC-capable decoder when the sender uses in-band FEC. */
-  private opusDec: OpusDecoder8k | OpusFecDecoder8k | null = null;
-  private fecDec: OpusFecDecoder8k | null = null;
+  private opusDec: OpusDecoder8k | OpusFecDecoder | null = null;
+  private fecDec: OpusFecDecoder | null = null;
   private readonly fecDecode: boolean;
   private fecRecovered = 0;
   private readonly opusIn = new Uint8Array(1500);
@@ -638,10 +638,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     }
   }
 
-  private chooseDecoder(): OpusDecoder8k | OpusFecDecoder8k {
+  private chooseDecoder(): OpusDecoder8k | OpusFecDecoder {
     if (this.fecDecode && this.wa.remoteInbandFec && opusFecAvailable()) {
       try {
-        this.fecDec = new OpusFecDecoder8k();
+        this.fecDec = createOpusFecDecoder();
         this.opusDec = this.fecDec;
         return this.fecDec;
       } catch (err) {

@@ -9,8 +9,8 @@
  *
  * Packet-loss concealment: the binding refuses an empty packet, but libopus conceals a frame when a packet
  * carries a TOC byte and no frame data (opus_decode_frame with len <= 1), for the duration the TOC states.
- * FEC decoding (decode_fec=1) is not reachable through the native addon: src/media/opus-fec.ts runs the package's
- * libopus wasm build for a sender that uses in-band FEC. Inband FEC is produced by our encoder.
+ * FEC decoding (decode_fec=1) is not reachable through the package's addon: for a sender that uses in-band FEC,
+ * src/media/opus-fec.ts decodes on the system's libopus (the media addon) or on the package's libopus wasm build. Inband FEC is produced by our encoder.
  */
 import { createRequire } from 'node:module';
 import { Decoder, Encoder } from '@evan/opus';

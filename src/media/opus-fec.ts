@@ -3,15 +3,32 @@
  * arrived, libopus rebuilds the lost frame from the LBRR copy the sender put in the next packet
  * (opus_decode(..., decode_fec = 1)), which sounds far better than concealment alone.
  *
- * @evan/opus's native addon exposes no decode_fec, so this decoder runs on the package's own libopus WebAssembly
- * build (same libopus, same shipped files), instantiated here so that opus_decode can be called with every
- * argument. One module instance serves every decoder in the process; buffers in its memory are reused, so a frame
- * costs no allocation. Decoding on wasm costs a few µs more per frame than the native addon (see the benchmark).
+ * @evan/opus's native addon exposes no decode_fec. createOpusFecDecoder() therefore takes the system's libopus
+ * through the media addon (opus-fec-native.ts) when libopus.so.0 is there, and otherwise OpusFecDecoder8k below,
+ * which runs the package's own libopus WebAssembly build (same shipped files), instantiated here so that
+ * opus_decode can be called with every argument. One module instance serves every wasm decoder in the process;
+ * buffers in its memory are reused, so a frame costs no allocation. Decoding on wasm costs 1.3-1.7x the CPU of
+ * native libopus per frame (README, "Opus FEC/PLC decoding on native libopus").
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { NativeOpusFecDecoder8k, nativeOpusFecVersion } from './opus-fec-native.js';
 import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, PCM_RATE } from './opus-codec.js';
+
+/** What the bridge holds: either implementation. */
+export interface OpusFecDecoder {
+  /** Frames rebuilt from FEC data. */
+  fecFrames: number;
+  /** Decodes one packet to 8 kHz mono; returns the samples written. Throws on a corrupt packet. */
+  decode(packet: Uint8Array, out: Int16Array): number;
+  /** Rebuilds the 20 ms frame lost just before `next` from next's in-band FEC (plain concealment when it has none). */
+  decodeFec(next: Uint8Array, out: Int16Array): number;
+  /** Concealment (PLC) for one lost 20 ms frame. */
+  conceal(out: Int16Array): number;
+  /** Frees the decoder state; the decoder is unusable (throws) afterwards. */
+  destroy(): void;
+}
 
 interface OpusWasm {
   memory: WebAssembly.Memory;
@@ -67,12 +84,30 @@ function load(): Module | null {
   return mod;
 }
 
-/** True when the wasm build loaded (FEC decoding available). */
-export function opusFecAvailable(): boolean {
+/** True when the wasm build loaded. */
+export function opusWasmFecAvailable(): boolean {
   return load() !== null;
 }
 
-export class OpusFecDecoder8k {
+/** Which libopus createOpusFecDecoder() uses: the system's ('native'), the wasm build, or none (no FEC decoding). */
+export function opusFecImplementation(): 'native' | 'wasm' | null {
+  if (nativeOpusFecVersion() !== null) return 'native';
+  return load() !== null ? 'wasm' : null;
+}
+
+/** True when FEC decoding is available (native or wasm). */
+export function opusFecAvailable(): boolean {
+  return opusFecImplementation() !== null;
+}
+
+/** A FEC-capable decoder on native libopus when available, else on the wasm build; throws when neither is. */
+export function createOpusFecDecoder(): OpusFecDecoder {
+  return opusFecImplementation() === 'native' ? new NativeOpusFecDecoder8k() : new OpusFecDecoder8k();
+}
+
+export { nativeOpusFecVersion };
+
+export class OpusFecDecoder8k implements OpusFecDecoder {
   private readonly m: Module;
   private st: number;
   /** Frames rebuilt from FEC data. */
