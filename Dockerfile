@@ -20,6 +20,9 @@ RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
+# libopus0: the media addon opens libopus.so.0 at run time to decode WhatsApp's Opus with FEC/PLC natively
+# (native/opus_fec.c); without it that decoding falls back to the slower WebAssembly build.
+RUN apt-get update && apt-get install -y --no-install-recommends libopus0 && rm -rf /var/lib/apt/lists/*
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/build/Release/udp_batch.node ./build/Release/

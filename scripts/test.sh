@@ -10,6 +10,8 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v opusinfo >/dev/null 2>&1 || need+=(opus-tools) # checks Ogg/Opus recordings (~0.3 MB with its two libraries)
+# libopus.so.0: the media addon decodes Opus with FEC/PLC on it (src/media/opus-fec-native.ts); opus-tools pulls it in too.
+{ ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep 'libopus\.so\.0 ' >/dev/null || need+=(libopus0)
 command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon) # ICE-lite relay double (test/peers/rtpengine)
 # PostgreSQL server binaries (Debian keeps them off PATH, in /usr/lib/postgresql/<version>/bin): the call-record tests
 # start a throwaway cluster with them (test/peers/postgres.ts).

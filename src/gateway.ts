@@ -15,6 +15,7 @@ import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
 import { preciseTimerAvailable } from './media/precise-timer.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
+import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
 import { dispatchEvent } from './calls/dispatch.js';
 import { handleBusinessInvite } from './calls/business-initiated.js';
 import { PbxGuard } from './calls/pbx-guard.js';
@@ -73,6 +74,9 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     logger.info({ tickReads: config.media.tickReads }, config.media.tickReads ? 'media sockets are read on the media tick' : 'media sockets are read on arrival');
   }
   if (!preciseTimerAvailable()) logger.warn('the media addon gives no timerfd here: the 20 ms media clock runs on setTimeout, so ticks start 1–2 ms late');
+  const opusImpl = opusFecImplementation();
+  if (opusImpl === 'native') logger.info(`Opus decoding (FEC/PLC) on native ${nativeOpusFecVersion()}`);
+  else logger.warn(`libopus.so.0 not found (Debian package libopus0) or the media addon not built: Opus with FEC/PLC is decoded ${opusImpl === 'wasm' ? 'on the WebAssembly build, ~3-12 µs more CPU per 20 ms frame' : 'without FEC (no wasm build either)'}`);
   const permissionStore = new SqlitePermissionStore(config.store.sqlitePath);
   const ledger = new PermissionLedger({
     store: permissionStore, logger, metrics, clock: opts.clock,
