@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { PortPool } from './port-pool.js';
-import { parseRtcp, RtcpReceiverState, rttFromBlock, writeReport, type ParsedRtcp } from './rtcp.js';
+import { SrtcpReporter } from './srtcp-reporter.js';
 import { readRtpFields, seqDiff, writeRtpPacket } from './rtp-packet.js';
 import {
   buildSdesSdp, chooseCrypto, formatCryptoAttribute, freshSdesKey, isSdesSdp, parseCryptoAttribute,
@@ -25,7 +25,6 @@ import {
 } from './sdes.js';
 import { SrtcpContext, SrtcpGcmContext, type Srtcp } from './srtcp.js';
 import { SRTP_AEAD_AES_128_GCM, SrtpContext } from './srtp.js';
-import { RtpReceiveStats } from './stats.js';
 import { formatAddress, numericAddress, sameAddress, TickSocket, type NumericAddress } from './tick-socket.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
@@ -121,10 +120,16 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   opusPayloadType: number;
   dtmfPayloadType: number | null;
   remoteInbandFec = false;
-  /** From the remote's RTCP reports about our stream (AES-CM suite), once one arrived. */
-  rttMs?: number;
-  remoteFractionLost?: number;
-  remotePacketsLost?: number;
+  /** From the remote's RTCP reports about our stream, once one arrived. */
+  get rttMs(): number | undefined {
+    return this.rtcp.rttMs;
+  }
+  get remoteFractionLost(): number | undefined {
+    return this.rtcp.remoteFractionLost;
+  }
+  get remotePacketsLost(): number | undefined {
+    return this.rtcp.remotePacketsLost;
+  }
   readonly stats: SdesLegStats = {
     packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0, droppedInvalid: 0, droppedBeforeKeys: 0,
     relatched: 0, rtcpIn: 0, rtcpOut: 0, srtcpDropped: 0, sendErrors: 0,
@@ -156,14 +161,8 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   private readonly rxInfo: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false, arrivedAt: 0 };
   private readonly log: MediaLogger;
   private closing: Promise<void> | null = null;
-  private readonly rxStats = new RtpReceiveStats(48000);
-  private readonly rtcpRx = new RtcpReceiverState(this.rxStats);
-  private readonly rtcpParsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
-  private rtcpTimer: NodeJS.Timeout | null = null;
+  private readonly rtcp: SrtcpReporter;
   private rtcpMux = true;
-  private readonly rtcpIntervalMs: number;
-  private readonly cname = randomBytes(12).toString('base64');
-  private sent = { packets: 0, octets: 0, rtpTimestamp: 0, at: 0 };
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -178,7 +177,10 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.log = opts.logger ?? silentLogger;
     this.opusPayloadType = opusPt;
     this.dtmfPayloadType = dtmfPt;
-    this.rtcpIntervalMs = opts.rtcpIntervalMs ?? 5000;
+    this.rtcp = new SrtcpReporter({
+      ssrc: this.ssrc, counters: this.stats, log: this.log, intervalMs: opts.rtcpIntervalMs,
+      send: (packet) => this.sendSrtcp(packet),
+    });
     this.family = socket.address().family === 'IPv6' ? 6 : 4;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     socket.on('error', (err) => this.log.warn({ err: err.message, port }, 'sdes socket error'));
@@ -202,8 +204,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     try {
       if (skipped.length > 0) leg.log.info({ skipped }, 'sdes: a=crypto lines skipped');
       const mine = freshSdesKey(crypto.suite);
-      leg.rx = keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0);
-      leg.tx = keysOf(crypto.suite, mine.masterKey, mine.masterSalt);
+      leg.setKeys(keysOf(crypto.suite, mine.masterKey, mine.masterSalt), keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0));
       leg.suite = crypto.suite;
       leg.remoteInbandFec = usesInbandFec(offerSdp, opusPt!);
       leg.localSdp = buildSdesSdp({
@@ -261,8 +262,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     const ours = this.offered.get(crypto.tag)!;
     const { opusPt, dtmfPt } = parseAudioPayloadTypes(answerSdp);
     if (!isIPv6(this.socketAddress()) && media.family === 'IP6') throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: IPv6 media address ${media.address} on an IPv4 socket`);
-    this.rx = keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0);
-    this.tx = keysOf(crypto.suite, ours.masterKey, ours.masterSalt);
+    this.setKeys(keysOf(crypto.suite, ours.masterKey, ours.masterSalt), keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0));
     this.suite = crypto.suite;
     this.offered.clear();
     this.opusPayloadType = opusPt!;
@@ -304,19 +304,13 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
     this.stats.packetsOut++;
     this.stats.bytesOut += length;
-    const s = this.sent;
-    s.packets++;
-    s.octets += length;
-    s.rtpTimestamp = params.timestamp >>> 0;
-    s.at = Date.now();
-    if (s.packets === 1) this.startRtcp();
+    if (this.rtcpMux) this.rtcp.onRtpSent(length, params.timestamp);
   }
 
   /** Closes the socket and returns the port to the pool, once; later calls return the same promise. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
-    if (this.rtcpTimer) clearInterval(this.rtcpTimer);
-    this.rtcpTimer = null;
+    this.rtcp.stop();
     this.closing = new Promise<void>((resolve) => {
       try {
         this.socket.close(() => resolve());
@@ -362,6 +356,12 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
     if (pool && !lastErr) pool.acquire(); // throws the pool's exhaustion error
     throw new MediaSetupError(`could not bind a UDP port for the SDES leg on ${bindAddress}: ${lastErr?.message ?? 'no port'}`);
+  }
+
+  private setKeys(tx: Keys, rx: Keys): void {
+    this.tx = tx;
+    this.rx = rx;
+    this.rtcp.setKeys(tx.srtcp, rx.srtcp, rx.mkiLength);
   }
 
   private socketAddress(): string {
@@ -418,7 +418,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     // RFC 5761 demultiplexing: RTCP packet types 192–223 are PT 64–95 once the marker bit is masked off.
     const pt = msg[1]! & 0x7f;
     if (pt >= 64 && pt <= 95) {
-      this.onSrtcp(msg, rx);
+      this.rtcp.onSrtcp(msg, msg.length);
       return;
     }
     let len = msg.length;
@@ -442,8 +442,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     info.arrivedAt = arrivedAt;
     this.latch(from, info.sequenceNumber);
     this.lastReceivedAt = arrivedAt;
-    this.rxStats.update(info.sequenceNumber, info.timestamp, this.lastReceivedAt);
-    this.rtcpRx.remoteSsrc = info.ssrc;
+    this.rtcp.onRtpReceived(info.ssrc, info.sequenceNumber, info.timestamp, arrivedAt);
     const off = this.rxOut.payloadOffset;
     this.stats.packetsIn++;
     this.stats.bytesIn += n - off;
@@ -475,57 +474,18 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
   }
 
-  private onSrtcp(msg: Buffer, rx: Keys): void {
-    const plain = rx.srtcp.unprotect(msg, msg.length, rx.mkiLength);
-    if (!plain) {
-      this.stats.srtcpDropped++;
-      return;
-    }
-    this.stats.rtcpIn++;
-    const parsed = this.rtcpParsed;
-    if (!parseRtcp(plain, plain.length, parsed)) return;
-    if (parsed.srNtpMiddle >= 0) this.rtcpRx.onSenderReport(parsed.srNtpMiddle, monoNow());
-    for (const b of parsed.blocks) {
-      if (b.ssrc !== this.ssrc) continue;
-      this.remoteFractionLost = b.fractionLost / 256;
-      this.remotePacketsLost = b.cumulativeLost;
-      const rtt = rttFromBlock(b, Date.now());
-      if (rtt !== null) this.rttMs = rtt;
-    }
-  }
-
-  private startRtcp(): void {
-    if (this.rtcpIntervalMs <= 0 || !this.rtcpMux || this.rtcpTimer || this.closing || !this.tx?.srtcp) return;
-    this.rtcpTimer = setInterval(() => {
-      // A throw in a timer would end the process; a report that cannot go is only a missed report.
-      try {
-        this.sendRtcp();
-      } catch (err) {
-        this.stats.sendErrors++;
-        this.log.warn({ err: (err as Error).message }, 'sdes: RTCP report not sent');
-      }
-    }, this.rtcpIntervalMs);
-    this.rtcpTimer.unref();
-  }
-
-  /** A compound SR (or RR) + SDES CNAME, over SRTCP. */
+  /** A compound SR (or RR) + SDES CNAME, over SRTCP, now (the reporter also sends one every rtcpIntervalMs). */
   sendRtcp(): void {
+    if (this.rtcpMux && !this.closing) this.rtcp.sendReport();
+  }
+
+  private sendSrtcp(packet: Buffer): boolean {
     const to = this.latchedTo ?? this.signalled;
-    const srtcp = this.tx?.srtcp;
-    if (!to || !srtcp || !this.rtcpMux || this.closing) return;
-    const buf = Buffer.alloc(52 + 8 + 2 + 32 + 4);
-    const now = Date.now();
-    const s = this.sent;
-    const sender = s.packets > 0
-      ? { ssrc: this.ssrc, unixMs: now, rtpTimestamp: (s.rtpTimestamp + Math.round((now - s.at) * 48)) >>> 0, packets: s.packets, octets: s.octets }
-      : null;
-    let len = writeReport(buf, this.ssrc, sender, this.rxStats.packets > 0 ? this.rtcpRx : null, monoNow());
-    len += writeSdesCname(buf, len, this.ssrc, this.cname);
-    const packet = srtcp.protect(buf, len);
+    if (!to || !this.rtcpMux || this.closing) return false;
     this.socket.send(packet, to.port, to.address, (err) => {
       if (err) this.stats.sendErrors++;
     });
-    this.stats.rtcpOut++;
+    return true;
   }
 
   private setState(s: WebRtcLegState): void {
@@ -533,21 +493,5 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.state = s;
     this.emit('state', s);
   }
-}
-
-/** RFC 3550 §6.5: an SDES packet with one chunk (our SSRC, CNAME), padded to 32 bits. Returns its length. */
-function writeSdesCname(buf: Buffer, off: number, ssrc: number, cname: string): number {
-  const text = Buffer.from(cname, 'ascii').subarray(0, 255);
-  const chunk = 4 + 2 + text.length + 1;
-  const padded = (chunk + 3) & ~3;
-  buf[off] = 0x81;
-  buf[off + 1] = 202;
-  buf.writeUInt16BE(padded / 4, off + 2);
-  buf.writeUInt32BE(ssrc >>> 0, off + 4);
-  buf[off + 8] = 1;
-  buf[off + 9] = text.length;
-  text.copy(buf, off + 10);
-  buf.fill(0, off + 10 + text.length, off + 4 + padded);
-  return 4 + padded;
 }
 

@@ -132,8 +132,8 @@ describe('WebRtcLeg', () => {
     expect(leg.stats.packetsIn).toBeGreaterThan(40);
     expect(leg.stats.srtpDropped).toBe(0);
     expect(leg.lastReceivedAt).toBeGreaterThan(t0);
-    // RTCP both ways on either path: libwebrtc got our receiver reports about its stream (remote-inbound-rtp), and
-    // its reports about ours gave werift an RTT.
+    // RTCP both ways on every path: libwebrtc got our receiver reports about its stream (remote-inbound-rtp), and
+    // its reports about ours gave us an RTT (werift's on its path, srtcp-reporter.ts on the fast path).
     const until = performance.now() + 6000;
     let remoteInbound: { packetsLost?: number; jitter?: number } | undefined;
     while (performance.now() < until && (!remoteInbound || leg.rttMs === undefined)) {
@@ -144,7 +144,7 @@ describe('WebRtcLeg', () => {
     }
     expect(remoteInbound).toBeDefined();
     expect(remoteInbound!.packetsLost ?? 0).toBeLessThanOrEqual(2);
-    // Our receiver reports' jitter (werift's, fed with each packet's arrival): loopback has next to none, also when the
+    // Our receiver reports' jitter (from each packet's arrival): loopback has next to none, also when the
     // socket is read on the tick (whose time would put 20 ms steps into it).
     expect(remoteInbound!.jitter ?? 0).toBeLessThan(0.02);
     expect(leg.rttMs).toBeGreaterThanOrEqual(0);

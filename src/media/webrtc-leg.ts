@@ -6,10 +6,11 @@
  * answer, DTLS client (`a=setup:active` in answers), no `a=ice-lite`, only sha-256 fingerprints, and the SDP
  * is returned only after candidate gathering completed (no trickle with Meta).
  *
- * werift does ICE, DTLS, consent freshness and RTCP. Once connected, RTP takes the fast path (mediaPath 'fast',
- * the default): the SRTP keys are read from werift's DTLS transport, received SRTP is taken off the ICE socket
- * before werift parses it (STUN, DTLS and SRTCP still go to werift) and decrypted by src/media/srtp.ts, and sent
- * RTP is protected there and written straight to the nominated pair's socket while consent is fresh. werift's
+ * werift does ICE, DTLS and consent freshness. Once connected, RTP and RTCP take the fast path (mediaPath 'fast',
+ * the default): the SRTP keys are read from werift's DTLS transport, received SRTP and SRTCP are taken off the ICE
+ * socket before werift parses them (STUN and DTLS still go to werift), SRTP is decrypted by src/media/srtp.ts and
+ * RTCP handled by src/media/srtcp-reporter.ts (werift's report loops are stopped), and sent RTP is protected there
+ * and written straight to the nominated pair's socket while consent is fresh. werift's
  * own per-packet path costs about twice as much (design.md); it stays as the fallback when its internals are
  * not where we expect them or the profile is unknown, and as mediaPath 'werift'.
  */
@@ -21,13 +22,14 @@ import {
 } from 'werift';
 import { networkInterfaces } from 'node:os';
 import type { PortPool } from './port-pool.js';
-import { isSupportedSrtpProfile, SrtpContext } from './srtp.js';
+import { isSupportedSrtpProfile, SRTP_AEAD_AES_128_GCM, SrtpContext } from './srtp.js';
 import { coalesceDtlsFlights } from './dtls-coalesce.js';
 import { formatAddress, numericAddress, TickSocket, type NumericAddress } from './tick-socket.js';
 import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import { readRtpFields, writeRtpPacket } from './rtp-packet.js';
-import { addToWeriftStats, type WeriftStreamStatistics } from './werift-rr-stats.js';
+import { SrtcpReporter } from './srtcp-reporter.js';
+import { SrtcpContext, SrtcpGcmContext } from './srtcp.js';
 
 export class UnanswerableOfferError extends Error {
   constructor(message: string, override readonly cause?: unknown) {
@@ -69,6 +71,8 @@ export interface WebRtcLegOptions {
   dtmfPayloadType?: number;
   /** 'fast' (default): our SRTP + socket path once connected; 'werift': werift's RTP sender/receiver throughout. */
   mediaPath?: 'fast' | 'werift';
+  /** Our RTCP report interval on the fast path (werift keeps its own on its path); 0: none. Default 5000. */
+  rtcpIntervalMs?: number;
   logger?: MediaLogger;
 }
 
@@ -241,17 +245,10 @@ interface DtlsTransportInternals {
   iceTransport?: { connection?: IceConnectionInternals };
 }
 
-interface RtpSenderCounters {
-  packetCount: number;
-  octetCount: number;
-  rtpTimestamp: number;
-  ntpTimestamp: bigint;
-  runRtcp?: () => Promise<void>;
-}
-
-interface WeriftReceiverInternals {
-  /** werift's per-SSRC receive statistics, which its RTCP receiver reports are built from. */
-  remoteStreams?: Record<number, WeriftStreamStatistics | undefined>;
+/** werift's RTCP report loop on its RTP sender and receiver (each every 0.5–1.5 s). */
+interface WeriftRtcpLoop {
+  rtcpRunning?: boolean;
+  rtcpCancel?: AbortController;
 }
 
 /** The fast media path's state, set once DTLS is up. */
@@ -263,10 +260,9 @@ interface FastPath {
   ring: Buffer[];
   ringPos: number;
   rxOut: { payloadOffset: number };
-  /** Packets per SSRC handed to werift so that it sets up the receive statistics its RTCP RRs report. */
-  viaWerift: Map<number, number>;
-  receiver: WeriftReceiverInternals;
-  /** werift's own handler for what is not our RTP (STUN, DTLS, SRTCP). */
+  /** Our RTCP with the user over SRTCP (werift's report loops are stopped on this path). */
+  rtcp: SrtcpReporter;
+  /** werift's own handler for what is not our RTP or RTCP (STUN, DTLS). */
   werift: (data: Buffer, addr: [string, number]) => void;
   /** Set when the ICE socket is read on the media tick (readOnTick). */
   tick: TickSocket | null;
@@ -276,8 +272,6 @@ interface FastPath {
 }
 
 const SEND_RING = 8;
-/** 2^32 · seconds between 1900 (NTP) and 1970 (Unix), for the RTCP SR time werift sends from our counters. */
-const NTP_EPOCH_OFFSET_S = 2_208_988_800;
 
 /** Unsignalled SSRCs bound per leg; one is the norm, a few cover a relay that switches SSRC mid-call. */
 const MAX_UNSIGNALLED_SSRCS = 4;
@@ -294,7 +288,11 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   dtmfPayloadType: number | null;
   /** The WhatsApp side's SDP has useinbandfec=1 for Opus: lost frames can be rebuilt from the next packet. */
   remoteInbandFec = false;
-  readonly stats = { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0 };
+  readonly stats = {
+    packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0,
+    // RTCP on the fast path (werift counts its own on its path)
+    rtcpIn: 0, rtcpOut: 0, srtcpDropped: 0, sendErrors: 0,
+  };
   /** Which path carries RTP: 'werift' until connected (and as the fallback), 'fast' once our SRTP path took over. */
   mediaPath: 'fast' | 'werift' = 'werift';
 
@@ -312,10 +310,12 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   private readonly wantFastPath: boolean;
   private fast: FastPath | null = null;
   private wantTickReads = false;
+  private readonly rtcpIntervalMs: number | undefined;
 
   private constructor(opts: WebRtcLegOptions, opusPt: number, dtmfPt: number | null) {
     super();
     this.log = opts.logger ?? silentLogger;
+    this.rtcpIntervalMs = opts.rtcpIntervalMs;
     this.wantFastPath = (opts.mediaPath ?? 'fast') === 'fast';
     this.opusPayloadType = opusPt;
     this.dtmfPayloadType = dtmfPt;
@@ -447,23 +447,24 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     return this.transceiver?.sender.ssrc ?? 0;
   }
 
-  /** Round-trip time (ms) werift measured from the peer's RTCP receiver reports about our stream, when known. */
+  /** Round-trip time (ms) from the peer's RTCP receiver reports about our stream, when known. */
   get rttMs(): number | undefined {
+    if (this.fast) return this.fast.rtcp.rttMs;
     const rtt = this.senderReport('rtt');
     return rtt !== undefined && rtt >= 0 ? rtt * 1000 : undefined;
   }
 
-  /** Fraction of our packets lost, from the remote's latest RTCP receiver report (werift keeps it); undefined before one. */
+  /** Fraction of our packets lost, from the remote's latest RTCP receiver report; undefined before one. */
   get remoteFractionLost(): number | undefined {
-    return this.senderReport('remoteFractionLost');
+    return this.fast ? this.fast.rtcp.remoteFractionLost : this.senderReport('remoteFractionLost');
   }
 
   /** Our packets the remote reports lost in all (its RTCP cumulative number lost); undefined before a report. */
   get remotePacketsLost(): number | undefined {
-    return this.senderReport('remotePacketsLost');
+    return this.fast ? this.fast.rtcp.remotePacketsLost : this.senderReport('remotePacketsLost');
   }
 
-  /** A figure werift's RTP sender keeps from the remote's RTCP reports; undefined until one gave it. */
+  /** On werift's RTP path: a figure its RTP sender keeps from the remote's RTCP reports; undefined until one gave it. */
   private senderReport(key: 'rtt' | 'remoteFractionLost' | 'remotePacketsLost'): number | undefined {
     const v = (this.transceiver?.sender as unknown as Partial<Record<typeof key, number>> | undefined)?.[key];
     return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
@@ -520,23 +521,27 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     if (length > 1400) return;
     const buf = f.ring[f.ringPos]!;
     f.ringPos = (f.ringPos + 1) % SEND_RING;
-    const sender = t.sender as unknown as RtpSenderCounters & { ssrc: number };
-    const n = f.tx.protect(buf, writeRtpPacket(buf, params, sender.ssrc, payload, offset, length));
+    const n = f.tx.protect(buf, writeRtpPacket(buf, params, t.sender.ssrc, payload, offset, length));
+    this.sendOnPair(f, pair, buf, n);
+    this.stats.packetsOut++;
+    this.stats.bytesOut += length;
+    f.rtcp.onRtpSent(length, params.timestamp);
+  }
+
+  /** One datagram to the nominated pair: queued for the tick's batch when the socket is read on the tick. */
+  private sendOnPair(f: FastPath, pair: CandidatePairInternals, buf: Buffer, n: number): void {
     const to = f.tick ? this.tickDestination(f, pair) : null;
     if (to) f.tick!.sendTo(buf, 0, n, to);
     else f.transport.socket.send(buf, 0, n, pair.remoteAddr[1], pair.remoteAddr[0]);
-    this.stats.packetsOut++;
-    this.stats.bytesOut += length;
-    // werift still sends the RTCP sender reports: keep its counters (and, now and then, the NTP/RTP pair) ours.
-    sender.packetCount = (sender.packetCount + 1) >>> 0;
-    sender.octetCount += length;
-    if ((this.stats.packetsOut & 15) === 1) {
-      sender.rtpTimestamp = params.timestamp >>> 0;
-      const ms = performance.timeOrigin + performance.now();
-      const sec = Math.floor(ms / 1000);
-      sender.ntpTimestamp = (BigInt(sec + NTP_EPOCH_OFFSET_S) << 32n) | BigInt(Math.floor(((ms - sec * 1000) / 1000) * 0x100000000));
-      if (this.stats.packetsOut === 1) sender.runRtcp?.().catch(() => {});
-    }
+  }
+
+  /** An SRTCP packet to the user, on the same terms as media (a nominated pair with consent). */
+  private sendSrtcp(packet: Buffer): boolean {
+    const f = this.fast;
+    const pair = f?.conn.nominated;
+    if (!f || !pair || this.closing || f.transport.closed || (f.conn.canSendApplicationData && !f.conn.canSendApplicationData())) return false;
+    this.sendOnPair(f, pair, packet, packet.length);
+    return true;
   }
 
   /**
@@ -559,6 +564,12 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         return;
       }
       const k = cfg.keys;
+      const srtcp = (key: Buffer, salt: Buffer) => cfg.profile === SRTP_AEAD_AES_128_GCM ? new SrtcpGcmContext(key, salt) : new SrtcpContext(key, salt);
+      const rtcp = new SrtcpReporter({
+        ssrc: this.transceiver.sender.ssrc, counters: this.stats, log: this.log, intervalMs: this.rtcpIntervalMs,
+        send: (packet) => this.sendSrtcp(packet),
+      });
+      rtcp.setKeys(srtcp(k.localMasterKey, k.localMasterSalt), srtcp(k.remoteMasterKey, k.remoteMasterSalt));
       const f: FastPath = {
         tx: new SrtpContext(cfg.profile, k.localMasterKey, k.localMasterSalt),
         rx: new SrtpContext(cfg.profile, k.remoteMasterKey, k.remoteMasterSalt),
@@ -566,8 +577,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         ring: Array.from({ length: SEND_RING }, () => Buffer.alloc(1500)),
         ringPos: 0,
         rxOut: { payloadOffset: 0 },
-        viaWerift: new Map(),
-        receiver: this.transceiver.receiver as unknown as WeriftReceiverInternals,
+        rtcp,
         werift: transport.onData,
         tick: null,
         socketFamily: transport.socket.address().family === 'IPv6' ? 6 : 4,
@@ -578,6 +588,11 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       };
       // Each packet reaches the kernel inside send(): no extra tick, and the send ring's buffers are free again at once.
       if (!answerLiteralsAtOnce(transport.socket)) this.log.debug({}, 'dgram internals differ: sends resolve on the next tick');
+      // werift starts its report loops with the first RTP it handles, which now never reaches it; stop any running.
+      for (const loop of [this.transceiver.sender, this.transceiver.receiver] as unknown as WeriftRtcpLoop[]) {
+        loop.rtcpRunning = false;
+        loop.rtcpCancel?.abort();
+      }
       this.fast = f;
       this.mediaPath = 'fast';
       if (this.wantTickReads) this.readOnTick();
@@ -605,7 +620,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
 
   private readonly onTickDatagram = (data: Buffer, from: NumericAddress, arrivedAt: number): void => {
     if (this.takeSrtp(data, arrivedAt)) return;
-    // werift may keep what it is given past this call (DTLS, SRTCP), and `data` is a view of a shared area.
+    // werift may keep what it is given past this call (DTLS), and `data` is a view of a shared area.
     const f = this.fast!;
     const copy = Buffer.from(data);
     const address = formatAddress(from);
@@ -626,38 +641,24 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   /**
-   * RFC 7983 / RFC 5761 demultiplexing on the fast path: RTP (not RTCP, PT 64–95 after the marker bit) is ours and
-   * handled here (true); STUN, DTLS and SRTCP stay with werift (false).
+   * RFC 7983 / RFC 5761 demultiplexing on the fast path: RTP and RTCP (PT 64–95 after the marker bit) are ours and
+   * handled here (true); STUN and DTLS stay with werift (false).
    */
   private takeSrtp(data: Buffer, arrivedAt: number): boolean {
     if (data.length < 12 || (data[0]! & 0xc0) !== 0x80) return false;
-    const pt = data[1]! & 0x7f;
-    if (pt >= 64 && pt <= 95) return false;
     const f = this.fast!;
-    // The first packets of a stream take werift's path: its receiver then keeps statistics for the SSRC and sends
-    // RTCP receiver reports about it, which we keep feeding in onSrtp.
-    const ssrc = data.readUInt32BE(8);
-    const stats = f.receiver.remoteStreams?.[ssrc];
-    if (!stats) {
-      const n = f.viaWerift.get(ssrc) ?? 0;
-      if (n < 3 && f.viaWerift.size < 8) {
-        f.viaWerift.set(ssrc, n + 1);
-        return false;
-      }
-    }
-    this.onSrtp(data, arrivedAt, stats);
+    const pt = data[1]! & 0x7f;
+    if (pt >= 64 && pt <= 95) f.rtcp.onSrtcp(data, data.length);
+    else this.onSrtp(f, data, arrivedAt);
     return true;
   }
 
-  private onSrtp(data: Buffer, arrivedAt: number, rrStats?: WeriftStreamStatistics): void {
-    const f = this.fast!;
+  private onSrtp(f: FastPath, data: Buffer, arrivedAt: number): void {
     const n = f.rx.unprotect(data, data.length, f.rxOut);
     if (n < 0) {
       this.stats.srtpDropped++;
       return;
     }
-    // The arrival, not now: read on the tick, "now" would hand werift's RR jitter 20 ms steps.
-    if (rrStats) addToWeriftStats(rrStats, (data[2]! << 8) | data[3]!, data.readUInt32BE(4), f.rxOut.payloadOffset, n - f.rxOut.payloadOffset, performance.timeOrigin + arrivedAt);
     this.lastReceivedAt = arrivedAt;
     const off = f.rxOut.payloadOffset;
     this.stats.packetsIn++;
@@ -665,6 +666,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     const info = this.rxInfo;
     readRtpFields(data, info);
     info.arrivedAt = arrivedAt;
+    // The arrival, not now: read on the tick, "now" would give the RR's jitter 20 ms steps.
+    f.rtcp.onRtpReceived(info.ssrc, info.sequenceNumber, info.timestamp, arrivedAt);
     const payload = data.subarray(off, n);
     if (info.payloadType === this.opusPayloadType) this.emit('audio', payload, info);
     else if (info.payloadType === this.dtmfPayloadType) this.emit('dtmf', payload, info);
@@ -674,6 +677,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   /** Closes the peer connection (sockets included) once; later calls return the same promise. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    this.fast?.rtcp.stop();
     this.closing = (async () => {
       try {
         await this.pc.close();
