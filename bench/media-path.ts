@@ -113,7 +113,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   worker.on('message', (m: WorkerReply) => {
     if (m.type === 'failed') failures.push(`call ${m.id}: ${m.error}`);
     const key = 'id' in m ? `${m.type}:${m.id}` : m.type;
-    const w = waiters.get(key) ?? (m.type === 'failed' ? waiters.get(`connected:${m.id}`) : undefined);
+    const w = waiters.get(key);
     if (w) {
       waiters.delete(key);
       w(m);
@@ -179,12 +179,18 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
       batch.push((async () => {
         const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', portPool: peerPool });
         const echoPort = await openEcho();
+        // A call that never connects (a port taken by another process, say) must fail the rung, not hang the bench.
+        const failed = new Promise<never>((_, reject) => {
+          waiters.set(`failed:${id}`, (m) => reject(new Error(m.type === 'failed' ? m.error : 'failed')));
+          setTimeout(() => reject(new Error('not connected within 30 s')), 30_000).unref();
+        });
+        failed.catch(() => undefined);
         const connected = waitFor<WorkerReply>(`connected:${id}`);
-        const ans = await request<Extract<WorkerReply, { type: 'answer' }>>({ type: 'offer', id, sdp: leg.localSdp, echoPort }, `answer:${id}`);
+        const ans = await Promise.race([request<Extract<WorkerReply, { type: 'answer' }>>({ type: 'offer', id, sdp: leg.localSdp, echoPort }, `answer:${id}`), failed]);
         await leg.setRemoteAnswer(ans.sdp);
-        const c = await connected;
-        if (c.type === 'failed') throw new Error(c.error);
-        await leg.connected;
+        await Promise.race([connected, failed]);
+        await Promise.race([leg.connected, failed]);
+        waiters.delete(`failed:${id}`);
         const p: Peer = { leg, sent: 0, rx: new SeqTracker(), seq: id * 7, ts: id * 1000, frame: id % 50 };
         // From the moment the users talk: every gap in the gateway's sequence numbers is a packet it lost.
         leg.on('audio', (_payload, info) => { if (armed || p.rx.started) p.rx.add(info.sequenceNumber); });
