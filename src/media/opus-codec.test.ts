@@ -66,4 +66,9 @@ describe('opus-codec', () => {
     expect(detectTone(plc, 8000, 1000).detected).toBe(true);
     expect(dec.decode(new Uint8Array(0), plc)).toBe(160); // an empty payload also conceals
   });
+
+  it('conceals one 20 ms frame also before any packet arrived', () => {
+    const out = new Int16Array(960);
+    expect(new OpusDecoder8k().conceal(out)).toBe(160);
+  });
 });

@@ -73,7 +73,7 @@ export const opusFastPath = fast !== null;
 export class OpusDecoder8k {
   private readonly dec = new Decoder({ channels: 1, sample_rate: PCM_RATE });
   /** TOC of the last good packet, reused to ask libopus to conceal a frame of the same mode and duration. */
-  private plcToc = new Uint8Array([0x0b << 3]); // NB SILK 20 ms, until a real packet arrives
+  private plcToc = new Uint8Array([1 << 3]); // config 1: SILK narrowband 20 ms, until a real packet arrives
 
   /**
    * Decodes one Opus packet (any rate or channel count; stereo is downmixed) to 8 kHz mono in `out`.
