@@ -100,12 +100,6 @@ static void on_finalize(napi_env env, void *data, void *hint) {
   release(t);
 }
 
-static napi_value int_value(napi_env env, int64_t n) {
-  napi_value out;
-  napi_create_int64(env, n, &out);
-  return out;
-}
-
 static media_timer *timer_arg(napi_env env, napi_callback_info info, napi_value *argv, size_t want) {
   size_t argc = want;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -120,22 +114,22 @@ static napi_value media_timer_create(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype type;
-  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function) return int_value(env, -EINVAL);
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function) return addon_int(env, -EINVAL);
   struct uv_loop_s *loop;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return int_value(env, -ENOSYS);
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return addon_int(env, -ENOSYS);
   int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (fd < 0) return int_value(env, -errno);
+  if (fd < 0) return addon_int(env, -errno);
   media_timer *t = calloc(1, sizeof *t);
   if (!t) {
     close(fd);
-    return int_value(env, -ENOMEM);
+    return addon_int(env, -ENOMEM);
   }
   t->env = env;
   t->fd = fd;
   if (uv_poll_init(loop, &t->poll, fd) != 0) {
     close(fd);
     free(t);
-    return int_value(env, -EIO);
+    return addon_int(env, -EIO);
   }
   t->poll.data = t;
   napi_value name;
@@ -154,42 +148,37 @@ static napi_value media_timer_create(napi_env env, napi_callback_info info) {
 static napi_value media_timer_arm(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   media_timer *t = timer_arg(env, info, argv, 2);
-  if (!t) return int_value(env, -EBADF);
+  if (!t) return addon_int(env, -EBADF);
   int64_t micros = 0;
   napi_get_value_int64(env, argv[1], &micros);
   if (micros < 1) micros = 1; /* 0 would disarm */
   struct itimerspec spec = { .it_interval = { 0, 0 }, .it_value = { micros / 1000000, (micros % 1000000) * 1000 } };
-  if (timerfd_settime(t->fd, 0, &spec, NULL) < 0) return int_value(env, -errno);
+  if (timerfd_settime(t->fd, 0, &spec, NULL) < 0) return addon_int(env, -errno);
   uv_ref((uv_handle_t *)&t->poll);
-  return int_value(env, 0);
+  return addon_int(env, 0);
 }
 
 static napi_value media_timer_disarm(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   media_timer *t = timer_arg(env, info, argv, 1);
-  if (!t) return int_value(env, -EBADF);
+  if (!t) return addon_int(env, -EBADF);
   struct itimerspec spec = { { 0, 0 }, { 0, 0 } };
   timerfd_settime(t->fd, 0, &spec, NULL);
   uv_unref((uv_handle_t *)&t->poll);
-  return int_value(env, 0);
+  return addon_int(env, 0);
 }
 
 static napi_value media_timer_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   media_timer *t = timer_arg(env, info, argv, 1);
-  if (!t) return int_value(env, -EBADF);
+  if (!t) return addon_int(env, -EBADF);
   shut(t);
-  return int_value(env, 0);
+  return addon_int(env, 0);
 }
 
 void register_media_timer(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "timerCreate", NAPI_AUTO_LENGTH, media_timer_create, NULL, &fn);
-  napi_set_named_property(env, exports, "timerCreate", fn);
-  napi_create_function(env, "timerArm", NAPI_AUTO_LENGTH, media_timer_arm, NULL, &fn);
-  napi_set_named_property(env, exports, "timerArm", fn);
-  napi_create_function(env, "timerDisarm", NAPI_AUTO_LENGTH, media_timer_disarm, NULL, &fn);
-  napi_set_named_property(env, exports, "timerDisarm", fn);
-  napi_create_function(env, "timerClose", NAPI_AUTO_LENGTH, media_timer_close, NULL, &fn);
-  napi_set_named_property(env, exports, "timerClose", fn);
+  addon_export(env, exports, "timerCreate", media_timer_create);
+  addon_export(env, exports, "timerArm", media_timer_arm);
+  addon_export(env, exports, "timerDisarm", media_timer_disarm);
+  addon_export(env, exports, "timerClose", media_timer_close);
 }

@@ -71,12 +71,6 @@ typedef struct {
 /* Tells our handles from any other external (the timer's, another addon's). */
 static const napi_type_tag HANDLE_TAG = {0x6f707573666563ULL, 0x8a1d3c5b7e294f60ULL};
 
-static napi_value int_value(napi_env env, int64_t n) {
-  napi_value out;
-  napi_create_int64(env, n, &out);
-  return out;
-}
-
 static void on_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -130,25 +124,25 @@ static napi_value fec_available(napi_env env, napi_callback_info info) {
 
 static napi_value fec_create(napi_env env, napi_callback_info info) {
   (void)info;
-  if (!lib_ready()) return int_value(env, -ENOENT);
+  if (!lib_ready()) return addon_int(env, -ENOENT);
   fec_decoder *d = calloc(1, sizeof *d);
   OpusDecoder *st = malloc((size_t)lib.get_size(1));
   if (!d || !st) {
     free(d);
     free(st);
-    return int_value(env, -ENOMEM);
+    return addon_int(env, -ENOMEM);
   }
   if (lib.init(st, RATE, 1) != OPUS_OK) {
     free(d);
     free(st);
-    return int_value(env, -EIO);
+    return addon_int(env, -EIO);
   }
   d->st = st;
   napi_value handle;
   if (napi_create_external(env, d, on_finalize, NULL, &handle) != napi_ok) {
     free(d);
     free(st);
-    return int_value(env, -ENOMEM);
+    return addon_int(env, -ENOMEM);
   }
   napi_type_tag_object(env, handle, &HANDLE_TAG);
   return handle;
@@ -157,54 +151,51 @@ static napi_value fec_create(napi_env env, napi_callback_info info) {
 static napi_value fec_decode(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return int_value(env, OPUS_BAD_ARG);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return addon_int(env, OPUS_BAD_ARG);
   fec_decoder *d = handle_arg(env, argv[0]);
-  if (!d) return int_value(env, OPUS_BAD_ARG);
-  if (!d->st) return int_value(env, OPUS_INVALID_STATE);
+  if (!d) return addon_int(env, OPUS_BAD_ARG);
+  if (!d->st) return addon_int(env, OPUS_INVALID_STATE);
 
   int64_t len, frame_size, fec;
-  if (!int_arg(env, argv[2], 0, MAX_PACKET, &len)) return int_value(env, OPUS_BAD_ARG);
-  if (!int_arg(env, argv[5], 0, 1, &fec)) return int_value(env, OPUS_BAD_ARG);
-  if (!int_arg(env, argv[4], STEP_SAMPLES, MAX_SAMPLES, &frame_size) || frame_size % STEP_SAMPLES != 0) return int_value(env, OPUS_BAD_ARG);
+  if (!int_arg(env, argv[2], 0, MAX_PACKET, &len)) return addon_int(env, OPUS_BAD_ARG);
+  if (!int_arg(env, argv[5], 0, 1, &fec)) return addon_int(env, OPUS_BAD_ARG);
+  if (!int_arg(env, argv[4], STEP_SAMPLES, MAX_SAMPLES, &frame_size) || frame_size % STEP_SAMPLES != 0) return addon_int(env, OPUS_BAD_ARG);
 
   const unsigned char *data = NULL;
   napi_valuetype ptype;
-  if (napi_typeof(env, argv[1], &ptype) != napi_ok) return int_value(env, OPUS_BAD_ARG);
+  if (napi_typeof(env, argv[1], &ptype) != napi_ok) return addon_int(env, OPUS_BAD_ARG);
   if (ptype == napi_null || ptype == napi_undefined) {
-    if (len != 0) return int_value(env, OPUS_BAD_ARG);
+    if (len != 0) return addon_int(env, OPUS_BAD_ARG);
   } else {
     void *bytes;
     size_t view_len;
-    if (!typed_array_arg(env, argv[1], napi_uint8_array, &bytes, &view_len) || (size_t)len > view_len) return int_value(env, OPUS_BAD_ARG);
+    if (!typed_array_arg(env, argv[1], napi_uint8_array, &bytes, &view_len) || (size_t)len > view_len) return addon_int(env, OPUS_BAD_ARG);
     if (len > 0) data = bytes; /* an empty packet conceals, as no packet does */
   }
 
   void *pcm;
   size_t pcm_len;
-  if (!typed_array_arg(env, argv[3], napi_int16_array, &pcm, &pcm_len)) return int_value(env, OPUS_BAD_ARG);
-  if ((size_t)frame_size > pcm_len) return int_value(env, OPUS_BUFFER_TOO_SMALL);
+  if (!typed_array_arg(env, argv[3], napi_int16_array, &pcm, &pcm_len)) return addon_int(env, OPUS_BAD_ARG);
+  if ((size_t)frame_size > pcm_len) return addon_int(env, OPUS_BUFFER_TOO_SMALL);
 
   int n = lib.decode(d->st, data, (int32_t)len, pcm, (int)frame_size, (int)fec);
-  return int_value(env, n);
+  return addon_int(env, n);
 }
 
 static napi_value fec_destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return int_value(env, OPUS_BAD_ARG);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return addon_int(env, OPUS_BAD_ARG);
   fec_decoder *d = handle_arg(env, argv[0]);
-  if (!d) return int_value(env, OPUS_BAD_ARG);
+  if (!d) return addon_int(env, OPUS_BAD_ARG);
   free(d->st);
   d->st = NULL;
-  return int_value(env, 0);
+  return addon_int(env, 0);
 }
 
 void register_opus_fec(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"opusFecAvailable", NULL, fec_available, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"opusFecCreate", NULL, fec_create, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"opusFecDecode", NULL, fec_decode, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"opusFecDestroy", NULL, fec_destroy, NULL, NULL, NULL, napi_enumerable, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  addon_export(env, exports, "opusFecAvailable", fec_available);
+  addon_export(env, exports, "opusFecCreate", fec_create);
+  addon_export(env, exports, "opusFecDecode", fec_decode);
+  addon_export(env, exports, "opusFecDestroy", fec_destroy);
 }

@@ -91,12 +91,6 @@ static void on_finalize(napi_env env, void *data, void *hint) {
   ctx_free(data);
 }
 
-static napi_value int_value(napi_env env, int64_t n) {
-  napi_value out;
-  napi_create_int64(env, n, &out);
-  return out;
-}
-
 static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   napi_typedarray_type type;
   size_t length, offset;
@@ -112,18 +106,18 @@ static napi_value srtp_create(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return int_value(env, -EINVAL);
-  if (!ossl_ready()) return int_value(env, -ENOSYS);
+  if (argc < 3) return addon_int(env, -EINVAL);
+  if (!ossl_ready()) return addon_int(env, -ENOSYS);
   int32_t profile = 0;
   napi_get_value_int32(env, argv[0], &profile);
   uint8_t *key, *salt, *auth = NULL;
   size_t key_len, salt_len, auth_len = 0;
-  if (!bytes_of(env, argv[1], &key, &key_len) || key_len != 16 || !bytes_of(env, argv[2], &salt, &salt_len) || salt_len < 12) return int_value(env, -EINVAL);
+  if (!bytes_of(env, argv[1], &key, &key_len) || key_len != 16 || !bytes_of(env, argv[2], &salt, &salt_len) || salt_len < 12) return addon_int(env, -EINVAL);
   int gcm = profile == PROFILE_GCM;
-  if (!gcm && profile != PROFILE_CM_80 && profile != PROFILE_CM_32) return int_value(env, -EINVAL);
-  if (!gcm && (argc < 4 || !bytes_of(env, argv[3], &auth, &auth_len) || auth_len != 20 || salt_len < 14)) return int_value(env, -EINVAL);
+  if (!gcm && profile != PROFILE_CM_80 && profile != PROFILE_CM_32) return addon_int(env, -EINVAL);
+  if (!gcm && (argc < 4 || !bytes_of(env, argv[3], &auth, &auth_len) || auth_len != 20 || salt_len < 14)) return addon_int(env, -EINVAL);
   srtp_ctx *c = calloc(1, sizeof *c);
-  if (!c) return int_value(env, -ENOMEM);
+  if (!c) return addon_int(env, -ENOMEM);
   c->gcm = gcm;
   c->tag_len = gcm ? GCM_TAG : profile == PROFILE_CM_32 ? 4 : 10;
   memcpy(c->salt, salt, gcm ? 12 : 14);
@@ -143,12 +137,12 @@ static napi_value srtp_create(napi_env env, napi_callback_info info) {
   }
   if (!ok) {
     ctx_free(c);
-    return int_value(env, -EIO);
+    return addon_int(env, -EIO);
   }
   napi_value handle;
   if (napi_create_external(env, c, on_finalize, NULL, &handle) != napi_ok) {
     ctx_free(c);
-    return int_value(env, -ENOMEM);
+    return addon_int(env, -ENOMEM);
   }
   return handle;
 }
@@ -217,7 +211,7 @@ static void cm_mac(const srtp_ctx *c, const uint8_t *pkt, int64_t len, uint32_t 
 
 static napi_value srtp_protect(napi_env env, napi_callback_info info) {
   call_args a;
-  if (!read_args(env, info, &a) || (size_t)(a.len + a.c->tag_len) > a.cap) return int_value(env, -1);
+  if (!read_args(env, info, &a) || (size_t)(a.len + a.c->tag_len) > a.cap) return addon_int(env, -1);
   srtp_ctx *c = a.c;
   uint8_t *p = a.buf;
   if (c->gcm) {
@@ -227,22 +221,22 @@ static napi_value srtp_protect(napi_env env, napi_callback_info info) {
     int ok = ossl.init(c->enc, NULL, NULL, NULL, iv, 1) == 1 && ossl.update(c->enc, NULL, &out, p, (int)a.hdr) == 1 &&
              (a.len == a.hdr || ossl.update(c->enc, p + a.hdr, &out, p + a.hdr, (int)(a.len - a.hdr)) == 1) &&
              ossl.final(c->enc, p + a.len, &out) == 1 && ossl.ctrl(c->enc, EVP_CTRL_GCM_GET_TAG, GCM_TAG, p + a.len) == 1;
-    return int_value(env, ok ? a.len + GCM_TAG : -1);
+    return addon_int(env, ok ? a.len + GCM_TAG : -1);
   }
-  if (!cm_crypt(c, p, a.hdr, a.len, a.roc)) return int_value(env, -1);
+  if (!cm_crypt(c, p, a.hdr, a.len, a.roc)) return addon_int(env, -1);
   uint8_t mac[20];
   cm_mac(c, p, a.len, a.roc, mac);
   memcpy(p + a.len, mac, (size_t)c->tag_len);
-  return int_value(env, a.len + c->tag_len);
+  return addon_int(env, a.len + c->tag_len);
 }
 
 static napi_value srtp_unprotect(napi_env env, napi_callback_info info) {
   call_args a;
-  if (!read_args(env, info, &a)) return int_value(env, -1);
+  if (!read_args(env, info, &a)) return addon_int(env, -1);
   srtp_ctx *c = a.c;
   uint8_t *p = a.buf;
   int64_t rtp_len = a.len - c->tag_len;
-  if (rtp_len < a.hdr) return int_value(env, -1);
+  if (rtp_len < a.hdr) return addon_int(env, -1);
   if (c->gcm) {
     /* Decrypt into scratch and copy back only once the tag holds, so a forgery leaves the packet as it came. */
     uint8_t plain[MAX_PACKET], iv[12], tag[GCM_TAG];
@@ -252,22 +246,18 @@ static napi_value srtp_unprotect(napi_env env, napi_callback_info info) {
     int ok = ossl.init(c->dec, NULL, NULL, NULL, iv, 0) == 1 && ossl.update(c->dec, NULL, &out, p, (int)a.hdr) == 1 &&
              (n == 0 || ossl.update(c->dec, plain, &out, p + a.hdr, n) == 1) &&
              ossl.ctrl(c->dec, EVP_CTRL_GCM_SET_TAG, GCM_TAG, tag) == 1 && ossl.final(c->dec, plain + n, &out) == 1;
-    if (!ok) return int_value(env, -1);
+    if (!ok) return addon_int(env, -1);
     memcpy(p + a.hdr, plain, (size_t)n);
-    return int_value(env, rtp_len);
+    return addon_int(env, rtp_len);
   }
   uint8_t mac[20];
   cm_mac(c, p, rtp_len, a.roc, mac);
-  if (ossl.memcmp(mac, p + rtp_len, (size_t)c->tag_len) != 0) return int_value(env, -1);
-  return int_value(env, cm_crypt(c, p, a.hdr, rtp_len, a.roc) ? rtp_len : -1);
+  if (ossl.memcmp(mac, p + rtp_len, (size_t)c->tag_len) != 0) return addon_int(env, -1);
+  return addon_int(env, cm_crypt(c, p, a.hdr, rtp_len, a.roc) ? rtp_len : -1);
 }
 
 void register_srtp_crypto(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "srtpCreate", NAPI_AUTO_LENGTH, srtp_create, NULL, &fn);
-  napi_set_named_property(env, exports, "srtpCreate", fn);
-  napi_create_function(env, "srtpProtect", NAPI_AUTO_LENGTH, srtp_protect, NULL, &fn);
-  napi_set_named_property(env, exports, "srtpProtect", fn);
-  napi_create_function(env, "srtpUnprotect", NAPI_AUTO_LENGTH, srtp_unprotect, NULL, &fn);
-  napi_set_named_property(env, exports, "srtpUnprotect", fn);
+  addon_export(env, exports, "srtpCreate", srtp_create);
+  addon_export(env, exports, "srtpProtect", srtp_protect);
+  addon_export(env, exports, "srtpUnprotect", srtp_unprotect);
 }

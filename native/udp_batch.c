@@ -48,19 +48,13 @@ static int64_t int_arg(napi_env env, napi_value v) {
   return out;
 }
 
-static napi_value int_result(napi_env env, int64_t n) {
-  napi_value out;
-  napi_create_int64(env, n, &out);
-  return out;
-}
-
 #define CTRL_SPACE CMSG_SPACE(sizeof(struct timespec))
 
 static napi_value recv_batch(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return int_result(env, -EINVAL);
+  if (argc < 6) return addon_int(env, -EINVAL);
   int fd = (int)int_arg(env, argv[0]);
   uint8_t *area, *meta_bytes;
   size_t area_len, meta_len;
@@ -68,16 +62,16 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   size_t ages_len, ages_off;
   void *ages_ptr;
   napi_value ages_ab;
-  if (!typed_bytes(env, argv[1], &area, &area_len) || !typed_bytes(env, argv[4], &meta_bytes, &meta_len)) return int_result(env, -EINVAL);
-  if (napi_get_typedarray_info(env, argv[5], &ages_type, &ages_len, &ages_ptr, &ages_ab, &ages_off) != napi_ok || ages_type != napi_float64_array) return int_result(env, -EINVAL);
+  if (!typed_bytes(env, argv[1], &area, &area_len) || !typed_bytes(env, argv[4], &meta_bytes, &meta_len)) return addon_int(env, -EINVAL);
+  if (napi_get_typedarray_info(env, argv[5], &ages_type, &ages_len, &ages_ptr, &ages_ab, &ages_off) != napi_ok || ages_type != napi_float64_array) return addon_int(env, -EINVAL);
   int64_t slot = int_arg(env, argv[2]);
   int64_t max = int_arg(env, argv[3]);
-  if (slot <= 0 || max <= 0) return int_result(env, -EINVAL);
+  if (slot <= 0 || max <= 0) return addon_int(env, -EINVAL);
   if (max > MAX_BATCH) max = MAX_BATCH;
   if ((size_t)max * (size_t)slot > area_len) max = (int64_t)(area_len / (size_t)slot);
   if ((size_t)max * META_WORDS * 4 > meta_len) max = (int64_t)(meta_len / (META_WORDS * 4));
   if ((size_t)max > ages_len) max = (int64_t)ages_len;
-  if (max <= 0) return int_result(env, -EINVAL);
+  if (max <= 0) return addon_int(env, -EINVAL);
 
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
@@ -97,7 +91,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   int n;
   do n = recvmmsg(fd, msgs, (unsigned)max, MSG_DONTWAIT, NULL);
   while (n < 0 && errno == EINTR);
-  if (n < 0) return int_result(env, (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno);
+  if (n < 0) return addon_int(env, (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno);
 
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
@@ -136,7 +130,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
       m[2] = 0;
     }
   }
-  return int_result(env, n);
+  return addon_int(env, n);
 }
 
 static socklen_t fill_addr(struct sockaddr_storage *to, int64_t family, uint16_t port, const uint32_t w[4]) {
@@ -172,13 +166,13 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) return int_result(env, -EINVAL);
+  if (argc < 4) return addon_int(env, -EINVAL);
   uint8_t *area, *meta_bytes;
   size_t area_len, meta_len;
-  if (!typed_bytes(env, argv[0], &area, &area_len) || !typed_bytes(env, argv[2], &meta_bytes, &meta_len)) return int_result(env, -EINVAL);
+  if (!typed_bytes(env, argv[0], &area, &area_len) || !typed_bytes(env, argv[2], &meta_bytes, &meta_len)) return addon_int(env, -EINVAL);
   int64_t slot = int_arg(env, argv[1]);
   int64_t count = int_arg(env, argv[3]);
-  if (slot <= 0 || count < 0 || (size_t)count * (size_t)slot > area_len || (size_t)count * META_WORDS * 4 > meta_len) return int_result(env, -EINVAL);
+  if (slot <= 0 || count < 0 || (size_t)count * (size_t)slot > area_len || (size_t)count * META_WORDS * 4 > meta_len) return addon_int(env, -EINVAL);
   int32_t *meta = (int32_t *)meta_bytes;
   int64_t ok = 0;
   for (int64_t i = 0; i < count; i++) {
@@ -194,49 +188,44 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
     if (n < 0) m[1] = (int32_t)n;
     else ok++;
   }
-  return int_result(env, ok);
+  return addon_int(env, ok);
 }
 
 static napi_value send_to(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 10) return int_result(env, -EINVAL);
+  if (argc < 10) return addon_int(env, -EINVAL);
   int fd = (int)int_arg(env, argv[0]);
   uint8_t *buf;
   size_t buf_len;
-  if (!typed_bytes(env, argv[1], &buf, &buf_len)) return int_result(env, -EINVAL);
+  if (!typed_bytes(env, argv[1], &buf, &buf_len)) return addon_int(env, -EINVAL);
   int64_t offset = int_arg(env, argv[2]);
   int64_t length = int_arg(env, argv[3]);
-  if (offset < 0 || length < 0 || (size_t)(offset + length) > buf_len) return int_result(env, -EINVAL);
+  if (offset < 0 || length < 0 || (size_t)(offset + length) > buf_len) return addon_int(env, -EINVAL);
   uint32_t w[4];
   for (int i = 0; i < 4; i++) w[i] = (uint32_t)int_arg(env, argv[6 + i]);
   struct sockaddr_storage to;
   socklen_t to_len = fill_addr(&to, int_arg(env, argv[4]), (uint16_t)int_arg(env, argv[5]), w);
-  if (to_len == 0) return int_result(env, -EAFNOSUPPORT);
-  return int_result(env, send_one(fd, buf + offset, (size_t)length, &to, to_len));
+  if (to_len == 0) return addon_int(env, -EAFNOSUPPORT);
+  return addon_int(env, send_one(fd, buf + offset, (size_t)length, &to, to_len));
 }
 
 static napi_value timestamps(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return int_result(env, -EINVAL);
+  if (argc < 1) return addon_int(env, -EINVAL);
   int one = 1;
   int fd = (int)int_arg(env, argv[0]);
-  return int_result(env, setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0 ? -errno : 0);
+  return addon_int(env, setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0 ? -errno : 0);
 }
 
 NAPI_MODULE_INIT() {
-  napi_value fn;
-  napi_create_function(env, "recv", NAPI_AUTO_LENGTH, recv_batch, NULL, &fn);
-  napi_set_named_property(env, exports, "recv", fn);
-  napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
-  napi_set_named_property(env, exports, "sendTo", fn);
-  napi_create_function(env, "sendBatch", NAPI_AUTO_LENGTH, send_batch, NULL, &fn);
-  napi_set_named_property(env, exports, "sendBatch", fn);
-  napi_create_function(env, "timestamps", NAPI_AUTO_LENGTH, timestamps, NULL, &fn);
-  napi_set_named_property(env, exports, "timestamps", fn);
+  addon_export(env, exports, "recv", recv_batch);
+  addon_export(env, exports, "sendTo", send_to);
+  addon_export(env, exports, "sendBatch", send_batch);
+  addon_export(env, exports, "timestamps", timestamps);
   register_media_timer(env, exports);
   register_srtp_crypto(env, exports);
   register_opus_fec(env, exports);

@@ -6,8 +6,7 @@
  * libopus0, and then opus-fec.ts keeps the wasm decoder.
  */
 import { loadMediaAddon } from './native-addon.js';
-import { FRAME_SAMPLES, MAX_FRAME_SAMPLES } from './opus-codec.js';
-import type { OpusFecDecoder } from './opus-fec.js';
+import { OpusFecDecoderBase } from './opus-fec-decoder.js';
 
 /** Opaque: the decoder's memory, owned by the addon (freed by destroy(), or when the handle is collected). */
 export type NativeOpusFecHandle = { readonly __nativeOpusFec: unique symbol };
@@ -49,13 +48,12 @@ export function nativeOpusFecVersion(): string | null {
   return version;
 }
 
-export class NativeOpusFecDecoder8k implements OpusFecDecoder {
+export class NativeOpusFecDecoder8k extends OpusFecDecoderBase {
   private readonly lib: OpusFecAddon;
   private handle: NativeOpusFecHandle | null;
-  /** Frames rebuilt from FEC data. */
-  fecFrames = 0;
 
   constructor() {
+    super();
     const l = load();
     if (!l) throw new Error('native libopus not available (media addon or libopus.so.0 missing): no native FEC decoding');
     const h = l.opusFecCreate();
@@ -64,29 +62,13 @@ export class NativeOpusFecDecoder8k implements OpusFecDecoder {
     this.handle = h;
   }
 
-  /** Decodes one packet to 8 kHz mono; returns the samples written. Throws on a corrupt packet. */
-  decode(packet: Uint8Array, out: Int16Array): number {
-    return this.run(packet, MAX_FRAME_SAMPLES, 0, out);
-  }
-
-  /** Rebuilds the 20 ms frame lost just before `next` from next's in-band FEC (plain concealment when it has none). */
-  decodeFec(next: Uint8Array, out: Int16Array): number {
-    this.fecFrames++;
-    return this.run(next, FRAME_SAMPLES, 1, out);
-  }
-
-  /** Concealment (PLC) for one lost 20 ms frame. */
-  conceal(out: Int16Array): number {
-    return this.run(null, FRAME_SAMPLES, 0, out);
-  }
-
   /** Frees the decoder state now; the decoder is unusable afterwards. */
   destroy(): void {
     if (this.handle) this.lib.opusFecDestroy(this.handle);
     this.handle = null;
   }
 
-  private run(packet: Uint8Array | null, frameSize: number, fec: 0 | 1, out: Int16Array): number {
+  protected run(packet: Uint8Array | null, frameSize: number, fec: 0 | 1, out: Int16Array): number {
     if (!this.handle) throw new Error('Opus decoder destroyed');
     if (packet && packet.length > MAX_PACKET) throw new RangeError('Opus packet too large');
     // The most samples libopus may write: the frame's size capped by the caller's buffer, in whole 2.5 ms steps.

@@ -13,22 +13,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { OpusFecDecoderBase, type OpusFecDecoder } from './opus-fec-decoder.js';
 import { NativeOpusFecDecoder8k, nativeOpusFecVersion } from './opus-fec-native.js';
-import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, PCM_RATE } from './opus-codec.js';
+import { MAX_FRAME_SAMPLES, PCM_RATE } from './opus-codec.js';
 
-/** What the bridge holds: either implementation. */
-export interface OpusFecDecoder {
-  /** Frames rebuilt from FEC data. */
-  fecFrames: number;
-  /** Decodes one packet to 8 kHz mono; returns the samples written. Throws on a corrupt packet. */
-  decode(packet: Uint8Array, out: Int16Array): number;
-  /** Rebuilds the 20 ms frame lost just before `next` from next's in-band FEC (plain concealment when it has none). */
-  decodeFec(next: Uint8Array, out: Int16Array): number;
-  /** Concealment (PLC) for one lost 20 ms frame. */
-  conceal(out: Int16Array): number;
-  /** Frees the decoder state; the decoder is unusable (throws) afterwards. */
-  destroy(): void;
-}
+export type { OpusFecDecoder } from './opus-fec-decoder.js';
 
 interface OpusWasm {
   memory: WebAssembly.Memory;
@@ -107,13 +96,12 @@ export function createOpusFecDecoder(): OpusFecDecoder {
 
 export { nativeOpusFecVersion };
 
-export class OpusFecDecoder8k implements OpusFecDecoder {
+export class OpusFecDecoder8k extends OpusFecDecoderBase {
   private readonly m: Module;
   private st: number;
-  /** Frames rebuilt from FEC data. */
-  fecFrames = 0;
 
   constructor() {
+    super();
     const m = load();
     if (!m) throw new Error('Opus wasm build not available: no FEC decoding');
     this.m = m;
@@ -122,29 +110,13 @@ export class OpusFecDecoder8k implements OpusFecDecoder {
     if (rc < 0) throw new Error(`opus_decoder_init failed (${rc})`);
   }
 
-  /** Decodes one packet to 8 kHz mono; returns the samples written. Throws on a corrupt packet. */
-  decode(packet: Uint8Array, out: Int16Array): number {
-    return this.run(packet, MAX_FRAME_SAMPLES, 0, out);
-  }
-
-  /** Rebuilds the 20 ms frame lost just before `next` from next's in-band FEC (plain concealment when it has none). */
-  decodeFec(next: Uint8Array, out: Int16Array): number {
-    this.fecFrames++;
-    return this.run(next, FRAME_SAMPLES, 1, out);
-  }
-
-  /** Concealment (PLC) for one lost 20 ms frame. */
-  conceal(out: Int16Array): number {
-    return this.run(null, FRAME_SAMPLES, 0, out);
-  }
-
   /** Frees the decoder state in the shared wasm memory; the decoder is unusable afterwards. */
   destroy(): void {
     if (this.st) this.m.wasm.free(this.st);
     this.st = 0;
   }
 
-  private run(packet: Uint8Array | null, frameSize: number, fec: number, out: Int16Array): number {
+  protected run(packet: Uint8Array | null, frameSize: number, fec: 0 | 1, out: Int16Array): number {
     const { wasm, packetPtr, pcmPtr } = this.m;
     if (!this.st) throw new Error('Opus decoder destroyed');
     let len = 0;
