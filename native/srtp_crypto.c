@@ -21,6 +21,7 @@
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +47,14 @@ static struct {
   int (*sha1_final)(unsigned char *, SHA_CTX *);
   int (*memcmp)(const void *, const void *, size_t);
 } ossl;
-static int ossl_state; /* 0 not looked up, 1 found, -1 missing */
+static int ossl_found;
+static pthread_once_t ossl_once = PTHREAD_ONCE_INIT;
 
 #define LOOKUP(field, name) \
-  if (!(*(void **)(&ossl.field) = dlsym(RTLD_DEFAULT, name))) return (ossl_state = -1) > 0
+  if (!(*(void **)(&ossl.field) = dlsym(RTLD_DEFAULT, name))) return
 
-static int ossl_ready(void) {
-  if (ossl_state) return ossl_state > 0;
+/* Once per process: media planes are worker threads that share it. */
+static void ossl_lookup(void) {
   LOOKUP(ctx_new, "EVP_CIPHER_CTX_new");
   LOOKUP(ctx_free, "EVP_CIPHER_CTX_free");
   LOOKUP(init, "EVP_CipherInit_ex");
@@ -65,8 +67,12 @@ static int ossl_ready(void) {
   LOOKUP(sha1_update, "SHA1_Update");
   LOOKUP(sha1_final, "SHA1_Final");
   LOOKUP(memcmp, "CRYPTO_memcmp");
-  ossl_state = 1;
-  return 1;
+  ossl_found = 1;
+}
+
+static int ossl_ready(void) {
+  pthread_once(&ossl_once, ossl_lookup);
+  return ossl_found;
 }
 
 typedef struct {
