@@ -23,7 +23,6 @@ import { OpusLossAdapter } from './opus-loss-adapter.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
 import { parseRtcp, rttFromBlock, RtcpReceiverState, writeReport, type ParsedRtcp } from './rtcp.js';
 import { estimateMos, RtpReceiveStats } from './stats.js';
-import { flushTickSends } from './tick-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import type { ReceivedRtpInfo, SendRtpParams } from './webrtc-leg.js';
 
@@ -548,8 +547,6 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.sip.pollReceived?.();
       this.tickToSip();
       this.tickToWhatsApp();
-      // This call's packets leave now, not after every other call of the clock phase (one native call per call).
-      if (this.tickReads) flushTickSends();
       if (this.taps.length > 0) this.runTaps();
       const now = this.now();
       this.waDtmfRx.poll(now);
