@@ -20,3 +20,11 @@ static inline void addon_export(napi_env env, napi_value exports, const char *na
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
   napi_set_named_property(env, exports, name, fn);
 }
+
+/* The data and element count of a typed array of exactly type `want`; 0 for anything else (wrong type, not an array). */
+static inline int addon_typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *length) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  return napi_get_typedarray_info(env, v, &type, length, data, &ab, &offset) == napi_ok && type == want;
+}

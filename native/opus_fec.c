@@ -100,16 +100,6 @@ static int int_arg(napi_env env, napi_value v, int64_t lo, int64_t hi, int64_t *
   return 1;
 }
 
-static int typed_array_arg(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *length) {
-  bool is;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  if (napi_get_typedarray_info(env, v, &type, length, data, &ab, &offset) != napi_ok || type != want) return 0;
-  return 1;
-}
-
 static napi_value fec_available(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
@@ -169,13 +159,13 @@ static napi_value fec_decode(napi_env env, napi_callback_info info) {
   } else {
     void *bytes;
     size_t view_len;
-    if (!typed_array_arg(env, argv[1], napi_uint8_array, &bytes, &view_len) || (size_t)len > view_len) return addon_int(env, OPUS_BAD_ARG);
+    if (!addon_typed_array(env, argv[1], napi_uint8_array, &bytes, &view_len) || (size_t)len > view_len) return addon_int(env, OPUS_BAD_ARG);
     if (len > 0) data = bytes; /* an empty packet conceals, as no packet does */
   }
 
   void *pcm;
   size_t pcm_len;
-  if (!typed_array_arg(env, argv[3], napi_int16_array, &pcm, &pcm_len)) return addon_int(env, OPUS_BAD_ARG);
+  if (!addon_typed_array(env, argv[3], napi_int16_array, &pcm, &pcm_len)) return addon_int(env, OPUS_BAD_ARG);
   if ((size_t)frame_size > pcm_len) return addon_int(env, OPUS_BUFFER_TOO_SMALL);
 
   int n = lib.decode(d->st, data, (int32_t)len, pcm, (int)frame_size, (int)fec);

@@ -97,17 +97,6 @@ static void on_finalize(napi_env env, void *data, void *hint) {
   ctx_free(data);
 }
 
-static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  napi_typedarray_type type;
-  size_t length, offset;
-  void *ptr;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok || type != napi_uint8_array) return 0;
-  *data = ptr;
-  *len = length;
-  return 1;
-}
-
 static napi_value srtp_create(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -118,10 +107,10 @@ static napi_value srtp_create(napi_env env, napi_callback_info info) {
   napi_get_value_int32(env, argv[0], &profile);
   uint8_t *key, *salt, *auth = NULL;
   size_t key_len, salt_len, auth_len = 0;
-  if (!bytes_of(env, argv[1], &key, &key_len) || key_len != 16 || !bytes_of(env, argv[2], &salt, &salt_len) || salt_len < 12) return addon_int(env, -EINVAL);
+  if (!addon_typed_array(env, argv[1], napi_uint8_array, (void **)&key, &key_len) || key_len != 16 || !addon_typed_array(env, argv[2], napi_uint8_array, (void **)&salt, &salt_len) || salt_len < 12) return addon_int(env, -EINVAL);
   int gcm = profile == PROFILE_GCM;
   if (!gcm && profile != PROFILE_CM_80 && profile != PROFILE_CM_32) return addon_int(env, -EINVAL);
-  if (!gcm && (argc < 4 || !bytes_of(env, argv[3], &auth, &auth_len) || auth_len != 20 || salt_len < 14)) return addon_int(env, -EINVAL);
+  if (!gcm && (argc < 4 || !addon_typed_array(env, argv[3], napi_uint8_array, (void **)&auth, &auth_len) || auth_len != 20 || salt_len < 14)) return addon_int(env, -EINVAL);
   srtp_ctx *c = calloc(1, sizeof *c);
   if (!c) return addon_int(env, -ENOMEM);
   c->gcm = gcm;
@@ -169,7 +158,7 @@ static int read_args(napi_env env, napi_callback_info info, call_args *a) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 5 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) return 0;
   a->c = data;
-  if (!bytes_of(env, argv[1], &a->buf, &a->cap)) return 0;
+  if (!addon_typed_array(env, argv[1], napi_uint8_array, (void **)&a->buf, &a->cap)) return 0;
   napi_get_value_int64(env, argv[2], &a->hdr);
   napi_get_value_int64(env, argv[3], &a->len);
   napi_get_value_uint32(env, argv[4], &a->roc);

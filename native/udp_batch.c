@@ -30,18 +30,6 @@
 #define MAX_BATCH 64
 #define META_WORDS 8
 
-static int typed_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  napi_typedarray_type type;
-  size_t length, offset;
-  void *ptr;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok) return 0;
-  size_t elem = (type == napi_int32_array || type == napi_uint32_array) ? 4 : 1;
-  *data = ptr;
-  *len = length * elem;
-  return 1;
-}
-
 static int64_t int_arg(napi_env env, napi_value v) {
   int64_t out = 0;
   napi_get_value_int64(env, v, &out);
@@ -56,14 +44,12 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 6) return addon_int(env, -EINVAL);
   int fd = (int)int_arg(env, argv[0]);
-  uint8_t *area, *meta_bytes;
-  size_t area_len, meta_len;
-  napi_typedarray_type ages_type;
-  size_t ages_len, ages_off;
-  void *ages_ptr;
-  napi_value ages_ab;
-  if (!typed_bytes(env, argv[1], &area, &area_len) || !typed_bytes(env, argv[4], &meta_bytes, &meta_len)) return addon_int(env, -EINVAL);
-  if (napi_get_typedarray_info(env, argv[5], &ages_type, &ages_len, &ages_ptr, &ages_ab, &ages_off) != napi_ok || ages_type != napi_float64_array) return addon_int(env, -EINVAL);
+  void *area_ptr, *meta_ptr, *ages_ptr;
+  size_t area_len, meta_len, ages_len;
+  if (!addon_typed_array(env, argv[1], napi_uint8_array, &area_ptr, &area_len) || !addon_typed_array(env, argv[4], napi_int32_array, &meta_ptr, &meta_len) ||
+      !addon_typed_array(env, argv[5], napi_float64_array, &ages_ptr, &ages_len)) return addon_int(env, -EINVAL);
+  uint8_t *area = area_ptr;
+  meta_len *= 4; /* bytes, as the checks below count */
   int64_t slot = int_arg(env, argv[2]);
   int64_t max = int_arg(env, argv[3]);
   if (slot <= 0 || max <= 0) return addon_int(env, -EINVAL);
@@ -96,7 +82,7 @@ static napi_value recv_batch(napi_env env, napi_callback_info info) {
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   double *ages = (double *)ages_ptr;
-  int32_t *meta = (int32_t *)meta_bytes;
+  int32_t *meta = meta_ptr;
   for (int i = 0; i < n; i++) {
     ages[i] = -1;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
@@ -167,13 +153,15 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 4) return addon_int(env, -EINVAL);
-  uint8_t *area, *meta_bytes;
+  void *area_ptr, *meta_bytes;
   size_t area_len, meta_len;
-  if (!typed_bytes(env, argv[0], &area, &area_len) || !typed_bytes(env, argv[2], &meta_bytes, &meta_len)) return addon_int(env, -EINVAL);
+  if (!addon_typed_array(env, argv[0], napi_uint8_array, &area_ptr, &area_len) || !addon_typed_array(env, argv[2], napi_int32_array, &meta_bytes, &meta_len)) return addon_int(env, -EINVAL);
+  uint8_t *area = area_ptr;
+  meta_len *= 4; /* bytes */
   int64_t slot = int_arg(env, argv[1]);
   int64_t count = int_arg(env, argv[3]);
   if (slot <= 0 || count < 0 || (size_t)count * (size_t)slot > area_len || (size_t)count * META_WORDS * 4 > meta_len) return addon_int(env, -EINVAL);
-  int32_t *meta = (int32_t *)meta_bytes;
+  int32_t *meta = meta_bytes;
   int64_t ok = 0;
   for (int64_t i = 0; i < count; i++) {
     int32_t *m = meta + i * META_WORDS;
@@ -197,9 +185,10 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 10) return addon_int(env, -EINVAL);
   int fd = (int)int_arg(env, argv[0]);
-  uint8_t *buf;
+  void *buf_ptr;
   size_t buf_len;
-  if (!typed_bytes(env, argv[1], &buf, &buf_len)) return addon_int(env, -EINVAL);
+  if (!addon_typed_array(env, argv[1], napi_uint8_array, &buf_ptr, &buf_len)) return addon_int(env, -EINVAL);
+  uint8_t *buf = buf_ptr;
   int64_t offset = int_arg(env, argv[2]);
   int64_t length = int_arg(env, argv[3]);
   if (offset < 0 || length < 0 || (size_t)(offset + length) > buf_len) return addon_int(env, -EINVAL);

@@ -66,9 +66,14 @@ export function createOneShotTimer(fn: () => void, precise = true): OneShotTimer
   return lib && handle !== undefined && typeof handle !== 'number' ? new NativeTimer(lib, handle) : new TimeoutTimer(fn);
 }
 
-/** Whether the media clock can wake at microsecond precision here. */
+let available: boolean | undefined;
+
+/** Whether the media clock can wake at microsecond precision here (found once; /v1/status asks on every request). */
 export function preciseTimerAvailable(): boolean {
-  const t = createOneShotTimer(() => undefined);
-  t.close();
-  return t.kind === 'timerfd';
+  if (available === undefined) {
+    const t = createOneShotTimer(() => undefined);
+    t.close();
+    available = t.kind === 'timerfd';
+  }
+  return available;
 }

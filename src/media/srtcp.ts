@@ -1,6 +1,7 @@
 /**
- * SRTCP for the SDES leg (on the DTLS leg werift does SRTCP): RFC 3711 §3.4 for the AES-CM suites, RFC 7714 §9 for
- * AEAD_AES_128_GCM. A few packets a second per call, so each packet simply gets its own cipher from node:crypto.
+ * SRTCP for both WhatsApp legs (srtcp-reporter.ts; on werift's fallback RTP path werift does its own): RFC 3711 §3.4
+ * for the AES-CM suites, RFC 7714 §9 for AEAD_AES_128_GCM. A report every few seconds per call, so each packet simply
+ * gets its own cipher from node:crypto.
  *
  *   AES-CM: first 8 bytes of the RTCP header in clear ‖ encrypted rest ‖ E(1 bit)‖SRTCP index(31) ‖ tag(10)
  *   GCM:    first 8 bytes of the RTCP header in clear ‖ encrypted rest ‖ tag(16) ‖ E‖SRTCP index
@@ -10,7 +11,7 @@
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { deriveSrtpKey } from './srtp.js';
 
-/** What the SDES leg needs of either suite. */
+/** What the reporter needs of either suite. */
 export interface Srtcp {
   /** Encrypts and authenticates the compound RTCP packet rtcp[0, len) (E flag set) into a new buffer. */
   protect(rtcp: Uint8Array, len?: number): Buffer;

@@ -65,22 +65,16 @@ let queued = 0;
 let flushScheduled = false;
 let flushObserver: ((sent: number) => void) | null = null;
 
-let addon: MediaAddon | null = null;
-
-function loadAddon(): MediaAddon | null {
-  addon = loadMediaAddon();
-  return addon;
-}
-
 /** Whether sockets can be read on the tick here (the addon loaded). */
 export function tickReadsAvailable(): boolean {
-  return loadAddon() !== null;
+  return loadMediaAddon() !== null;
 }
 
 /** Sends everything queued by TickSocket.sendTo, in one native call. */
 export function flushTickSends(): void {
   flushScheduled = false;
   const n = queued;
+  const addon = loadMediaAddon();
   if (n === 0 || !addon) return;
   queued = 0;
   for (let i = 0; i < n; i++) {
@@ -124,7 +118,7 @@ export class TickSocket {
    * on every tick. Returns null (and changes nothing) when the addon or Node's dgram internals are missing.
    */
   static attach(socket: dgram.Socket, counters: TickSocketCounters = { droppedInvalid: 0, sendErrors: 0 }): TickSocket | null {
-    const lib = loadAddon();
+    const lib = loadMediaAddon();
     const state = lib ? dgramState(socket) : undefined;
     const handle = state?.handle;
     if (!lib || !state || !handle || typeof handle.fd !== 'number' || handle.fd < 0 || typeof handle.recvStop !== 'function') return null;
