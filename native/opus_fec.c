@@ -117,22 +117,16 @@ static napi_value fec_create(napi_env env, napi_callback_info info) {
   if (!lib_ready()) return addon_int(env, -ENOENT);
   fec_decoder *d = calloc(1, sizeof *d);
   OpusDecoder *st = malloc((size_t)lib.get_size(1));
-  if (!d || !st) {
-    free(d);
-    free(st);
-    return addon_int(env, -ENOMEM);
-  }
-  if (lib.init(st, RATE, 1) != OPUS_OK) {
-    free(d);
-    free(st);
-    return addon_int(env, -EIO);
-  }
-  d->st = st;
+  int err = !d || !st ? -ENOMEM : lib.init(st, RATE, 1) != OPUS_OK ? -EIO : 0;
   napi_value handle;
-  if (napi_create_external(env, d, on_finalize, NULL, &handle) != napi_ok) {
+  if (!err) {
+    d->st = st;
+    if (napi_create_external(env, d, on_finalize, NULL, &handle) != napi_ok) err = -ENOMEM;
+  }
+  if (err) {
     free(d);
     free(st);
-    return addon_int(env, -ENOMEM);
+    return addon_int(env, err);
   }
   napi_type_tag_object(env, handle, &HANDLE_TAG);
   return handle;
