@@ -72,6 +72,8 @@ describe('configuration reload (SIGHUP)', () => {
     writeFileSync(file, good('    - phoneNumberId: "222"\n      displayNumber: "442222222222"\n      app: brand-b\n      route: sales').replace('whatsapp:\n', 'whatsapp:\n  apps: [{ name: brand-b }]\n'));
     child.kill('SIGHUP');
     await until('second refusal', async () => (await metric('rejected')) === 2);
+    // The metric can be read before the refusal's log line has come through the child's stdout pipe.
+    await until('second refusal logged', () => out.includes('configuration reload refused') && out.split('configuration reload refused').length > 2);
     expect(out).toContain('WAGW_APP_SECRET_BRAND_B');
     expect(out).not.toContain('configuration reloaded');
 
