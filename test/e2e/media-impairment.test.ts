@@ -58,6 +58,10 @@ describe.skipIf(skipReason !== undefined)('media under 5 % loss and 40 ms jitter
       await user.waitForMedia();
       user.play({ toneHz: 1000, levelDbfs: -12 });
       await new Promise((r) => setTimeout(r, 6000));
+      // Our reports toward the user go out every 5 s and the user's RRs at its own pace: hang up only once one of
+      // them has counted loss, so the record's lostAtPeer below is a report's figure, not a race with its timer.
+      const live = gateway.registry.byWhatsAppId(callId);
+      await waitFor(() => (live?.currentQuality()?.whatsapp?.lostAtPeer ?? 0) > 0, 'a user RTCP report counting loss', 15_000);
       const closed = agent.waitEvent('CALL_CLOSED', 10_000);
       await meta.userHangsUp(callId);
       await closed;
