@@ -14,7 +14,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay, type PerformanceEntry } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { Bridge } from '../src/media/bridge.js';
 import { sharedFrameClock } from '../src/media/frame-clock.js';
@@ -48,6 +48,8 @@ export interface Measured {
   rssMiB: number;
   rssBaseMiB: number;
   fastLegs: number;
+  /** Garbage collections in the window: young-generation scavenges, full (mark-compact) collections, pauses. */
+  gc: { scavenges: number; fullGcs: number; pauseTotalMs: number; pauseMaxMs: number };
 }
 
 export interface Totals {
@@ -167,6 +169,17 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
       }
       if (heapTo) await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
     }
+    // Pauses of this isolate's collector: what an allocation per packet costs the latency tail.
+    const gc = { scavenges: 0, fullGcs: 0, pauseTotalMs: 0, pauseMaxMs: 0 };
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>) {
+        if (e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gc.scavenges++;
+        else if (e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gc.fullGcs++;
+        gc.pauseTotalMs += e.duration;
+        gc.pauseMaxMs = Math.max(gc.pauseMaxMs, e.duration);
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
     sampleCount = 0;
     recording = true;
     skippedAtStart = sharedFrameClock.skippedTotal;
@@ -189,6 +202,7 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const seconds = (performance.now() - t0) / 1000;
     h.disable();
+    gcObserver.disconnect();
     if (stallTimer) {
       clearInterval(stallTimer);
       console.error('stalls (gap ms / own CPU ms):', stalls.map((x) => `${x.gapMs}/${x.cpuMs}`).join(' '));
@@ -211,7 +225,7 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
       lagP50Ms: lagMs(h.percentile(50)), lagP99Ms: lagMs(h.percentile(99)), lagMaxMs: lagMs(h.max),
       latencyP50Ms: percentile(sorted, 50), latencyP99Ms: percentile(sorted, 99), latencySamples: n,
       rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20,
-      fastLegs: calls.filter((c) => c.wa.mediaPath === 'fast').length,
+      fastLegs: calls.filter((c) => c.wa.mediaPath === 'fast').length, gc,
     });
   } else if (msg.type === 'totals') {
     // What the peers sent last may still wait in the sockets for the next tick (tick reads): read it first. Then
@@ -277,6 +291,10 @@ async function route(init: Extract<WorkerRequest, { type: 'init' }>): Promise<vo
         lagMaxMs: Math.max(...ms.map((m) => m.lagMaxMs)), latencyP50Ms: Math.max(...ms.map((m) => m.latencyP50Ms)),
         latencyP99Ms: Math.max(...ms.map((m) => m.latencyP99Ms)), latencySamples: ms.reduce((a, m) => a + m.latencySamples, 0),
         rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20, fastLegs: ms.reduce((a, m) => a + m.fastLegs, 0),
+        gc: {
+          scavenges: ms.reduce((a, m) => a + m.gc.scavenges, 0), fullGcs: ms.reduce((a, m) => a + m.gc.fullGcs, 0),
+          pauseTotalMs: ms.reduce((a, m) => a + m.gc.pauseTotalMs, 0), pauseMaxMs: Math.max(...ms.map((m) => m.gc.pauseMaxMs)),
+        },
       });
     } else if (msg.type === 'totals') {
       const totals = collect<Totals>('totals');

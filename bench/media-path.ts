@@ -64,6 +64,8 @@ export interface SocketRunResult {
   addedLossPercent: number;
   loss: { waIn: number; waOut: number; sipIn: number; sipOut: number; late: number; skippedTicks: number; srtpDropped: number };
   rssPerCallMiB: number;
+  /** The gateway's garbage collector in the window: scavenges per second, pause time per second, the longest pause. */
+  gc: { scavengesPerSecond: number; pauseMsPerSecond: number; pauseMaxMs: number; fullGcs: number };
   setupSeconds: number;
   holds: boolean;
 }
@@ -256,6 +258,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     addedLossPackets, addedLossPercent: packets > 0 ? round((addedLossPackets / packets) * 100, 4) : 0,
     loss,
     rssPerCallMiB: round((m.rssMiB - m.rssBaseMiB) / m.calls, 3),
+    gc: { scavengesPerSecond: round(m.gc.scavenges / m.seconds), pauseMsPerSecond: round(m.gc.pauseTotalMs / m.seconds), pauseMaxMs: round(m.gc.pauseMaxMs), fullGcs: m.gc.fullGcs },
     setupSeconds: round(setupSeconds),
     holds: lagP99Ms < 5 && addedLossPackets === 0 && loss.skippedTicks === 0,
   };

@@ -145,7 +145,8 @@ const rows: SocketRunResult[] = [];
 const tableRow = (r: SocketRunResult): Record<string, number | string | boolean> => ({
   N: r.calls, planes: r.planes, path: r.mediaPath, cpuMsPerCallS: r.cpuMsPerCallSecond, cpuPctOfCore: r.cpuPercentOfOneCore,
   callsPerCoreByCpu: r.callsPerCoreByCpu, lagP50: r.lagP50Ms, lagP99: r.lagP99Ms, latP50: r.latencyP50Ms, latP99: r.latencyP99Ms,
-  lossPct: r.addedLossPercent, skipped: r.loss.skippedTicks, rssMiBPerCall: r.rssPerCallMiB, holds: r.holds,
+  lossPct: r.addedLossPercent, skipped: r.loss.skippedTicks, rssMiBPerCall: r.rssPerCallMiB, gcPerS: r.gc.scavengesPerSecond,
+  gcMaxMs: r.gc.pauseMaxMs, holds: r.holds,
 });
 const runRung = async (calls: number): Promise<SocketRunResult | null> => {
   process.stdout.write(`\n${calls} calls (${mediaPath} path): setting up…`);

@@ -588,7 +588,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.concealRun = 0;
       const dec = this.opusDec ?? this.chooseDecoder();
       try {
-        dec.decode(this.opusIn.subarray(0, n), this.pcmDown);
+        dec.decode(this.opusIn, this.pcmDown, n);
       } catch {
         dec.conceal(this.pcmDown);
       }
@@ -600,7 +600,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
         this.concealRun = 0;
         this.fecRecovered++;
         try {
-          this.fecDec!.decodeFec(this.opusNext.subarray(0, m), this.pcmDown);
+          this.fecDec!.decodeFec(this.opusNext, this.pcmDown, m);
         } catch {
           this.fecDec!.conceal(this.pcmDown);
         }

@@ -76,13 +76,14 @@ export class OpusDecoder8k {
   private plcToc = new Uint8Array([1 << 3]); // config 1: SILK narrowband 20 ms, until a real packet arrives
 
   /**
-   * Decodes one Opus packet (any rate or channel count; stereo is downmixed) to 8 kHz mono in `out`.
-   * Returns the number of samples written (160 for a 20 ms packet). Throws on a corrupt packet.
+   * Decodes one Opus packet, `packet[0, length)` (any rate or channel count; stereo is downmixed), to 8 kHz mono in
+   * `out`. Returns the number of samples written (160 for a 20 ms packet). Throws on a corrupt packet.
    */
-  decode(packet: Uint8Array, out: Int16Array): number {
-    if (packet.length === 0) return this.conceal(out);
+  decode(packet: Uint8Array, out: Int16Array, length = packet.length): number {
+    if (length <= 0) return this.conceal(out);
     this.plcToc[0] = packet[0]! & 0xfc;
-    return this.run(packet, out);
+    // The package's addon decodes a whole view.
+    return this.run(length < packet.length ? packet.subarray(0, length) : packet, out);
   }
 
   /** Produces a concealment frame for one lost packet; returns the number of samples written. */

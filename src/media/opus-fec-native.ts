@@ -68,12 +68,12 @@ export class NativeOpusFecDecoder8k extends OpusFecDecoderBase {
     this.handle = null;
   }
 
-  protected run(packet: Uint8Array | null, frameSize: number, fec: 0 | 1, out: Int16Array): number {
+  protected run(packet: Uint8Array | null, length: number, frameSize: number, fec: 0 | 1, out: Int16Array): number {
     if (!this.handle) throw new Error('Opus decoder destroyed');
-    if (packet && packet.length > MAX_PACKET) throw new RangeError('Opus packet too large');
+    if (packet && length > MAX_PACKET) throw new RangeError('Opus packet too large');
     // The most samples libopus may write: the frame's size capped by the caller's buffer, in whole 2.5 ms steps.
     const size = Math.min(frameSize, out.length - (out.length % STEP));
-    const n = this.lib.opusFecDecode(this.handle, packet, packet ? packet.length : 0, out, size, fec);
+    const n = this.lib.opusFecDecode(this.handle, packet, packet ? length : 0, out, size, fec);
     if (n < 0) throw new Error(`opus_decode failed (${n})`);
     return n;
   }

@@ -116,16 +116,15 @@ export class OpusFecDecoder8k extends OpusFecDecoderBase {
     this.st = 0;
   }
 
-  protected run(packet: Uint8Array | null, frameSize: number, fec: 0 | 1, out: Int16Array): number {
+  protected run(packet: Uint8Array | null, length: number, frameSize: number, fec: 0 | 1, out: Int16Array): number {
     const { wasm, packetPtr, pcmPtr } = this.m;
     if (!this.st) throw new Error('Opus decoder destroyed');
-    let len = 0;
     if (packet) {
-      if (packet.length > MAX_PACKET) throw new RangeError('Opus packet too large');
-      views(this.m).u8.set(packet, packetPtr);
-      len = packet.length;
+      if (length > MAX_PACKET) throw new RangeError('Opus packet too large');
+      const u8 = views(this.m).u8;
+      for (let i = 0; i < length; i++) u8[packetPtr + i] = packet[i]!;
     }
-    const n = wasm.opus_decode(this.st, packet ? packetPtr : 0, len, pcmPtr, Math.min(frameSize, out.length), fec);
+    const n = wasm.opus_decode(this.st, packet ? packetPtr : 0, packet ? length : 0, pcmPtr, Math.min(frameSize, out.length), fec);
     if (n < 0) throw new Error(`opus_decode failed (${n})`);
     // opus_decode may have grown the memory: take the views afterwards.
     const i16 = views(this.m).i16;

@@ -45,8 +45,10 @@ export interface RtpLegStats {
 
 export interface RtpLegEvents {
   /**
-   * A valid RTP packet from the peer. `header` is reused for the next packet: read it synchronously. `arrivedAt`:
-   * when it reached the host (performance.now() scale), which on a tick-read socket is earlier than now.
+   * A valid RTP packet from the peer: `header` locates its payload in `packet`, which may be longer than the datagram
+   * (on a tick-read socket it is the shared receive slot). Both are reused for the next packet: read them
+   * synchronously. `arrivedAt`: when it reached the host (performance.now() scale), which on a tick-read socket is
+   * earlier than now.
    */
   rtp: [packet: Buffer, header: RtpHeader, arrivedAt: number];
   /** An RTCP datagram from the peer on port+1. */
@@ -248,14 +250,14 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   /** Read on arrival: the source in the numeric form the tick path gets, so both take one path. */
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (!numericAddress(rinfo.address, rinfo.port, this.family, this.arrivalFrom)) return;
-    this.onDatagram(msg, this.arrivalFrom, monoNow());
+    this.onDatagram(msg, msg.length, this.arrivalFrom, monoNow());
   }
 
   /**
    * A datagram from `from`. Latched: only the latched source is taken. Before: the signalled host, or any source when
    * any may latch.
    */
-  private readonly onDatagram = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
+  private readonly onDatagram = (msg: Buffer, length: number, from: NumericAddress, arrivedAt: number): void => {
     const peer = this.latchedNum;
     const sig = this.signalledNum;
     const accepted = this.latchedTo
@@ -266,12 +268,12 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
       return;
     }
     // RTCP multiplexed on the RTP port (RFC 5761: PT 64–95 after the marker bit).
-    if (msg.length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95) {
+    if (length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95) {
       this.rtcpStats.in++;
-      this.emit('rtcp', msg);
+      this.emit('rtcp', msg.subarray(0, length));
       return;
     }
-    if (!readRtpHeader(msg, this.header)) {
+    if (!readRtpHeader(msg, this.header, 0, length)) {
       this.stats.droppedInvalid++;
       return;
     }
@@ -282,7 +284,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
       this.emit('latched', this.latchedTo);
     }
     this.stats.packetsIn++;
-    this.stats.bytesIn += msg.length;
+    this.stats.bytesIn += length;
     this.lastReceivedAt = arrivedAt;
     this.emit('rtp', msg, this.header, arrivedAt);
   };

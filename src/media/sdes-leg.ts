@@ -400,12 +400,13 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   /** Read on arrival: the source in the numeric form the tick path gets, so both take one path. */
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (!numericAddress(rinfo.address, rinfo.port, this.family, this.arrivalFrom)) return;
-    this.onDatagram(msg, this.arrivalFrom, monoNow());
+    this.onDatagram(msg, msg.length, this.arrivalFrom, monoNow());
   }
 
-  private readonly onDatagram = (msg: Buffer, from: NumericAddress, arrivedAt: number): void => {
+  /** `msg[0, length)` is the datagram (`msg` may be longer: a tick socket's slot). */
+  private readonly onDatagram = (msg: Buffer, length: number, from: NumericAddress, arrivedAt: number): void => {
     if (this.closing) return;
-    if (msg.length < 8 || (msg[0]! >> 6) !== 2) {
+    if (length < 8 || (msg[0]! >> 6) !== 2) {
       this.stats.droppedInvalid++;
       return;
     }
@@ -418,10 +419,10 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     // RFC 5761 demultiplexing: RTCP packet types 192–223 are PT 64–95 once the marker bit is masked off.
     const pt = msg[1]! & 0x7f;
     if (pt >= 64 && pt <= 95) {
-      this.rtcp.onSrtcp(msg, msg.length);
+      this.rtcp.onSrtcp(msg, length);
       return;
     }
-    let len = msg.length;
+    let len = length;
     const tag = rx.srtp.tagLength;
     if (rx.mkiLength > 0) {
       // RFC 3711 §3.1: the MKI sits between the encrypted portion and the tag and is not authenticated.
@@ -432,7 +433,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       msg.copyWithin(len - tag - rx.mkiLength, len - tag, len);
       len -= rx.mkiLength;
     }
-    const n = msg.length >= 12 ? rx.srtp.unprotect(msg, len, this.rxOut) : -1;
+    const n = length >= 12 ? rx.srtp.unprotect(msg, len, this.rxOut) : -1;
     if (n < 0) {
       this.dropSrtp(from);
       return;

@@ -56,7 +56,7 @@ describe('TickSocket', () => {
     await settle();
     expect(arrivals).toBe(0);
     const got: Array<{ text: string; from: NumericAddress }> = [];
-    expect(ts.poll((packet, from) => got.push({ text: packet.toString(), from: { ...from } }))).toBe(3);
+    expect(ts.poll((packet, length, from) => got.push({ text: packet.toString('utf8', 0, length), from: { ...from } }))).toBe(3);
     expect(got.map((g) => g.text)).toEqual(['one', 'two', 'three']);
     expect(got.every((g) => sameAddress(g.from, numericAddress('127.0.0.1', tx.address().port)!))).toBe(true);
     expect(ts.poll(() => {
@@ -74,8 +74,8 @@ describe('TickSocket', () => {
     tx.send(Buffer.from('late'), rx.address().port, '127.0.0.1');
     await settle(10);
     const at: Record<string, number> = {};
-    ts.poll((p, _from, arrivedAt) => {
-      at[p.toString()] = arrivedAt;
+    ts.poll((p, length, _from, arrivedAt) => {
+      at[p.toString('utf8', 0, length)] = arrivedAt;
     });
     const now = performance.now();
     expect(now - at.early!).toBeGreaterThan(70);
@@ -140,7 +140,7 @@ describe('TickSocket', () => {
     tx.send(Buffer.from('v4'), rx.address().port, '127.0.0.1');
     await settle();
     let source = '';
-    expect(ts.poll((_p, from) => {
+    expect(ts.poll((_p, _length, from) => {
       source = `${formatAddress(from)}:${from.port}`;
     })).toBe(1);
     expect(source).toBe(`::ffff:127.0.0.1:${tx.address().port}`);

@@ -40,17 +40,19 @@ export interface TickSocketCounters {
 }
 
 /**
- * Called once per datagram. `packet` is a view of a shared area: use it before returning, never keep it.
+ * Called once per datagram. The datagram is `packet[0, length)`: `packet` is the whole slot of a shared area (a view
+ * made once, so a packet costs no allocation) and is longer than the datagram. Use it before returning, never keep it.
  * `arrivedAt` is when the kernel received it, on performance.now()'s scale (the poll's own time when the kernel
  * gave none): read on the tick, packets are handled up to 20 ms late, and jitter must be measured on arrival.
  */
-export type TickPacketHandler = (packet: Buffer, from: NumericAddress, arrivedAt: number) => void;
+export type TickPacketHandler = (packet: Buffer, length: number, from: NumericAddress, arrivedAt: number) => void;
 
 const SLOT = 2048;
 const BATCH = 64;
 const META_WORDS = 8;
 // One receive area for the process: polls run one at a time on the event loop.
 const area = Buffer.allocUnsafe(SLOT * BATCH);
+const slots = Array.from({ length: BATCH }, (_, i) => area.subarray(i * SLOT, (i + 1) * SLOT));
 const meta = new Int32Array(BATCH * META_WORDS);
 const ages = new Float64Array(BATCH);
 const from: NumericAddress = { family: 4, port: 0, a0: 0, a1: 0, a2: 0, a3: 0 };
@@ -162,9 +164,8 @@ export class TickSocket {
           from.a1 = meta[m + 5]! >>> 0;
           from.a2 = meta[m + 6]! >>> 0;
           from.a3 = meta[m + 7]! >>> 0;
-          const off = i * SLOT;
           const age = ages[i]!;
-          onPacket(area.subarray(off, off + meta[m]!), from, age >= 0 ? readAt - age : readAt);
+          onPacket(slots[i]!, meta[m]!, from, age >= 0 ? readAt - age : readAt);
           if (this.closed) return total + i + 1;
         }
         total += n;

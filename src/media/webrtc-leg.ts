@@ -584,7 +584,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
         dest: { of: null, num: null },
       };
       transport.onData = (data, addr) => {
-        if (!this.takeSrtp(data, monoNow())) f.werift(data, addr);
+        if (!this.takeSrtp(data, data.length, monoNow())) f.werift(data, addr);
       };
       // Each packet reaches the kernel inside send(): no extra tick, and the send ring's buffers are free again at once.
       if (!answerLiteralsAtOnce(transport.socket)) this.log.debug({}, 'dgram internals differ: sends resolve on the next tick');
@@ -618,11 +618,11 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     this.fast?.tick?.poll(this.onTickDatagram);
   }
 
-  private readonly onTickDatagram = (data: Buffer, from: NumericAddress, arrivedAt: number): void => {
-    if (this.takeSrtp(data, arrivedAt)) return;
+  private readonly onTickDatagram = (data: Buffer, length: number, from: NumericAddress, arrivedAt: number): void => {
+    if (this.takeSrtp(data, length, arrivedAt)) return;
     // werift may keep what it is given past this call (DTLS), and `data` is a view of a shared area.
     const f = this.fast!;
-    const copy = Buffer.from(data);
+    const copy = Buffer.from(data.subarray(0, length));
     const address = formatAddress(from);
     f.transport.rinfo = { address, port: from.port, family: from.family === 6 ? 'IPv6' : 'IPv4', size: copy.length };
     try {
@@ -644,17 +644,18 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
    * RFC 7983 / RFC 5761 demultiplexing on the fast path: RTP and RTCP (PT 64–95 after the marker bit) are ours and
    * handled here (true); STUN and DTLS stay with werift (false).
    */
-  private takeSrtp(data: Buffer, arrivedAt: number): boolean {
-    if (data.length < 12 || (data[0]! & 0xc0) !== 0x80) return false;
+  private takeSrtp(data: Buffer, length: number, arrivedAt: number): boolean {
+    if (length < 12 || (data[0]! & 0xc0) !== 0x80) return false;
     const f = this.fast!;
     const pt = data[1]! & 0x7f;
-    if (pt >= 64 && pt <= 95) f.rtcp.onSrtcp(data, data.length);
-    else this.onSrtp(f, data, arrivedAt);
+    if (pt >= 64 && pt <= 95) f.rtcp.onSrtcp(data, length);
+    else this.onSrtp(f, data, length, arrivedAt);
     return true;
   }
 
-  private onSrtp(f: FastPath, data: Buffer, arrivedAt: number): void {
-    const n = f.rx.unprotect(data, data.length, f.rxOut);
+  /** `data[0, length)` is one SRTP packet (`data` may be longer: a tick socket's slot). */
+  private onSrtp(f: FastPath, data: Buffer, length: number, arrivedAt: number): void {
+    const n = f.rx.unprotect(data, length, f.rxOut);
     if (n < 0) {
       this.stats.srtpDropped++;
       return;
