@@ -12,6 +12,7 @@ import { WhatsAppOutboundLeg } from './whatsapp-outbound.js';
 import { PbxGuard } from './pbx-guard.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
+import { businessNumberBlocked } from './business-region.js';
 
 export { sourceAllowed };
 
@@ -566,10 +567,9 @@ export function waIdFromUser(user: string): string | undefined {
   return /^[1-9]\d{5,14}$/.test(digits) ? digits : undefined;
 }
 
-/** §3.4: the business number's country decides; codes are matched as prefixes of the E.164 digits. */
+/** §3.4: the business number's country decides (business-region.ts: '1' means the USA and Canada only). */
 export function countryBlocked(displayNumber: string, blocked: readonly string[]): boolean {
-  const digits = displayNumber.replace(/^\+/, '');
-  return blocked.some((code) => digits.startsWith(code));
+  return businessNumberBlocked(displayNumber, blocked);
 }
 
 /** Price per minute by the callee's country calling code (longest prefix), billed in 6-second pulses (§3.5). */
