@@ -3,6 +3,7 @@ import { AdminHttpError } from './admin-router.js';
 import { sendJson } from './server.js';
 import type { CallDeps } from '../calls/deps.js';
 import { startClickToCall } from '../calls/business-initiated.js';
+import { businessNumberBlocked, COUNTRY_BLOCKED_REFUSAL } from '../calls/business-region.js';
 import type { BusinessNumber } from '../config/schema.js';
 import type { PermissionView } from '../whatsapp/permissions.js';
 import type { PermissionRequestContent } from '../whatsapp/graph-client.js';
@@ -21,6 +22,12 @@ export function registerBusinessCallRoutes(admin: AdminRouter, deps: CallDeps): 
     const body = asObject(await r.json());
     const waId = waIdOf(body.to);
     const number = numberFor(deps, optionalString(body.phoneNumberId, 'phoneNumberId'), r.principal);
+    // §3.4: permission features exist only where business-initiated calling does; refused as the call paths refuse.
+    if (businessNumberBlocked(number.displayNumber, deps.config.businessCalls.blockedCountryCodes)) {
+      const blocked = COUNTRY_BLOCKED_REFUSAL;
+      sendJson(r.res, blocked.status, { sent: false, error: blocked.text, refusal: blocked.cause, cause: blocked.cause });
+      return;
+    }
     const text = optionalString(body.body, 'body');
     const template = optionalString(body.template, 'template');
     if (text && template) throw new AdminHttpError(400, 'give either body (free-form text) or template, not both');
