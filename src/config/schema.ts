@@ -20,7 +20,8 @@ export const businessCallsSchema = z.strictObject({
   // Business number (Graph phone-number id, one of whatsapp.numbers) that places SIP-originated calls; '' = the
   // only configured number. An X-WA-Phone-Number-Id header may pick another configured number.
   defaultPhoneNumberId: z.string().regex(/^\d*$/, 'a numeric Graph phone-number id').default(''),
-  // Country calling codes of business numbers that may not place business-initiated calls (§3.4: US/CA, EG, VN, NG).
+  // Country calling codes of business numbers that may not place business-initiated calls (§3.4: US/CA, EG, VN, NG);
+  // '1' covers US/Canadian area codes only (calls/business-region.ts); other entries are plain prefixes.
   blockedCountryCodes: z.array(z.string().regex(/^\d{1,4}$/, 'a country calling code such as 44')).default(['1', '20', '84', '234']),
   // Lifetime of a temporary permission when the reply carries no expiration_timestamp (§3.1: 7 days; older docs 72 h).
   permissionDefaultExpirySeconds: z.number().int().min(60).default(7 * 24 * 3600),
