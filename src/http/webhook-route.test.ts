@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
-import type { CallingEvent } from '../whatsapp/events.js';
+import type { CallingEvent, PermissionReplyEvent } from '../whatsapp/events.js';
 import { startHttpServer, type RunningHttpServer } from './server.js';
 import { WebhookReceiver } from './webhook-route.js';
 
@@ -29,6 +29,40 @@ function connectBody(callId: string, timestamp = Math.floor(Date.now() / 1000)):
     } }] }],
   });
 }
+
+interface PermissionReplyOptions {
+  phoneNumberId?: string;
+  /** undefined = a message without `id`. */
+  wamid?: string | undefined;
+  timestamp?: number;
+  response?: 'accept' | 'reject';
+  permanent?: boolean;
+  expiresAt?: number;
+}
+
+/** §1.6: a call_permission_reply on field `messages`. */
+function permissionReplyBody(o: PermissionReplyOptions): string {
+  const now = Math.floor(Date.now() / 1000);
+  const permanent = o.permanent ?? false;
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '1', changes: [{ field: 'messages', value: {
+      messaging_product: 'whatsapp',
+      metadata: { display_phone_number: '13175551399', phone_number_id: o.phoneNumberId ?? '436666719526789' },
+      contacts: [{ profile: { name: 'Jane Doe' }, wa_id: '16315553602' }],
+      messages: [{
+        from: '16315553602', ...(o.wamid !== undefined ? { id: o.wamid } : {}), timestamp: String(o.timestamp ?? now), type: 'interactive',
+        interactive: { type: 'call_permission_reply', call_permission_reply: {
+          response: o.response ?? 'accept', is_permanent: permanent,
+          ...(permanent ? {} : { expiration_timestamp: String(o.expiresAt ?? now + 7 * 86_400) }), response_source: 'user_action',
+        } },
+      }],
+    } }] }],
+  });
+}
+
+const permissionReplies = (phoneNumberId: string): PermissionReplyEvent[] =>
+  events.filter((e): e is PermissionReplyEvent => e.kind === 'permission_reply' && e.phoneNumberId === phoneNumberId);
 
 const post = (body: string, signature?: string) => fetch(`${base}/webhooks/whatsapp`, {
   method: 'POST', body, headers: { 'content-type': 'application/json', ...(signature ? { 'x-hub-signature-256': signature } : {}) },
@@ -163,6 +197,40 @@ describe('POST /webhooks/whatsapp', () => {
     expect(events.some((e) => 'callId' in e && e.callId === 'wacid.nopnid')).toBe(false);
     const m = await metrics.webhookMalformedItems.get();
     expect(m.values.find((v) => v.labels.reason === 'no_phone_number_id')?.value).toBe(1);
+  });
+
+  it('hands on a permission reply older than the age limit: a grant holds until its expiration_timestamp (§1.6)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const grant = permissionReplyBody({ phoneNumberId: 'pn-late', wamid: 'wamid.late-grant', timestamp: now - 3 * 86_400, expiresAt: now + 4 * 86_400 });
+    expect((await post(grant, sign(grant))).status).toBe(200);
+    const permanent = permissionReplyBody({ phoneNumberId: 'pn-late', wamid: 'wamid.late-permanent', timestamp: now - 6 * 86_400, permanent: true });
+    expect((await post(permanent, sign(permanent))).status).toBe(200);
+    expect(permissionReplies('pn-late').map((e) => e.messageId)).toEqual(['wamid.late-grant', 'wamid.late-permanent']);
+  });
+
+  it('drops a temporary grant delivered after its expiration_timestamp, counted as stale', async () => {
+    const staleBefore = (await metrics.webhookEvents.get()).values.find((v) => v.labels.event === 'permission_reply' && v.labels.result === 'stale')?.value ?? 0;
+    const now = Math.floor(Date.now() / 1000);
+    const body = permissionReplyBody({ phoneNumberId: 'pn-expired', wamid: 'wamid.expired', timestamp: now - 8 * 86_400, expiresAt: now - 86_400 });
+    expect((await post(body, sign(body))).status).toBe(200);
+    expect(permissionReplies('pn-expired')).toEqual([]);
+    const m = await metrics.webhookEvents.get();
+    expect(m.values.find((v) => v.labels.event === 'permission_reply' && v.labels.result === 'stale')?.value).toBe(staleBefore + 1);
+  });
+
+  it('hands on the same user\'s replies to two business numbers within one second; a redelivery once', async () => {
+    const ts = Math.floor(Date.now() / 1000);
+    const a = permissionReplyBody({ phoneNumberId: 'pn-two-a', wamid: 'wamid.two-a', timestamp: ts });
+    const b = permissionReplyBody({ phoneNumberId: 'pn-two-b', wamid: 'wamid.two-b', timestamp: ts });
+    for (const body of [a, b, a]) expect((await post(body, sign(body))).status).toBe(200);
+    expect(permissionReplies('pn-two-a')).toHaveLength(1);
+    expect(permissionReplies('pn-two-b')).toHaveLength(1);
+    // Without a wamid the business number still tells them apart.
+    const c = permissionReplyBody({ phoneNumberId: 'pn-two-c', wamid: undefined, timestamp: ts });
+    const d = permissionReplyBody({ phoneNumberId: 'pn-two-d', wamid: undefined, timestamp: ts });
+    for (const body of [c, d, c]) expect((await post(body, sign(body))).status).toBe(200);
+    expect(permissionReplies('pn-two-c')).toHaveLength(1);
+    expect(permissionReplies('pn-two-d')).toHaveLength(1);
   });
 
   it('drops an event whose timestamp is stale', async () => {

@@ -126,7 +126,15 @@ export class WebhookReceiver {
         continue;
       }
       const ageSeconds = now - ev.timestamp;
-      const stale = ageSeconds > this.opts.maxAgeSeconds;
+      if (ev.kind === 'permission_reply' && !ev.isPermanent && ev.response === 'accept' && ev.expiresAt !== undefined && ev.expiresAt <= now) {
+        metrics.webhookEvents.inc({ event: evName, result: 'stale' });
+        logger.info({ phoneNumberId: ev.phoneNumberId, waId: ev.userWaId, event: evName, ageSeconds, expiresAt: ev.expiresAt, reason: 'grant_expired' },
+          'call permission grant delivered after its expiration_timestamp dropped');
+        continue;
+      }
+      // A permission reply stays true until its expiration_timestamp (or for good) and Meta retries deliveries for up to
+      // 7 days (§1.1, §1.6): a late one must still reach the ledger, which orders replies by their own timestamp.
+      const stale = ev.kind !== 'permission_reply' && ageSeconds > this.opts.maxAgeSeconds;
       if (stale && !(ev.kind === 'terminate' && this.opts.isLiveCall?.(ev.callId, ev.bizOpaque))) {
         metrics.webhookEvents.inc({ event: evName, result: 'stale' });
         logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds }, 'stale webhook event dropped');

@@ -19,6 +19,8 @@ export interface PermissionEntry {
   unanswered: number;
   /** Last time the status came from Meta (GET call_permissions or a reply webhook); undefined = never. */
   syncedAt?: number;
+  /** `timestamp` of the newest call_permission_reply applied: webhooks arrive in any order (§1.1). */
+  lastReplyAt?: number;
   updatedAt: number;
 }
 
@@ -46,6 +48,7 @@ const MIGRATIONS = [
      updated_at INTEGER NOT NULL,
      PRIMARY KEY (phone_number_id, wa_id)
    );`,
+  'ALTER TABLE permission_ledger ADD COLUMN last_reply_at INTEGER;',
 ];
 
 interface Row {
@@ -58,6 +61,7 @@ interface Row {
   unanswered: number;
   synced_at: number | null;
   updated_at: number;
+  last_reply_at: number | null;
 }
 
 export class SqlitePermissionStore implements PermissionStore {
@@ -80,11 +84,11 @@ export class SqlitePermissionStore implements PermissionStore {
       })();
     }
     this.upsert = this.db.prepare(`INSERT INTO permission_ledger
-      (phone_number_id, wa_id, status, expires_at, requests, last_request_id, unanswered, synced_at, updated_at)
-      VALUES (@phoneNumberId, @waId, @status, @expiresAt, @requests, @lastRequestId, @unanswered, @syncedAt, @updatedAt)
+      (phone_number_id, wa_id, status, expires_at, requests, last_request_id, unanswered, synced_at, updated_at, last_reply_at)
+      VALUES (@phoneNumberId, @waId, @status, @expiresAt, @requests, @lastRequestId, @unanswered, @syncedAt, @updatedAt, @lastReplyAt)
       ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET status = excluded.status, expires_at = excluded.expires_at,
         requests = excluded.requests, last_request_id = excluded.last_request_id, unanswered = excluded.unanswered,
-        synced_at = excluded.synced_at, updated_at = excluded.updated_at`);
+        synced_at = excluded.synced_at, updated_at = excluded.updated_at, last_reply_at = excluded.last_reply_at`);
     this.select = this.db.prepare('SELECT * FROM permission_ledger WHERE phone_number_id = ? AND wa_id = ?');
   }
 
@@ -99,6 +103,7 @@ export class SqlitePermissionStore implements PermissionStore {
     if (row.expires_at !== null) entry.expiresAt = row.expires_at;
     if (row.last_request_id !== null) entry.lastRequestId = row.last_request_id;
     if (row.synced_at !== null) entry.syncedAt = row.synced_at;
+    if (row.last_reply_at !== null) entry.lastReplyAt = row.last_reply_at;
     return entry;
   }
 
@@ -106,7 +111,7 @@ export class SqlitePermissionStore implements PermissionStore {
     this.upsert.run({
       phoneNumberId: e.phoneNumberId, waId: e.waId, status: e.status, expiresAt: e.expiresAt ?? null,
       requests: JSON.stringify(e.requests), lastRequestId: e.lastRequestId ?? null, unanswered: e.unanswered,
-      syncedAt: e.syncedAt ?? null, updatedAt: e.updatedAt,
+      syncedAt: e.syncedAt ?? null, updatedAt: e.updatedAt, lastReplyAt: e.lastReplyAt ?? null,
     });
   }
 

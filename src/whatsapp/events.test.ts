@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MalformedWebhookError, parseWebhook } from './events.js';
+import { MalformedWebhookError, dedupeKey, parseWebhook, type PermissionReplyEvent } from './events.js';
 
 const envelope = (field: string, value: object) => ({ object: 'whatsapp_business_account', entry: [{ id: 'WABA', changes: [{ field, value }] }] });
 const metadata = { display_phone_number: '13175551399', phone_number_id: '436666719526789' };
@@ -52,7 +52,18 @@ describe('parseWebhook', () => {
       messages: [{ from: '16315553602', id: 'wamid.1', timestamp: '1767168000', type: 'interactive',
         interactive: { type: 'call_permission_reply', call_permission_reply: { response: 'accept', is_permanent: false, expiration_timestamp: '1768550400', response_source: 'user_action' } } }],
     }));
-    expect(events[0]).toMatchObject({ kind: 'permission_reply', userWaId: '16315553602', response: 'accept', expiresAt: 1768550400, isPermanent: false });
+    expect(events[0]).toMatchObject({ kind: 'permission_reply', messageId: 'wamid.1', userWaId: '16315553602', response: 'accept', expiresAt: 1768550400, isPermanent: false });
+  });
+
+  it('keys a permission reply by business number and wamid, so one user answering two numbers in a second is two replies', () => {
+    const reply: PermissionReplyEvent = { kind: 'permission_reply', phoneNumberId: '436666719526789', displayNumber: '13175551399',
+      timestamp: 1767168000, messageId: 'wamid.1', userWaId: '16315553602', response: 'accept', isPermanent: true };
+    expect(dedupeKey(reply)).toBe(dedupeKey({ ...reply }));
+    expect(dedupeKey({ ...reply, phoneNumberId: '106540352242922', messageId: 'wamid.2' })).not.toBe(dedupeKey(reply));
+    expect(dedupeKey({ ...reply, messageId: 'wamid.2' })).not.toBe(dedupeKey(reply));
+    const { messageId: _, ...noId } = reply;
+    expect(dedupeKey({ ...noId, phoneNumberId: '106540352242922' })).not.toBe(dedupeKey(noId));
+    expect(dedupeKey({ ...noId, response: 'reject' })).not.toBe(dedupeKey(noId));
   });
 
   it('a caller with from "" is known by the contact wa_id, else the business-scoped from_user_id (§1.2)', () => {

@@ -47,6 +47,8 @@ export interface StatusEvent extends Base {
 
 export interface PermissionReplyEvent extends Base {
   kind: 'permission_reply';
+  /** The reply message's wamid (`messages[].id`). */
+  messageId?: string;
   userWaId: string;
   response: 'accept' | 'reject';
   isPermanent: boolean;
@@ -216,7 +218,7 @@ function parsePermissionReply(msg: Obj, base: Omit<Base, 'timestamp'>): Permissi
   const userWaId = str(msg.from);
   if (!userWaId || (response !== 'accept' && response !== 'reject')) return undefined;
   return {
-    kind: 'permission_reply', ...base, timestamp: num(msg.timestamp) ?? Math.floor(Date.now() / 1000), userWaId, response,
+    kind: 'permission_reply', ...base, timestamp: num(msg.timestamp) ?? Math.floor(Date.now() / 1000), messageId: str(msg.id), userWaId, response,
     isPermanent: reply.is_permanent === true, expiresAt: num(reply.expiration_timestamp), source: str(reply.response_source),
     contextId: isObj(msg.context) ? str(msg.context.id) : undefined,
   };
@@ -228,6 +230,9 @@ export function dedupeKey(ev: CallingEvent): string {
     case 'connect': return `${ev.callId}:connect`;
     case 'terminate': return `${ev.callId}:terminate`;
     case 'status': return `${ev.callId}:status:${ev.status}`;
-    case 'permission_reply': return `${ev.userWaId}:perm:${ev.timestamp}:${ev.response}`;
+    // The wamid with the business number: one user may answer two business numbers within the same second.
+    case 'permission_reply': return ev.messageId !== undefined
+      ? `${ev.phoneNumberId}:perm:${ev.messageId}`
+      : `${ev.phoneNumberId}:${ev.userWaId}:perm:${ev.timestamp}:${ev.response}`;
   }
 }

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +123,31 @@ describe('PermissionLedger', () => {
     expect(ledger.view(PN, USER).stale).toBe(true);
   });
 
+  it('a revoke followed by an older grant (delivered out of order) keeps the revoke', async () => {
+    const at = Math.floor(T0 / 1000);
+    ledger.applyReply(reply({ response: 'reject', timestamp: at }));
+    ledger.applyReply(reply({ isPermanent: true, timestamp: at - 60 }));
+    ledger.applyReply(reply({ expiresAt: at + 7 * 86_400, timestamp: at - 30 }));
+    expect(ledger.view(PN, USER).status).toBe('none');
+    expect(await metrics.registry.getSingleMetricAsString('wagw_permission_events_total')).toMatch(/event="reply_out_of_order"} 2/);
+    ledger.applyReply(reply({ isPermanent: true, timestamp: at + 1 }));
+    expect(ledger.view(PN, USER).status).toBe('permanent');
+  });
+
+  it('orders replies per business number: an older reply to one number still applies after a newer one to another', () => {
+    const at = Math.floor(T0 / 1000);
+    ledger.applyReply(reply({ phoneNumberId: '999', isPermanent: true, timestamp: at }));
+    ledger.applyReply(reply({ isPermanent: true, timestamp: at - 60 }));
+    expect(ledger.hasPermission(PN, USER)).toBe(true);
+    expect(ledger.hasPermission('999', USER)).toBe(true);
+  });
+
+  it('a late temporary grant without expiration_timestamp runs 7 days from its timestamp, not from arrival', () => {
+    now = T0 + 5 * DAY;
+    ledger.applyReply(reply({ timestamp: Math.floor(T0 / 1000) }));
+    expect(ledger.view(PN, USER)).toMatchObject({ status: 'temporary', expiresAt: T0 + 7 * DAY });
+  });
+
   it('keeps each business number separate', () => {
     ledger.applyReply(reply({ isPermanent: true }));
     expect(ledger.hasPermission('999', USER)).toBe(false);
@@ -138,11 +164,40 @@ describe('PermissionLedger', () => {
       perms.close();
       await records.close();
       const again = new SqlitePermissionStore(file);
+      expect(again.get(PN, USER)).toMatchObject({ status: 'permanent', lastReplyAt: T0 });
+      // The order of replies survives a restart: an older revoke delivered now changes nothing.
+      new PermissionLedger({ store: again, logger: createLogger('silent'), clock: () => now })
+        .applyReply(reply({ response: 'reject', timestamp: Math.floor(T0 / 1000) - 1 }));
       expect(again.get(PN, USER)?.status).toBe('permanent');
       again.close();
       const records2 = new SqliteCallRecordStore(file);
       expect(await records2.list()).toEqual([]);
       await records2.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SqlitePermissionStore', () => {
+  it('adds last_reply_at to a ledger written before it existed, keeping its rows', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wagw-ledger-'));
+    try {
+      const file = join(dir, 'gw.sqlite');
+      const old = new Database(file);
+      old.exec(`CREATE TABLE permission_ledger_version (version INTEGER NOT NULL); INSERT INTO permission_ledger_version VALUES (1);
+        CREATE TABLE permission_ledger (phone_number_id TEXT NOT NULL, wa_id TEXT NOT NULL, status TEXT NOT NULL, expires_at INTEGER,
+          requests TEXT NOT NULL, last_request_id TEXT, unanswered INTEGER NOT NULL DEFAULT 0, synced_at INTEGER, updated_at INTEGER NOT NULL,
+          PRIMARY KEY (phone_number_id, wa_id));
+        INSERT INTO permission_ledger (phone_number_id, wa_id, status, requests, unanswered, updated_at) VALUES ('${PN}', '${USER}', 'permanent', '[]', 1, ${T0});`);
+      old.close();
+      const store = new SqlitePermissionStore(file);
+      const e = store.get(PN, USER);
+      expect(e).toMatchObject({ status: 'permanent', unanswered: 1 });
+      expect(e).not.toHaveProperty('lastReplyAt');
+      store.put({ ...e!, lastReplyAt: T0 + 1000 });
+      expect(store.get(PN, USER)?.lastReplyAt).toBe(T0 + 1000);
+      store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

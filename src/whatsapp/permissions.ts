@@ -121,14 +121,24 @@ export class PermissionLedger {
   /** A call_permission_reply webhook (§1.6). */
   applyReply(ev: PermissionReplyEvent): void {
     const log = this.opts.logger.child({ phoneNumberId: ev.phoneNumberId, waId: ev.userWaId });
+    const repliedAt = ev.timestamp * 1000;
+    const lastReplyAt = this.opts.store.get(ev.phoneNumberId, ev.userWaId)?.lastReplyAt;
+    if (lastReplyAt !== undefined && repliedAt < lastReplyAt) {
+      // Delivery order is not guaranteed (§1.1): a grant retried after the user's later revoke must not undo it.
+      this.opts.metrics?.permissionEvents.inc({ event: 'reply_out_of_order' });
+      log.info({ response: ev.response, repliedAt, lastReplyAt, messageId: ev.messageId }, 'call permission reply older than the one applied: ignored');
+      return;
+    }
     this.update(ev.phoneNumberId, ev.userWaId, (e, now) => {
+      e.lastReplyAt = repliedAt;
       if (ev.response === 'accept') {
         if (ev.isPermanent) {
           e.status = 'permanent';
           delete e.expiresAt;
         } else {
           e.status = 'temporary';
-          e.expiresAt = ev.expiresAt !== undefined ? ev.expiresAt * 1000 : now + this.defaultExpiryMs;
+          // 7 days from approval (§3.1), not from arrival: the reply may be a retry days late.
+          e.expiresAt = ev.expiresAt !== undefined ? ev.expiresAt * 1000 : repliedAt + this.defaultExpiryMs;
         }
         e.unanswered = 0;
       } else {
