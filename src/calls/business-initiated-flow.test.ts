@@ -150,4 +150,32 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     expect(t.invite.reject).toHaveBeenCalledWith(480, expect.anything());
     expect(t.graph.terminate).not.toHaveBeenCalled();
   });
+
+  it('connect carries the SIP Call-ID as biz_opaque_callback_data, and a RINGING that beats the connect response finds the call by it', async () => {
+    const t = setUp();
+    const connected = deferred<string | undefined>();
+    t.graph.connect.mockImplementation(() => connected.promise);
+    void handleBusinessInvite(t.deps, t.invite as unknown as SipInboundInvite);
+    await vi.waitFor(() => expect(t.graph.connect).toHaveBeenCalled());
+    expect(t.graph.connect).toHaveBeenCalledWith(PNID, USER, 'v=0\r\n', 'sip-call-1');
+    dispatchEvent(t.deps, { ...t.status('RINGING'), bizOpaque: 'sip-call-1' });
+    await vi.waitFor(() => expect(t.invite.ringing).toHaveBeenCalled());
+    expect(t.registry.byWhatsAppId(WACID)?.sipCallId).toBe('sip-call-1');
+    connected.resolve(WACID);
+    dispatchEvent(t.deps, t.terminate());
+    await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
+  });
+
+  it('Graph requests for the number go through its own app\'s client (token), not the default one', async () => {
+    const t = setUp();
+    const own = { connect: vi.fn(async (): Promise<string | undefined> => WACID), terminate: vi.fn(async () => ({})) };
+    const forNumber = vi.fn(() => own);
+    Object.assign(t.deps, { graphs: { forNumber } });
+    void handleBusinessInvite(t.deps, t.invite as unknown as SipInboundInvite);
+    await vi.waitFor(() => expect(own.connect).toHaveBeenCalled());
+    expect(forNumber).toHaveBeenCalledWith(PNID);
+    expect(t.graph.connect).not.toHaveBeenCalled();
+    dispatchEvent(t.deps, t.terminate());
+    await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
+  });
 });

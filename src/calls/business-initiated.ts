@@ -1,6 +1,6 @@
 import type { BusinessCallsConfig, BusinessNumber } from '../config/schema.js';
 import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
-import { GraphError } from '../whatsapp/graph-client.js';
+import { GraphError, type GraphClient } from '../whatsapp/graph-client.js';
 import { SipCallFailure, type SipDialog, type SipInboundInvite } from '../sip/agent.js';
 import { WA_HEADERS, waContextToSip } from '../sip/headers.js';
 import { parseSdp, SdpError } from '../sip/sdp.js';
@@ -21,7 +21,7 @@ export { sourceAllowed };
  * toll-fraud guard, the country and permission checks, then the gateway offers WebRTC to WhatsApp with Graph
  * `connect`, rings the PBX (180) on RINGING, applies the answer SDP of the `connect` webhook, answers the PBX (200,
  * G.711) on ACCEPTED and bridges. Webhook events reach the call through deliver*() below, found by wacid or by the
- * gateway call id carried in biz_opaque_callback_data (they may come before the `connect` HTTP response).
+ * biz_opaque_callback_data the `connect` carried (the SIP Call-ID; they may come before the `connect` HTTP response).
  */
 
 /** What the PBX is told, and the record's cause. */
@@ -43,7 +43,7 @@ const handles = new WeakMap<Call, BusinessCallEvents>();
 
 
 export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInvite): Promise<void> {
-  const { config, metrics, registry, graph } = deps;
+  const { config, metrics, registry } = deps;
   const cfg = config.businessCalls;
   const log = deps.logger.child({ sipCallId: invite.callId, source: invite.source.address });
 
@@ -132,7 +132,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   invite.signal.addEventListener('abort', onCancel, { once: true });
   call.onTeardown(() => invite.signal.removeEventListener('abort', onCancel));
 
-  const wa = new WhatsAppOutboundLeg(call, deps, graph, number, waId);
+  const wa = new WhatsAppOutboundLeg(call, deps, graphFor(deps, number), number, waId);
 
   const media = deps.media.create(call);
   call.onTeardown(() => media.close());
@@ -294,7 +294,7 @@ export interface ClickToCallRequest {
  * The same checks as a PBX INVITE apply, except the source guard (the admin API's key stands in for it).
  */
 export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest): Promise<{ call: Call } | { refusal: SipRefusal; call?: Call }> {
-  const { config, metrics, registry, graph } = deps;
+  const { config, metrics, registry } = deps;
   const cfg = config.businessCalls;
   const { number, waId } = req;
   const admission = registry.admissionRefusal();
@@ -318,7 +318,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     return { refusal: r, call };
   };
 
-  const wa = new WhatsAppOutboundLeg(call, deps, graph, number, waId);
+  const wa = new WhatsAppOutboundLeg(call, deps, graphFor(deps, number), number, waId);
   let dialog: SipDialog | undefined;
   const cancelAgent = new AbortController();
   call.onTeardown((e) => {
@@ -476,10 +476,15 @@ export function nextAllowedTime(details: string | undefined): number | undefined
 // -------------------------------------------------------------------------------------------------------------
 // Webhook events of business-initiated calls (dispatch.ts routes them here)
 
+/** Graph requests for a number carry its own Meta app's token (several apps may share one gateway). */
+function graphFor(deps: CallDeps, number: BusinessNumber): GraphClient {
+  return deps.graphs?.forNumber(number.phoneNumberId) ?? deps.graph;
+}
+
 function findCall(deps: CallDeps, waCallId: string, bizOpaque: string | undefined): Call | undefined {
   let call = deps.registry.byWhatsAppId(waCallId);
   if (!call && bizOpaque) {
-    const byOpaque = deps.registry.get(bizOpaque);
+    const byOpaque = deps.registry.byBizOpaque(bizOpaque);
     if (byOpaque && byOpaque.ctx.direction === 'business_initiated' && !byOpaque.isEnded) {
       call = byOpaque;
       if (!call.waCallId) call.bindIds({ waCallId });

@@ -14,6 +14,7 @@ const EARLY_TERMINATES_MAX = 1000;
 export class CallRegistry {
   private readonly byId = new Map<string, Call>();
   private readonly byWaId = new Map<string, Call>();
+  private readonly byOpaque = new Map<string, Call>();
   private readonly terminatedWaIds = new RecentKeys(60 * 60 * 1000);
   private readonly earlyTerminates = new Map<string, TerminateEvent>();
   private drainingSince?: number;
@@ -59,6 +60,19 @@ export class CallRegistry {
     return this.byId.get(id);
   }
 
+  /** The biz_opaque_callback_data a business-initiated call's `connect` carried; Meta echoes it in that call's webhooks. */
+  indexBizOpaque(call: Call, opaque: string): void {
+    this.byOpaque.set(opaque, call);
+    void call.ended.then(() => {
+      if (this.byOpaque.get(opaque) === call) this.byOpaque.delete(opaque);
+    });
+  }
+
+  /** The call whose `connect` carried this biz_opaque_callback_data (the gateway id is tried too). */
+  byBizOpaque(opaque: string): Call | undefined {
+    return this.byOpaque.get(opaque) ?? this.byId.get(opaque);
+  }
+
   byWhatsAppId(waCallId: string): Call | undefined {
     return this.byWaId.get(waCallId);
   }
@@ -69,10 +83,10 @@ export class CallRegistry {
 
   /**
    * True when a live call here is the one a webhook names: by wacid, or (a business-initiated call whose wacid is not
-   * bound yet) by the gateway call id it carries back in biz_opaque_callback_data.
+   * bound yet) by the biz_opaque_callback_data its `connect` carried.
    */
   isLiveWhatsAppCall(waCallId: string, bizOpaque?: string): boolean {
-    const call = this.byWaId.get(waCallId) ?? (bizOpaque ? this.byId.get(bizOpaque) : undefined);
+    const call = this.byWaId.get(waCallId) ?? (bizOpaque ? this.byBizOpaque(bizOpaque) : undefined);
     return call !== undefined && !call.isEnded;
   }
 

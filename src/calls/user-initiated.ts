@@ -53,16 +53,30 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   // nothing is sent when the user's side ended the call.
   let accepted = false;
   let accepting: Promise<boolean> | undefined;
+  let acceptError: unknown;
   call.onTeardown(async (end) => {
     if (end.by === 'whatsapp') return;
     // An `accept` still in flight decides: once Meta has taken it, only `terminate` ends the call (a reject would fail
     // and leave the user connected to nothing).
     if (accepting) accepted = await accepting;
+    // An `accept` that timed out or got a 5xx may have been taken all the same (its answer was lost): terminate first,
+    // and reject only if Meta says there is nothing to terminate.
+    const maybeAccepted = !accepted && acceptError instanceof GraphError && acceptError.uncertain;
+    let action: 'terminate' | 'reject' = accepted || maybeAccepted ? 'terminate' : 'reject';
     try {
-      if (accepted) await graph.terminate(ev.phoneNumberId, ev.callId);
-      else await graph.reject(ev.phoneNumberId, ev.callId);
+      if (action === 'terminate') {
+        try {
+          await graph.terminate(ev.phoneNumberId, ev.callId);
+        } catch (err) {
+          if (!maybeAccepted) throw err;
+          action = 'reject';
+          await graph.reject(ev.phoneNumberId, ev.callId);
+        }
+      } else {
+        await graph.reject(ev.phoneNumberId, ev.callId);
+      }
     } catch (err) {
-      call.logger.warn({ err: (err as Error).message, action: accepted ? 'terminate' : 'reject' }, 'Graph hang-up failed');
+      call.logger.warn({ err: (err as Error).message, action }, 'Graph hang-up failed');
     }
   });
 
@@ -194,7 +208,6 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     call.logger.warn({ err: (err as Error).message }, 'agent answer SDP unusable');
     return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_sdp_unusable' });
   }
-  let acceptError: unknown;
   accepting = graph.accept(ev.phoneNumberId, ev.callId, answerSdp).then(() => true, (err: unknown) => {
     acceptError = err;
     return false;

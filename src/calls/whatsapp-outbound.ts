@@ -55,11 +55,18 @@ export class WhatsAppOutboundLeg {
     return Promise.race([this.arrival, new Promise<boolean>((r) => setTimeout(() => r(false), ANSWER_WAIT_MS).unref())]);
   }
 
-  /** Graph `connect` with the gateway call id as biz_opaque_callback_data: the wacid, indexed, or Meta's error. */
+  /**
+   * Graph `connect`: the wacid, indexed, or Meta's error. biz_opaque_callback_data is the SIP Call-ID (the fact sheet's
+   * checklist, §6: the PBX side can match Meta's webhooks and records to its own call), or the gateway call id when
+   * no SIP dialog exists yet (click-to-call rings the agent only after the user answered). Meta takes 512 characters.
+   */
   async connect(offerSdp: string): Promise<{ waCallId?: string } | { error: unknown }> {
     let error: unknown;
     let failed = false;
-    this.connecting = this.graph.connect(this.number.phoneNumberId, this.waId, offerSdp, this.call.id).then((id) => id, (err: unknown) => {
+    const opaque = (this.call.sipCallId ?? this.call.id).slice(0, 512);
+    // Webhooks may beat the `connect` response: they find the call by what it carries.
+    this.deps.registry.indexBizOpaque(this.call, opaque);
+    this.connecting = this.graph.connect(this.number.phoneNumberId, this.waId, offerSdp, opaque).then((id) => id, (err: unknown) => {
       error = err;
       failed = true;
       return undefined;
@@ -69,7 +76,7 @@ export class WhatsAppOutboundLeg {
       if (error instanceof GraphError && error.code === 138006) this.deps.permissions?.ledger.markNoPermission(this.number.phoneNumberId, this.waId);
       return { error };
     }
-    // Meta took the call without naming it: the webhooks bind the wacid through biz_opaque_callback_data (= call.id).
+    // Meta took the call without naming it: the webhooks bind the wacid through biz_opaque_callback_data.
     if (!waCallId) return {};
     if (!this.call.waCallId) this.call.bindIds({ waCallId });
     this.deps.registry.indexWaCallId(this.call, waCallId);

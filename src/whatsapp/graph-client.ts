@@ -12,6 +12,11 @@ export class GraphError extends Error {
     readonly code: number | undefined,
     readonly details: string | undefined,
     message: string,
+    /**
+     * Meta may have carried the request out all the same: this or an earlier attempt timed out, lost its connection or
+     * got a 5xx (a retried `accept` then fails "already in progress" although the call is accepted).
+     */
+    readonly uncertain = false,
   ) {
     super(message);
   }
@@ -111,6 +116,7 @@ export class GraphClient {
     const url = `${this.opts.baseUrl.replace(/\/$/, '')}/${this.opts.apiVersion}${path}`;
     const retries = opts.retries ?? this.opts.retries;
     let attempt = 0;
+    let uncertain = false;
     for (;;) {
       const started = performance.now();
       let status = 0;
@@ -126,14 +132,16 @@ export class GraphClient {
         const parsed = safeJson(text);
         if (res.ok) return parsed ?? {};
         const err = (parsed as GraphErrorBody | undefined)?.error;
+        uncertain ||= res.status >= 500;
         const graphErr = new GraphError(action, res.status, err?.code, err?.error_data?.details,
-          `Graph ${action} failed: HTTP ${res.status}${err?.code !== undefined ? ` code ${err.code}` : ''}${err?.message ? ` (${err.message})` : ''}`);
+          `Graph ${action} failed: HTTP ${res.status}${err?.code !== undefined ? ` code ${err.code}` : ''}${err?.message ? ` (${err.message})` : ''}`, uncertain);
         if (!RETRYABLE(res.status) || attempt >= retries) throw graphErr;
         this.opts.logger.warn({ action, status: res.status, code: err?.code, attempt }, 'Graph request failed, retrying');
       } catch (err) {
         if (err instanceof GraphError) throw err;
+        uncertain = true;
         if (attempt >= retries) {
-          throw new GraphError(action, 0, undefined, undefined, `Graph ${action} failed: ${(err as Error).message}`);
+          throw new GraphError(action, 0, undefined, undefined, `Graph ${action} failed: ${(err as Error).message}`, true);
         }
         this.opts.logger.warn({ action, err: (err as Error).message, attempt }, 'Graph request did not complete, retrying');
       } finally {

@@ -82,7 +82,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     await e2e?.stop();
   });
 
-  it('with permission: connect with the call id, 180 on RINGING, 200 on ACCEPTED, PBX BYE → Graph terminate; record with cost', async () => {
+  it('with permission: connect with the SIP Call-ID as biz_opaque_callback_data, 180 on RINGING, 200 on ACCEPTED, PBX BYE → Graph terminate; record with cost', async () => {
     const waId = newUser();
     e2e.meta.addUser({ waId, name: 'Bob' }, { permission: 'temporary' });
     const sip = await dial(`+${waId}`, 'uac-invite', {}, 2500);
@@ -95,7 +95,8 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     expect(result.successful).toBe(1);
     const record = await recordTo(waId);
     expect(record).toMatchObject({ direction: 'business_initiated', outcome: 'answered', endedBy: 'sip', cause: 'agent_hangup', waCallId: placed.id, businessNumber: '447700900555', currency: 'GBP' });
-    expect(placed.bizOpaqueCallbackData).toBe(record.id);
+    expect(record.sipCallId).toBeTruthy();
+    expect(placed.bizOpaqueCallbackData).toBe(record.sipCallId);
     expect(record.billablePulses).toBeGreaterThanOrEqual(1);
     expect(record.estimatedCost).toBeCloseTo(record.billablePulses * 0.006, 6);
     // One GET call_permissions (the ledger knew nothing), one connect, one terminate.

@@ -137,6 +137,19 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     expect(actions(callId)).toContain('accept:400');
   });
 
+  it('an accept Meta carried out but whose answer was lost (5xx): the retry is refused, and the call ends with terminate, not reject', async () => {
+    const run = await startAgent('uas-answer', undefined, 20_000);
+    e2e.meta.graph.injectFailure('accept', { status: 500, code: 1, message: 'An unknown error occurred', afterProcessing: true });
+    const { callId } = await e2e.meta.userCalls(user);
+    const record = await recordFor(callId);
+    expect(record).toMatchObject({ outcome: 'failed' });
+    await waitFor(() => run.messages().includes('BYE sip:') || undefined, 'BYE at the agent');
+    // The double took the first accept (answered 500) and refused the retry: the call was accepted at Meta's end.
+    await waitFor(() => actions(callId).includes('terminate:200') || undefined, 'Graph terminate');
+    expect(actions(callId).slice(0, 3)).toEqual(['pre_accept:200', 'accept:500', 'accept:400']);
+    expect(actions(callId).filter((a) => a.startsWith('reject'))).toEqual([]);
+  });
+
   it('a Graph error on pre_accept never rings the agent', async () => {
     const run = await startAgent('uas-answer', undefined, 20_000);
     e2e.meta.graph.injectFailure('pre_accept', { status: 400, code: 100, message: 'Invalid parameter' });

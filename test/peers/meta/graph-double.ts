@@ -28,7 +28,8 @@
  *   graph.requests: GraphRequestLog[]            every request (method, path, op, callId, body, times, status, response)
  *   graph.calls: Map<callId, CallRecord>;  graph.users: Map<waId, UserRecord>
  *   graph.addUser({ waId, name?, callable?, permission? })   permission: 'no_permission'|'temporary'|'permanent'
- *   graph.injectFailure(op, { status, code, message?, details?, times? })   next `times` (default 1) requests of op fail
+ *   graph.injectFailure(op, { status, code, message?, details?, times?, afterProcessing? })   next `times` (default 1)
+ *                                                  requests of op fail (afterProcessing: carried out, answer lost)
  *   graph.injectDelay(op, ms, times?)              delay handling of the next request(s) of op
  *   graph.waitForRequest(pred, timeoutMs?) / graph.waitForAction(callId, action, timeoutMs?)   resolve when answered
  *   graph.strictSdp = true                          SDP warnings become code-100 errors
@@ -130,6 +131,8 @@ export interface InjectedFailure {
   details?: string;
   type?: string;
   times?: number;
+  /** Carry the request out, then answer with the failure: Meta did it but the response was lost (a 5xx or timeout). */
+  afterProcessing?: boolean;
 }
 
 export interface ActionEvent {
@@ -503,15 +506,11 @@ export class GraphDouble {
       this.timers.add(t);
     });
     const fail = this.take(this.failures, op);
-    if (fail) throw new GraphError(fail.status, fail.code, fail.message ?? `Injected failure (#${fail.code})`, fail.details, fail.type ?? 'OAuthException');
-    switch (op) {
-      case 'call_permissions':
-        return this.callPermissions(log);
-      case 'messages':
-        return this.messages(log);
-      default:
-        return this.callAction(op, log);
-    }
+    const failure = fail && new GraphError(fail.status, fail.code, fail.message ?? `Injected failure (#${fail.code})`, fail.details, fail.type ?? 'OAuthException');
+    if (failure && !fail.afterProcessing) throw failure;
+    const result: unknown = await (op === 'call_permissions' ? this.callPermissions(log) : op === 'messages' ? this.messages(log) : this.callAction(op, log));
+    if (failure) throw failure;
+    return result;
   }
 
   private take<T extends { times?: number }>(map: Map<GraphOp, T[]>, op: GraphOp): T | undefined {
