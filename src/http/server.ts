@@ -76,7 +76,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
         default: {
           // One callback URL per Meta app: /webhooks/whatsapp/<app> verifies with that app's secret only.
           const app = /^\/webhooks\/whatsapp\/([a-z0-9][a-z0-9_-]{0,62})$/.exec(url.pathname)?.[1];
-          if (app !== undefined && req.method === 'GET') return webhook.verifyHandshake(url.searchParams, res);
+          if (app !== undefined && req.method === 'GET') return webhook.verifyHandshake(url.searchParams, res, app);
           if (app !== undefined && req.method === 'POST') return webhook.receive(req, res, app);
           if (url.pathname.startsWith('/v1/') && opts.admin && (await opts.admin.handle(req, res, url))) return;
           return sendJson(res, 404, { error: 'not found' });

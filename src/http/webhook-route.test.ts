@@ -5,6 +5,7 @@ import { createMetrics } from '../observability/metrics.js';
 import type { CallingEvent, PermissionReplyEvent } from '../whatsapp/events.js';
 import { startHttpServer, type RunningHttpServer } from './server.js';
 import { WebhookReceiver } from './webhook-route.js';
+import { WebhookApps } from '../whatsapp/webhook-apps.js';
 
 const appSecret = 'test-app-secret';
 const verifyToken = 'verify-me';
@@ -91,6 +92,23 @@ describe('GET /webhooks/whatsapp (verify handshake)', () => {
     const res = await fetch(`${base}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope`);
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
+  });
+  it('answers a per-app URL with the right token by the app: the challenge for a configured app, 404 for another', async () => {
+    const logger = createLogger('silent');
+    const apps = new WebhookApps([{ name: 'brand-b', secret: 'b-secret', phoneNumberIds: new Set(['2']) }]);
+    const webhook = new WebhookReceiver({ appSecret, verifyToken, maxAgeSeconds: 600, logger, metrics, onEvent: () => undefined, isLiveCall: () => false, apps: () => apps });
+    const multi = await startHttpServer({ host: '127.0.0.1', port: 0, logger, metrics, webhook, readiness: () => ({ ok: true }) });
+    try {
+      const url = (app: string) => `http://127.0.0.1:${multi.port}/webhooks/whatsapp/${app}?hub.mode=subscribe&hub.challenge=77&hub.verify_token=${verifyToken}`;
+      const known = await fetch(url('brand-b'));
+      expect(known.status).toBe(200);
+      expect(await known.text()).toBe('77');
+      const before = await counter('unknown_app');
+      expect((await fetch(url('brand-x'))).status).toBe(404);
+      expect(await counter('unknown_app')).toBe(before + 1);
+    } finally {
+      await multi.close();
+    }
   });
 });
 

@@ -43,8 +43,15 @@ export class WebhookReceiver {
 
   constructor(private readonly opts: WebhookReceiverOptions) {}
 
-  verifyHandshake(params: URLSearchParams, res: ServerResponse): void {
+  /** `appName`: the handshake came on /webhooks/whatsapp/<app>; an app not configured here is a 404, as for deliveries. */
+  verifyHandshake(params: URLSearchParams, res: ServerResponse, appName?: string): void {
     const { verifyToken, logger, metrics } = this.opts;
+    if (appName !== undefined && !this.opts.apps?.().has(appName)) {
+      metrics.webhooks.inc({ result: 'unknown_app' });
+      logger.warn({ app: appName }, 'webhook verification handshake refused: no such app');
+      sendJson(res, 404, { error: 'not found' });
+      return;
+    }
     const ok = params.get('hub.mode') === 'subscribe' && verifyToken !== ''
       && constantTimeEquals(params.get('hub.verify_token') ?? '', verifyToken);
     metrics.webhooks.inc({ result: ok ? 'verify_ok' : 'verify_failed' });
