@@ -82,9 +82,9 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     store: permissionStore, logger, metrics, clock: opts.clock,
     defaultExpiryMs: config.businessCalls.permissionDefaultExpirySeconds * 1000, staleAfterMs: config.businessCalls.permissionStaleSeconds * 1000,
   });
-  const permissions = new PermissionService(ledger, graph, logger, metrics);
   const graphs = new GraphClients(graph, logger, metrics);
   graphs.update(config, secrets);
+  const permissions = new PermissionService(ledger, (phoneNumberId) => graphs.forNumber(phoneNumberId), logger, metrics);
   const routing = new Routing(config, { metrics, logger, ...(opts.clock ? { clock: () => new Date(opts.clock!()) } : {}) });
   const holdMusic = (c: GatewayConfig): Int16Array => loadHoldMusic(c.hold.musicFile, c.hold.gainDb, (m) => logger.warn(m));
   const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing, media, permissions, graphs, holdMusic: holdMusic(config) };

@@ -213,6 +213,15 @@ describe('PermissionService', () => {
     return { svc, ledger, advance: (ms: number) => { now += ms; } };
   };
 
+  it('asks Meta through the client of the business number (its own app\'s token)', async () => {
+    const asked: string[] = [];
+    const clientOf = (pn: string) => ({ sendCallPermissionRequest: async () => { asked.push(pn); return `wamid.${pn}`; } }) as unknown as GraphClient;
+    const ledger = new PermissionLedger({ store: new SqlitePermissionStore(':memory:'), logger: createLogger('silent'), clock: () => T0 });
+    const svc = new PermissionService(ledger, clientOf, createLogger('silent'));
+    expect(await svc.request('222', USER, { bodyText: 'hi' })).toEqual({ sent: true, messageId: 'wamid.222' });
+    expect(asked).toEqual(['222']);
+  });
+
   it('never asks Meta when the local limits refuse', async () => {
     let sent = 0;
     const { svc } = make({ sendCallPermissionRequest: async () => `wamid.${++sent}` });

@@ -236,7 +236,12 @@ export type PermissionRequestResult =
 
 /** The ledger plus the Graph requests that feed it: refresh before a call, and sending permission requests. */
 export class PermissionService {
-  constructor(readonly ledger: PermissionLedger, private readonly graph: GraphClient, private readonly logger: Logger, private readonly metrics?: Metrics) {}
+  /** `graph`: one client, or the client of a business number (its own Meta app's token when several apps are set up). */
+  constructor(readonly ledger: PermissionLedger, graph: GraphClient | ((phoneNumberId: string) => GraphClient), private readonly logger: Logger, private readonly metrics?: Metrics) {
+    this.graphFor = typeof graph === 'function' ? graph : () => graph;
+  }
+
+  private readonly graphFor: (phoneNumberId: string) => GraphClient;
 
   /** The ledger's view, refreshed from GET call_permissions when stale or without permission. Never throws. */
   async current(phoneNumberId: string, waId: string, opts: { force?: boolean } = {}): Promise<PermissionView> {
@@ -246,7 +251,7 @@ export class PermissionService {
     const recentlySynced = v.syncedAt !== undefined && this.ledger.clock() - v.syncedAt < 60_000;
     if (!opts.force && !v.stale && (v.status !== 'none' || recentlySynced)) return v;
     try {
-      const remote = await this.graph.callPermissions(phoneNumberId, waId);
+      const remote = await this.graphFor(phoneNumberId).callPermissions(phoneNumberId, waId);
       this.ledger.applyRemote(phoneNumberId, waId, remote);
       this.metrics?.permissionEvents.inc({ event: 'refreshed' });
     } catch (err) {
@@ -267,7 +272,7 @@ export class PermissionService {
       return { sent: false, refusal, ...(v.nextRequestAt !== undefined ? { nextRequestAt: v.nextRequestAt } : {}), message: refusalText(refusal) };
     }
     try {
-      const messageId = await this.graph.sendCallPermissionRequest(phoneNumberId, waId, content);
+      const messageId = await this.graphFor(phoneNumberId).sendCallPermissionRequest(phoneNumberId, waId, content);
       this.ledger.recordRequest(phoneNumberId, waId, messageId);
       this.metrics?.permissionRequests.inc({ result: 'sent' });
       log.info({ messageId }, 'call permission request sent');
