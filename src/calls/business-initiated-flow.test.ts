@@ -9,6 +9,7 @@ import { CallRegistry } from './registry.js';
 import type { CallDeps } from './deps.js';
 import { deliverBusinessConnect, deliverBusinessStatus, deliverBusinessTerminate, handleBusinessInvite } from './business-initiated.js';
 import { dispatchEvent } from './dispatch.js';
+import { GraphError } from '../whatsapp/graph-client.js';
 
 /**
  * The PBX-originated flow against fakes of the SIP invite, the media session and Graph, so that webhook events can be
@@ -164,6 +165,22 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     connected.resolve(WACID);
     dispatchEvent(t.deps, t.terminate());
     await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
+  });
+
+  it('138006 from connect although the ledger had a permission: 403 to the PBX and, with the setting on, a permission request', async () => {
+    const t = setUp();
+    t.graph.connect.mockImplementation(async () => { throw new GraphError('connect', 401, 138006, undefined, 'no permission'); });
+    const request = vi.fn(async () => ({ sent: true as const, messageId: 'wamid.1' }));
+    const ledger = { clock: () => Date.now(), markNoPermission: vi.fn(), businessCallUnanswered: vi.fn() };
+    t.deps.config.businessCalls.requestPermissionOnRefusal = true;
+    Object.assign(t.deps, { permissions: { current: async () => ({ status: 'temporary' }), request, ledger } });
+    await handleBusinessInvite(t.deps, t.invite as unknown as SipInboundInvite);
+    await vi.waitFor(() => expect(t.invite.reject).toHaveBeenCalled());
+    expect(t.invite.reject).toHaveBeenCalledWith(403, expect.objectContaining({
+      reasonHeader: expect.objectContaining({ text: 'No WhatsApp call permission from the user; a call permission request was sent' }),
+    }));
+    expect(request).toHaveBeenCalledWith(PNID, USER, expect.anything());
+    expect(ledger.markNoPermission).toHaveBeenCalledWith(PNID, USER);
   });
 
   it('Graph requests for the number go through its own app\'s client (token), not the default one', async () => {

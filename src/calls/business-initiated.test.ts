@@ -48,6 +48,10 @@ describe('business-initiated call checks', () => {
     expect(refusalForGraphError(err(138013)).status).toBe(403);
     expect(refusalForGraphError(err(138002, 429))).toMatchObject({ status: 503, headers: { 'Retry-After': '30' } });
     expect(refusalForGraphError(err(138005, 429))).toMatchObject({ status: 503, headers: { 'Retry-After': '300' } });
+    expect(refusalForGraphError(err(138000, 401))).toMatchObject({ status: 403, cause: 'graph_connect_138000' });
+    expect(refusalForGraphError(err(138014))).toMatchObject({ status: 403, cause: 'graph_connect_138014' });
+    expect(refusalForGraphError(err(131030))).toMatchObject({ status: 403, cause: 'graph_connect_131030' });
+    expect(refusalForGraphError(err(131055))).toMatchObject({ status: 503, cause: 'graph_connect_131055' });
     expect(refusalForGraphError(err(100))).toMatchObject({ status: 500, headers: { 'X-WA-Graph-Error': '100' } });
     expect(refusalForGraphError(new GraphError('connect', 0, undefined, undefined, 'ECONNREFUSED'))).toMatchObject({ status: 500, headers: { 'X-WA-Graph-Error': 'unreachable' } });
   });

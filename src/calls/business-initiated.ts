@@ -142,12 +142,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     const view = await deps.permissions.current(number.phoneNumberId, waId);
     if (call.isEnded) return;
     if (view.status === 'none') {
-      let text = 'No WhatsApp call permission from the user';
-      if (cfg.requestPermissionOnRefusalByTenant[number.tenant] ?? cfg.requestPermissionOnRefusal) {
-        const content = cfg.permissionRequestTemplate ? { templateName: cfg.permissionRequestTemplate } : { bodyText: cfg.permissionRequestText };
-        const sent = await deps.permissions.request(number.phoneNumberId, waId, content);
-        text += sent.sent ? '; a call permission request was sent' : `; no permission request sent (${sent.message})`;
-      }
+      const text = `No WhatsApp call permission from the user${await requestPermissionAfterRefusal(deps, number, waId)}`;
       metrics.sipInvitesRefused.inc({ reason: 'no_permission' });
       return refuse({ status: 403, text, cause: 'no_permission' }, 'rejected');
     }
@@ -272,9 +267,11 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   const connected = await wa.connect(offerSdp);
   if ('error' in connected) {
     if (call.isEnded) return;
-    const { refusal: r, graphCode } = connectRefusal(deps, connected.error);
+    const { refusal: r, graphCode } = await connectRefusal(deps, number, waId, connected.error);
     metrics.businessConnectErrors.inc({ sip_status: String(r.status) });
-    call.logger.warn({ err: (connected.error as Error).message, graphCode }, 'Graph connect failed');
+    // 138000 and 131055 are the number's set-up at Meta, which someone has to fix: logged as errors.
+    const setupFault = graphCode === 138000 || graphCode === 131055;
+    call.logger[setupFault ? 'error' : 'warn']({ err: (connected.error as Error).message, graphCode }, 'Graph connect failed');
     return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
   }
   call.logger.info('Graph connect accepted: the WhatsApp user is being called');
@@ -422,7 +419,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   const connected = await wa.connect(offerSdp);
   if ('error' in connected) {
     if (call.isEnded) return { refusal: refusal ?? { status: 500, text: 'call ended', cause: 'ended' }, call };
-    const { refusal: r, graphCode } = connectRefusal(deps, connected.error);
+    const { refusal: r, graphCode } = await connectRefusal(deps, number, waId, connected.error);
     return refuse(r, graphCode === 138003 ? 'busy' : 'failed', graphCode);
   }
   call.logger.info('click-to-call: the WhatsApp user is being called');
@@ -430,9 +427,24 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   return { call };
 }
 
-function connectRefusal(deps: CallDeps, err: unknown): { refusal: SipRefusal; graphCode?: number } {
+async function connectRefusal(deps: CallDeps, number: BusinessNumber, waId: string, err: unknown): Promise<{ refusal: SipRefusal; graphCode?: number }> {
   const refusal = refusalForGraphError(err, deps.permissions?.ledger.clock() ?? Date.now());
-  return { refusal, graphCode: err instanceof GraphError ? err.code : undefined };
+  const graphCode = err instanceof GraphError ? err.code : undefined;
+  // Meta knows of no permission although the ledger thought there was one: ask, as when the ledger had said none.
+  if (graphCode === 138006) refusal.text += await requestPermissionAfterRefusal(deps, number, waId);
+  return { refusal, graphCode };
+}
+
+/**
+ * With businessCalls.requestPermissionOnRefusal (or the tenant's entry), a call refused for want of permission sends
+ * the user a call permission request (the ledger's limits apply); returns what the refusal text adds about it.
+ */
+async function requestPermissionAfterRefusal(deps: CallDeps, number: BusinessNumber, waId: string): Promise<string> {
+  const cfg = deps.config.businessCalls;
+  if (!deps.permissions || !(cfg.requestPermissionOnRefusalByTenant[number.tenant] ?? cfg.requestPermissionOnRefusal)) return '';
+  const content = cfg.permissionRequestTemplate ? { templateName: cfg.permissionRequestTemplate } : { bodyText: cfg.permissionRequestText };
+  const sent = await deps.permissions.request(number.phoneNumberId, waId, content);
+  return sent.sent ? '; a call permission request was sent' : `; no permission request sent (${sent.message})`;
 }
 
 /** The SIP response the PBX gets for a Graph `connect` error (README table). */
@@ -459,6 +471,15 @@ export function refusalForGraphError(err: unknown, now = Date.now()): SipRefusal
       return { status: 503, text: 'Concurrent call limit reached', cause: 'graph_connect_138002', headers: { ...codeHeader, 'Retry-After': '30' } };
     case 138005:
       return { status: 503, text: 'Call rate limit reached', cause: 'graph_connect_138005', headers: { ...codeHeader, 'Retry-After': '300' } };
+    case 138000:
+      return { status: 403, text: 'WhatsApp calling is not enabled on this business number', cause: 'graph_connect_138000', headers: codeHeader };
+    case 138014:
+      return { status: 403, text: 'WhatsApp calling is temporarily disabled on this business number (low call quality)', cause: 'graph_connect_138014', headers: codeHeader };
+    case 131030:
+      return { status: 403, text: 'The WhatsApp user is not in the test number\'s allowed list', cause: 'graph_connect_131030', headers: codeHeader };
+    case 131055:
+      // A configuration fault here, not the caller's: the number is set up for Meta's SIP mode (§4.6), not the Graph API.
+      return { status: 503, text: 'The business number is SIP-enabled at Meta: the Graph calling API is not allowed for it', cause: 'graph_connect_131055', headers: codeHeader };
     default:
       return { status: 500, text: `Graph connect failed${code !== undefined ? ` (code ${code})` : ''}`, cause: code !== undefined ? `graph_connect_${code}` : 'graph_connect_failed', headers: codeHeader };
   }
