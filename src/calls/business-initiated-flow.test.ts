@@ -183,6 +183,17 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     expect(ledger.markNoPermission).toHaveBeenCalledWith(PNID, USER);
   });
 
+  it('Meta\'s call limit (GET call_permissions start_call refused, or an earlier 138012): 403 with Retry-After, no connect', async () => {
+    const t = setUp();
+    const now = Date.now();
+    Object.assign(t.deps, { permissions: { current: async () => ({ status: 'permanent', callsBlockedUntil: now + 3_600_000 }), ledger: { clock: () => now } } });
+    await handleBusinessInvite(t.deps, t.invite as unknown as SipInboundInvite);
+    await vi.waitFor(() => expect(t.written).toHaveLength(1));
+    expect(t.invite.reject).toHaveBeenCalledWith(403, expect.objectContaining({ headers: expect.objectContaining({ 'Retry-After': '3600' }) }));
+    expect(t.graph.connect).not.toHaveBeenCalled();
+    expect(t.written[0]).toMatchObject({ cause: 'call_limit', sipStatus: 403 });
+  });
+
   it('Graph requests for the number go through its own app\'s client (token), not the default one', async () => {
     const t = setUp();
     const own = { connect: vi.fn(async (): Promise<string | undefined> => WACID), terminate: vi.fn(async () => ({})) };

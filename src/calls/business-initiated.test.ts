@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GraphError } from '../whatsapp/graph-client.js';
-import { countryBlocked, nextAllowedTime, ratePerMinute, refusalForGraphError, sourceAllowed, targetWaId } from './business-initiated.js';
+import { GraphError, nextAllowedTime } from '../whatsapp/graph-client.js';
+import { countryBlocked, ratePerMinute, refusalForGraphError, sourceAllowed, targetWaId } from './business-initiated.js';
 
 describe('business-initiated call checks', () => {
   it('source allow-list: addresses and CIDRs, nothing when empty', () => {

@@ -1,6 +1,6 @@
 import type { BusinessCallsConfig, BusinessNumber } from '../config/schema.js';
 import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
-import { GraphError, type GraphClient } from '../whatsapp/graph-client.js';
+import { GraphError, nextAllowedTime, type GraphClient } from '../whatsapp/graph-client.js';
 import { SipCallFailure, type SipDialog, type SipInboundInvite } from '../sip/agent.js';
 import { WA_HEADERS, waContextToSip } from '../sip/headers.js';
 import { parseSdp, SdpError } from '../sip/sdp.js';
@@ -145,6 +145,10 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       const text = `No WhatsApp call permission from the user${await requestPermissionAfterRefusal(deps, number, waId)}`;
       metrics.sipInvitesRefused.inc({ reason: 'no_permission' });
       return refuse({ status: 403, text, cause: 'no_permission' }, 'rejected');
+    }
+    if (view.callsBlockedUntil !== undefined) {
+      metrics.sipInvitesRefused.inc({ reason: 'call_limit' });
+      return refuse(callLimitRefusal(view.callsBlockedUntil, deps.permissions.ledger.clock()), 'rejected');
     }
   }
 
@@ -328,6 +332,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   if (deps.permissions) {
     const view = await deps.permissions.current(number.phoneNumberId, waId);
     if (view.status === 'none') return refuse({ status: 403, text: 'No WhatsApp call permission from the user', cause: 'no_permission' }, 'rejected');
+    if (view.callsBlockedUntil !== undefined) return refuse(callLimitRefusal(view.callsBlockedUntil, deps.permissions.ledger.clock()), 'rejected');
   }
   const setupTimer = setTimeout(() => {
     end({ by: 'gateway', outcome: 'no_answer', cause: 'ring_timeout' });
@@ -455,11 +460,8 @@ export function refusalForGraphError(err: unknown, now = Date.now()): SipRefusal
     case 138006:
       return { status: 403, text: 'No WhatsApp call permission from the user', cause: 'graph_connect_138006', headers: codeHeader };
     case 138012: {
-      const next = nextAllowedTime(err instanceof GraphError ? err.details : undefined);
-      const headers: Record<string, string> = { ...codeHeader };
-      if (next !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil((next - now) / 1000)));
-      const when = next !== undefined ? `; next call allowed at ${new Date(next).toISOString()}` : '';
-      return { status: 403, text: `Daily business-initiated call limit reached${when}`, cause: 'graph_connect_138012', headers };
+      const r = callLimitRefusal(nextAllowedTime(err instanceof GraphError ? err.details : undefined), now);
+      return { ...r, cause: 'graph_connect_138012', headers: { ...codeHeader, ...r.headers } };
     }
     case 138003:
       return { status: 486, text: 'A call with this WhatsApp user is already ongoing', cause: 'graph_connect_138003', headers: codeHeader };
@@ -485,14 +487,14 @@ export function refusalForGraphError(err: unknown, now = Date.now()): SipRefusal
   }
 }
 
-/** 138012's error_data.details names the next allowed time; Meta's wording is not fixed, so take the first unix time or ISO date. */
-export function nextAllowedTime(details: string | undefined): number | undefined {
-  if (!details) return undefined;
-  const unix = /\b(1\d{9})\b/.exec(details);
-  if (unix) return Number(unix[1]) * 1000;
-  const iso = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/.exec(details);
-  return iso ? Date.parse(iso[0]) : undefined;
+/** Meta's limit on connected business-initiated calls to this user is reached (§3.1): 403 and when to try again. */
+function callLimitRefusal(next: number | undefined, now: number): SipRefusal & { headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  if (next !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil((next - now) / 1000)));
+  const when = next !== undefined ? `; next call allowed at ${new Date(next).toISOString()}` : '';
+  return { status: 403, text: `Daily business-initiated call limit reached${when}`, cause: 'call_limit', headers };
 }
+
 
 // -------------------------------------------------------------------------------------------------------------
 // Webhook events of business-initiated calls (dispatch.ts routes them here)

@@ -1,5 +1,5 @@
 import type { BusinessNumber } from '../config/schema.js';
-import { GraphError, type GraphClient } from '../whatsapp/graph-client.js';
+import { GraphError, nextAllowedTime, type GraphClient } from '../whatsapp/graph-client.js';
 import type { Call } from './call.js';
 import type { CallDeps } from './deps.js';
 import type { MediaSession } from './media-session.js';
@@ -74,6 +74,10 @@ export class WhatsAppOutboundLeg {
     const waCallId = await this.connecting;
     if (failed) {
       if (error instanceof GraphError && error.code === 138006) this.deps.permissions?.ledger.markNoPermission(this.number.phoneNumberId, this.waId);
+      // The next INVITE to this user is refused here until then, instead of asking Meta again.
+      if (error instanceof GraphError && error.code === 138012) {
+        this.deps.permissions?.ledger.blockCalls(this.number.phoneNumberId, this.waId, nextAllowedTime(error.details) ?? Date.now() + 60_000);
+      }
       return { error };
     }
     // Meta took the call without naming it: the webhooks bind the wacid through biz_opaque_callback_data.

@@ -22,6 +22,15 @@ export class GraphError extends Error {
   }
 }
 
+/** 138012's error_data.details names the next allowed time; Meta's wording is not fixed, so take the first unix time or ISO date. */
+export function nextAllowedTime(details: string | undefined): number | undefined {
+  if (!details) return undefined;
+  const unix = /\b(1\d{9})\b/.exec(details);
+  if (unix) return Number(unix[1]) * 1000;
+  const iso = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/.exec(details);
+  return iso ? Date.parse(iso[0]) : undefined;
+}
+
 export interface GraphClientOptions {
   baseUrl: string;
   apiVersion: string;

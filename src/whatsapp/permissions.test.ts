@@ -123,6 +123,22 @@ describe('PermissionLedger', () => {
     expect(ledger.view(PN, USER).stale).toBe(true);
   });
 
+  it('start_call refused by GET call_permissions blocks calls until its limit expires; a later can_perform_action lifts it', () => {
+    const refused = parseCallPermissions({
+      messaging_product: 'whatsapp', permission: { status: 'permanent' },
+      actions: [{ action_name: 'start_call', can_perform_action: false,
+        limits: [{ time_period: 'PT24H', max_allowed: 100, current_usage: 100, limit_expiration_time: Math.floor((T0 + 2 * HOUR) / 1000) }] }],
+    });
+    ledger.applyRemote(PN, USER, refused);
+    expect(ledger.view(PN, USER)).toMatchObject({ status: 'permanent', callsBlockedUntil: T0 + 2 * HOUR });
+    now += 2 * HOUR;
+    expect(ledger.view(PN, USER).callsBlockedUntil).toBeUndefined();
+    ledger.applyRemote(PN, USER, refused);
+    expect(ledger.view(PN, USER).callsBlockedUntil).toBe(now + 60_000); // the expiry is past: asked again in a minute
+    ledger.applyRemote(PN, USER, parseCallPermissions({ permission: { status: 'permanent' }, actions: [{ action_name: 'start_call', can_perform_action: true, limits: [] }] }));
+    expect(ledger.view(PN, USER).callsBlockedUntil).toBeUndefined();
+  });
+
   it('a revoke followed by an older grant (delivered out of order) keeps the revoke', async () => {
     const at = Math.floor(T0 / 1000);
     ledger.applyReply(reply({ response: 'reject', timestamp: at }));

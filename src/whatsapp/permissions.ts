@@ -49,6 +49,11 @@ export interface PermissionView {
   syncedAt?: number;
   /** No entry, or not synced with Meta within staleAfterMs. */
   stale: boolean;
+  /**
+   * ms epoch until which Meta allows no business-initiated call to this user: GET call_permissions said start_call
+   * cannot be performed (its limit_expiration_time), or connect failed 138012 (§2.5, §3.1). Undefined = no such limit.
+   */
+  callsBlockedUntil?: number;
 }
 
 export type RequestRefusal = 'permanent_permission' | 'daily_limit' | 'weekly_limit';
@@ -57,6 +62,7 @@ export class PermissionLedger {
   readonly clock: () => number;
   private readonly defaultExpiryMs: number;
   private readonly staleAfterMs: number;
+  private readonly callBlocks = new Map<string, number>();
 
   constructor(private readonly opts: LedgerOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -85,7 +91,21 @@ export class PermissionLedger {
       requests.length >= REQUESTS_PER_WEEK ? Math.min(...requests) + 7 * DAY : 0,
     );
     if (next > now) v.nextRequestAt = next;
+    const key = `${phoneNumberId}:${waId}`;
+    const blocked = this.callBlocks.get(key);
+    if (blocked !== undefined && blocked > now) v.callsBlockedUntil = blocked;
+    else this.callBlocks.delete(key);
     return v;
+  }
+
+  /**
+   * Meta's call limit for this user (kept in memory only: it is Meta's figure, asked again with the next refresh, and
+   * 138012 would tell a gateway restarted meanwhile). `until` undefined lifts it.
+   */
+  blockCalls(phoneNumberId: string, waId: string, until: number | undefined): void {
+    const key = `${phoneNumberId}:${waId}`;
+    if (until === undefined || until <= this.clock()) this.callBlocks.delete(key);
+    else this.callBlocks.set(key, until);
   }
 
   /** True when a business-initiated call may be placed now, as far as the ledger knows. */
@@ -155,6 +175,10 @@ export class PermissionLedger {
 
   /** The result of GET call_permissions (§2.5). */
   applyRemote(phoneNumberId: string, waId: string, remote: RemotePermission): void {
+    // start_call refused: until the reached limit expires (a minute when Meta names no time, then it is asked again).
+    const start = remote.actions.find((a) => a.name === 'start_call');
+    const expiries = (start?.limits ?? []).map((l) => l.limitExpiresAt ?? 0);
+    this.blockCalls(phoneNumberId, waId, start && !start.canPerform ? Math.max(this.clock() + 60_000, ...expiries) : undefined);
     this.update(phoneNumberId, waId, (e, now) => {
       e.status = remote.status === 'no_permission' ? 'none' : remote.status;
       if (remote.status === 'temporary') e.expiresAt = remote.expiresAt ?? e.expiresAt ?? now + this.defaultExpiryMs;
