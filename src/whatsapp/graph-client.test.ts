@@ -80,3 +80,40 @@ describe('GraphClient request and response shapes (§2.1, §2.7)', () => {
     expect(seen.length).toBe(before);
   });
 });
+
+describe('GraphClient retries', () => {
+  const answers: number[] = [];
+  let retrying: GraphClient;
+  let retryServer: Server;
+  beforeAll(async () => {
+    retryServer = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const status = answers.shift() ?? 200;
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(status === 200 ? '{"success":true}' : `{"error":{"code":${status === 429 ? 613 : status === 400 ? 100 : 1},"message":"m"}}`);
+      });
+    });
+    await new Promise<void>((r) => retryServer.listen(0, '127.0.0.1', r));
+    const { port } = retryServer.address() as AddressInfo;
+    retrying = new GraphClient({ baseUrl: `http://127.0.0.1:${port}`, apiVersion: 'v21.0', token: 'tok', timeoutMs: 2000, retries: 2, logger: createLogger('silent'), metrics: createMetrics() });
+  });
+  afterAll(() => retryServer.close());
+
+  it('a 5xx is retried; a 4xx after it is marked uncertain (the first attempt may have been carried out)', async () => {
+    answers.splice(0, answers.length, 500, 200);
+    await expect(retrying.accept('1', 'wacid.R', 'v=0\r\n')).resolves.toEqual({ success: true });
+    answers.splice(0, answers.length, 500, 400);
+    const err = await retrying.accept('1', 'wacid.R', 'v=0\r\n').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GraphError);
+    expect(err).toMatchObject({ httpStatus: 400, code: 100, uncertain: true });
+  });
+
+  it('a plain 4xx is certain, and a 429 (rate limit) is not retried', async () => {
+    answers.splice(0, answers.length, 400);
+    expect(await retrying.accept('1', 'wacid.R', 'v=0\r\n').catch((e: unknown) => e)).toMatchObject({ httpStatus: 400, uncertain: false });
+    answers.splice(0, answers.length, 429, 200);
+    expect(await retrying.callPermissions('1', '14085551234').catch((e: unknown) => e)).toMatchObject({ httpStatus: 429, code: 613 });
+    expect(answers).toEqual([200]);
+  });
+});

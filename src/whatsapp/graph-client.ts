@@ -43,7 +43,11 @@ export interface GraphClientOptions {
 
 interface GraphErrorBody { error?: { message?: string; code?: number; error_data?: { details?: string } } }
 
-const RETRYABLE = (status: number): boolean => status === 429 || status >= 500;
+/**
+ * Only server errors are retried (200 ms, then 400 ms, …). A 429 is a rate limit (613 on call_permissions, 138002 and
+ * 138005 on calls): retrying within a second only spends more of it, so the caller gets it at once.
+ */
+const RETRYABLE = (status: number): boolean => status >= 500;
 
 export class GraphClient {
   constructor(private readonly opts: GraphClientOptions) {}
