@@ -67,6 +67,11 @@ describe('loadConfig', () => {
     expect(line).toMatch(/http\.port = 70000 .*at most 65535/);
   });
 
+  it('refuses a Graph API version older than the Calling API (v17.0)', () => {
+    const [line] = problems(() => loadConfig({ env: { WAGW_WHATSAPP_GRAPH_API_VERSION: 'v16.0' }, files: DEFAULT }));
+    expect(line).toMatch(/whatsapp\.graphApiVersion = "v16\.0".*v17\.0 or later/);
+  });
+
   it('reports a value outside an enum', () => {
     const [line] = problems(() => loadConfig({ env: { WAGW_LOG_LEVEL: 'loud' }, files: DEFAULT }));
     expect(line).toMatch(/log\.level = "loud".*one of "fatal"/);

@@ -58,7 +58,9 @@ export const configSchema = z.strictObject({
   }).default({ level: 'info' }),
   whatsapp: z.strictObject({
     graphBaseUrl: z.string().url().default('https://graph.facebook.com'),
-    graphApiVersion: z.string().regex(/^v\d+\.\d+$/, 'a Graph API version such as v21.0').default('v21.0'),
+    // The Calling API needs Graph v17.0 or later (§2): an older version fails every call at its first request.
+    graphApiVersion: z.string().regex(/^v\d+\.\d+$/, 'a Graph API version such as v21.0')
+      .refine((v) => Number(v.slice(1).split('.')[0]) >= 17, 'the WhatsApp Calling API needs Graph API v17.0 or later').default('v21.0'),
     graphTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
     graphRetries: z.number().int().min(0).max(5).default(2),
     webhookMaxAgeSeconds: z.number().int().min(10).default(600),
