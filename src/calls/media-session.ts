@@ -306,9 +306,9 @@ export class MediaSession {
     }
     const wa = this.webrtc;
     if (wa) {
-      const dropped = wa.stats.srtpDropped + ('srtcpDropped' in wa.stats ? wa.stats.srtcpDropped : 0);
+      const dropped = wa.stats.srtpDropped + wa.stats.srtcpDropped;
       if (dropped > 0) this.metrics.whatsappSrtpDropped.inc({ key_exchange: whatsAppLegKeyExchange(wa) }, dropped);
-      if ('sendErrors' in wa.stats && wa.stats.sendErrors > 0) this.metrics.mediaSendErrors.inc({ leg: 'whatsapp' }, wa.stats.sendErrors);
+      if (wa.stats.sendErrors > 0) this.metrics.mediaSendErrors.inc({ leg: 'whatsapp' }, wa.stats.sendErrors);
     }
     const rtp = this.rtp;
     if (rtp) {

@@ -290,8 +290,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   remoteInbandFec = false;
   readonly stats = {
     packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0,
-    // RTCP on the fast path (werift counts its own on its path)
-    rtcpIn: 0, rtcpOut: 0, srtcpDropped: 0, sendErrors: 0,
+    // On the fast path: RTCP (werift counts its own on its path), and what the tick-read socket dropped or could not send
+    rtcpIn: 0, rtcpOut: 0, srtcpDropped: 0, sendErrors: 0, droppedInvalid: 0,
   };
   /** Which path carries RTP: 'werift' until connected (and as the fallback), 'fast' once our SRTP path took over. */
   mediaPath: 'fast' | 'werift' = 'werift';
@@ -610,7 +610,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   readOnTick(): boolean {
     this.wantTickReads = true;
     const f = this.fast;
-    if (f && !f.tick && !this.closing && !f.transport.closed) f.tick = TickSocket.attach(f.transport.socket);
+    if (f && !f.tick && !this.closing && !f.transport.closed) f.tick = TickSocket.attach(f.transport.socket, this.stats);
     return f?.tick != null;
   }
 
