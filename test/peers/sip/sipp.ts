@@ -199,6 +199,9 @@ export async function startSipp(opts: SippOptions, attempt = 1): Promise<SippRun
     stderr += b.toString('utf8');
   });
   let exited = false;
+  // The working directory goes when SIPp exits: messages() then answers from the final log, not from a deleted file
+  // (a call SIPp ends itself, e.g. on our BYE, could otherwise vanish from messages() between two polls).
+  let finalMessages: string | undefined;
   const done = new Promise<SippResult>((resolve) => {
     child.once('exit', (code, signal) => {
       exited = true;
@@ -218,6 +221,7 @@ export async function startSipp(opts: SippOptions, attempt = 1): Promise<SippRun
         errors: readIfExists(errFile),
         messages: readIfExists(msgFile),
       };
+      finalMessages = result.messages;
       rmSync(dir, { recursive: true, force: true });
       resolve(result);
     });
@@ -253,7 +257,7 @@ export async function startSipp(opts: SippOptions, attempt = 1): Promise<SippRun
     uri: `sip:${service}@127.0.0.1:${port}`,
     pid: child.pid,
     done,
-    messages: () => readIfExists(msgFile),
+    messages: () => finalMessages ?? readIfExists(msgFile),
     stop: async () => {
       if (!exited) {
         child.kill('SIGTERM');
