@@ -9,6 +9,8 @@ import type { CallRecord } from '../store/call-record.js';
 import { Call, type EndReason } from './call.js';
 import type { CallDeps } from './deps.js';
 import { WhatsAppOutboundLeg } from './whatsapp-outbound.js';
+import { generatedMelody, LoopingPcm } from './hold-music.js';
+import type { MediaLegName } from '../media/bridge.js';
 import { PbxGuard } from './pbx-guard.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
@@ -346,12 +348,20 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     return refuse({ status: 503, text: 'Media resources unavailable', cause: 'media_setup_failed' });
   }
 
+  const onMediaTimeout = (leg: MediaLegName): void => {
+    metrics.mediaTimeouts.inc({ leg });
+    end({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
+  };
+  const onMediaFailed = (_leg: MediaLegName, cause: string): void => end({ by: 'gateway', outcome: 'answered', cause });
   const ringAgent = async (): Promise<void> => {
     const ok = await wa.answerReady();
     if (call.isEnded) return;
     if (!ok) return end({ by: 'gateway', outcome: 'failed', cause: 'whatsapp_answer_missing' });
     const sipOffer = await media.sipOffer();
     if (call.isEnded) return;
+    // The user is on the line now and the agent may ring for longer than the 20 s Meta's client waits for business
+    // media (§3.2): the user hears the ringing music (transfer.holdMusicWhileRinging) or silence until the agent answers.
+    media.startWhatsAppBeforeAgent(config.transfer.holdMusicWhileRinging ? new LoopingPcm(deps.holdMusic ?? generatedMelody()) : null, onMediaTimeout, onMediaFailed);
     const ctx = waContextToSip({ callId: call.waCallId ?? '', phoneNumberId: number.phoneNumberId, waId });
     try {
       dialog = await deps.sip.invite({
@@ -383,10 +393,6 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     }
     clearTimeout(setupTimer);
     call.transition('answered', 'agent_answered');
-    media.startWhatsAppMedia((leg) => {
-      metrics.mediaTimeouts.inc({ leg });
-      end({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
-    }, (_leg, cause) => end({ by: 'gateway', outcome: 'answered', cause }));
   };
   handles.set(call, {
     answer(sdp) {

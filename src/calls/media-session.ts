@@ -49,6 +49,9 @@ export class MediaSession {
   /** Codec preference toward the agent (the route's, else sip.codecs). */
   private codecs: readonly G711Codec[];
   private held = false;
+  private mediaStarted = false;
+  /** Click-to-call: WhatsApp media runs while the agent still rings (startWhatsAppBeforeAgent); connectSip ends it. */
+  private agentPending = false;
   private readonly spareLegs = new Set<RtpLeg>();
   /** The route (routing.routes) the call took, when it took one: live streams may be set per route. */
   routeName?: string;
@@ -89,12 +92,40 @@ export class MediaSession {
     return buildSdpOffer({ address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.codecs });
   }
 
-  /** Applies the agent's answer and builds the bridge; media toward WhatsApp waits for startWhatsAppMedia(). */
+  /**
+   * Applies the agent's answer and builds the bridge; media toward WhatsApp waits for startWhatsAppMedia(). After
+   * startWhatsAppBeforeAgent() the running bridge turns to the agent instead.
+   */
   connectSip(answerSdp: string): void {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     const remote = parseSdp(answerSdp, { codecs: this.codecs });
     this.call.logger.debug({ sdp: answerSdp }, 'agent SDP answer');
-    this.startBridge(remote);
+    if (!this.bridge || !this.agentPending) {
+      this.startBridge(remote);
+      return;
+    }
+    this.agentPending = false;
+    this.rtp.setRemote(remote.address, remote.port);
+    this.sipRemote = remote;
+    this.bridge.setSipMedia({ codec: remote.codec, payloadType: remote.payloadType, dtmfPayloadType: remote.dtmfPayloadType ?? null });
+    this.bridge.setSipSource(null);
+    this.bridge.setMediaTimeout('sip', true);
+    this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType }, 'media bridged');
+    this.notifyStarted();
+  }
+
+  /**
+   * Click-to-call: the WhatsApp user picked up and the agent (sipOffer() done) is still ringing. Meta's client hangs
+   * up after 20 s without business media (§3.2), and an agent may take longer: WhatsApp media starts now, `source`
+   * (ringing music, or silence when null) until connectSip() brings the agent in.
+   */
+  startWhatsAppBeforeAgent(source: PcmSource | null, onTimeout: (leg: MediaLegName) => void, onFailed?: (leg: MediaLegName, cause: string) => void): void {
+    if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
+    this.createBridge(this.codecs[0] ?? 'PCMU', undefined, null);
+    this.agentPending = true;
+    this.bridge!.setSipSource(source);
+    this.bridge!.setMediaTimeout('sip', false);
+    this.startWhatsAppMedia(onTimeout, onFailed);
   }
 
   // Business-initiated order (the PBX offers, we offer to WhatsApp): offerWhatsApp → answerSip → applyWhatsAppAnswer
@@ -136,18 +167,23 @@ export class MediaSession {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     this.rtp.setRemote(remote.address, remote.port);
     this.sipRemote = remote;
+    this.createBridge(remote.codec, remote.payloadType, remote.dtmfPayloadType ?? null);
+    this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType }, 'media bridged');
+  }
+
+  private createBridge(sipCodec: G711Codec, sipPayloadType: number | undefined, sipDtmfPayloadType: number | null): void {
+    if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     const { media } = this.config;
     this.bridge = new Bridge(this.webrtc, this.rtp, {
-      sipCodec: remote.codec,
-      sipPayloadType: remote.payloadType,
-      sipDtmfPayloadType: remote.dtmfPayloadType ?? null,
+      sipCodec,
+      ...(sipPayloadType !== undefined ? { sipPayloadType } : {}),
+      sipDtmfPayloadType,
       opus: { bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec, lossAdaptive: media.opusFecAdaptive },
       mediaTimeoutMs: media.mediaTimeoutMs,
       tickReads: media.tickReads,
       logger: this.call.logger,
     });
     this.bridge.start();
-    this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType }, 'media bridged');
   }
 
   /**
@@ -156,7 +192,8 @@ export class MediaSession {
    * `media_failed_<leg>`, e.g. ICE failed or consent expired on the WhatsApp side).
    */
   startWhatsAppMedia(onTimeout: (leg: MediaLegName) => void, onFailed?: (leg: MediaLegName, cause: string) => void): void {
-    if (!this.bridge) return;
+    if (!this.bridge || this.mediaStarted) return;
+    this.mediaStarted = true;
     this.bridge.on('media-timeout', onTimeout);
     this.bridge.on('media-failed', (leg, state) => {
       this.call.logger.warn({ leg, state }, 'media leg failed: ending the call');
@@ -171,6 +208,11 @@ export class MediaSession {
       this.call.logger.debug({ from: ev.from, digit: ev.digit, durationMs: ev.durationMs }, 'DTMF relayed');
     });
     this.bridge.startWhatsAppMedia();
+    if (!this.agentPending) this.notifyStarted();
+  }
+
+  /** Recording and live streams start once both sides are in the call (not on the ringing music). */
+  private notifyStarted(): void {
     try {
       this.onStarted?.(this);
     } catch (err) {

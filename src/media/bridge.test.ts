@@ -265,6 +265,22 @@ describe('Bridge (fake legs, manual clock)', () => {
     void wa;
   });
 
+  it('a leg whose watch comes back on (end of hold) gets a full media timeout from then, however long it was silent', () => {
+    const { sip, clock, bridge } = setup({ mediaTimeoutMs: 60 });
+    const timeouts: MediaLegName[] = [];
+    bridge.on('media-timeout', (leg) => timeouts.push(leg));
+    bridge.setMediaTimeout('whatsapp', false);
+    bridge.start();
+    sip.lastReceivedAt = fakeNow;
+    bridge.setMediaTimeout('sip', false);
+    tickAt(clock, 10); // 200 ms on hold, nothing from the agent
+    bridge.setMediaTimeout('sip', true);
+    tickAt(clock, 2);
+    expect(timeouts).toEqual([]);
+    tickAt(clock, 3);
+    expect(timeouts).toEqual(['sip']);
+  });
+
   it('stop() is idempotent: unsubscribes from the clock and closes each leg once', async () => {
     const { wa, sip, clock, bridge } = setup();
     bridge.startWhatsAppMedia();

@@ -281,6 +281,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private startedAt = 0;
   private readonly timeoutFired: Record<MediaLegName, boolean> = { whatsapp: false, sip: false };
   private readonly timeoutEnabled: Record<MediaLegName, boolean> = { whatsapp: true, sip: true };
+  /** When each leg's silence watch (re)started: a leg silent while its watch was off gets a full timeout again. */
+  private readonly watchedSince: Record<MediaLegName, number> = { whatsapp: 0, sip: 0 };
   private stopping: Promise<void> | null = null;
   private tickErrors = 0;
   /** Time spent in media ticks (transcoding both ways, jitter buffer, RTP send): for the transcode-time metric. */
@@ -345,6 +347,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   /** Suspends the silence watchdog for a leg (e.g. the PBX put the call on hold with a=sendonly/inactive). */
   setMediaTimeout(leg: MediaLegName, enabled: boolean): void {
+    if (enabled && !this.timeoutEnabled[leg]) this.watchedSince[leg] = this.now();
     this.timeoutEnabled[leg] = enabled;
     if (enabled) this.timeoutFired[leg] = false;
   }
@@ -700,9 +703,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   private checkLeg(leg: MediaLegName, lastReceivedAt: number, now: number): void {
     if (this.timeoutFired[leg] || !this.timeoutEnabled[leg]) return;
-    if (now - Math.max(lastReceivedAt, this.startedAt) >= this.mediaTimeoutMs) {
+    const since = Math.max(lastReceivedAt, this.startedAt, this.watchedSince[leg]);
+    if (now - since >= this.mediaTimeoutMs) {
       this.timeoutFired[leg] = true;
-      this.log.warn({ leg, silentMs: Math.round(now - Math.max(lastReceivedAt, this.startedAt)) }, 'media timeout');
+      this.log.warn({ leg, silentMs: Math.round(now - since) }, 'media timeout');
       this.emit('media-timeout', leg);
     }
   }

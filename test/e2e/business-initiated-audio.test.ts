@@ -13,7 +13,7 @@ import { records, startE2E, waitFor, waitNoLiveCalls, toneHeardByAgent, type E2E
 const drachtio = drachtioAvailable();
 const baresip = baresipAvailable();
 const skipReason = firstMissing(drachtio, baresip);
-if (skipReason) noteSkipped(skipReason, 2, 'business-initiated audio');
+if (skipReason) noteSkipped(skipReason, 3, 'business-initiated audio');
 
 describe.skipIf(skipReason !== undefined)('business-initiated call with two-way audio (baresip desk phone dials out)', () => {
   let agent: BaresipAgent;
@@ -120,6 +120,56 @@ describe.skipIf(skipReason !== undefined)('business-initiated call with two-way 
       expect(meta.errors).toEqual([]);
     } finally {
       await user.close();
+    }
+  }, 60_000);
+
+  it('click-to-call: while the agent still rings after the user picked up, the user hears the ringing music, not dead air', async () => {
+    const { meta, gateway } = e2e;
+    const slowAgent = await startBaresip({ toneHz: 440, answerMode: 'manual' });
+    const user = new WaUser({ waId: '447700900789', name: 'Dana' });
+    try {
+      meta.addUser(user, { permission: 'permanent' });
+      const incoming = slowAgent.waitEvent('CALL_INCOMING', 15_000);
+      const res = await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls`, {
+        method: 'POST', headers: { authorization: 'Bearer e2e-admin-key', 'content-type': 'application/json' },
+        body: JSON.stringify({ to: '+447700900789', agent: slowAgent.uri }),
+      });
+      expect(res.status).toBe(202);
+      const { callId } = await res.json() as { callId: string };
+      const placed = await meta.waitForConnect('447700900789');
+      await meta.userAnswers(placed.id);
+      await incoming;
+      // Meta's client hangs up after 20 s without business media (§3.2): packets must flow while the agent rings.
+      await user.waitForMedia();
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(gateway.registry.get(callId)?.state).not.toBe('answered');
+      const ringing = user.recording().samples;
+      const lastSecond = ringing.subarray(Math.max(0, ringing.length - 48_000));
+      let energy = 0;
+      for (const v of lastSecond) energy += v * v;
+      const rmsDbfs = 10 * Math.log10(Math.max(energy / Math.max(1, lastSecond.length), 1e-9) / 32768 ** 2);
+      console.log(`click-to-call while the agent rings: the user hears ${rmsDbfs.toFixed(1)} dBFS`);
+      expect(rmsDbfs).toBeGreaterThan(-40);
+
+      const established = slowAgent.waitEvent('CALL_ESTABLISHED', 10_000);
+      await slowAgent.accept();
+      await established;
+      await waitFor(() => gateway.registry.get(callId)?.state === 'answered' || undefined, 'agent answered');
+      await new Promise((r) => setTimeout(r, 2000));
+      const rec = user.recording();
+      const at440 = detectTone(rec.samples.subarray(Math.max(0, rec.samples.length - 48_000)), 48_000, 440);
+      console.log(`click-to-call after the agent answered: 440 Hz at ${at440.levelDbfs.toFixed(1)} dBFS, SNR ${at440.snrDb.toFixed(1)} dB`);
+      expect(at440.detected).toBe(true);
+
+      const closed = slowAgent.waitEvent('CALL_CLOSED', 10_000);
+      await meta.userHangsUp(placed.id);
+      await closed;
+      await waitNoLiveCalls(gateway);
+      const record = (await records(gateway)).find((r) => r.id === callId);
+      expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', sipTarget: slowAgent.uri });
+    } finally {
+      await user.close();
+      await slowAgent.stop();
     }
   }, 60_000);
 });
