@@ -137,6 +137,31 @@ describe('Bridge (fake legs, manual clock)', () => {
     expect(wa.sent[1]!.sequenceNumber - wa.sent[0]!.sequenceNumber).toBe(1);
   });
 
+  it('keeps the agent\'s audio from before startWhatsAppMedia (the latest 200 ms): the first packets to WhatsApp carry it (§4.7)', () => {
+    const { wa, sip, clock, bridge } = setup();
+    bridge.start();
+    const g = new Uint8Array(160);
+    // 300 ms of the agent's 440 Hz while Graph accept is on its way; nothing goes to WhatsApp yet.
+    for (let f = 0; f < 15; f++) {
+      encodeG711('PCMU', sine(440, 160, f * 160), g);
+      sip.inject(sipPacket(f, 0, g));
+      tickAt(clock, 1);
+    }
+    expect(wa.sent).toHaveLength(0);
+    bridge.startWhatsAppMedia();
+    tickAt(clock, 10);
+    const dec = new OpusDecoder8k();
+    const frame = new Int16Array(960);
+    const out: number[] = [];
+    for (const p of wa.sent) {
+      const n = dec.decode(p.payload, frame);
+      for (let i = 0; i < n; i++) out.push(frame[i]!);
+    }
+    // 200 ms kept: the first ten frames are the agent's tone (Opus needs a frame or two to settle).
+    expect(detectTone(Int16Array.from(out.slice(320, 1600)), 8000, 440).detected).toBe(true);
+    expect(bridge.details.sipFifo.overflowed).toBe(0);
+  });
+
   it('transcodes SIP PCMU 440 Hz into Opus toward WhatsApp', () => {
     const { wa, sip, clock, bridge } = setup();
     bridge.startWhatsAppMedia();

@@ -153,18 +153,30 @@ class SampleFifo {
     this.buf = new Int16Array(capacity);
   }
 
-  write(src: Int16Array, n: number): void {
-    for (let i = 0; i < n; i++) {
-      if (this.size === this.capacity) {
-        // Keep latency bounded: the oldest sample goes.
-        this.r = (this.r + 1) % this.capacity;
-        this.size--;
-        this.overflowed++;
-      }
-      this.buf[this.w] = src[i]!;
-      this.w = (this.w + 1) % this.capacity;
-      this.size++;
+  /**
+   * Appends `src[0, n)`. When it does not fit, the oldest samples go (latency stays bounded), counted in `overflowed`
+   * unless `expected` (audio kept before it can be sent, where only the latest matters).
+   */
+  write(src: Int16Array, n: number, expected = false): void {
+    const cap = this.capacity;
+    let from = 0;
+    if (n > cap) {
+      from = n - cap;
+      if (!expected) this.overflowed += from;
     }
+    const excess = this.size + (n - from) - cap;
+    if (excess > 0) {
+      this.skip(excess);
+      if (!expected) this.overflowed += excess;
+    }
+    const buf = this.buf;
+    let w = this.w;
+    for (let i = from; i < n; i++) {
+      buf[w] = src[i]!;
+      if (++w === cap) w = 0;
+    }
+    this.w = w;
+    this.size += n - from;
   }
 
   /** Fills `out` with audio, or returns false (and leaves `out` alone) when there is not enough yet. */
@@ -185,8 +197,7 @@ class SampleFifo {
     if (this.size > this.primeSamples + 3 * n) {
       if (++this.highTicks >= 25) {
         this.highTicks = 0;
-        this.r = (this.r + n) % this.capacity;
-        this.size -= n;
+        this.skip(n);
         this.trimmed++;
       }
     } else {
@@ -196,10 +207,19 @@ class SampleFifo {
   }
 
   private take(out: Int16Array, n: number): void {
+    const buf = this.buf;
+    const cap = this.capacity;
+    let r = this.r;
     for (let i = 0; i < n; i++) {
-      out[i] = this.buf[this.r]!;
-      this.r = (this.r + 1) % this.capacity;
+      out[i] = buf[r]!;
+      if (++r === cap) r = 0;
     }
+    this.r = r;
+    this.size -= n;
+  }
+
+  private skip(n: number): void {
+    this.r = (this.r + n) % this.capacity;
     this.size -= n;
   }
 
@@ -519,8 +539,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     if (h.payloadType === this.sipPayloadType) {
       this.sipRx.update(h.sequenceNumber, h.timestamp, now);
       const n = decodeG711(this.sipCodec, packet, h.payloadOffset, Math.min(h.payloadLength, this.pcmIn.length), this.pcmIn);
-      // Before WhatsApp may hear anything, keep nothing: queued audio would only add latency later.
-      if (this.waStarted && !this.sipSource) this.fifo.write(this.pcmIn, n);
+      // Before WhatsApp may hear anything (the agent answered, Graph accept is on its way) the latest 200 ms are kept:
+      // the agent's first words are not clipped (§4.7), at the cost of that much delay, trimmed away within seconds.
+      if (!this.sipSource) this.fifo.write(this.pcmIn, n, !this.waStarted);
     } else if (h.payloadType === this.sipDtmfPayloadType) {
       this.sipRx.update(h.sequenceNumber, h.timestamp, now);
       this.sipDtmfRx.push(h.timestamp, packet, h.payloadOffset, h.payloadLength, now);
