@@ -29,6 +29,7 @@ function tickAt(clock: ManualFrameClock, n = 1): void {
 class FakeWa extends EventEmitter {
   opusPayloadType = 111;
   dtmfPayloadType: number | null = 126;
+  remoteMaxAverageBitrate?: number;
   lastReceivedAt = fakeNow;
   sent: SentWa[] = [];
   closes = 0;
@@ -98,6 +99,16 @@ describe('Bridge (fake legs, manual clock)', () => {
     cleanups.push(() => bridge.stop());
     return { wa, sip, clock, bridge };
   }
+
+  it('keeps the Opus encoder at or below the remote\'s maxaveragebitrate (Meta\'s SDES offer says 20000)', () => {
+    const wa = new FakeWa();
+    wa.remoteMaxAverageBitrate = 20_000;
+    const capped = new Bridge(wa, new FakeSip(), { sipCodec: 'PCMU', clock: new ManualFrameClock(), opus: { bitrate: 24_000 } });
+    const free = new Bridge(new FakeWa(), new FakeSip(), { sipCodec: 'PCMU', clock: new ManualFrameClock(), opus: { bitrate: 24_000 } });
+    cleanups.push(() => capped.stop(), () => free.stop());
+    expect(capped.details.opusBitrate).toBe(20_000);
+    expect(free.details.opusBitrate).toBe(24_000);
+  });
 
   it('sends nothing to WhatsApp before startWhatsAppMedia, then one packet per tick with continuous seq/ts', () => {
     const { wa, sip, clock, bridge } = setup();

@@ -17,7 +17,7 @@ import { DtmfReceiver, DtmfSender, type DtmfDigitEvent } from './dtmf.js';
 import { sharedFrameClock, type FrameClock } from './frame-clock.js';
 import { decodeG711, encodeG711, G711_PAYLOAD_TYPE, type G711Law } from './g711.js';
 import { JB_EMPTY, JB_LOST, JitterBuffer } from './jitter-buffer.js';
-import { FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
+import { DEFAULT_OPUS_BITRATE, FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
 import { createOpusFecDecoder, opusFecAvailable, type OpusFecDecoder } from './opus-fec.js';
 import { OpusLossAdapter } from './opus-loss-adapter.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
@@ -32,6 +32,8 @@ export interface WhatsAppMediaLeg {
   readonly dtmfPayloadType: number | null;
   /** The remote side said useinbandfec=1: its packets carry FEC for the previous frame. */
   readonly remoteInbandFec?: boolean;
+  /** The remote's Opus maxaveragebitrate: our encoder's bitrate is capped at it. */
+  readonly remoteMaxAverageBitrate?: number;
   /** Round-trip time from the remote's RTCP receiver reports (WebRtcLeg: werift's RTCP), when known. */
   readonly rttMs?: number;
   /** Fraction (0–1) of our packets the remote's latest RTCP receiver report says were lost, when one arrived. */
@@ -322,7 +324,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.mediaTimeoutMs = opts.mediaTimeoutMs ?? 30_000;
     this.fecDecode = opts.fecDecode ?? true;
     this.jb = new JitterBuffer({ minDelayMs: opts.jitterMinMs ?? 20, maxDelayMs: opts.jitterMaxMs ?? 200, clockRate: 48000 });
-    this.opusEnc = new OpusEncoder8k(opts.opus);
+    // Meta's SDES offer asks for maxaveragebitrate=20000 (whatsapp-calling.md §4.5): never send more than asked.
+    const cap = wa.remoteMaxAverageBitrate;
+    const bitrate = opts.opus?.bitrate ?? DEFAULT_OPUS_BITRATE;
+    this.opusEnc = new OpusEncoder8k({ ...opts.opus, bitrate: cap !== undefined ? Math.min(bitrate, cap) : bitrate });
     const { inbandFec = true, lossAdaptive = true } = opts.opus ?? {};
     this.lossAdapter = inbandFec && lossAdaptive
       ? new OpusLossAdapter((p) => this.opusEnc.setExpectedLoss(p), this.opusEnc.settings.packetLoss)
@@ -462,8 +467,11 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     fecRecovered: number;
     /** The Opus encoder's expected loss toward WhatsApp (in-band FEC is sent while it is above 0). */
     opusExpectedLossPercent: number;
+    /** Its bitrate (media.opusBitrate, capped by the remote's maxaveragebitrate). */
+    opusBitrate: number;
   } {
     return {
+      opusBitrate: this.opusEnc.settings.bitrate,
       fecRecovered: this.fecRecovered,
       opusExpectedLossPercent: this.opusEnc.settings.packetLoss,
       jitterBuffer: { ...this.jb.stats, targetDelayMs: this.jb.targetDelayMs },

@@ -24,6 +24,8 @@ export const FRAME_SAMPLES = 160;
 export const OPUS_TICKS_PER_FRAME = 960;
 /** Largest Opus packet duration (120 ms) at 8 kHz. */
 export const MAX_FRAME_SAMPLES = 960;
+/** bit/s: narrowband SILK gains nothing above ~20–24 kbit/s. */
+export const DEFAULT_OPUS_BITRATE = 24_000;
 
 interface NativeCodecProto {
   decode(this: Decoder, packet: ArrayBufferView): number;
@@ -130,7 +132,7 @@ export class OpusEncoder8k {
   private readonly enc = new Encoder({ channels: 1, sample_rate: PCM_RATE, application: 'voip' });
 
   constructor(opts: OpusEncoderOptions = {}) {
-    const { bitrate = 24_000, complexity = 5, inbandFec = true, expectedLossPercent = inbandFec ? 5 : 0 } = opts;
+    const { bitrate = DEFAULT_OPUS_BITRATE, complexity = 5, inbandFec = true, expectedLossPercent = inbandFec ? 5 : 0 } = opts;
     this.enc.bitrate = bitrate;
     this.enc.complexity = Math.max(0, Math.min(10, Math.round(complexity))) as Encoder['complexity'];
     this.enc.signal = 'voice';

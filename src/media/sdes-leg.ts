@@ -29,7 +29,7 @@ import { formatAddress, numericAddress, sameAddress, TickSocket, type NumericAdd
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import {
-  announcedAddress, MediaSetupError, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, usesInbandFec,
+  announcedAddress, MediaSetupError, opusMaxAverageBitrate, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, usesInbandFec,
   type ReceivedRtpInfo, type SendRtpParams, type WebRtcLegEvents, type WebRtcLegState,
 } from './webrtc-leg.js';
 
@@ -120,6 +120,8 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   opusPayloadType: number;
   dtmfPayloadType: number | null;
   remoteInbandFec = false;
+  /** The remote's Opus maxaveragebitrate (RFC 7587), when its SDP states one: our encoder stays below it. */
+  remoteMaxAverageBitrate?: number;
   /** From the remote's RTCP reports about our stream, once one arrived. */
   get rttMs(): number | undefined {
     return this.rtcp.rttMs;
@@ -207,6 +209,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       leg.setKeys(keysOf(crypto.suite, mine.masterKey, mine.masterSalt), keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0));
       leg.suite = crypto.suite;
       leg.remoteInbandFec = usesInbandFec(offerSdp, opusPt!);
+      leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, opusPt!);
       leg.localSdp = buildSdesSdp({
         address: leg.announcedAddress, port: leg.port, proto: media.proto,
         cryptoLines: [formatCryptoAttribute(crypto.tag, crypto.suite, mine.masterKey, mine.masterSalt)],
@@ -267,6 +270,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.offered.clear();
     this.opusPayloadType = opusPt!;
     this.remoteInbandFec = usesInbandFec(answerSdp, opusPt!);
+    this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, opusPt!);
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
     this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
     this.setRemoteAddress(media);

@@ -140,6 +140,14 @@ export function usesInbandFec(sdp: string, opusPt: number): boolean {
   return m ? /(^|;)\s*useinbandfec=1\b/.test(m[1]!) : false;
 }
 
+/** RFC 7587 maxaveragebitrate of the remote's Opus fmtp (what it wants to receive at most), if it states one. */
+export function opusMaxAverageBitrate(sdp: string, opusPt: number): number | undefined {
+  const m = new RegExp(`^a=fmtp:${opusPt} (.*)$`, 'm').exec(sdp);
+  const v = m ? /(?:^|;)\s*maxaveragebitrate=(\d+)/.exec(m[1]!) : null;
+  const n = v ? Number(v[1]) : NaN;
+  return n >= 6000 && n <= 510_000 ? n : undefined;
+}
+
 function describeOfferProblem(sdp: string): string | null {
   if (typeof sdp !== 'string' || !/^v=0\r?$/m.test(sdp)) return 'not an SDP (no v=0 line)';
   const info = parseAudioPayloadTypes(sdp);
@@ -288,6 +296,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   dtmfPayloadType: number | null;
   /** The WhatsApp side's SDP has useinbandfec=1 for Opus: lost frames can be rebuilt from the next packet. */
   remoteInbandFec = false;
+  /** The remote's Opus maxaveragebitrate (RFC 7587), when its SDP states one: our encoder stays below it. */
+  remoteMaxAverageBitrate?: number;
   readonly stats = {
     packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, otherPayloadTypes: 0, srtpDropped: 0,
     // On the fast path: RTCP (werift counts its own on its path), and what the tick-read socket dropped or could not send
@@ -376,6 +386,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
     const leg = new WebRtcLeg(opts, opusPt!, dtmfPt);
     leg.remoteInbandFec = usesInbandFec(offerSdp, opusPt!);
+    leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, opusPt!);
     try {
       await leg.pc.setRemoteDescription({ type: 'offer', sdp: completeRtcpAttributes(offerSdp) });
       const transceiver = leg.pc.getTransceivers().find((t) => t.kind === 'audio');
@@ -438,6 +449,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     }
     this.opusPayloadType = opusPt!;
     this.remoteInbandFec = usesInbandFec(answerSdp, opusPt!);
+    this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, opusPt!);
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
     this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
   }
