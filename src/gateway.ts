@@ -14,6 +14,7 @@ import { CallRegistry } from './calls/registry.js';
 import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
 import { preciseTimerAvailable } from './media/precise-timer.js';
+import { announcedAddress, unreachableFromMeta } from './media/webrtc-leg.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
 import { dispatchEvent } from './calls/dispatch.js';
@@ -73,6 +74,9 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   } else {
     logger.info({ tickReads: config.media.tickReads }, config.media.tickReads ? 'media sockets are read on the media tick' : 'media sockets are read on arrival');
   }
+  const announced = announcedAddress(config.media);
+  const unreachable = unreachableFromMeta(announced);
+  if (unreachable) logger.warn({ announced: announced ?? null }, `WhatsApp media candidates announce an address Meta's relays cannot reach (${unreachable}): set media.publicAddress`);
   if (!preciseTimerAvailable()) logger.warn('the media addon gives no timerfd here: the 20 ms media clock runs on setTimeout, so ticks start 1–2 ms late');
   const opusImpl = opusFecImplementation();
   if (opusImpl === 'native') logger.info(`Opus decoding (FEC/PLC) on native ${nativeOpusFecVersion()}`);

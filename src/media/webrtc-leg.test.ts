@@ -5,7 +5,7 @@ import { FRAME_SAMPLES, OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
 import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
 import { PortPool, PortPoolExhaustedError } from './port-pool.js';
 import { tickReadsAvailable } from './tick-socket.js';
-import { parseAudioPayloadTypes, UnanswerableOfferError, WebRtcLeg, shapeLocalSdp } from './webrtc-leg.js';
+import { parseAudioPayloadTypes, UnanswerableOfferError, WebRtcLeg, shapeLocalSdp, unreachableFromMeta } from './webrtc-leg.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -29,6 +29,14 @@ describe('WebRtcLeg', () => {
     ].join('\r\n');
     await expect(WebRtcLeg.answer(pcmuOnly)).rejects.toThrow(/no opus\/48000/);
     await expect(WebRtcLeg.answer('v=0\r\ns=-\r\n')).rejects.toThrow(/no m=audio/);
+    const opusOffer = pcmuOnly.replace('SAVPF 0', 'SAVPF 111').replace('a=rtpmap:0 PCMU/8000', 'a=rtpmap:111 opus/48000/2');
+    await expect(WebRtcLeg.answer(`${opusOffer}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n`)).rejects.toThrow(/more than one media section/);
+    await expect(WebRtcLeg.answer(opusOffer.replace('a=setup:actpass', 'a=setup:active'))).rejects.toThrow(/setup:active/);
+  });
+
+  it('tells an announced address Meta\'s relays cannot reach (the start-up warning)', () => {
+    expect(['10.1.2.3', '172.20.0.1', '192.168.1.5', '100.64.0.9', '127.0.0.1', '169.254.1.1', 'fd00::1', undefined].map(unreachableFromMeta).every((r) => r !== null)).toBe(true);
+    expect(['203.0.113.7', '172.32.0.1', '100.128.0.1', '2001:db8::1'].map(unreachableFromMeta)).toEqual([null, null, null, null]);
   });
 
   it('shapes SDP: only telephone-event/8000, sha-256, announced candidates, default candidate in c=/m=', () => {
@@ -36,9 +44,10 @@ describe('WebRtcLeg', () => {
       'v=0', 's=-', 'a=ice-lite', 'm=audio 9 UDP/TLS/RTP/SAVPF 111 110 126', 'c=IN IP4 0.0.0.0',
       'a=candidate:1 1 udp 2116026367 10.0.0.5 50000 typ host', 'a=candidate:2 1 udp 2116026367 203.0.113.7 50002 typ host',
       'a=fingerprint:sha-1 AA', 'a=fingerprint:sha-256 BB', 'a=rtpmap:111 opus/48000/2',
-      'a=rtpmap:110 telephone-event/48000', 'a=fmtp:110 0-15', 'a=rtpmap:126 telephone-event/8000', '',
+      'a=rtpmap:110 telephone-event/48000', 'a=fmtp:110 0-15', 'a=rtpmap:126 telephone-event/8000', 'a=rtcp-fb:111 transport-cc', '',
     ].join('\r\n');
     const out = shapeLocalSdp(sdp, new Set(['203.0.113.7']), 126);
+    expect(out).not.toContain('transport-cc');
     expect(out).toContain('m=audio 50002 UDP/TLS/RTP/SAVPF 111 126\r\n');
     expect(out).toContain('c=IN IP4 203.0.113.7');
     expect(out).not.toMatch(/ice-lite|sha-1|10\.0\.0\.5|:110 /);

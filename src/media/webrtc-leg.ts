@@ -155,6 +155,8 @@ function describeOfferProblem(sdp: string): string | null {
   if (info.opusPt === null) return 'the audio section offers no opus/48000 codec';
   if (!/^a=ice-ufrag:/m.test(sdp) || !/^a=ice-pwd:/m.test(sdp)) return 'no ICE credentials (a=ice-ufrag / a=ice-pwd)';
   if (!/^a=fingerprint:sha-256 /im.test(sdp)) return 'no sha-256 DTLS fingerprint';
+  // A call is one audio stream (§4.1); a second section would be answered as a second stream.
+  if ((sdp.match(/^m=/gm) ?? []).length > 1) return 'more than one media section';
   return null;
 }
 
@@ -187,6 +189,8 @@ export function shapeLocalSdp(sdp: string, announce: ReadonlySet<string> | null,
     // Our side runs full ICE with every candidate already in the SDP: neither ice-lite nor trickle applies.
     if (/^a=ice-lite/i.test(l) || /^a=ice-options:trickle/i.test(l)) continue;
     if (/^a=ptime:/i.test(l)) continue;
+    // werift answers without the transport-wide-cc header extension, so the feedback it names would never come.
+    if (/^a=rtcp-fb:\d+ transport-cc/i.test(l)) continue;
     if (/^a=fingerprint:/i.test(l) && !/^a=fingerprint:sha-256 /i.test(l)) continue;
     const cand = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ /.exec(l);
     if (cand) {
@@ -381,7 +385,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
 
   /** User-initiated call: answer Meta's offer. Throws UnanswerableOfferError for an offer we cannot serve. */
   static async answer(offerSdp: string, opts: WebRtcLegOptions = {}): Promise<WebRtcLeg> {
-    const problem = describeOfferProblem(offerSdp);
+    // The offerer of DTLS-SRTP says actpass or passive (RFC 5763 §5); 'active' would leave both sides as DTLS clients.
+    const problem = describeOfferProblem(offerSdp) ?? (/^a=setup:active\b/im.test(offerSdp) ? 'a=setup:active in an offer (we answer as the DTLS client)' : null);
     if (problem) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: ${problem}`);
     const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
     const leg = new WebRtcLeg(opts, opusPt!, dtmfPt);
@@ -803,6 +808,20 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
 export function announcedAddress(opts: { publicAddress?: string; bindAddress?: string }): string | undefined {
   const bind = opts.bindAddress && opts.bindAddress !== '0.0.0.0' && opts.bindAddress !== '::' ? opts.bindAddress : undefined;
   return opts.publicAddress || bind || primaryIPv4();
+}
+
+/**
+ * Why Meta's relays could not reach that address (loopback, RFC 1918, CGNAT, link-local, IPv6 ULA), or null. Meta
+ * answers an unreachable candidate with 138021, media receive timeout (§4.3).
+ */
+export function unreachableFromMeta(address: string | undefined): string | null {
+  if (!address) return 'no address to announce';
+  if (/^127\.|^::1$/.test(address)) return 'loopback';
+  if (/^10\.|^192\.168\.|^172\.(1[6-9]|2\d|3[01])\./.test(address)) return 'private (RFC 1918)';
+  if (/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./.test(address)) return 'carrier-grade NAT (RFC 6598)';
+  if (/^169\.254\.|^fe80:/i.test(address)) return 'link-local';
+  if (/^f[cd][0-9a-f]{2}:/i.test(address)) return 'unique local IPv6';
+  return null;
 }
 
 /** The first non-internal IPv4 address of this host, for when no address is configured. */
