@@ -194,6 +194,15 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     expect(t.written[0]).toMatchObject({ cause: 'call_limit', sipStatus: 403 });
   });
 
+  it('the offer to WhatsApp uses the number\'s own key exchange when it has one (Meta sets SDES/DTLS per number)', async () => {
+    const t = setUp();
+    t.deps.config.whatsapp.numbers[0]!.whatsappKeyExchange = 'sdes';
+    await t.start();
+    expect(t.media.offerWhatsApp).toHaveBeenCalledWith('sdes');
+    dispatchEvent(t.deps, t.terminate());
+    await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
+  });
+
   it('Graph requests for the number go through its own app\'s client (token), not the default one', async () => {
     const t = setUp();
     const own = { connect: vi.fn(async (): Promise<string | undefined> => WACID), terminate: vi.fn(async () => ({})) };

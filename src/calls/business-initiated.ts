@@ -162,7 +162,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   let offerSdp: string;
   let sipAnswer: string;
   try {
-    offerSdp = await media.offerWhatsApp();
+    offerSdp = await media.offerWhatsApp(number.whatsappKeyExchange);
     if (call.isEnded) return;
     sipAnswer = await media.answerSip(invite.sdp);
   } catch (err) {
@@ -342,7 +342,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   call.onTeardown(() => clearTimeout(setupTimer));
   let offerSdp: string;
   try {
-    offerSdp = await media.offerWhatsApp();
+    offerSdp = await media.offerWhatsApp(number.whatsappKeyExchange);
   } catch (err) {
     call.logger.error({ err: (err as Error).message }, 'media setup failed');
     return refuse({ status: 503, text: 'Media resources unavailable', cause: 'media_setup_failed' });

@@ -131,9 +131,12 @@ export class MediaSession {
   // Business-initiated order (the PBX offers, we offer to WhatsApp): offerWhatsApp → answerSip → applyWhatsAppAnswer
   // → bridgeSip once the user picked up → startWhatsAppMedia.
 
-  /** Creates our offer toward WhatsApp: DTLS-SRTP (complete with candidates) or SDES, per media.whatsappKeyExchange. */
-  async offerWhatsApp(): Promise<string> {
-    this.webrtc = await offerWhatsAppLeg(this.config.media.whatsappKeyExchange, this.webRtcOptions());
+  /**
+   * Creates our offer toward WhatsApp: DTLS-SRTP (complete with candidates) or SDES, per the business number's
+   * whatsappKeyExchange, else media.whatsappKeyExchange.
+   */
+  async offerWhatsApp(keyExchange: 'dtls' | 'sdes' = this.config.media.whatsappKeyExchange): Promise<string> {
+    this.webrtc = await offerWhatsAppLeg(keyExchange, this.webRtcOptions());
     if (this.closed) await this.webrtc.close();
     this.call.logger.debug({ sdp: this.webrtc.localSdp }, 'WhatsApp SDP offer');
     return this.webrtc.localSdp;

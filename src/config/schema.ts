@@ -10,6 +10,9 @@ export const businessNumberSchema = z.strictObject({
   phoneNumberId: z.string().regex(/^\d+$/, 'the numeric Graph phone-number id'),
   displayNumber: z.string().regex(/^\+?\d{6,15}$/, 'the number in E.164 digits'),
   tenant: z.string().min(1).default('default'),
+  // What our business-initiated offers use for this number, when it differs from media.whatsappKeyExchange: Meta's
+  // srtp_key_exchange_protocol is a setting of each number (§2.6), and an offer of the other kind fails.
+  whatsappKeyExchange: z.enum(['dtls', 'sdes']).optional(),
   ...numberRoutingFields,
 });
 
