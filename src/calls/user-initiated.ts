@@ -90,25 +90,30 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   call.onTeardown(() => clearTimeout(setupTimer));
   void call.ended.then(() => clearTimeout(setupTimer));
 
-  let route: RouteDecision;
-  try {
-    route = await deps.routing.decide(number, {
-      waCallId: ev.callId, from: call.ctx.userWaId, name: ev.profileName, ctaPayload: ev.ctaPayload, deeplinkPayload: ev.deeplinkPayload,
-    });
-  } catch (err) {
-    call.logger.error({ err: (err as Error).message }, 'routing failed');
-    return fail({ by: 'gateway', outcome: 'failed', cause: 'no_route' });
-  }
-  if (call.isEnded) return;
-  if (route.action === 'reject') {
-    call.logger.info({ via: route.via, cause: route.cause }, 'routing rejected the call');
-    return fail({ by: 'gateway', outcome: 'rejected', cause: route.cause });
-  }
-  const targets = targetOrder(route);
-  call.logger.info({ route: route.route, via: route.via, targets, codecs: route.codecs, ringTimeoutMs: route.ringTimeoutMs }, 'call routed');
+  // Routing (a hook may take its time) runs while the answer and pre_accept go out: pre_accept at once lets ICE and
+  // DTLS finish during ringing, so the agent's first words are not clipped (§4.7, §6 item 2).
+  type Routed = { route: RouteDecision } | { err: Error };
+  let verdict: Routed | undefined;
+  const routed: Promise<Routed> = deps.routing.decide(number, {
+    waCallId: ev.callId, from: call.ctx.userWaId, name: ev.profileName, ctaPayload: ev.ctaPayload, deeplinkPayload: ev.deeplinkPayload,
+  }).then((route) => ({ route }), (err: unknown) => ({ err: err instanceof Error ? err : new Error(String(err)) }))
+    .then((r) => (verdict = r));
+  /** The route, or undefined once the call was failed for the routing's refusal or error. */
+  const routeOf = (r: Routed): Extract<RouteDecision, { action: 'route' }> | undefined => {
+    if ('err' in r) {
+      call.logger.error({ err: r.err.message }, 'routing failed');
+      fail({ by: 'gateway', outcome: 'failed', cause: 'no_route' });
+      return undefined;
+    }
+    if (r.route.action === 'reject') {
+      call.logger.info({ via: r.route.via, cause: r.route.cause }, 'routing rejected the call');
+      fail({ by: 'gateway', outcome: 'rejected', cause: r.route.cause });
+      return undefined;
+    }
+    return r.route;
+  };
 
   const media = deps.media.create(call);
-  media.routeName = route.route;
   call.onTeardown(() => media.close());
   try {
     await media.answerWhatsApp(ev.sdp);
@@ -122,6 +127,8 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     return fail({ by: 'gateway', outcome: 'failed', cause: 'media_setup_failed' });
   }
   if (call.isEnded) return;
+  // Static rules have decided by now: a call they refuse needs no pre_accept.
+  if (verdict && !routeOf(verdict)) return;
   const answerSdp = media.whatsAppSdp;
 
   try {
@@ -130,6 +137,14 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     return fail(graphFailure(call, 'pre_accept', err));
   }
   if (!call.transition('pre_accepted', 'pre_accept_ok')) return;
+
+  const decided = await routed;
+  if (call.isEnded) return;
+  const route = routeOf(decided);
+  if (!route) return;
+  const targets = targetOrder(route);
+  call.logger.info({ route: route.route, via: route.via, targets, codecs: route.codecs, ringTimeoutMs: route.ringTimeoutMs }, 'call routed');
+  media.routeName = route.route;
 
   const sipCtx = waContextToSip({
     callId: ev.callId, phoneNumberId: ev.phoneNumberId, waId: call.ctx.userWaId,

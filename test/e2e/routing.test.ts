@@ -189,6 +189,18 @@ describe.skipIf(skipReason !== undefined)('routing for several brands', () => {
         expect(await hangUp(e2e.meta, callId)).toMatchObject({ sipTarget: uri('a') });
         await Promise.all(running.splice(0).map((r) => r.stop()));
       }
+      // A slow hook does not hold pre_accept back (§6 item 2): WhatsApp's media is set up while it decides; its
+      // late reject then ends the call with Graph reject.
+      reload(routingConfig({ hook: { url: hook.url, timeoutMs: 4000 } }));
+      hook.behaviour = { kind: 'slow', ms: 1500 };
+      const t0 = Date.now();
+      const late = await e2e.meta.userCalls(user);
+      const rejected = await e2e.meta.waitForAction(late.callId, 'reject', 10_000);
+      const ops = e2e.meta.requests.filter((r) => r.callId === late.callId);
+      expect(ops.map((r) => `${r.op}:${r.status}`)).toEqual(['pre_accept:200', 'reject:200']);
+      expect(ops[0]!.receivedAt - t0).toBeLessThan(1500);
+      expect(rejected.receivedAt - t0).toBeGreaterThanOrEqual(1500);
+      await waitNoLiveCalls(e2e.gateway);
       const hookMetric = (await e2e.gateway.metrics.routingHook.get()).values;
       for (const result of ['ok', 'timeout', 'error']) expect(hookMetric.find((v) => v.labels.result === result)?.value).toBeGreaterThan(0);
     } finally {
