@@ -458,39 +458,35 @@ async function requestPermissionAfterRefusal(deps: CallDeps, number: BusinessNum
   return sent.sent ? '; a call permission request was sent' : `; no permission request sent (${sent.message})`;
 }
 
+/** Graph `connect` errors with a fixed SIP answer (README table); 138012 carries its next allowed time. */
+const CONNECT_REFUSALS: Readonly<Record<number, { status: number; text: string; retryAfter?: string }>> = {
+  138006: { status: 403, text: 'No WhatsApp call permission from the user' },
+  138003: { status: 486, text: 'A call with this WhatsApp user is already ongoing' },
+  138001: { status: 404, text: 'WhatsApp user cannot be called' },
+  138013: { status: 403, text: 'Business-initiated calling not available in this country' },
+  138002: { status: 503, text: 'Concurrent call limit reached', retryAfter: '30' },
+  138005: { status: 503, text: 'Call rate limit reached', retryAfter: '300' },
+  138000: { status: 403, text: 'WhatsApp calling is not enabled on this business number' },
+  138014: { status: 403, text: 'WhatsApp calling is temporarily disabled on this business number (low call quality)' },
+  131030: { status: 403, text: 'The WhatsApp user is not in the test number\'s allowed list' },
+  // A configuration fault here, not the caller's: the number is set up for Meta's SIP mode (§4.6), not the Graph API.
+  131055: { status: 503, text: 'The business number is SIP-enabled at Meta: the Graph calling API is not allowed for it' },
+};
+
 /** The SIP response the PBX gets for a Graph `connect` error (README table). */
 export function refusalForGraphError(err: unknown, now = Date.now()): SipRefusal {
   const code = err instanceof GraphError ? err.code : undefined;
   const codeHeader = { 'X-WA-Graph-Error': code !== undefined ? String(code) : err instanceof GraphError && err.httpStatus ? `http_${err.httpStatus}` : 'unreachable' };
-  switch (code) {
-    case 138006:
-      return { status: 403, text: 'No WhatsApp call permission from the user', cause: 'graph_connect_138006', headers: codeHeader };
-    case 138012: {
-      const r = callLimitRefusal(nextAllowedTime(err instanceof GraphError ? err.details : undefined), now);
-      return { ...r, cause: 'graph_connect_138012', headers: { ...codeHeader, ...r.headers } };
-    }
-    case 138003:
-      return { status: 486, text: 'A call with this WhatsApp user is already ongoing', cause: 'graph_connect_138003', headers: codeHeader };
-    case 138001:
-      return { status: 404, text: 'WhatsApp user cannot be called', cause: 'graph_connect_138001', headers: codeHeader };
-    case 138013:
-      return { status: 403, text: 'Business-initiated calling not available in this country', cause: 'graph_connect_138013', headers: codeHeader };
-    case 138002:
-      return { status: 503, text: 'Concurrent call limit reached', cause: 'graph_connect_138002', headers: { ...codeHeader, 'Retry-After': '30' } };
-    case 138005:
-      return { status: 503, text: 'Call rate limit reached', cause: 'graph_connect_138005', headers: { ...codeHeader, 'Retry-After': '300' } };
-    case 138000:
-      return { status: 403, text: 'WhatsApp calling is not enabled on this business number', cause: 'graph_connect_138000', headers: codeHeader };
-    case 138014:
-      return { status: 403, text: 'WhatsApp calling is temporarily disabled on this business number (low call quality)', cause: 'graph_connect_138014', headers: codeHeader };
-    case 131030:
-      return { status: 403, text: 'The WhatsApp user is not in the test number\'s allowed list', cause: 'graph_connect_131030', headers: codeHeader };
-    case 131055:
-      // A configuration fault here, not the caller's: the number is set up for Meta's SIP mode (§4.6), not the Graph API.
-      return { status: 503, text: 'The business number is SIP-enabled at Meta: the Graph calling API is not allowed for it', cause: 'graph_connect_131055', headers: codeHeader };
-    default:
-      return { status: 500, text: `Graph connect failed${code !== undefined ? ` (code ${code})` : ''}`, cause: code !== undefined ? `graph_connect_${code}` : 'graph_connect_failed', headers: codeHeader };
+  if (code === 138012) {
+    const r = callLimitRefusal(nextAllowedTime(err instanceof GraphError ? err.details : undefined), now);
+    return { ...r, cause: 'graph_connect_138012', headers: { ...codeHeader, ...r.headers } };
   }
+  const fixed = code !== undefined ? CONNECT_REFUSALS[code] : undefined;
+  if (fixed) {
+    const headers = fixed.retryAfter ? { ...codeHeader, 'Retry-After': fixed.retryAfter } : codeHeader;
+    return { status: fixed.status, text: fixed.text, cause: `graph_connect_${code}`, headers };
+  }
+  return { status: 500, text: `Graph connect failed${code !== undefined ? ` (code ${code})` : ''}`, cause: code !== undefined ? `graph_connect_${code}` : 'graph_connect_failed', headers: codeHeader };
 }
 
 /** Meta's limit on connected business-initiated calls to this user is reached (§3.1): 403 and when to try again. */

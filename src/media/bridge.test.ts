@@ -26,6 +26,18 @@ function tickAt(clock: ManualFrameClock, n = 1): void {
   }
 }
 
+/** What the bridge sent toward WhatsApp, decoded to 8 kHz samples. */
+function decodeSent(sent: readonly SentWa[]): number[] {
+  const dec = new OpusDecoder8k();
+  const frame = new Int16Array(960);
+  const out: number[] = [];
+  for (const p of sent) {
+    const n = dec.decode(p.payload, frame);
+    for (let i = 0; i < n; i++) out.push(frame[i]!);
+  }
+  return out;
+}
+
 class FakeWa extends EventEmitter {
   opusPayloadType = 111;
   dtmfPayloadType: number | null = 126;
@@ -161,13 +173,7 @@ describe('Bridge (fake legs, manual clock)', () => {
     expect(wa.sent).toHaveLength(0);
     bridge.startWhatsAppMedia();
     tickAt(clock, 10);
-    const dec = new OpusDecoder8k();
-    const frame = new Int16Array(960);
-    const out: number[] = [];
-    for (const p of wa.sent) {
-      const n = dec.decode(p.payload, frame);
-      for (let i = 0; i < n; i++) out.push(frame[i]!);
-    }
+    const out = decodeSent(wa.sent);
     // 200 ms kept: the first ten frames are the agent's tone (Opus needs a frame or two to settle).
     expect(detectTone(Int16Array.from(out.slice(320, 1600)), 8000, 440).detected).toBe(true);
     expect(bridge.details.sipFifo.overflowed).toBe(0);
@@ -182,13 +188,7 @@ describe('Bridge (fake legs, manual clock)', () => {
       sip.inject(sipPacket(f, 0, g));
       tickAt(clock, 1);
     }
-    const dec = new OpusDecoder8k();
-    const frame = new Int16Array(960);
-    const out: number[] = [];
-    for (const p of wa.sent) {
-      const n = dec.decode(p.payload, frame);
-      for (let i = 0; i < n; i++) out.push(frame[i]!);
-    }
+    const out = decodeSent(wa.sent);
     const tail = Int16Array.from(out.slice(-4000));
     expect(detectTone(tail, 8000, 440).detected).toBe(true);
     expect(bridge.quality().sip).toMatchObject({ packetsIn: 60, lost: 0 });
