@@ -15,6 +15,7 @@ import { Routing } from './calls/routing.js';
 import { MediaFactory } from './calls/media-session.js';
 import { preciseTimerAvailable } from './media/precise-timer.js';
 import { announcedAddress, unreachableFromMeta } from './media/webrtc-leg.js';
+import { targetRefusal } from './sip/target-policy.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
 import { dispatchEvent } from './calls/dispatch.js';
@@ -64,7 +65,10 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     baseUrl: config.whatsapp.graphBaseUrl, apiVersion: config.whatsapp.graphApiVersion, token: secrets.graphToken,
     timeoutMs: config.whatsapp.graphTimeoutMs, retries: config.whatsapp.graphRetries, logger, metrics,
   });
-  const sip = new SipAgent({ host: config.sip.drachtioHost, port: config.sip.drachtioPort, secret: secrets.drachtioSecret, logger });
+  const sip = new SipAgent({
+    host: config.sip.drachtioHost, port: config.sip.drachtioPort, secret: secrets.drachtioSecret, logger,
+    targetRefusal: (uri) => targetRefusal(uri, deps.config.sip),
+  });
   sip.on('connected', () => metrics.drachtioConnected.set(1));
   sip.on('disconnected', () => metrics.drachtioConnected.set(0));
   metrics.drachtioConnected.set(0);

@@ -78,7 +78,11 @@ export const configSchema = z.strictObject({
     codecs: z.array(z.enum(['PCMU', 'PCMA'])).min(1).default(['PCMU', 'PCMA']),
     // DTMF from WhatsApp when the PBX negotiated no telephone-event: SIP INFO application/dtmf-relay, or dropped.
     dtmfWithoutTelephoneEvent: z.enum(['info', 'drop']).default('info'),
-  }).default({ drachtioHost: '127.0.0.1', drachtioPort: 9022, ringTimeoutMs: 25_000, codecs: ['PCMU', 'PCMA'], dtmfWithoutTelephoneEvent: 'info' }),
+    // Meta forbids the PSTN on any leg (§3.6; sip/target-policy.ts): INVITEs only to these hosts (names, *.domain,
+    // IPv4/CIDR; empty = any), and never to a user=phone URI unless refuseUserPhoneTargets is off.
+    allowedTargetHosts: z.array(z.string().min(1)).default([]),
+    refuseUserPhoneTargets: z.boolean().default(true),
+  }).default({ drachtioHost: '127.0.0.1', drachtioPort: 9022, ringTimeoutMs: 25_000, codecs: ['PCMU', 'PCMA'], dtmfWithoutTelephoneEvent: 'info', allowedTargetHosts: [], refuseUserPhoneTargets: true }),
   media: z.strictObject({
     bindAddress: z.string().min(1).default('0.0.0.0'),
     sipMediaAddress: z.string().min(1).default('127.0.0.1'),

@@ -28,6 +28,13 @@ export class SipCallFailure extends Error {
   }
 }
 
+/** The INVITE was never sent: local policy refuses its target (target-policy.ts). Another target may be allowed. */
+export class TargetNotAllowed extends SipCallFailure {
+  constructor(reason: string) {
+    super(403, `Target not allowed: ${reason}`);
+  }
+}
+
 export function isSipCallFailure(err: unknown): err is SipCallFailure {
   return err instanceof SipCallFailure;
 }
@@ -448,6 +455,8 @@ export interface SipAgentOptions {
   connectTimeoutMs?: number;
   /** Host part of our From URI (default "localhost": drachtio-server puts its own SIP address there). */
   fromHost?: string;
+  /** Why an INVITE to this URI must not be sent (target-policy.ts), or null: read per INVITE, so a reload applies. */
+  targetRefusal?: (uri: string) => string | null;
   /** Retry-After seconds on the automatic 503 while draining (default 30). */
   drainRetryAfterSeconds?: number;
   /**
@@ -599,6 +608,11 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
     if (!this.isConnected || !srf) return Promise.reject(new SipCallFailure(503, 'drachtio-server not connected'));
     if (!/^sips?:/i.test(opts.uri) || !Srf.parseUri(opts.uri)?.host) return Promise.reject(new TypeError(`invalid SIP target URI: ${opts.uri}`));
     if (opts.signal?.aborted) return Promise.reject(new SipCallFailure(487, 'Request Terminated'));
+    const refused = this.opts.targetRefusal?.(opts.uri);
+    if (refused) {
+      (opts.logger ?? this.log).warn({ target: opts.uri, reason: refused }, 'INVITE not sent: the target is not allowed');
+      return Promise.reject(new TargetNotAllowed(refused));
+    }
     let headers: Record<string, string>;
     try {
       headers = {

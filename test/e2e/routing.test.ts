@@ -138,6 +138,21 @@ describe.skipIf(skipReason !== undefined)('routing for several brands', () => {
     expect(await hangUp(e2e.meta, callId)).toMatchObject({ outcome: 'answered', sipTarget: uri('a') });
   });
 
+  it('never sends an INVITE to a user=phone target (§3.6: no PSTN on any leg): the next target takes the call', async () => {
+    const gateway = await agent('refuser'); // a phone gateway that would answer
+    const a = await agent('a');
+    reload(routingConfig({ routes: { support: { targets: [`sip:+442071234567@127.0.0.1:${ports.refuser};user=phone`, uri('a')] }, sales: { targets: [uri('sales')] }, 'brand-b': { targets: [uri('b')] } } }));
+    try {
+      const { callId } = await e2e.meta.userCalls(user);
+      expect((await e2e.meta.waitForAction(callId, 'accept')).status).toBe(200);
+      expect(a.messages()).toContain('INVITE sip:');
+      expect(gateway.messages()).not.toContain('INVITE sip:');
+      expect(await hangUp(e2e.meta, callId)).toMatchObject({ outcome: 'answered', sipTarget: uri('a') });
+    } finally {
+      reload(routingConfig());
+    }
+  });
+
   it('routes by CTA payload: the "sales" button rings the sales agent, with the sales route\'s codec', async () => {
     const sales = await agent('sales', 'uas-answer', { codec: 'PCMA', pt: '8' });
     const { callId } = await e2e.meta.userCalls(user, { ctaPayload: 'sales' });

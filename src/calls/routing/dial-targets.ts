@@ -1,10 +1,11 @@
 /**
  * Rings a route's SIP targets one after another until one answers: the next target is tried after a 5xx, a 408
- * (no final answer within the ring timeout, or an unreachable target) or a transport error; a 4xx/6xx final answer
+ * (no final answer within the ring timeout, or an unreachable target), a transport error or a target our policy
+ * refuses (never sent, sip/target-policy.ts); a 4xx/6xx final answer
  * (busy, decline, not found...) is the callee's answer and ends the search. Round-robin routes start at the target
  * after the one the previous call started at.
  */
-import { SipCallFailure, type SipDialog, type SipInviteOptions } from '../../sip/agent.js';
+import { SipCallFailure, TargetNotAllowed, type SipDialog, type SipInviteOptions } from '../../sip/agent.js';
 
 export type Invite = (opts: SipInviteOptions) => Promise<SipDialog>;
 
@@ -62,7 +63,7 @@ export async function dialTargets(
       last = err instanceof SipCallFailure ? err : new SipCallFailure(500, err instanceof Error ? err.message : String(err));
       failed.push({ target, status: last.status, reason: last.reason });
       const next = targets[i + 1];
-      if (next === undefined || base.signal?.aborted || !shouldFailOver(last.status)) break;
+      if (next === undefined || base.signal?.aborted || !(shouldFailOver(last.status) || last instanceof TargetNotAllowed)) break;
       onFailover?.({ target, status: last.status, reason: last.reason }, next);
     }
   }
