@@ -134,6 +134,13 @@ describe('POST /webhooks/whatsapp', () => {
     expect(events.some((e) => e.kind === 'connect' && e.callId === `wacid.bad-${_name}`)).toBe(false);
   });
 
+  it('counts a signed account_update (a calling restriction) as an operator notice and answers 200', async () => {
+    const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: 'W', changes: [{ field: 'account_update', value: { event: 'ACCOUNT_RESTRICTION', restriction_info: { restriction_type: 'RESTRICTED_USER_INITIATED_CALLING' } } }] }] });
+    const before = (await metrics.accountNotices.get()).values.find((v) => v.labels.field === 'account_update')?.value ?? 0;
+    expect((await post(body, sign(body))).status).toBe(200);
+    expect((await metrics.accountNotices.get()).values.find((v) => v.labels.field === 'account_update')?.value).toBe(before + 1);
+  });
+
   it('answers 401 when the body changed by one byte after signing', async () => {
     const body = connectBody('wacid.tampered');
     const res = await post(body.replace('Jane', 'Jone'), sign(body));

@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { verifySignature } from '../whatsapp/signature.js';
-import { MalformedWebhookError, parseWebhook, dedupeKey, type CallingEvent, type MalformedChange, type WebhookErrorItem } from '../whatsapp/events.js';
+import { MalformedWebhookError, parseWebhook, dedupeKey, type AccountNotice, type CallingEvent, type MalformedChange, type WebhookErrorItem } from '../whatsapp/events.js';
 import { RecentKeys } from '../whatsapp/dedupe.js';
 import type { WebhookApps } from '../whatsapp/webhook-apps.js';
 import { readBody, sendJson } from './server.js';
@@ -31,6 +31,17 @@ export interface WebhookReceiverOptions {
  * 3 MB, and a 413 would make Meta retry the same oversized batch until it gives up.
  */
 const WEBHOOK_MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** What an operator should read in the log line (§1.7). */
+function noticeText(n: AccountNotice): string {
+  if (n.field === 'account_update') {
+    return n.kind === 'ACCOUNT_RESTRICTION'
+      ? 'Meta restricted calling on this account (see restrictionType, expiration)'
+      : `Meta account update ${n.kind} (see violationType): calling may be restricted next`;
+  }
+  const kx = n.details.srtpKeyExchangeProtocol;
+  return `Meta calling settings changed for the number${kx ? `: srtp_key_exchange_protocol is ${kx}, our business-initiated offers must match (whatsapp.numbers[].whatsappKeyExchange)` : ''}`;
+}
 
 function constantTimeEquals(a: string, b: string): boolean {
   const ab = Buffer.from(a);
@@ -101,8 +112,9 @@ export class WebhookReceiver {
     let events: CallingEvent[];
     let errors: WebhookErrorItem[];
     let malformed: MalformedChange[];
+    let notices: AccountNotice[];
     try {
-      ({ events, errors, malformed } = parseWebhook(JSON.parse(raw.toString('utf8'))));
+      ({ events, errors, malformed, notices } = parseWebhook(JSON.parse(raw.toString('utf8'))));
     } catch (err) {
       metrics.webhooks.inc({ result: 'malformed' });
       logger.warn({ err: (err as Error).message }, 'webhook rejected: malformed body');
@@ -122,6 +134,10 @@ export class WebhookReceiver {
       metrics.webhookMalformedItems.inc({ reason: m.reason }, m.items);
       logger.warn({ field: m.field, reason: m.reason, items: m.items, ids: m.ids.slice(0, 10), app: verifiedApp || undefined },
         'webhook change without metadata.phone_number_id: its events are dropped');
+    }
+    for (const n of notices) {
+      metrics.accountNotices.inc({ field: n.field });
+      logger.warn({ field: n.field, kind: n.kind, ...n.details, app: verifiedApp || undefined }, noticeText(n));
     }
     const now = Math.floor(Date.now() / 1000);
     for (const ev of events) {

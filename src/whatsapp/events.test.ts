@@ -5,6 +5,19 @@ const envelope = (field: string, value: object) => ({ object: 'whatsapp_business
 const metadata = { display_phone_number: '13175551399', phone_number_id: '436666719526789' };
 
 describe('parseWebhook', () => {
+  it('reads account_update and account_settings_update as notices for the operator (§1.7), not as ignored items', () => {
+    const r1 = parseWebhook(envelope('account_update', {
+      event: 'ACCOUNT_RESTRICTION', restriction_info: { restriction_type: 'RESTRICTED_BUSINESS_INITIATED_CALLING', expiration: 1767225600 },
+    }));
+    expect(r1.notices).toEqual([{ field: 'account_update', kind: 'ACCOUNT_RESTRICTION', details: { restrictionType: 'RESTRICTED_BUSINESS_INITIATED_CALLING', expiration: '1767225600' } }]);
+    expect(r1.ignored).toBe(0);
+    const r2 = parseWebhook(envelope('account_settings_update', {
+      type: 'phone_number_settings',
+      phone_number_settings: { phone_number_id: '106540352242922', calling: { status: 'ENABLED', srtp_key_exchange_protocol: 'SDES', sip: { status: 'DISABLED' } } },
+    }));
+    expect(r2.notices).toEqual([{ field: 'account_settings_update', kind: 'phone_number_settings', details: { phoneNumberId: '106540352242922', status: 'ENABLED', srtpKeyExchangeProtocol: 'SDES', sipStatus: 'DISABLED' } }]);
+  });
+
   it('rejects something that is not a WhatsApp Business envelope', () => {
     expect(() => parseWebhook({ object: 'page', entry: [] })).toThrow(MalformedWebhookError);
     expect(() => parseWebhook('hello')).toThrow(MalformedWebhookError);

@@ -86,6 +86,21 @@ export interface ParseResult {
    * request can name the business number (§1.1, §2), so their items are left out of `events` entirely.
    */
   malformed: MalformedChange[];
+  /** Meta telling the business about its number (fields account_update, account_settings_update; §1.7). */
+  notices: AccountNotice[];
+}
+
+/**
+ * An `account_update` (quality violations, calling restrictions) or `account_settings_update` (calling settings
+ * changed at Meta, e.g. calling disabled or the SRTP key exchange switched) change. Nothing for a call flow to do, but
+ * the operator must hear of it: restrictions stop calls, and a key-exchange switch makes our offers fail.
+ */
+export interface AccountNotice {
+  field: 'account_update' | 'account_settings_update';
+  /** ACCOUNT_VIOLATION, ACCOUNT_RESTRICTION, phone_number_settings, ... as Meta sends it. */
+  kind: string;
+  /** The violation or restriction type, or the calling settings that came (status, srtp_key_exchange_protocol, sip.status). */
+  details: Record<string, string>;
 }
 
 export interface MalformedChange {
@@ -112,6 +127,7 @@ export function parseWebhook(body: unknown): ParseResult {
   const events: CallingEvent[] = [];
   const errors: WebhookErrorItem[] = [];
   const malformed: MalformedChange[] = [];
+  const notices: AccountNotice[] = [];
   let ignored = 0;
   for (const entry of body.entry) {
     for (const change of arr(isObj(entry) ? entry.changes : undefined)) {
@@ -150,12 +166,39 @@ export function parseWebhook(body: unknown): ParseResult {
           const ev = isObj(msg) ? parsePermissionReply(msg, base) : undefined;
           if (ev) events.push(ev); else ignored++;
         }
+      } else if (change.field === 'account_update' || change.field === 'account_settings_update') {
+        notices.push(parseNotice(change.field, value));
       } else {
         ignored++;
       }
     }
   }
-  return { events, ignored, errors, malformed };
+  return { events, ignored, errors, malformed, notices };
+}
+
+/** The shapes are only partly documented (§1.7): the known keys are read wherever they sit, the rest is left. */
+function parseNotice(field: AccountNotice['field'], value: Obj): AccountNotice {
+  const details: Record<string, string> = {};
+  const put = (key: string, v: unknown): void => {
+    const s = str(v) ?? (typeof v === 'number' ? String(v) : undefined);
+    if (s !== undefined) details[key] = s;
+  };
+  if (field === 'account_update') {
+    const violation = isObj(value.violation_info) ? value.violation_info : value;
+    const restriction = isObj(value.restriction_info) ? value.restriction_info : value;
+    put('violationType', violation.violation_type);
+    put('restrictionType', restriction.restriction_type);
+    put('expiration', restriction.expiration);
+    return { field, kind: str(value.event) ?? 'unknown', details };
+  }
+  const settings = isObj(value.phone_number_settings) ? value.phone_number_settings : {};
+  const calling = isObj(settings.calling) ? settings.calling : {};
+  put('phoneNumberId', settings.phone_number_id ?? (isObj(value.metadata) ? value.metadata.phone_number_id : undefined));
+  put('status', calling.status);
+  put('srtpKeyExchangeProtocol', calling.srtp_key_exchange_protocol);
+  put('sipStatus', isObj(calling.sip) ? calling.sip.status : undefined);
+  put('callIconVisibility', calling.call_icon_visibility);
+  return { field, kind: str(value.type) ?? 'unknown', details };
 }
 
 function parseCall(call: Obj, base: Omit<Base, 'timestamp'>, contacts: Obj[], errorCodes: number[]): CallingEvent | undefined {
