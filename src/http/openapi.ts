@@ -78,7 +78,10 @@ const filters = [
 
 const responses = (ok: Record<string, unknown>, ...codes: number[]): Record<string, unknown> => {
   const out: Record<string, unknown> = { ...ok };
-  const text: Record<number, string> = { 400: 'Bad request', 401: 'Missing or unknown API key', 403: "The key's role may not do this", 404: 'Not found' };
+  const text: Record<number, string> = {
+    400: 'Bad request', 401: 'Missing or unknown API key', 404: 'Not found',
+    403: "The key's role may not do this; on the business-call routes also a refusal (country_blocked, no permission, Meta's call limit) with its reason",
+  };
   for (const c of codes) out[String(c)] = { description: text[c], content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
   return out;
 };
