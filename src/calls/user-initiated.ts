@@ -63,18 +63,13 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     // and reject only if Meta says there is nothing to terminate.
     const maybeAccepted = !accepted && acceptError instanceof GraphError && acceptError.uncertain;
     let action: 'terminate' | 'reject' = accepted || maybeAccepted ? 'terminate' : 'reject';
+    const send = (a: typeof action) => (a === 'terminate' ? graph.terminate(ev.phoneNumberId, ev.callId) : graph.reject(ev.phoneNumberId, ev.callId));
     try {
-      if (action === 'terminate') {
-        try {
-          await graph.terminate(ev.phoneNumberId, ev.callId);
-        } catch (err) {
-          if (!maybeAccepted) throw err;
-          action = 'reject';
-          await graph.reject(ev.phoneNumberId, ev.callId);
-        }
-      } else {
-        await graph.reject(ev.phoneNumberId, ev.callId);
-      }
+      await send(action).catch((err: unknown) => {
+        if (!maybeAccepted) throw err;
+        action = 'reject';
+        return send(action);
+      });
     } catch (err) {
       call.logger.warn({ err: (err as Error).message, action }, 'Graph hang-up failed');
     }
