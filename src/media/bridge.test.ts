@@ -9,6 +9,7 @@ import { decodeG711, encodeG711 } from './g711.js';
 import { OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
 import { PortPool } from './port-pool.js';
 import { RtpLeg } from './rtp-leg.js';
+import { RtpReceiveStats } from './stats.js';
 import { createRtpHeader, readRtpHeader, readTelephoneEvent, writeRtpHeader, type RtpHeader, type TelephoneEvent } from './rtp-packet.js';
 import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
 import { monoNow } from './types.js';
@@ -42,6 +43,7 @@ class FakeWa extends EventEmitter {
   opusPayloadType = 111;
   dtmfPayloadType: number | null = 126;
   remoteMaxAverageBitrate?: number;
+  receiveStats?: RtpReceiveStats;
   lastReceivedAt = fakeNow;
   sent: SentWa[] = [];
   closes = 0;
@@ -111,6 +113,20 @@ describe('Bridge (fake legs, manual clock)', () => {
     cleanups.push(() => bridge.stop());
     return { wa, sip, clock, bridge };
   }
+
+  it('takes the WhatsApp receive figures from the leg when it keeps them (what its RTCP tells Meta), counting nothing twice', () => {
+    const { wa, bridge } = setup();
+    const legRx = new RtpReceiveStats(48000);
+    wa.receiveStats = legRx;
+    bridge.start();
+    for (const seq of [10, 11, 12, 13, 14]) {
+      // The leg counts every packet it authenticated; seq 12 has a payload type it hands on to nobody.
+      legRx.update(seq, seq * 960, fakeNow + seq * 20);
+      if (seq !== 12) wa.emit('audio', Buffer.alloc(3), { payloadType: 111, sequenceNumber: seq, timestamp: seq * 960, ssrc: 1, marker: false, arrivedAt: fakeNow + seq * 20 });
+    }
+    // The record shows the leg's figures (5 in, none lost), not a count of its own (4 in, 1 lost).
+    expect(bridge.quality().whatsapp).toMatchObject({ packetsIn: 5, lost: 0 });
+  });
 
   it('keeps the Opus encoder at or below the remote\'s maxaveragebitrate (Meta\'s SDES offer says 20000)', () => {
     const wa = new FakeWa();

@@ -34,6 +34,11 @@ export interface WhatsAppMediaLeg {
   readonly remoteInbandFec?: boolean;
   /** The remote's Opus maxaveragebitrate: our encoder's bitrate is capped at it. */
   readonly remoteMaxAverageBitrate?: number;
+  /**
+   * The leg's own statistics of the user's stream, the ones its RTCP reports to Meta carry, when it keeps them: the
+   * call record then shows the same loss and jitter, and the bridge keeps no second copy per packet.
+   */
+  readonly receiveStats?: RtpReceiveStats;
   /** Round-trip time from the remote's RTCP receiver reports (WebRtcLeg: werift's RTCP), when known. */
   readonly rttMs?: number;
   /** Fraction (0–1) of our packets the remote's latest RTCP receiver report says were lost, when one arrived. */
@@ -261,6 +266,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private sipMarker = true;
   private concealRun = 0;
   private waAudioSeen = false;
+  /** WhatsApp receive statistics for a leg that keeps none (werift's path, test legs). */
   private readonly waRx = new RtpReceiveStats(48000);
   private readonly waDtmfRx: DtmfReceiver;
   private readonly sipDtmfTx = new DtmfSender();
@@ -429,7 +435,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   }
 
   quality(): Record<MediaLegName, LegQuality> {
-    const wa = this.waRx;
+    const wa = this.wa.receiveStats ?? this.waRx;
     const sip = this.sipRx;
     const waRtt = this.wa.rttMs;
     const sipRtt = this.sipRttMs;
@@ -499,7 +505,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   private readonly onWaAudio = (payload: Buffer, info: ReceivedRtpInfo): void => {
     const now = info.arrivedAt ?? this.now();
-    this.waRx.update(info.sequenceNumber, info.timestamp, now);
+    if (!this.wa.receiveStats) this.waRx.update(info.sequenceNumber, info.timestamp, now);
     this.jb.push(info.sequenceNumber, info.timestamp, payload, 0, payload.length, now);
   };
 
@@ -515,7 +521,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   private readonly onWaDtmf = (payload: Buffer, info: ReceivedRtpInfo): void => {
     const now = info.arrivedAt ?? this.now();
-    this.waRx.update(info.sequenceNumber, info.timestamp, now);
+    if (!this.wa.receiveStats) this.waRx.update(info.sequenceNumber, info.timestamp, now);
     this.waDtmfRx.push(info.timestamp, payload, 0, payload.length, now);
   };
 

@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { PortPool } from './port-pool.js';
+import type { RtpReceiveStats } from './stats.js';
 import { SrtcpReporter } from './srtcp-reporter.js';
 import { readRtpFields, seqDiff, writeRtpPacket } from './rtp-packet.js';
 import {
@@ -129,6 +130,11 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   get remoteFractionLost(): number | undefined {
     return this.rtcp.remoteFractionLost;
   }
+  /** Statistics of the user's stream, as its RTCP reports carry them. */
+  get receiveStats(): RtpReceiveStats {
+    return this.rtcp.received;
+  }
+
   get remotePacketsLost(): number | undefined {
     return this.rtcp.remotePacketsLost;
   }

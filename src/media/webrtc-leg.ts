@@ -28,6 +28,7 @@ import { formatAddress, numericAddress, TickSocket, type NumericAddress } from '
 import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import { readRtpFields, writeRtpPacket } from './rtp-packet.js';
+import type { RtpReceiveStats } from './stats.js';
 import { SrtcpReporter } from './srtcp-reporter.js';
 import { SrtcpContext, SrtcpGcmContext } from './srtcp.js';
 
@@ -477,6 +478,11 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   /** Our packets the remote reports lost in all (its RTCP cumulative number lost); undefined before a report. */
+  /** The fast path's statistics of the user's stream (its RTCP reports carry them); none on werift's path. */
+  get receiveStats(): RtpReceiveStats | undefined {
+    return this.fast?.rtcp.received;
+  }
+
   get remotePacketsLost(): number | undefined {
     return this.fast ? this.fast.rtcp.remotePacketsLost : this.senderReport('remotePacketsLost');
   }
