@@ -16,6 +16,7 @@ import { MediaFactory } from './calls/media-session.js';
 import { preciseTimerAvailable } from './media/precise-timer.js';
 import { announcedAddress, unreachableFromMeta } from './media/webrtc-leg.js';
 import { targetRefusal } from './sip/target-policy.js';
+import { MetaNumberSettings } from './whatsapp/meta-settings.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
 import { dispatchEvent } from './calls/dispatch.js';
@@ -95,7 +96,8 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const permissions = new PermissionService(ledger, (phoneNumberId) => graphs.forNumber(phoneNumberId), logger, metrics);
   const routing = new Routing(config, { metrics, logger, ...(opts.clock ? { clock: () => new Date(opts.clock!()) } : {}) });
   const holdMusic = (c: GatewayConfig): Int16Array => loadHoldMusic(c.hold.musicFile, c.hold.gainDb, (m) => logger.warn(m));
-  const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing, media, permissions, graphs, holdMusic: holdMusic(config) };
+  const metaSettings = new MetaNumberSettings(logger);
+  const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing, media, permissions, graphs, metaSettings, holdMusic: holdMusic(config) };
   let currentSecrets = secrets;
   let webhookApps = buildWebhookApps(config, secrets);
   // Digest credentials are read per INVITE, so a reload with new secrets applies to the next one.
@@ -107,7 +109,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   if (!secrets.appSecret) logger.warn('WAGW_APP_SECRET is empty: every webhook will fail its signature check');
   const webhook = new WebhookReceiver({
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
-    logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), apps: () => webhookApps,
+    logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), onNotice: (n) => metaSettings.apply(n), apps: () => webhookApps,
     isLiveCall: (waCallId, bizOpaque) => registry.isLiveWhatsAppCall(waCallId, bizOpaque),
   });
   const admin = new AdminRouter(secrets.adminKeys, logger);

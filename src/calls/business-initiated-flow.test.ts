@@ -203,6 +203,16 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
   });
 
+  it('a key exchange Meta announced for the number (account_settings_update) wins over the config\'s', async () => {
+    const t = setUp();
+    t.deps.config.whatsapp.numbers[0]!.whatsappKeyExchange = 'dtls';
+    Object.assign(t.deps, { metaSettings: { keyExchange: (pn: string) => (pn === PNID ? 'sdes' : undefined) } });
+    await t.start();
+    expect(t.media.offerWhatsApp).toHaveBeenCalledWith('sdes');
+    dispatchEvent(t.deps, t.terminate());
+    await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
+  });
+
   it('Graph requests for the number go through its own app\'s client (token), not the default one', async () => {
     const t = setUp();
     const own = { connect: vi.fn(async (): Promise<string | undefined> => WACID), terminate: vi.fn(async () => ({})) };

@@ -162,7 +162,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   let offerSdp: string;
   let sipAnswer: string;
   try {
-    offerSdp = await media.offerWhatsApp(number.whatsappKeyExchange);
+    offerSdp = await media.offerWhatsApp(keyExchangeFor(deps, number));
     if (call.isEnded) return;
     sipAnswer = await media.answerSip(invite.sdp);
   } catch (err) {
@@ -342,7 +342,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   call.onTeardown(() => clearTimeout(setupTimer));
   let offerSdp: string;
   try {
-    offerSdp = await media.offerWhatsApp(number.whatsappKeyExchange);
+    offerSdp = await media.offerWhatsApp(keyExchangeFor(deps, number));
   } catch (err) {
     call.logger.error({ err: (err as Error).message }, 'media setup failed');
     return refuse({ status: 503, text: 'Media resources unavailable', cause: 'media_setup_failed' });
@@ -500,6 +500,11 @@ function callLimitRefusal(next: number | undefined, now: number): SipRefusal & {
 
 // -------------------------------------------------------------------------------------------------------------
 // Webhook events of business-initiated calls (dispatch.ts routes them here)
+
+/** Meta's srtp_key_exchange_protocol for the number as its last settings webhook said, else the config's. */
+function keyExchangeFor(deps: CallDeps, number: BusinessNumber): 'dtls' | 'sdes' | undefined {
+  return deps.metaSettings?.keyExchange(number.phoneNumberId) ?? number.whatsappKeyExchange;
+}
 
 /** Graph requests for a number carry its own Meta app's token (several apps may share one gateway). */
 function graphFor(deps: CallDeps, number: BusinessNumber): GraphClient {

@@ -1,3 +1,4 @@
+import type { MetaNumberSettings } from '../whatsapp/meta-settings.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -30,4 +31,6 @@ export interface CallDeps {
   pbxGuard?: PbxGuard;
   /** Hold music, 8 kHz mono (calls/hold-music.ts); absent = the generated melody. */
   holdMusic?: Int16Array;
+  /** Calling settings Meta announced per number (account_settings_update): they override the config's. */
+  metaSettings?: MetaNumberSettings;
 }

@@ -18,6 +18,8 @@ export interface WebhookReceiverOptions {
   apps?: () => WebhookApps;
   /** Called after the 200 has been sent: Meta times out at ~20 s and retries, so work never delays the answer. */
   onEvent: (ev: CallingEvent) => void;
+  /** Meta's notices about the account or a number (§1.7), after they are logged and counted. */
+  onNotice?: (n: AccountNotice) => void;
   /**
    * Whether a call the event names is still live here. A `terminate` for a live call is handled however old its
    * timestamp: Meta retries a delivery for days (§1.1), and dropping it as stale would leave the PBX leg up with the
@@ -138,6 +140,11 @@ export class WebhookReceiver {
     for (const n of notices) {
       metrics.accountNotices.inc({ field: n.field });
       logger.warn({ field: n.field, kind: n.kind, ...n.details, app: verifiedApp || undefined }, noticeText(n));
+      try {
+        this.opts.onNotice?.(n);
+      } catch (err) {
+        logger.error({ err: (err as Error).message, field: n.field }, 'account notice handler failed');
+      }
     }
     const now = Math.floor(Date.now() / 1000);
     for (const ev of events) {
