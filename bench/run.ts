@@ -212,6 +212,9 @@ const result = {
   latencyP99Ms: headline?.latencyP99Ms ?? null,
   rssPerCallMiB: headline?.rssPerCallMiB ?? null,
   headlineCalls: headline?.calls ?? null,
+  // The headline's CPU per call-second with sockets over this run's floor: the VM's speed moves both, so this ratio
+  // compares runs made at different times (the calls-per-core figures do not).
+  socketFloorRatio: headline ? round(headline.cpuMsPerCallSecond / floorMs) : null,
   floor: { msPerCallSecond: round(floorMs), runs: floorRuns.map((v) => round(v)) },
   mediaPathNoSockets: {
     fast: { msPerCallSecond: round(fastMs), ratioToFloor: round(fastMs / floorMs), runs: fastRuns.map((v) => round(v)) },
@@ -226,7 +229,7 @@ const result = {
 console.log('\nConcurrent calls over loopback (gateway process only; lag/latency in ms)');
 console.table([...rows, ...(comparison ? [comparison] : [])].map(tableRow));
 console.log(`\nheadline: ${result.callsPerCore} calls per core holding lag p99 < 5 ms with no added loss` +
-  ` (CPU alone would allow ${result.callsPerCoreByCpu ?? '?'}); floor ratio ${result.floorRatio};` +
+  ` (CPU alone would allow ${result.callsPerCoreByCpu ?? '?'}); floor ratio ${result.floorRatio}; with sockets ${result.socketFloorRatio ?? '?'}× the floor;` +
   ` CPU pressure from other processes ${machine.cpuPressureAtStart ?? 'n/a'} → ${result.machine.cpuPressureAtEnd ?? 'n/a'} %`);
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
