@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHmac } from 'node:crypto';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -231,6 +231,20 @@ describe('POST /webhooks/whatsapp', () => {
     const permanent = permissionReplyBody({ phoneNumberId: 'pn-late', wamid: 'wamid.late-permanent', timestamp: now - 6 * 86_400, permanent: true });
     expect((await post(permanent, sign(permanent))).status).toBe(200);
     expect(permissionReplies('pn-late').map((e) => e.messageId)).toEqual(['wamid.late-grant', 'wamid.late-permanent']);
+  });
+
+  it('still knows a permission reply retried hours later (Meta retries for days): it is not handed on twice', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const body = permissionReplyBody({ phoneNumberId: 'pn-retry', wamid: 'wamid.retried', timestamp: now, permanent: true });
+    expect((await post(body, sign(body))).status).toBe(200);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 2 * 3600_000); // past the one-hour memory of call events
+      expect((await post(body, sign(body))).status).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(permissionReplies('pn-retry')).toHaveLength(1);
   });
 
   it('drops a temporary grant delivered after its expiration_timestamp, counted as stale', async () => {

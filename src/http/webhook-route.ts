@@ -53,6 +53,11 @@ function constantTimeEquals(a: string, b: string): boolean {
 
 export class WebhookReceiver {
   private readonly recent = new RecentKeys(60 * 60 * 1000);
+  /**
+   * Permission replies are taken however late they come, and Meta retries for up to 7 days (§1.1): their keys are kept
+   * that long, or a retry would be applied again (an accept resets the ledger's unanswered-call count).
+   */
+  private readonly recentReplies = new RecentKeys(8 * 24 * 60 * 60 * 1000, 50_000);
 
   constructor(private readonly opts: WebhookReceiverOptions) {}
 
@@ -170,7 +175,7 @@ export class WebhookReceiver {
         logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds }, 'stale webhook event dropped');
         continue;
       }
-      if (!this.recent.firstSighting(key)) {
+      if (!(ev.kind === 'permission_reply' ? this.recentReplies : this.recent).firstSighting(key)) {
         metrics.webhookEvents.inc({ event: evName, result: 'duplicate' });
         logger.info({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName }, 'duplicate webhook event ignored');
         continue;
