@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GraphError, nextAllowedTime } from '../whatsapp/graph-client.js';
-import { countryBlocked, ratePerMinute, refusalForGraphError, sourceAllowed, targetWaId } from './business-initiated.js';
+import { ratePerMinute, refusalForGraphError, sourceAllowed, targetWaId } from './business-initiated.js';
+import { businessNumberBlocked } from './business-region.js';
 
 describe('business-initiated call checks', () => {
   it('source allow-list: addresses and CIDRs, nothing when empty', () => {
@@ -24,9 +25,9 @@ describe('business-initiated call checks', () => {
 
   it('country of the business number (§3.4)', () => {
     const blocked = ['1', '20', '84', '234'];
-    expect(countryBlocked('13175551399', blocked)).toBe(true);
-    expect(countryBlocked('+2348012345678', blocked)).toBe(true);
-    expect(countryBlocked('447700900555', blocked)).toBe(false);
+    expect(businessNumberBlocked('13175551399', blocked)).toBe(true);
+    expect(businessNumberBlocked('+2348012345678', blocked)).toBe(true);
+    expect(businessNumberBlocked('447700900555', blocked)).toBe(false);
   });
 
   it('rate by the longest matching country code, else the default', () => {

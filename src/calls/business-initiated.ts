@@ -14,7 +14,7 @@ import type { MediaLegName } from '../media/bridge.js';
 import { PbxGuard } from './pbx-guard.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
-import { businessNumberBlocked } from './business-region.js';
+import { businessNumberBlocked, COUNTRY_BLOCKED_REFUSAL } from './business-region.js';
 
 export { sourceAllowed };
 
@@ -85,9 +85,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   if (!number) return refuseEarly('unknown_number', { status: 403, text: 'The chosen business number is not configured here' });
   const waId = waIdFromUser(choice.dialedUser);
   if (!waId) return refuseEarly('bad_target', { status: 484, text: 'Request-URI user is not an E.164 number' });
-  if (countryBlocked(number.displayNumber, cfg.blockedCountryCodes)) {
-    return refuseEarly('country_blocked', { status: 403, text: 'Business-initiated calling not available in this country' });
-  }
+  if (businessNumberBlocked(number.displayNumber, cfg.blockedCountryCodes)) return refuseEarly(COUNTRY_BLOCKED_REFUSAL.cause, COUNTRY_BLOCKED_REFUSAL);
   if (!invite.sdp) return refuseEarly('no_sdp', { status: 488, text: 'INVITE without SDP offer (delayed offer) not supported' });
   try {
     parseSdp(invite.sdp, { codecs: config.sip.codecs });
@@ -302,9 +300,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   const { number, waId } = req;
   const admission = registry.admissionRefusal();
   if (admission) return { refusal: { status: 503, text: admission === 'draining' ? 'Service draining' : 'Call capacity reached', cause: admission } };
-  if (countryBlocked(number.displayNumber, cfg.blockedCountryCodes)) {
-    return { refusal: { status: 403, text: 'Business-initiated calling not available in this country', cause: 'country_blocked' } };
-  }
+  if (businessNumberBlocked(number.displayNumber, cfg.blockedCountryCodes)) return { refusal: { ...COUNTRY_BLOCKED_REFUSAL } };
   const call = new Call({
     direction: 'business_initiated', tenant: number.tenant, phoneNumberId: number.phoneNumberId,
     businessNumber: number.displayNumber, userWaId: waId, sipTarget: req.agent,
@@ -600,11 +596,6 @@ export function targetWaId(requestUri: string): string | undefined {
 export function waIdFromUser(user: string): string | undefined {
   const digits = user.replace(/[\s().-]/g, '').replace(/^\+/, '');
   return /^[1-9]\d{5,14}$/.test(digits) ? digits : undefined;
-}
-
-/** §3.4: the business number's country decides (business-region.ts: '1' means the USA and Canada only). */
-export function countryBlocked(displayNumber: string, blocked: readonly string[]): boolean {
-  return businessNumberBlocked(displayNumber, blocked);
 }
 
 /** Price per minute by the callee's country calling code (longest prefix), billed in 6-second pulses (§3.5). */
