@@ -68,9 +68,9 @@ export class CallRegistry {
     });
   }
 
-  /** The call whose `connect` carried this biz_opaque_callback_data (the gateway id is tried too). */
+  /** The call whose `connect` carried this biz_opaque_callback_data (WhatsAppOutboundLeg indexes it before sending). */
   byBizOpaque(opaque: string): Call | undefined {
-    return this.byOpaque.get(opaque) ?? this.byId.get(opaque);
+    return this.byOpaque.get(opaque);
   }
 
   byWhatsAppId(waCallId: string): Call | undefined {
