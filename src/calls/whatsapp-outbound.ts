@@ -76,7 +76,7 @@ export class WhatsAppOutboundLeg {
       if (error instanceof GraphError && error.code === 138006) this.deps.permissions?.ledger.markNoPermission(this.number.phoneNumberId, this.waId);
       // The next INVITE to this user is refused here until then, instead of asking Meta again.
       if (error instanceof GraphError && error.code === 138012) {
-        this.deps.permissions?.ledger.blockCalls(this.number.phoneNumberId, this.waId, nextAllowedTime(error.details) ?? Date.now() + 60_000);
+        this.deps.permissions?.ledger.blockCalls(this.number.phoneNumberId, this.waId, nextAllowedTime(error.details));
       }
       return { error };
     }

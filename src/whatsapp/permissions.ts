@@ -99,13 +99,12 @@ export class PermissionLedger {
   }
 
   /**
-   * Meta's call limit for this user (kept in memory only: it is Meta's figure, asked again with the next refresh, and
-   * 138012 would tell a gateway restarted meanwhile). `until` undefined lifts it.
+   * Meta's call limit for this user is reached (kept in memory only: it is Meta's figure, asked again with the next
+   * refresh, and 138012 would tell a gateway restarted meanwhile): until `until`, or for a minute when Meta named no
+   * time, after which Meta is asked again.
    */
-  blockCalls(phoneNumberId: string, waId: string, until: number | undefined): void {
-    const key = `${phoneNumberId}:${waId}`;
-    if (until === undefined || until <= this.clock()) this.callBlocks.delete(key);
-    else this.callBlocks.set(key, until);
+  blockCalls(phoneNumberId: string, waId: string, until = this.clock() + 60_000): void {
+    if (until > this.clock()) this.callBlocks.set(`${phoneNumberId}:${waId}`, until);
   }
 
   /** True when a business-initiated call may be placed now, as far as the ledger knows. */
@@ -175,10 +174,10 @@ export class PermissionLedger {
 
   /** The result of GET call_permissions (§2.5). */
   applyRemote(phoneNumberId: string, waId: string, remote: RemotePermission): void {
-    // start_call refused: until the reached limit expires (a minute when Meta names no time, then it is asked again).
+    // start_call refused: until the reached limit expires (a minute at least); allowed again: the remembered limit is over.
     const start = remote.actions.find((a) => a.name === 'start_call');
-    const expiries = (start?.limits ?? []).map((l) => l.limitExpiresAt ?? 0);
-    this.blockCalls(phoneNumberId, waId, start && !start.canPerform ? Math.max(this.clock() + 60_000, ...expiries) : undefined);
+    if (start && !start.canPerform) this.blockCalls(phoneNumberId, waId, Math.max(this.clock() + 60_000, ...start.limits.map((l) => l.limitExpiresAt ?? 0)));
+    else this.callBlocks.delete(`${phoneNumberId}:${waId}`);
     this.update(phoneNumberId, waId, (e, now) => {
       e.status = remote.status === 'no_permission' ? 'none' : remote.status;
       if (remote.status === 'temporary') e.expiresAt = remote.expiresAt ?? e.expiresAt ?? now + this.defaultExpiryMs;
