@@ -42,7 +42,8 @@ function noticeText(n: AccountNotice): string {
       : `Meta account update ${n.kind} (see violationType): calling may be restricted next`;
   }
   const kx = n.details.srtpKeyExchangeProtocol;
-  return `Meta calling settings changed for the number${kx ? `: srtp_key_exchange_protocol is ${kx}, our business-initiated offers must match (whatsapp.numbers[].whatsappKeyExchange)` : ''}`;
+  const follow = n.details.phoneNumberId ? 'which our business-initiated offers follow from now on' : 'the notice names no number: set whatsapp.numbers[].whatsappKeyExchange';
+  return `Meta calling settings changed for the number${kx ? `: srtp_key_exchange_protocol is ${kx}; ${follow}` : ''}`;
 }
 
 function constantTimeEquals(a: string, b: string): boolean {

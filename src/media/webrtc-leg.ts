@@ -137,16 +137,19 @@ export function parseAudioPayloadTypes(sdp: string): SdpAudioInfo & { hasAudio: 
 
 /** Whether the SDP's fmtp for the Opus payload type says useinbandfec=1 (the sender adds FEC to its packets). */
 export function usesInbandFec(sdp: string, opusPt: number): boolean {
-  const m = new RegExp(`^a=fmtp:${opusPt} (.*)$`, 'm').exec(sdp);
-  return m ? /(^|;)\s*useinbandfec=1\b/.test(m[1]!) : false;
+  return /(^|;)\s*useinbandfec=1\b/.test(opusFmtp(sdp, opusPt));
 }
 
 /** RFC 7587 maxaveragebitrate of the remote's Opus fmtp (what it wants to receive at most), if it states one. */
 export function opusMaxAverageBitrate(sdp: string, opusPt: number): number | undefined {
-  const m = new RegExp(`^a=fmtp:${opusPt} (.*)$`, 'm').exec(sdp);
-  const v = m ? /(?:^|;)\s*maxaveragebitrate=(\d+)/.exec(m[1]!) : null;
+  const v = /(?:^|;)\s*maxaveragebitrate=(\d+)/.exec(opusFmtp(sdp, opusPt));
   const n = v ? Number(v[1]) : NaN;
   return n >= 6000 && n <= 510_000 ? n : undefined;
+}
+
+/** The parameters of the Opus payload type's a=fmtp line ('' without one). */
+function opusFmtp(sdp: string, opusPt: number): string {
+  return new RegExp(`^a=fmtp:${opusPt} (.*)$`, 'm').exec(sdp)?.[1] ?? '';
 }
 
 function describeOfferProblem(sdp: string): string | null {
