@@ -121,10 +121,10 @@ export class MediaSession {
    */
   startWhatsAppBeforeAgent(source: PcmSource | null, onTimeout: (leg: MediaLegName) => void, onFailed?: (leg: MediaLegName, cause: string) => void): void {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
-    this.createBridge(this.codecs[0] ?? 'PCMU', undefined, null);
+    const bridge = this.createBridge(this.codecs[0] ?? 'PCMU', undefined, null);
     this.agentPending = true;
-    this.bridge!.setSipSource(source);
-    this.bridge!.setMediaTimeout('sip', false);
+    bridge.setSipSource(source);
+    bridge.setMediaTimeout('sip', false);
     this.startWhatsAppMedia(onTimeout, onFailed);
   }
 
@@ -174,7 +174,7 @@ export class MediaSession {
     this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType }, 'media bridged');
   }
 
-  private createBridge(sipCodec: G711Codec, sipPayloadType: number | undefined, sipDtmfPayloadType: number | null): void {
+  private createBridge(sipCodec: G711Codec, sipPayloadType: number | undefined, sipDtmfPayloadType: number | null): Bridge {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     const { media } = this.config;
     this.bridge = new Bridge(this.webrtc, this.rtp, {
@@ -187,6 +187,7 @@ export class MediaSession {
       logger: this.call.logger,
     });
     this.bridge.start();
+    return this.bridge;
   }
 
   /**
