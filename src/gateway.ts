@@ -109,6 +109,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   if (!secrets.appSecret) logger.warn('WAGW_APP_SECRET is empty: every webhook will fail its signature check');
   const webhook = new WebhookReceiver({
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
+    userConnectMaxAgeSeconds: config.whatsapp.userConnectMaxAgeSeconds,
     logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), onNotice: (n) => metaSettings.apply(n), apps: () => webhookApps,
     isLiveCall: (waCallId, bizOpaque) => registry.isLiveWhatsAppCall(waCallId, bizOpaque),
   });

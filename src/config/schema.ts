@@ -67,10 +67,12 @@ export const configSchema = z.strictObject({
     graphTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
     graphRetries: z.number().int().min(0).max(5).default(2),
     webhookMaxAgeSeconds: z.number().int().min(10).default(600),
+    // A user-initiated connect can be accepted for 30–60 s only (§3.2); ringing the PBX for an older one rings for nobody.
+    userConnectMaxAgeSeconds: z.number().int().min(10).default(60),
     numbers: z.array(businessNumberSchema).default([]),
     // Webhook apps besides the default one (routing-schema.ts): numbers name theirs in `app`.
     apps: z.array(appSchema).default([]),
-  }).default({ graphBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v21.0', graphTimeoutMs: 5000, graphRetries: 2, webhookMaxAgeSeconds: 600, numbers: [], apps: [] }),
+  }).default({ graphBaseUrl: 'https://graph.facebook.com', graphApiVersion: 'v21.0', graphTimeoutMs: 5000, graphRetries: 2, webhookMaxAgeSeconds: 600, userConnectMaxAgeSeconds: 60, numbers: [], apps: [] }),
   sip: z.strictObject({
     drachtioHost: z.string().min(1).default('127.0.0.1'),
     drachtioPort: port.default(9022),

@@ -76,7 +76,7 @@ async function counter(result: string): Promise<number> {
 
 beforeAll(async () => {
   const logger = createLogger('silent');
-  const webhook = new WebhookReceiver({ appSecret, verifyToken, maxAgeSeconds: 600, logger, metrics, onEvent: (ev) => events.push(ev), isLiveCall: (id) => liveCalls.has(id) });
+  const webhook = new WebhookReceiver({ appSecret, verifyToken, maxAgeSeconds: 600, userConnectMaxAgeSeconds: 60, logger, metrics, onEvent: (ev) => events.push(ev), isLiveCall: (id) => liveCalls.has(id) });
   server = await startHttpServer({ host: '127.0.0.1', port: 0, logger, metrics, webhook, readiness: () => ({ ok: true }) });
   base = `http://127.0.0.1:${server.port}`;
 });
@@ -276,5 +276,17 @@ describe('POST /webhooks/whatsapp', () => {
     const body = connectBody('wacid.stale', Math.floor(Date.now() / 1000) - 3600);
     expect((await post(body, sign(body))).status).toBe(200);
     expect(events.some((e) => e.kind === 'connect' && e.callId === 'wacid.stale')).toBe(false);
+  });
+
+  it('drops a user-initiated connect past Meta\'s ring window (§3.2) that is younger than the general age limit', async () => {
+    const staleBefore = (await metrics.webhookEvents.get()).values.find((v) => v.labels.event === 'connect' && v.labels.result === 'stale')?.value ?? 0;
+    const now = Math.floor(Date.now() / 1000);
+    const late = connectBody('wacid.past-ring', now - 90);
+    const inTime = connectBody('wacid.in-ring', now - 30);
+    for (const body of [late, inTime]) expect((await post(body, sign(body))).status).toBe(200);
+    expect(events.some((e) => e.kind === 'connect' && e.callId === 'wacid.past-ring')).toBe(false);
+    expect(events.some((e) => e.kind === 'connect' && e.callId === 'wacid.in-ring')).toBe(true);
+    const m = await metrics.webhookEvents.get();
+    expect(m.values.find((v) => v.labels.event === 'connect' && v.labels.result === 'stale')?.value).toBe(staleBefore + 1);
   });
 });

@@ -12,6 +12,8 @@ export interface WebhookReceiverOptions {
   appSecret: string;
   verifyToken: string;
   maxAgeSeconds: number;
+  /** A user-initiated connect older than this is past Meta's ring window (§3.2); default maxAgeSeconds. */
+  userConnectMaxAgeSeconds?: number;
   logger: Logger;
   metrics: Metrics;
   /** Several Meta apps (routing-schema.ts): read at each delivery, so a config reload swaps them. Overrides appSecret. */
@@ -170,10 +172,13 @@ export class WebhookReceiver {
       }
       // A permission reply stays true until its expiration_timestamp (or for good) and Meta retries deliveries for up to
       // 7 days (§1.1, §1.6): a late one must still reach the ledger, which orders replies by their own timestamp.
-      const stale = ev.kind !== 'permission_reply' && ageSeconds > this.opts.maxAgeSeconds;
+      const ringing = ev.kind === 'connect' && ev.direction === 'USER_INITIATED';
+      const maxAge = ringing ? Math.min(this.opts.maxAgeSeconds, this.opts.userConnectMaxAgeSeconds ?? Infinity) : this.opts.maxAgeSeconds;
+      const stale = ev.kind !== 'permission_reply' && ageSeconds > maxAge;
       if (stale && !(ev.kind === 'terminate' && this.opts.isLiveCall?.(ev.callId, ev.bizOpaque))) {
         metrics.webhookEvents.inc({ event: evName, result: 'stale' });
-        logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds }, 'stale webhook event dropped');
+        logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds, maxAgeSeconds: maxAge },
+          ringing ? 'user-initiated connect older than Meta\'s ring window dropped: the user no longer rings' : 'stale webhook event dropped');
         continue;
       }
       if (!(ev.kind === 'permission_reply' ? this.recentReplies : this.recent).firstSighting(key)) {
