@@ -57,4 +57,25 @@ describe('dispatchEvent', () => {
     expect(registry.byWhatsAppId('wacid.TWICE')).toBe(first);
     await first!.end({ by: 'gateway', outcome: 'failed', cause: 'test' });
   });
+
+  it('admits user-initiated calls up to calls.maxConcurrent, and refuses the one over it', async () => {
+    const logger = createLogger('silent');
+    const registry = new CallRegistry(2, logger);
+    const written: CallRecord[] = [];
+    const deps = {
+      config: configSchema.parse({}), logger, metrics: createMetrics(), registry,
+      graph: { reject: vi.fn(async () => ({})) }, sip: { connected: true }, store: { write: (r: CallRecord) => { written.push(r); } },
+      routing: {
+        numberFor: () => ({ phoneNumberId: connect.phoneNumberId, displayNumber: connect.to, tenant: 't', sipTarget: 'sip:agent@127.0.0.1' }),
+        decide: () => new Promise(() => undefined),
+      },
+      media: { create: () => ({ answerWhatsApp: () => new Promise(() => undefined), close: () => undefined }) },
+    } as unknown as CallDeps;
+    for (const id of ['wacid.CAP1', 'wacid.CAP2', 'wacid.CAP3']) dispatchEvent(deps, { ...connect, callId: id });
+    await vi.waitFor(() => expect(written).toHaveLength(1), { timeout: 2000 });
+    expect(written[0]).toMatchObject({ waCallId: 'wacid.CAP3', outcome: 'rejected', cause: 'capacity' });
+    expect(registry.byWhatsAppId('wacid.CAP1')).toBeDefined();
+    expect(registry.byWhatsAppId('wacid.CAP2')).toBeDefined();
+    for (const c of registry.list()) await c.end({ by: 'gateway', outcome: 'failed', cause: 'test' });
+  });
 });

@@ -43,6 +43,8 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     deeplinkPayload: ev.deeplinkPayload,
   }, logger, metrics, (r) => deps.store.write(r));
   call.bindIds({ waCallId: ev.callId });
+  // Asked before this call joins the registry, which would otherwise count it against itself.
+  const refusal = registry.admissionRefusal();
   registry.add(call);
   registry.indexWaCallId(call, ev.callId);
   call.transition('offered', 'connect');
@@ -76,7 +78,6 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   });
 
   const fail = (reason: EndReason): void => { void call.end(reason); };
-  const refusal = registry.admissionRefusal();
   if (refusal) return fail({ by: 'gateway', outcome: 'rejected', cause: refusal });
   if (!number) return fail({ by: 'gateway', outcome: 'failed', cause: 'no_route' });
   if (!deps.sip.connected) return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_unavailable' });
