@@ -141,7 +141,11 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   if (deps.permissions) {
     const view = await deps.permissions.current(number.phoneNumberId, waId);
     if (call.isEnded) return;
-    if (view.status === 'none') {
+    if (view.status === 'none' && view.refreshFailed) {
+      // Meta could not be asked: `connect` asks it instead (138006 if there is no permission), rather than refusing a
+      // user who may have granted it, or spending one of the few permission requests on them.
+      call.logger.warn('call permission unknown (GET call_permissions failed): trying connect');
+    } else if (view.status === 'none') {
       const text = `No WhatsApp call permission from the user${await requestPermissionAfterRefusal(deps, number, waId)}`;
       metrics.sipInvitesRefused.inc({ reason: 'no_permission' });
       return refuse({ status: 403, text, cause: 'no_permission' }, 'rejected');
@@ -329,7 +333,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
 
   if (deps.permissions) {
     const view = await deps.permissions.current(number.phoneNumberId, waId);
-    if (view.status === 'none') return refuse({ status: 403, text: 'No WhatsApp call permission from the user', cause: 'no_permission' }, 'rejected');
+    if (view.status === 'none' && !view.refreshFailed) return refuse({ status: 403, text: 'No WhatsApp call permission from the user', cause: 'no_permission' }, 'rejected');
     if (view.callsBlockedUntil !== undefined) return refuse(callLimitRefusal(view.callsBlockedUntil, deps.permissions.ledger.clock()), 'rejected');
   }
   const setupTimer = setTimeout(() => {

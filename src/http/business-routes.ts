@@ -85,6 +85,7 @@ function viewJson(v: PermissionView): Record<string, unknown> {
     phoneNumberId: v.phoneNumberId, waId: v.waId, status: v.status, expiresAt: iso(v.expiresAt),
     requestsLast24h: v.requestsLast24h, requestsLast7d: v.requestsLast7d, nextRequestAt: iso(v.nextRequestAt),
     consecutiveUnanswered: v.unanswered, lastRequestId: v.lastRequestId ?? null, syncedAt: iso(v.syncedAt), stale: v.stale,
+    ...(v.refreshFailed ? { refreshFailed: true } : {}),
   };
 }
 

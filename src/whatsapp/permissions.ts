@@ -54,6 +54,11 @@ export interface PermissionView {
    * cannot be performed (its limit_expiration_time), or connect failed 138012 (§2.5, §3.1). Undefined = no such limit.
    */
   callsBlockedUntil?: number;
+  /**
+   * Set by PermissionService.current when GET call_permissions failed: the view is only what the ledger knew, and a
+   * 'none' may just mean "never asked". A call then goes on to `connect` and lets Meta decide (138006).
+   */
+  refreshFailed?: boolean;
 }
 
 export type RequestRefusal = 'permanent_permission' | 'daily_limit' | 'weekly_limit';
@@ -280,6 +285,7 @@ export class PermissionService {
     } catch (err) {
       this.metrics?.permissionEvents.inc({ event: 'refresh_failed' });
       this.logger.warn({ phoneNumberId, waId, err: (err as Error).message }, 'GET call_permissions failed: using the local ledger');
+      return { ...this.ledger.view(phoneNumberId, waId), refreshFailed: true };
     }
     return this.ledger.view(phoneNumberId, waId);
   }

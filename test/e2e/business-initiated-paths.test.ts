@@ -13,7 +13,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 22;
+const TESTS = 23;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -127,6 +127,26 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
       const second = await finalOf(await dial(waId, 'uac-invite-refused', { status: '403' }));
       expect(second).toMatch(/no permission request sent \(one call permission request per 24 hours already sent\)/);
       expect(messagesTo(waId)).toHaveLength(1);
+    } finally {
+      e2e.config.businessCalls.requestPermissionOnRefusalByTenant = {};
+    }
+  });
+
+  it('GET call_permissions failing is not "no permission": connect asks Meta instead, the call is answered, no permission request is spent', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId, name: 'Cleo' }, { permission: 'temporary' });
+    // Every try of the refresh fails (the first and the client's retries).
+    e2e.meta.graph.injectFailure('call_permissions', { status: 500, code: 1, message: 'An unknown error occurred', times: 10 });
+    e2e.config.businessCalls.requestPermissionOnRefusalByTenant = { default: true };
+    try {
+      const sip = await dial(`+${waId}`, 'uac-invite', {}, 1500);
+      const placed = await e2e.meta.waitForConnect(waId);
+      await e2e.meta.userAnswers(placed.id);
+      await e2e.meta.waitForAction(placed.id, 'terminate', 15_000);
+      expect((await sip.done).successful).toBe(1);
+      expect(await recordTo(waId)).toMatchObject({ outcome: 'answered', waCallId: placed.id });
+      expect(messagesTo(waId)).toHaveLength(0);
+      expect(await metric('wagw_permission_events_total', { event: 'refresh_failed' })).toBeGreaterThanOrEqual(1);
     } finally {
       e2e.config.businessCalls.requestPermissionOnRefusalByTenant = {};
     }
