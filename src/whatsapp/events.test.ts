@@ -102,9 +102,33 @@ describe('parseWebhook', () => {
   });
 
   it('skips a call item without an id instead of failing the batch', () => {
-    const { events, ignored } = parseWebhook(envelope('calls', { metadata, calls: [{ event: 'connect' }, { id: 'wacid.5', event: 'terminate', status: 'COMPLETED', timestamp: '2' }] }));
+    const { events, ignored, malformed } = parseWebhook(envelope('calls', { metadata, calls: [{ event: 'connect' }, { id: 'wacid.5', event: 'terminate', status: 'COMPLETED', timestamp: '2' }] }));
     expect(events).toHaveLength(1);
-    expect(ignored).toBe(1);
+    expect(ignored).toBe(0);
+    expect(malformed).toEqual([{ field: 'calls', reason: 'unusable_call', items: 1, ids: [] }]);
+  });
+
+  it('reports unusable items by reason (an unknown event, a status Meta does not send, a permission reply without response); ordinary messages are only ignored', () => {
+    const calls = envelope('calls', {
+      metadata,
+      calls: [{ id: 'wacid.8', event: 'transfer', timestamp: '1' }, { id: 'wacid.9', event: 'connect', direction: 'BUSINESS_INITIATED', timestamp: '1' }],
+      statuses: [{ id: 'wacid.10', type: 'call', status: 'COMPLETED', timestamp: '1' }],
+    });
+    expect(parseWebhook(calls).malformed).toEqual([
+      { field: 'calls', reason: 'unusable_call', items: 2, ids: ['wacid.8', 'wacid.9'] },
+      { field: 'calls', reason: 'unusable_status', items: 1, ids: ['wacid.10'] },
+    ]);
+    const messages = envelope('messages', {
+      metadata,
+      messages: [
+        { from: '16315553602', id: 'wamid.T', timestamp: '1', type: 'text', text: { body: 'hello' } },
+        { from: '16315553602', id: 'wamid.R', timestamp: '1', type: 'interactive', interactive: { type: 'call_permission_reply', call_permission_reply: { is_permanent: false } } },
+      ],
+    });
+    const r = parseWebhook(messages);
+    expect(r.events).toEqual([]);
+    expect(r.ignored).toBe(1);
+    expect(r.malformed).toEqual([{ field: 'messages', reason: 'unusable_permission_reply', items: 1, ids: ['wamid.R'] }]);
   });
 
   it('a calls or messages change without metadata.phone_number_id hands on no event and reports it as malformed', () => {

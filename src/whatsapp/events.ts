@@ -74,7 +74,7 @@ const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 export interface ParseResult {
   events: CallingEvent[];
-  /** Items that were understood as not ours to handle (other fields, message statuses) or unusable. */
+  /** Items understood as not ours to handle (other fields, ordinary messages). */
   ignored: number;
   /**
    * Value-level errors[] of changes on field `calls` that carry no call or status to attach them to: Meta's error
@@ -105,7 +105,12 @@ export interface AccountNotice {
 
 export interface MalformedChange {
   field: string;
-  reason: 'no_phone_number_id';
+  /**
+   * no_phone_number_id: the change names no business number. unusable_call: a calls[] item without id or event, an
+   * unknown event, a business-initiated connect without SDP. unusable_status: no id, or not RINGING / ACCEPTED /
+   * REJECTED. unusable_permission_reply: a call_permission_reply without sender or response.
+   */
+  reason: 'no_phone_number_id' | 'unusable_call' | 'unusable_status' | 'unusable_permission_reply';
   /** How many calls / statuses / messages the change held. */
   items: number;
   /** Their wacids (or message senders), for the log line. */
@@ -129,6 +134,14 @@ export function parseWebhook(body: unknown): ParseResult {
   const malformed: MalformedChange[] = [];
   const notices: AccountNotice[] = [];
   let ignored = 0;
+  /** One entry per change and reason, however many of its items were unusable. */
+  const unusable = (field: string, reason: MalformedChange['reason'], item: unknown): void => {
+    let m = malformed.find((x) => x.field === field && x.reason === reason);
+    if (!m) malformed.push(m = { field, reason, items: 0, ids: [] });
+    m.items++;
+    const id = isObj(item) ? str(item.id) ?? str(item.from) : undefined;
+    if (id !== undefined && m.ids.length < 10) m.ids.push(id);
+  };
   for (const entry of body.entry) {
     for (const change of arr(isObj(entry) ? entry.changes : undefined)) {
       if (!isObj(change) || !isObj(change.value)) { ignored++; continue; }
@@ -155,16 +168,20 @@ export function parseWebhook(body: unknown): ParseResult {
         }
         for (const call of arr(value.calls)) {
           const ev = isObj(call) ? parseCall(call, base, contacts, errorCodes) : undefined;
-          if (ev) events.push(ev); else ignored++;
+          if (ev) events.push(ev); else unusable(change.field, 'unusable_call', call);
         }
         for (const st of arr(value.statuses)) {
           const ev = isObj(st) ? parseStatus(st, base) : undefined;
-          if (ev) events.push(ev); else ignored++;
+          if (ev) events.push(ev);
+          else if (isObj(st) && st.type !== undefined && String(st.type).toLowerCase() !== 'call') ignored++; // a message's status
+          else unusable(change.field, 'unusable_status', st);
         }
       } else if (change.field === 'messages') {
         for (const msg of arr(value.messages)) {
           const ev = isObj(msg) ? parsePermissionReply(msg, base) : undefined;
-          if (ev) events.push(ev); else ignored++;
+          if (ev) events.push(ev);
+          else if (isPermissionReply(msg)) unusable(change.field, 'unusable_permission_reply', msg);
+          else ignored++; // an ordinary message: not this gateway's to handle
         }
       } else if (change.field === 'account_update' || change.field === 'account_settings_update') {
         notices.push(parseNotice(change.field, value));
@@ -253,10 +270,13 @@ function parseStatus(st: Obj, base: Omit<Base, 'timestamp'>): StatusEvent | unde
   };
 }
 
+function isPermissionReply(msg: unknown): msg is Obj & { interactive: Obj & { call_permission_reply: Obj } } {
+  return isObj(msg) && isObj(msg.interactive) && msg.interactive.type === 'call_permission_reply' && isObj(msg.interactive.call_permission_reply);
+}
+
 function parsePermissionReply(msg: Obj, base: Omit<Base, 'timestamp'>): PermissionReplyEvent | undefined {
-  const inter = isObj(msg.interactive) ? msg.interactive : undefined;
-  if (!inter || inter.type !== 'call_permission_reply' || !isObj(inter.call_permission_reply)) return undefined;
-  const reply = inter.call_permission_reply;
+  if (!isPermissionReply(msg)) return undefined;
+  const reply = msg.interactive.call_permission_reply;
   const response = str(reply.response);
   const userWaId = str(msg.from);
   if (!userWaId || (response !== 'accept' && response !== 'reject')) return undefined;
