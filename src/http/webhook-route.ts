@@ -143,7 +143,7 @@ export class WebhookReceiver {
       // number's phone_number_id every Graph request (reject, terminate) would go to a wrong path.
       metrics.webhookMalformedItems.inc({ reason: m.reason }, m.items);
       logger.warn({ field: m.field, reason: m.reason, items: m.items, ids: m.ids.slice(0, 10), app: verifiedApp || undefined },
-        'webhook change without metadata.phone_number_id: its events are dropped');
+        m.reason === 'no_phone_number_id' ? 'webhook change without metadata.phone_number_id: its events are dropped' : 'unusable webhook items dropped');
     }
     for (const n of notices) {
       metrics.accountNotices.inc({ field: n.field });
