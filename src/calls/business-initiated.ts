@@ -535,11 +535,20 @@ function replayEarlyTerminate(deps: CallDeps, call: Call, waCallId: string | und
   handles.get(call)?.terminate(ev);
 }
 
+/** A webhook naming a call placed by an ended call's uncertain `connect` (WhatsAppOutboundLeg): that call is terminated. */
+function hangUpUncertainConnect(deps: CallDeps, ev: ConnectEvent | StatusEvent): boolean {
+  const hangUp = ev.bizOpaque ? deps.registry.takeUncertainConnect(ev.bizOpaque) : undefined;
+  if (!hangUp) return false;
+  void hangUp(ev.callId);
+  return true;
+}
+
 /** The `connect` webhook with the user's SDP answer (§1.3): media setup, not pick-up. */
 export function deliverBusinessConnect(deps: CallDeps, ev: ConnectEvent): void {
   const call = findCall(deps, ev.callId, ev.bizOpaque);
   const handle = call && handles.get(call);
   if (!call || !handle) {
+    if (hangUpUncertainConnect(deps, ev)) return;
     deps.logger.info({ waCallId: ev.callId }, 'business-initiated connect for a call not placed here: ignored');
     return;
   }
@@ -555,6 +564,7 @@ export function deliverBusinessStatus(deps: CallDeps, ev: StatusEvent): void {
   const call = findCall(deps, ev.callId, ev.bizOpaque);
   const handle = call && handles.get(call);
   if (!call || !handle) {
+    if (hangUpUncertainConnect(deps, ev)) return;
     deps.logger.info({ waCallId: ev.callId, status: ev.status }, 'call status for a call not live here');
     return;
   }

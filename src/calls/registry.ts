@@ -6,6 +6,8 @@ import type { TerminateEvent } from '../whatsapp/events.js';
 
 /** At most this many terminates for wacids not (yet) known here are kept for a call whose Graph connect is still out. */
 const EARLY_TERMINATES_MAX = 1000;
+/** How long an ended call's uncertain `connect` is watched for: past any ring timeout of Meta's (UNSURE, §3.2). */
+const UNCERTAIN_CONNECT_MS = 3 * 60 * 1000;
 
 /**
  * The live calls, found by gateway id, WhatsApp call id or SIP Call-ID; the admission rules (limit, drain); and the
@@ -17,6 +19,7 @@ export class CallRegistry {
   private readonly byOpaque = new Map<string, Call>();
   private readonly terminatedWaIds = new RecentKeys(60 * 60 * 1000);
   private readonly earlyTerminates = new Map<string, TerminateEvent>();
+  private readonly uncertainConnects = new Map<string, { hangUp: (waCallId: string) => Promise<void>; until: number }>();
   private drainingSince?: number;
   private readonly emptyWaiters = new Set<() => void>();
 
@@ -116,6 +119,27 @@ export class CallRegistry {
     const ev = this.earlyTerminates.get(waCallId);
     this.earlyTerminates.delete(waCallId);
     return ev;
+  }
+
+  /**
+   * A business-initiated call ended while its Graph `connect` had timed out or failed with a 5xx: Meta may have placed
+   * it all the same, and the user's phone may ring for nobody. A webhook naming the call by this biz_opaque_callback_data
+   * (takeUncertainConnect) hands over the wacid that `hangUp` terminates. Bounded like the early terminates.
+   */
+  keepUncertainConnect(opaque: string, hangUp: (waCallId: string) => Promise<void>, now = Date.now()): void {
+    for (const [k, v] of this.uncertainConnects) if (v.until <= now) this.uncertainConnects.delete(k);
+    this.uncertainConnects.set(opaque, { hangUp, until: now + UNCERTAIN_CONNECT_MS });
+    if (this.uncertainConnects.size > EARLY_TERMINATES_MAX) {
+      const oldest = this.uncertainConnects.keys().next().value;
+      if (oldest !== undefined) this.uncertainConnects.delete(oldest);
+    }
+  }
+
+  /** The hang-up for an ended call's uncertain `connect`, once. */
+  takeUncertainConnect(opaque: string, now = Date.now()): ((waCallId: string) => Promise<void>) | undefined {
+    const v = this.uncertainConnects.get(opaque);
+    this.uncertainConnects.delete(opaque);
+    return v && v.until > now ? v.hangUp : undefined;
   }
 
   /** Stops admitting calls, waits for live ones up to the deadline, then ends the rest with cause 'drain'. */

@@ -15,6 +15,8 @@ export class WhatsAppOutboundLeg {
   /** Set once the user picked up; a call that ends before counts as unanswered in the permission ledger (§3.1). */
   pickedUp = false;
   private connecting?: Promise<string | undefined>;
+  /** `connect` timed out, failed with a 5xx, or succeeded without naming the call: Meta may have placed it. */
+  private connectUncertain = false;
   private applied?: Promise<boolean>;
   private arrived!: (applied: Promise<boolean>) => void;
   private readonly arrival = new Promise<boolean>((resolve) => { this.arrived = (p) => resolve(p); });
@@ -28,13 +30,31 @@ export class WhatsAppOutboundLeg {
   ) {
     call.onTeardown(async (end) => {
       const waCallId = call.waCallId ?? (await this.connecting);
-      if (!waCallId) return;
+      if (!waCallId) {
+        if (this.connectUncertain) this.watchUncertainConnect();
+        return;
+      }
       if (!this.pickedUp) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
       if (end.by === 'whatsapp') return;
       try {
         await graph.terminate(number.phoneNumberId, waCallId);
       } catch (err) {
         call.logger.warn({ err: (err as Error).message }, 'Graph terminate failed');
+      }
+    });
+  }
+
+  /** Until Meta's webhooks name the call this `connect` may have placed: then it is terminated (its user rings for nobody). */
+  private watchUncertainConnect(): void {
+    const { call, deps, graph, number } = this;
+    call.logger.warn({ bizOpaque: this.opaque }, 'call ended while Graph connect was uncertain: a WhatsApp call it placed will be terminated');
+    deps.registry.keepUncertainConnect(this.opaque, async (waCallId) => {
+      deps.metrics.uncertainConnectsTerminated.inc();
+      call.logger.warn({ waCallId }, 'WhatsApp call placed by an uncertain connect after its call ended: Graph terminate');
+      try {
+        await graph.terminate(number.phoneNumberId, waCallId);
+      } catch (err) {
+        call.logger.warn({ err: (err as Error).message, waCallId }, 'Graph terminate failed');
       }
     });
   }
@@ -60,10 +80,14 @@ export class WhatsAppOutboundLeg {
    * checklist, §6: the PBX side can match Meta's webhooks and records to its own call), or the gateway call id when
    * no SIP dialog exists yet (click-to-call rings the agent only after the user answered). Meta takes 512 characters.
    */
+  private get opaque(): string {
+    return (this.call.sipCallId ?? this.call.id).slice(0, 512);
+  }
+
   async connect(offerSdp: string): Promise<{ waCallId?: string } | { error: unknown }> {
     let error: unknown;
     let failed = false;
-    const opaque = (this.call.sipCallId ?? this.call.id).slice(0, 512);
+    const opaque = this.opaque;
     // Webhooks may beat the `connect` response: they find the call by what it carries.
     this.deps.registry.indexBizOpaque(this.call, opaque);
     this.connecting = this.graph.connect(this.number.phoneNumberId, this.waId, offerSdp, opaque).then((id) => id, (err: unknown) => {
@@ -73,6 +97,7 @@ export class WhatsAppOutboundLeg {
     });
     const waCallId = await this.connecting;
     if (failed) {
+      this.connectUncertain = !(error instanceof GraphError) || error.uncertain;
       if (error instanceof GraphError && error.code === 138006) this.deps.permissions?.ledger.markNoPermission(this.number.phoneNumberId, this.waId);
       // The next INVITE to this user is refused here until then, instead of asking Meta again.
       if (error instanceof GraphError && error.code === 138012) {
@@ -81,7 +106,10 @@ export class WhatsAppOutboundLeg {
       return { error };
     }
     // Meta took the call without naming it: the webhooks bind the wacid through biz_opaque_callback_data.
-    if (!waCallId) return {};
+    if (!waCallId) {
+      this.connectUncertain = true;
+      return {};
+    }
     if (!this.call.waCallId) this.call.bindIds({ waCallId });
     this.deps.registry.indexWaCallId(this.call, waCallId);
     return { waCallId };

@@ -23,6 +23,7 @@ export function createMetrics() {
     sipFinals: new Counter({ name: 'wagw_sip_final_responses_total', help: 'Final SIP responses received to our INVITEs, by code class', labelNames: ['class'] as const, registers }),
     unexpectedEvents: new Counter({ name: 'wagw_call_unexpected_events_total', help: 'Events that made no sense in the call state they arrived in', labelNames: ['state', 'event'] as const, registers }),
     rejectedOffers: new Counter({ name: 'wagw_unanswerable_offers_total', help: 'WhatsApp SDP offers the gateway could not answer', registers }),
+    uncertainConnectsTerminated: new Counter({ name: 'wagw_uncertain_connects_terminated_total', help: 'WhatsApp calls placed by a Graph connect whose answer was lost, terminated when a webhook named them after their call had ended', registers }),
     mediaTimeouts: new Counter({ name: 'wagw_media_timeouts_total', help: 'Calls ended because a leg carried no media', labelNames: ['leg'] as const, registers }),
     rtpPortsFree: new Gauge({ name: 'wagw_rtp_ports_free', help: 'RTP ports left in the SIP-side pool', registers }),
     drachtioConnected: new Gauge({ name: 'wagw_drachtio_connected', help: '1 while connected to drachtio-server', registers }),

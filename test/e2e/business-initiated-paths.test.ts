@@ -13,7 +13,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 23;
+const TESTS = 24;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -150,6 +150,21 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     } finally {
       e2e.config.businessCalls.requestPermissionOnRefusalByTenant = {};
     }
+  });
+
+  it('a connect Meta carried out but whose answer was lost: the PBX gets 500, and the call Meta placed is terminated once its webhooks name it', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'temporary' });
+    const before = await metric('wagw_uncertain_connects_terminated_total', {});
+    e2e.meta.graph.injectFailure('connect', { status: 500, code: 1, message: 'An unknown error occurred', afterProcessing: true });
+    const messages = await finalOf(await dial(waId, 'uac-invite-refused', { status: '500' }));
+    expect(messages).toMatch(/SIP\/2.0 500/);
+    // The user's phone rang all the same; without the fix nothing ever ends it.
+    const placed = await waitFor(() => [...e2e.meta.graph.calls.values()].find((c) => c.userWaId === waId && c.direction === 'BUSINESS_INITIATED'), 'the call Meta placed');
+    await waitFor(() => e2e.meta.requests.some((r) => r.op === 'terminate' && r.callId === placed.id) || undefined, 'Graph terminate of the placed call');
+    expect(placed.state).toBe('ended');
+    expect(await metric('wagw_uncertain_connects_terminated_total', {})).toBe(before + 1);
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'failed', sipStatus: 500 });
   });
 
   it('an INVITE from a source not allowed gets 403 and causes no Graph request at all', async () => {
