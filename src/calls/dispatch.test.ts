@@ -78,4 +78,29 @@ describe('dispatchEvent', () => {
     expect(registry.byWhatsAppId('wacid.CAP2')).toBeDefined();
     for (const c of registry.list()) await c.end({ by: 'gateway', outcome: 'failed', cause: 'test' });
   });
+
+  it('the setup deadline counts from the connect\'s timestamp (Meta\'s ring window), not from its late delivery', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const logger = createLogger('silent');
+      const registry = new CallRegistry(10, logger);
+      const written: CallRecord[] = [];
+      const deps = {
+        config: configSchema.parse({ calls: { setupTimeoutMs: 45_000 } }), logger, metrics: createMetrics(), registry,
+        graph: { reject: vi.fn(async () => ({})) }, sip: { connected: true }, store: { write: (r: CallRecord) => { written.push(r); } },
+        routing: {
+          numberFor: () => ({ phoneNumberId: connect.phoneNumberId, displayNumber: connect.to, tenant: 't', sipTarget: 'sip:agent@127.0.0.1' }),
+          decide: () => new Promise(() => undefined),
+        },
+        media: { create: () => ({ answerWhatsApp: () => new Promise(() => undefined), close: () => undefined }) },
+      } as unknown as CallDeps;
+      dispatchEvent(deps, { ...connect, callId: 'wacid.LATE', timestamp: Math.floor(Date.now() / 1000) - 30 });
+      await vi.advanceTimersByTimeAsync(14_000);
+      expect(written).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(written[0]).toMatchObject({ waCallId: 'wacid.LATE', outcome: 'no_answer', cause: 'setup_timeout' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

@@ -16,6 +16,9 @@ import { generatedMelody } from './hold-music.js';
  * A WhatsApp user calls the business (whatsapp-calling.md §6 item 2): answer the WebRTC offer, pre_accept at once,
  * ring the agent over SIP, accept with the same SDP on the agent's 200 OK, then bridge media.
  */
+/** The least time a delivered connect gets to reach an agent, however late it came (clocks differ by a few seconds). */
+const MIN_SETUP_MS = 5000;
+
 export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEvent): Promise<void> {
   const { registry, logger, metrics } = deps;
   // Each business number's calls use its own app's Graph token.
@@ -82,7 +85,9 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   if (!number) return fail({ by: 'gateway', outcome: 'failed', cause: 'no_route' });
   if (!deps.sip.connected) return fail({ by: 'gateway', outcome: 'failed', cause: 'sip_unavailable' });
 
-  const setupTimer = setTimeout(() => fail({ by: 'gateway', outcome: 'no_answer', cause: 'setup_timeout' }), deps.config.calls.setupTimeoutMs);
+  // Meta's 30–60 s to accept run from the connect (§3.2), not from its delivery: a late delivery has less of them left.
+  const setupMs = Math.max(Math.min(MIN_SETUP_MS, deps.config.calls.setupTimeoutMs), deps.config.calls.setupTimeoutMs - Math.max(0, Date.now() - ev.timestamp * 1000));
+  const setupTimer = setTimeout(() => fail({ by: 'gateway', outcome: 'no_answer', cause: 'setup_timeout' }), setupMs);
   call.onTeardown(() => clearTimeout(setupTimer));
   void call.ended.then(() => clearTimeout(setupTimer));
 
