@@ -20,7 +20,7 @@ import { MetaNumberSettings } from './whatsapp/meta-settings.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
 import { dispatchEvent } from './calls/dispatch.js';
-import { handleBusinessInvite } from './calls/business-initiated.js';
+import { businessInviteHandler } from './calls/business-initiated.js';
 import { PbxGuard } from './calls/pbx-guard.js';
 import { registerBusinessCallRoutes } from './http/business-routes.js';
 import { SqlitePermissionStore } from './store/permission-store.js';
@@ -105,7 +105,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   if (config.businessCalls.sourceGuard !== 'allowList' && !deps.pbxGuard.hasCredentials) {
     logger.warn({ sourceGuard: config.businessCalls.sourceGuard }, 'businessCalls.sourceGuard uses SIP digest but WAGW_SIP_CREDENTIALS is empty: no PBX can authenticate');
   }
-  sip.onInvite((invite) => handleBusinessInvite(deps, invite));
+  sip.onInvite(businessInviteHandler(deps));
   if (!secrets.appSecret) logger.warn('WAGW_APP_SECRET is empty: every webhook will fail its signature check');
   const webhook = new WebhookReceiver({
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,

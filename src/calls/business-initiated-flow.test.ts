@@ -7,7 +7,7 @@ import type { SipDialog, SipInboundInvite } from '../sip/agent.js';
 import type { CallRecord } from '../store/call-record.js';
 import { CallRegistry } from './registry.js';
 import type { CallDeps } from './deps.js';
-import { deliverBusinessConnect, deliverBusinessStatus, deliverBusinessTerminate, handleBusinessInvite } from './business-initiated.js';
+import { businessInviteHandler, deliverBusinessConnect, deliverBusinessStatus, deliverBusinessTerminate, handleBusinessInvite } from './business-initiated.js';
 import { dispatchEvent } from './dispatch.js';
 import { GraphError } from '../whatsapp/graph-client.js';
 
@@ -224,5 +224,16 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     expect(t.graph.connect).not.toHaveBeenCalled();
     dispatchEvent(t.deps, t.terminate());
     await vi.waitFor(() => expect(t.written).toHaveLength(1), { timeout: 3000 });
+  });
+
+  it('a flow that throws after admitting its call (a ledger error) ends the call: 500 to the PBX, a record, nothing left live', async () => {
+    const t = setUp();
+    (t.deps as { permissions?: unknown }).permissions = { current: async () => { throw new Error('database is locked'); } };
+    await businessInviteHandler(t.deps)(t.invite as unknown as SipInboundInvite);
+    await vi.waitFor(() => expect(t.written).toHaveLength(1));
+    expect(t.written[0]).toMatchObject({ direction: 'business_initiated', outcome: 'failed', cause: 'internal_error' });
+    expect(t.registry.size).toBe(0);
+    expect(t.invite.reject).toHaveBeenCalledWith(500, expect.anything());
+    expect(t.graph.connect).not.toHaveBeenCalled();
   });
 });

@@ -43,6 +43,18 @@ interface BusinessCallEvents {
 
 const handles = new WeakMap<Call, BusinessCallEvents>();
 
+/**
+ * The INVITE handler for SipAgent.onInvite. A bug in the flow (a store or ledger error, say) must not leave its call
+ * live with no record: the call is ended, which answers the INVITE and writes the record.
+ */
+export function businessInviteHandler(deps: CallDeps): (invite: SipInboundInvite) => Promise<void> {
+  return (invite) => handleBusinessInvite(deps, invite).catch(async (err: unknown) => {
+    deps.logger.error({ sipCallId: invite.callId, err: (err as Error).message }, 'business-initiated call flow failed');
+    const call = deps.registry.list().find((c) => c.sipCallId === invite.callId && c.ctx.direction === 'business_initiated');
+    if (call) await call.end({ by: 'gateway', outcome: 'failed', cause: 'internal_error' });
+    else if (!invite.responded) invite.reject(500);
+  });
+}
 
 export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInvite): Promise<void> {
   const { config, metrics, registry } = deps;
