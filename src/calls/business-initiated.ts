@@ -473,7 +473,9 @@ async function requestPermissionAfterRefusal(deps: CallDeps, number: BusinessNum
 /** Graph `connect` errors with a fixed SIP answer (README table); 138012 carries its next allowed time. */
 const CONNECT_REFUSALS: Readonly<Record<number, { status: number; text: string; retryAfter?: string }>> = {
   138006: { status: 403, text: 'No WhatsApp call permission from the user' },
-  138003: { status: 486, text: 'A call with this WhatsApp user is already ongoing' },
+  // 403 as Meta's own SIP mode answers a duplicate call (§3.2, §4.6); a PBX would read 486 as the user busy on any call.
+  138003: { status: 403, text: 'A call with this WhatsApp user is already ongoing' },
+  131044: { status: 403, text: 'No valid payment method on the WhatsApp Business account' },
   138001: { status: 404, text: 'WhatsApp user cannot be called' },
   138013: { status: 403, text: 'Business-initiated calling not available in this country' },
   138002: { status: 503, text: 'Concurrent call limit reached', retryAfter: '30' },

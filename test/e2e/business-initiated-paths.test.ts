@@ -13,7 +13,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 24;
+const TESTS = 25;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -255,7 +255,8 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
   it.each([
     [138006, 401, '403', /No WhatsApp call permission/],
     [138012, 400, '403', /Daily business-initiated call limit reached; next call allowed at 20\d\d-/],
-    [138003, 400, '486', /already ongoing/],
+    [138003, 400, '403', /already ongoing/],
+    [131044, 400, '403', /payment method/],
     [138001, 400, '404', /cannot be called/],
     [138013, 400, '403', /not available in this country/],
     [138002, 429, '503', /Concurrent call limit/],
