@@ -44,7 +44,7 @@ describe('business-initiated call checks', () => {
     const limit = refusalForGraphError(err(138012, 400, `Next call allowed after ${now / 1000 + 3600}`), now);
     expect(limit).toMatchObject({ status: 403, headers: { 'Retry-After': '3600', 'X-WA-Graph-Error': '138012' } });
     expect(limit.text).toContain('2026-01-01T01:00:00.000Z');
-    expect(refusalForGraphError(err(138003)).status).toBe(486);
+    expect(refusalForGraphError(err(138003)).status).toBe(403);
     expect(refusalForGraphError(err(138001)).status).toBe(404);
     expect(refusalForGraphError(err(138013)).status).toBe(403);
     expect(refusalForGraphError(err(138002, 429))).toMatchObject({ status: 503, headers: { 'Retry-After': '30' } });
