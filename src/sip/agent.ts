@@ -49,6 +49,11 @@ export interface SipDialogEnd {
   reason: string;
   /** Raw Reason header of the far end's BYE, if any. */
   reasonHeader?: string;
+  /**
+   * The drachtio connection went away (by 'remote'): drachtio-server sends a dialog's requests only to the connection
+   * that owns it, so neither the far end's BYE nor ours can pass any more; the call is over for us.
+   */
+  connectionLost?: true;
 }
 
 export interface SipInfoRequest {
@@ -261,6 +266,11 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
     return res.status;
   }
 
+  /** @internal SipAgent: the drachtio connection that owns this dialog is gone. */
+  connectionLost(): void {
+    this.markEnded({ by: 'remote', reason: 'drachtio connection lost', connectionLost: true });
+  }
+
   private markEnded(end: SipDialogEnd): void {
     if (this.endInfo) return;
     this.endInfo = end;
@@ -338,7 +348,10 @@ export class SipInboundInvite {
   /** The SDP offer ('' for a delayed-offer INVITE). */
   readonly sdp: string;
   readonly source: { address: string; port: number; protocol: string };
-  /** Aborted when the caller CANCELs (drachtio answers the CANCEL and the INVITE with 487). */
+  /**
+   * Aborted when the caller CANCELs (drachtio answers the CANCEL and the INVITE with 487; reason SipCallFailure 487),
+   * or when the drachtio connection is lost before we answered (reason SipCallFailure 503: nothing can be sent).
+   */
   readonly signal: AbortSignal;
 
   private readonly abort = new AbortController();
@@ -369,6 +382,13 @@ export class SipInboundInvite {
   /** Case-insensitive header lookup. */
   header(name: string): string | undefined {
     return this.req.get(name);
+  }
+
+  /** @internal SipAgent: the drachtio connection this INVITE came on is gone; no response can be sent any more. */
+  connectionLost(): void {
+    if (this.responded) return;
+    this.log.warn({ callId: this.callId }, 'inbound INVITE abandoned: drachtio connection lost');
+    this.abort.abort(new SipCallFailure(503, 'drachtio connection lost'));
   }
 
   /** True once a final response was sent or the caller cancelled. */
@@ -518,6 +538,8 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
   private inviteHandler: InviteHandler | undefined;
   private readonly pending = new Set<PendingInvite>();
   private readonly dialogs = new Set<SipDialog>();
+  /** Inbound INVITEs not answered yet (kept until their final response, a dialog or the caller's CANCEL). */
+  private readonly inboundPending = new Set<SipInboundInvite>();
   private hostport: string | undefined;
 
   constructor(private readonly opts: SipAgentOptions) {
@@ -832,6 +854,10 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
     if (was) {
       this.log.warn({ reason }, `lost connection to drachtio-server ${this.opts.host}:${this.opts.port}`);
       this.failPending(new SipCallFailure(503, 'drachtio connection lost'));
+      for (const invite of [...this.inboundPending]) invite.connectionLost();
+      this.inboundPending.clear();
+      if (this.dialogs.size > 0) this.log.warn({ dialogs: this.dialogs.size }, 'SIP dialogs ended: their drachtio connection is gone');
+      for (const dialog of [...this.dialogs]) dialog.connectionLost();
       this.safeEmit('disconnected', { reason });
     }
     if (this.stopped) return;
@@ -859,6 +885,10 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       return;
     }
     const invite = new SipInboundInvite(srf, req, res, this.log, (d) => this.track(d));
+    this.inboundPending.add(invite);
+    // Forgotten once it has its answer: drachtio-srf's response emits 'end' when a final response went out.
+    res.once('end', () => this.inboundPending.delete(invite));
+    invite.signal.addEventListener('abort', () => this.inboundPending.delete(invite), { once: true });
     this.log.info({ callId: invite.callId, from: invite.from.uri, to: invite.to.uri, source: invite.source.address }, 'inbound INVITE');
     const onError = (err: unknown): void => {
       this.log.error({ callId: invite.callId, err: String(err) }, 'INVITE handler failed');
