@@ -122,6 +122,16 @@ describe('admin API', () => {
     expect((await get('/v1/calls/nope', 'admin')).status).toBe(404);
   });
 
+  it('a broken percent-escape in a path parameter is 400 with a clear error, not a 500', async () => {
+    for (const path of ['/v1/calls/%E0%A4%A', '/v1/records/%', '/v1/calls/%ZZ/hangup']) {
+      const res = await fetch(`${fx.base}${path}`, { method: path.endsWith('hangup') ? 'POST' : 'GET', headers: authHeader('admin') });
+      expect(res.status, path).toBe(400);
+      expect(((await res.json()) as { error: string }).error, path).toMatch(/percent-encoding/);
+    }
+    // A well-formed escape still decodes: an unknown id is 404.
+    expect((await get('/v1/calls/%E0%A4%A4', 'admin')).status).toBe(404);
+  });
+
   it('live calls carry state and current quality', async () => {
     const call = fx.liveCall('answered', { userWaId: '4915112345678' });
     const q = { whatsapp: { packetsIn: 10, packetsOut: 11, lost: 1, late: 0, jitterMs: 2, mos: 4.2 }, sip: { packetsIn: 11, packetsOut: 10, lost: 0, late: 0, jitterMs: 1, mos: 4.4 } };

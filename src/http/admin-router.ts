@@ -106,7 +106,14 @@ export class AdminRouter {
       return true;
     }
     const match = route.pattern.exec(url.pathname)!;
-    const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(match[i + 1]!)]));
+    let params: Record<string, string>;
+    try {
+      params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(match[i + 1]!)]));
+    } catch {
+      // A broken percent-escape (e.g. %E0%A4%A) is the client's mistake, not an internal error.
+      sendJson(res, 400, { error: 'malformed percent-encoding in the request path' });
+      return true;
+    }
     if (mutating) {
       this.logger.info({ audit: true, key: principal.name, role: principal.role, method: req.method, path: url.pathname }, 'admin API request');
     }
