@@ -120,4 +120,25 @@ describe('Bridge hold and move hooks', () => {
     expect(second.closes).toBe(1);
     expect(first.closes).toBe(0);
   });
+
+  it('sends no RTP toward the PBX while told not to (answered recvonly/inactive), and marks the first packet after', async () => {
+    const clock = new ManualFrameClock();
+    const wa = new FakeWa();
+    const sip = new FakeSip();
+    const bridge = new Bridge(wa, sip, { sipCodec: 'PCMU', clock, now: () => now });
+    bridge.startWhatsAppMedia();
+    const run = (frames: number) => { for (let i = 0; i < frames; i++) { now += 20; clock.tick(1); } };
+    run(10);
+    expect(sip.sent.length).toBe(10);
+    bridge.setSipSending(false, false);
+    run(20);
+    expect(sip.sent.length).toBe(10);
+    bridge.setSipSending(true);
+    run(5);
+    expect(sip.sent.length).toBe(15);
+    const h = createRtpHeader();
+    readRtpHeader(sip.sent[10]!, h);
+    expect(h.marker).toBe(true);
+    await bridge.stop();
+  });
 });

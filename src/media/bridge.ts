@@ -264,6 +264,8 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private sipSeq = randomInt(0, 0x10000);
   private sipTs = randomInt(0, 0x100000000);
   private sipMarker = true;
+  private sipSendRtp = true;
+  private sipSendRtcp = true;
   private concealRun = 0;
   private waAudioSeen = false;
   /** WhatsApp receive statistics for a leg that keeps none (werift's path, test legs). */
@@ -381,6 +383,16 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     if (enabled && !this.timeoutEnabled[leg]) this.watchedSince[leg] = this.now();
     this.timeoutEnabled[leg] = enabled;
     if (enabled) this.timeoutFired[leg] = false;
+  }
+
+  /**
+   * What we may send toward the PBX (RFC 3264): no RTP while our answer says recvonly or inactive, and nothing at all,
+   * RTCP included, toward c=0.0.0.0 (§8.4). The RTP clock keeps running; the first packet after a pause is marked.
+   */
+  setSipSending(rtp: boolean, rtcp = true): void {
+    if (rtp && !this.sipSendRtp) this.sipMarker = true;
+    this.sipSendRtp = rtp;
+    this.sipSendRtcp = rtcp;
   }
 
   /**
@@ -539,7 +551,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   /** An SR (or an RR before we sent anything) toward the PBX, with a block about its stream once it sent one. */
   private sendSipRtcp(): void {
     const send = this.sip.sendRtcp;
-    if (!send) return;
+    if (!send || !this.sipSendRtcp) return;
     const sender = this.sipPacketsOut > 0
       ? { ssrc: this.sipSsrc, unixMs: performance.timeOrigin + performance.now(), rtpTimestamp: this.sipTs, packets: this.sipPacketsOut, octets: this.sipOctetsOut }
       : null;
@@ -652,6 +664,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     }
     this.tapUser = pcm === this.pcmDown ? this.pcmDownFrame : pcm;
 
+    if (!this.sipSendRtp) return;
     const buf = this.sipRing[this.sipRingPos]!;
     this.sipRingPos = (this.sipRingPos + 1) % SIP_SEND_RING;
     if (this.sipDtmfPayloadType !== null && this.sipDtmfTx.busy) {

@@ -176,4 +176,16 @@ describe('buildSdpAnswer', () => {
     const opus = sdp('v=0', 'o=- 1 1 IN IP4 1.1.1.1', 's=-', 'c=IN IP4 1.1.1.1', 't=0 0', 'm=audio 4000 RTP/AVP 111', 'a=rtpmap:111 opus/48000/2');
     expectSdpError(() => buildSdpAnswer(opus, { address: '127.0.0.1', port: 30000 }), 'no-common-codec');
   });
+
+  it('c=0.0.0.0 is hold (RFC 3264 §8.4): no direction reads sendonly and is answered recvonly; recvonly reads inactive', () => {
+    const held = (dir?: string) => sdp('v=0', 'o=- 1 2 IN IP4 1.1.1.1', 's=-', 'c=IN IP4 0.0.0.0', 't=0 0', 'm=audio 4000 RTP/AVP 0', ...(dir ? [`a=${dir}`] : []));
+    expect(parseSdp(held()).direction).toBe('sendonly');
+    expect(parseSdp(held('sendrecv')).direction).toBe('sendonly');
+    expect(parseSdp(held('recvonly')).direction).toBe('inactive');
+    expect(parseSdp(held('inactive')).direction).toBe('inactive');
+    const a = buildSdpAnswer(held(), { address: '127.0.0.1', port: 30000 });
+    expect(a.direction).toBe('recvonly');
+    expect(a.sdp).toContain('a=recvonly\r\n');
+    expect(buildSdpAnswer(held('recvonly'), { address: '127.0.0.1', port: 30000 }).sdp).toContain('a=inactive\r\n');
+  });
 });

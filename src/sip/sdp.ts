@@ -69,6 +69,7 @@ export interface ParsedSdp {
   payloadType: number;
   /** RFC 4733 telephone-event/8000 payload type, when present. */
   dtmfPayloadType?: number;
+  /** The direction attribute, or sendonly / inactive for c=0.0.0.0 (nothing may be sent to that peer). */
   direction: MediaDirection;
   /** a=ptime if given. */
   ptime?: number;
@@ -338,7 +339,9 @@ function selectAudio(sdp: string, opts: ParseSdpOptions): AudioSelection {
       break;
     }
   }
-  const direction = directionOf(active.attributes) ?? directionOf(raw.attributes) ?? 'sendrecv';
+  let direction = directionOf(active.attributes) ?? directionOf(raw.attributes) ?? 'sendrecv';
+  // c=0.0.0.0 (RFC 2543 hold): nothing may be sent to this peer (RFC 3264 §8.4), whatever the attribute says.
+  if (isNullAddress(connection)) direction = direction === 'sendrecv' || direction === 'sendonly' ? 'sendonly' : 'inactive';
   const parsed: ParsedSdp = {
     address: connection.address,
     addressType: connection.addressType,
@@ -351,6 +354,11 @@ function selectAudio(sdp: string, opts: ParseSdpOptions): AudioSelection {
   if (dtmfPayloadType !== undefined) parsed.dtmfPayloadType = dtmfPayloadType;
   if (ptime !== undefined) parsed.ptime = ptime;
   return { parsed, offered };
+}
+
+/** c=IN IP4 0.0.0.0: the old way of putting a call on hold, an address no media goes to. */
+export function isNullAddress(c: { addressType: 'IP4' | 'IP6'; address: string }): boolean {
+  return c.addressType === 'IP4' && c.address === '0.0.0.0';
 }
 
 /** Parse a remote SDP (answer or offer) into the audio parameters we need. Throws SdpError. */
