@@ -3,6 +3,7 @@
  * what its in-dialog requests do — re-INVITE → hold / media follows (hold.ts), REFER → blind or
  * attended transfer (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
  */
+import { agentHangup } from './agent-hangup.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SipDialog, SipInviteOptions } from '../sip/agent.js';
 import type { TransferConfig } from '../config/routing-schema.js';
@@ -49,7 +50,7 @@ export class AgentSide {
       if (end.by !== 'remote' || dialog !== this.dialog) return;
       // A transferor commonly hangs up right after 202 or the first NOTIFY: the transfer decides what happens.
       if (this.transferring) return;
-      this.opts.end({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
+      this.opts.end(agentHangup(end));
     });
     dialog.on('refer', (refer) => {
       if (dialog !== this.dialog || call.isEnded) return refer.reject(481);

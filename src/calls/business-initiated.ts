@@ -1,3 +1,4 @@
+import { agentHangup } from './agent-hangup.js';
 import type { BusinessCallsConfig, BusinessNumber } from '../config/schema.js';
 import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
 import { GraphError, nextAllowedTime, type GraphClient } from '../whatsapp/graph-client.js';
@@ -216,7 +217,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     }
     markAnswered('ACCEPTED');
     dialog.once('ended', (end) => {
-      if (end.by === 'remote') fail({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
+      if (end.by === 'remote') fail(agentHangup(end));
     });
     media.startWhatsAppMedia((leg) => {
       metrics.mediaTimeouts.inc({ leg });
@@ -395,7 +396,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
       return;
     }
     dialog.once('ended', (e) => {
-      if (e.by === 'remote') end({ by: 'sip', outcome: 'answered', cause: 'agent_hangup' });
+      if (e.by === 'remote') end(agentHangup(e));
     });
     try {
       media.connectSip(dialog.remoteSdp);

@@ -237,6 +237,10 @@ class SampleFifo {
 }
 
 const SIP_SEND_RING = 8;
+/** Static payload types (RFC 3551): G.711 μ-law and A-law, comfort noise (RFC 3389). */
+const PT_PCMU = G711_PAYLOAD_TYPE.PCMU;
+const PT_PCMA = G711_PAYLOAD_TYPE.PCMA;
+const PT_CN = 13;
 
 export class Bridge extends EventEmitter<BridgeEvents> {
   sipCodec: G711Law;
@@ -301,6 +305,14 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly waDtmfTx = new DtmfSender();
   private waPacketsOut = 0;
   private sipOtherPt = 0;
+  private sipComfortNoisePackets = 0;
+  /**
+   * Peak of the noise WhatsApp hears while the PBX is in a comfort-noise period (RFC 3389: it sent CN and then nothing
+   * until speech resumes); 0: none. Ends once the FIFO plays audio that arrived after the CN packet.
+   */
+  private cnAmplitude = 0;
+  private cnEnding = false;
+  private noiseState = 0x2545f491;
   private sipSource: PcmSource | null = null;
   private taps: MediaTap[] = [];
   private tapUser: Int16Array;
@@ -402,6 +414,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   setSipSource(source: PcmSource | null): void {
     this.sipSource = source;
     this.fifo.clear();
+    this.cnAmplitude = 0;
   }
 
   /**
@@ -425,6 +438,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.sipPayloadType = m.payloadType ?? G711_PAYLOAD_TYPE[m.codec];
     this.sipDtmfPayloadType = m.dtmfPayloadType ?? null;
     this.fifo.clear();
+    this.cnAmplitude = 0;
     return prev;
   }
 
@@ -479,7 +493,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   get details(): {
     jitterBuffer: JitterBuffer['stats'] & { targetDelayMs: number };
     sipFifo: { queued: number; overflowed: number; underruns: number; trimmed: number };
+    /** PBX packets of a payload type that is neither G.711, its telephone-event nor comfort noise: ignored, not loss. */
     sipOtherPayloadTypes: number;
+    /** Comfort-noise packets (RFC 3389, PT 13) from the PBX. */
+    sipComfortNoisePackets: number;
     tickErrors: number;
     /** Lost WhatsApp frames rebuilt from the next packet's in-band FEC (the rest were concealed). */
     fecRecovered: number;
@@ -495,6 +512,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       jitterBuffer: { ...this.jb.stats, targetDelayMs: this.jb.targetDelayMs },
       sipFifo: { queued: this.fifo.size, overflowed: this.fifo.overflowed, underruns: this.fifo.underruns, trimmed: this.fifo.trimmed },
       sipOtherPayloadTypes: this.sipOtherPt,
+      sipComfortNoisePackets: this.sipComfortNoisePackets,
       tickErrors: this.tickErrors,
     };
   }
@@ -562,20 +580,61 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly onSipRtp = (packet: Buffer, h: RtpHeader, arrivedAt?: number): void => {
     this.sipRtcpRx.remoteSsrc = h.ssrc;
     const now = arrivedAt ?? this.now();
-    if (h.payloadType === this.sipPayloadType) {
-      this.sipRx.update(h.sequenceNumber, h.timestamp, now);
-      const n = decodeG711(this.sipCodec, packet, h.payloadOffset, Math.min(h.payloadLength, this.pcmIn.length), this.pcmIn);
-      // Before WhatsApp may hear anything (the agent answered, Graph accept is on its way) the latest 200 ms are kept:
-      // the agent's first words are not clipped (§4.7), at the cost of that much delay, trimmed away within seconds.
-      if (!this.sipSource) this.fifo.write(this.pcmIn, n, !this.waStarted);
-    } else if (h.payloadType === this.sipDtmfPayloadType) {
+    const pt = h.payloadType;
+    if (pt === this.sipPayloadType) {
+      this.onSipAudio(this.sipCodec, packet, h, now);
+    } else if (pt === this.sipDtmfPayloadType) {
       this.sipRx.update(h.sequenceNumber, h.timestamp, now);
       this.sipDtmfRx.push(h.timestamp, packet, h.payloadOffset, h.payloadLength, now);
+    } else if (pt === PT_PCMU || pt === PT_PCMA) {
+      // Both static G.711 types are decoded whatever was negotiated: a PBX that offered `8 0` may send either (RFC 3264
+      // §5.1 lets it switch among the listed formats), and dropping one would leave the user hearing silence.
+      this.onSipAudio(pt === PT_PCMU ? 'PCMU' : 'PCMA', packet, h, now);
+    } else if (pt === PT_CN) {
+      // Comfort noise (RFC 3389): the PBX's silence suppression, so not loss; its sequence number and timestamp are
+      // the stream's own. WhatsApp hears noise at the level it gives once the queued audio has played.
+      this.sipRx.update(h.sequenceNumber, h.timestamp, now);
+      this.sipComfortNoisePackets++;
+      if (!this.sipSource) this.startComfortNoise(h.payloadLength > 0 ? packet[h.payloadOffset]! & 0x7f : 127);
     } else {
-      // Comfort noise (PT 13) and anything unnegotiated: the FIFO runs dry and silence is sent.
-      this.sipOtherPt++;
+      // Not ours to decode (its timestamps may be on another clock): received, so not lost, and counted apart.
+      this.sipRx.countReceived(h.sequenceNumber);
+      if (this.sipOtherPt++ === 0) this.log.info({ payloadType: pt }, 'PBX sent a payload type that is not decoded: ignored');
     }
   };
+
+  private onSipAudio(law: G711Law, packet: Buffer, h: RtpHeader, now: number): void {
+    this.sipRx.update(h.sequenceNumber, h.timestamp, now);
+    const n = decodeG711(law, packet, h.payloadOffset, Math.min(h.payloadLength, this.pcmIn.length), this.pcmIn);
+    if (this.cnAmplitude > 0) this.cnEnding = true;
+    // Before WhatsApp may hear anything (the agent answered, Graph accept is on its way) the latest 200 ms are kept:
+    // the agent's first words are not clipped (§4.7), at the cost of that much delay, trimmed away within seconds.
+    if (!this.sipSource) this.fifo.write(this.pcmIn, n, !this.waStarted);
+  }
+
+  /**
+   * `level` is -dBov (RFC 3389 §3: 0 dBov is a full-scale square wave); no louder than -30 dBov whatever the PBX says,
+   * since comfort noise is background. White noise of that RMS has peak RMS·√3.
+   */
+  private startComfortNoise(level: number): void {
+    this.cnAmplitude = 32767 * Math.pow(10, -Math.max(30, level) / 20) * Math.sqrt(3);
+    this.cnEnding = false;
+  }
+
+  /** One frame of the comfort noise into pcmUp (xorshift32: no allocation, no Math.random per sample). */
+  private comfortNoise(): Int16Array {
+    const out = this.pcmUp;
+    const a = this.cnAmplitude;
+    let x = this.noiseState;
+    for (let i = 0; i < out.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[i] = Math.round(((x >>> 0) / 2147483648 - 1) * a);
+    }
+    this.noiseState = x;
+    return out;
+  }
 
   private onDigit(from: MediaLegName, d: DtmfDigitEvent): void {
     this.emit('dtmf', { from, digit: d.digit, durationMs: d.durationMs });
@@ -730,7 +789,12 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       this.sipSource.read(this.pcmUp);
       pcm = this.pcmUp;
     } else {
-      pcm = this.fifo.read(this.pcmUp) ? this.pcmUp : this.silence;
+      if (this.fifo.read(this.pcmUp)) {
+        pcm = this.pcmUp;
+        if (this.cnEnding) this.cnAmplitude = 0;
+      } else {
+        pcm = this.cnAmplitude > 0 ? this.comfortNoise() : this.silence;
+      }
     }
     this.tapAgent = pcm;
     const n = this.opusEnc.encode(pcm, this.opusOut);
