@@ -46,3 +46,23 @@ describe('estimateMos', () => {
     expect(estimateMos({ codec: 'opus', lossPercent: 100, jitterMs: 0 })).toBeLessThan(1.2);
   });
 });
+
+describe('RtpReceiveStats.countReceived', () => {
+  it('counts a packet of another payload type as received, not lost, and leaves the jitter alone', () => {
+    const s = new RtpReceiveStats(8000);
+    for (let i = 0; i < 10; i++) s.update(i, i * 160, 1000 + i * 20);
+    s.countReceived(10); // a timestamp on some other clock: not looked at
+    for (let i = 11; i < 20; i++) s.update(i, i * 160, 1000 + i * 20);
+    expect(s.packets).toBe(20);
+    expect(s.lost).toBe(0);
+    expect(s.jitterMs).toBeCloseTo(0, 5);
+  });
+
+  it('gives the jitter no base from a stream that starts with such a packet', () => {
+    const s = new RtpReceiveStats(8000);
+    s.countReceived(500);
+    for (let i = 501; i < 520; i++) s.update(i, 7_000_000 + i * 160, 1000 + i * 20);
+    expect(s.lost).toBe(0);
+    expect(s.jitterMs).toBeCloseTo(0, 5);
+  });
+});

@@ -10,6 +10,8 @@ export class RtpReceiveStats {
   private baseExt = 0;
   private maxExt = 0;
   private lastTransit = 0;
+  /** lastTransit belongs to the current sequence space (false until a packet on the media clock came). */
+  private transitKnown = false;
   /** Packets expected in earlier sequence spaces (before a restart or SSRC switch). */
   private expectedBefore = 0;
   /** Interarrival jitter in timestamp units, scaled as in RFC 3550 (J += (|D| - J) / 16). */
@@ -21,11 +23,34 @@ export class RtpReceiveStats {
     this.packets++;
     const arrivalTs = (arrivalMs * this.clockRate) / 1000;
     const transit = arrivalTs - rtpTimestamp;
+    if (!this.track(seq) || !this.transitKnown) {
+      this.lastTransit = transit;
+      this.transitKnown = true;
+      return;
+    }
+    // RTP timestamps wrap at 2^32: fold the transit difference into the signed 32-bit range.
+    let delta = transit - this.lastTransit;
+    if (delta > 0x7fffffff) delta -= 0x100000000;
+    else if (delta < -0x80000000) delta += 0x100000000;
+    this.lastTransit = transit;
+    this.jitterTs += (Math.abs(delta) - this.jitterTs) / 16;
+  }
+
+  /**
+   * A packet of the stream whose timestamp is not on this clock (a payload type we do not decode): it was received, so
+   * its sequence number is not booked as lost, but it leaves the jitter alone.
+   */
+  countReceived(seq: number): void {
+    this.packets++;
+    if (!this.track(seq)) this.transitKnown = false;
+  }
+
+  /** Sequence tracking; false when `seq` starts a sequence space (the first packet, a restart), where jitter has no base. */
+  private track(seq: number): boolean {
     if (!this.started) {
       this.started = true;
       this.baseExt = this.maxExt = seq;
-      this.lastTransit = transit;
-      return;
+      return false;
     }
     const d = seqDiff(seq, this.maxExt & 0xffff);
     if (d > 3000 || d < -3000) {
@@ -33,16 +58,10 @@ export class RtpReceiveStats {
       // rather than booking the jump as thousands of lost packets.
       this.expectedBefore += this.maxExt - this.baseExt + 1;
       this.baseExt = this.maxExt = seq;
-      this.lastTransit = transit;
-      return;
+      return false;
     }
     if (d > 0) this.maxExt += d;
-    // RTP timestamps wrap at 2^32: fold the transit difference into the signed 32-bit range.
-    let delta = transit - this.lastTransit;
-    if (delta > 0x7fffffff) delta -= 0x100000000;
-    else if (delta < -0x80000000) delta += 0x100000000;
-    this.lastTransit = transit;
-    this.jitterTs += (Math.abs(delta) - this.jitterTs) / 16;
+    return true;
   }
 
   get expected(): number {
