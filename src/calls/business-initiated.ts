@@ -140,7 +140,10 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     call.logger.info({ status: r.status, cause: r.cause, graphCode }, `business-initiated call refused: ${r.text}`);
     fail({ by: 'gateway', outcome, cause: r.cause, ...(graphCode !== undefined ? { graphCode } : {}) }, r);
   };
-  const onCancel = (): void => fail({ by: 'sip', outcome: 'cancelled', cause: 'pbx_cancel', sipStatus: 487 });
+  // The signal also aborts when the drachtio connection is lost before we answered (no response can reach the PBX).
+  const onCancel = (): void => fail(invite.signal.reason instanceof SipCallFailure && invite.signal.reason.status === 503
+    ? { by: 'gateway', outcome: 'failed', cause: 'sip_connection_lost' }
+    : { by: 'sip', outcome: 'cancelled', cause: 'pbx_cancel', sipStatus: 487 });
   if (invite.signal.aborted) return onCancel();
   invite.signal.addEventListener('abort', onCancel, { once: true });
   call.onTeardown(() => invite.signal.removeEventListener('abort', onCancel));
