@@ -104,6 +104,26 @@ describe('loadConfig', () => {
     expect(line).toMatch(/^config file .*c\.yaml:/);
   });
 
+  it('never shows the password of a mistyped WAGW_STORE_DATABASE_URL: the line names the variable, scheme and host', () => {
+    const [line] = problems(() => loadConfig({ env: { WAGW_STORE_DATABASE_URL: 'postgress://gw:S3cretPw@db.internal:5432/calls' }, files: DEFAULT }));
+    expect(line).toMatch(/^config error: store\.databaseUrl = "postgress:\/\/db\.internal:5432…" \(from WAGW_STORE_DATABASE_URL\): expected .*postgres:\/\//);
+    expect(line).not.toMatch(/S3cretPw|gw:/);
+    // Without a scheme it is no URL at all: nothing of it is shown.
+    const [bare] = problems(() => loadConfig({ env: { WAGW_STORE_DATABASE_URL: 'gw:S3cretPw@db.internal/calls' }, files: DEFAULT }));
+    expect(bare).toMatch(/^config error: store\.databaseUrl = "\(not shown: may hold a secret\)" \(from WAGW_STORE_DATABASE_URL\)/);
+    expect(bare).not.toMatch(/S3cretPw|db\.internal/);
+  });
+
+  it('redacts credentials inside a whole section shown for an unknown key, and tokens in any URL', () => {
+    const file = yamlFile('store:\n  databaseUrl: "postgres://gw:S3cretPw@db.internal/calls"\n  retentionDay: 3\n'
+      + 'streaming:\n  targets:\n    asr:\n      url: "https://asr.example.com/v1/stream?token=T0kenXyz"\n');
+    const lines = problems(() => loadConfig({ env: {}, files: [...DEFAULT, file] }));
+    expect(lines).toHaveLength(2);
+    expect(lines.join('\n')).not.toMatch(/S3cretPw|T0kenXyz/);
+    expect(lines.find((l) => l.includes('unknown keys'))).toContain('"databaseUrl":"postgres://db.internal…"');
+    expect(lines.find((l) => l.includes('streaming.targets.asr.url'))).toContain('"https://asr.example.com/v1/stream…"');
+  });
+
   it('refuses a WAGW_CONFIG that does not exist', () => {
     expect(problems(() => loadConfig({ env: { WAGW_CONFIG: '/nonexistent.yaml' } }))[0]).toMatch(/WAGW_CONFIG/);
   });
@@ -127,5 +147,16 @@ describe('loadSecrets', () => {
 
   it('rejects an admin key with an unknown role', () => {
     expect(problems(() => loadSecrets({ WAGW_ADMIN_KEYS: 'ops:root:k1' }))[0]).toMatch(/WAGW_ADMIN_KEYS/);
+  });
+
+  it('names a bad WAGW_ADMIN_KEYS entry by its position and problem, never by its text (a bare key is the key)', () => {
+    const lines = problems(() => loadSecrets({ WAGW_ADMIN_KEYS: 'ops:admin:k1, Sup3rSecretKey ,Half:Secret,x9Q:root:k2,ops2:supervisor:' }));
+    expect(lines).toEqual([
+      'config error: WAGW_ADMIN_KEYS entry 2 of 5 has 1 field: expected name:role:key (or name:role:tenant:key) with role admin, supervisor or reporting',
+      'config error: WAGW_ADMIN_KEYS entry 3 of 5 has 2 fields: expected name:role:key (or name:role:tenant:key) with role admin, supervisor or reporting',
+      'config error: WAGW_ADMIN_KEYS entry 4 of 5 has no valid role: expected name:role:key (or name:role:tenant:key) with role admin, supervisor or reporting',
+      'config error: WAGW_ADMIN_KEYS entry 5 (name "ops2") has an empty name or key: expected name:role:key (or name:role:tenant:key) with role admin, supervisor or reporting',
+    ]);
+    expect(lines.join('\n')).not.toMatch(/Sup3r|Half|Secret|x9Q/);
   });
 });

@@ -86,7 +86,8 @@ export interface LoadOptions {
 
 /**
  * Loads config/default.yaml, then config/local.yaml (optional), then the file named by WAGW_CONFIG, then WAGW_* env
- * overrides. Every problem is reported at once, one line each, naming the key, the value and what was expected.
+ * overrides. Every problem is reported at once, one line each, naming the key, the value (redacted where it may hold a
+ * secret) and what was expected.
  */
 export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
   const env = opts.env ?? process.env;
@@ -108,9 +109,54 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
     const key = issue.path.map(String).join('.');
     const given = valueAt(raw, issue.path);
     const from = sources.get(key);
-    const shown = given === undefined ? '(missing)' : JSON.stringify(given);
+    const shown = given === undefined ? '(missing)' : JSON.stringify(redacted(given, key));
     return `config error: ${key} = ${shown}${from ? ` (from ${from})` : ''}: expected ${describeExpectation(issue)}`;
   }));
+}
+
+/** Keys whose value may hold a password (store.databaseUrl = postgres://user:password@host/db): an error line shows
+ * at most the URL's scheme and host. */
+const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['store.databaseUrl']);
+const URL_LIKE = /^([a-z][a-z0-9+.-]*):\/\//i;
+
+/** scheme://host of a URL, '…' marking that something (user info, path, query) was left out; never a password. */
+export function redactUrl(text: string): string {
+  try {
+    const u = new URL(text);
+    if (u.host) {
+      const bare = `${u.protocol}//${u.host}`;
+      return text === bare || text === `${bare}/` ? text : `${bare}…`;
+    }
+  } catch {
+    // Not parseable: the scheme alone.
+  }
+  const scheme = URL_LIKE.exec(text)?.[1];
+  return scheme ? `${scheme}://…` : '(not shown: may hold a secret)';
+}
+
+/**
+ * A value as a config error line may show it. Secrets reach the config through the environment (a mistyped
+ * WAGW_STORE_DATABASE_URL still holds its password), and error lines go to stderr and, on SIGHUP, to the log: values of
+ * credential keys are reduced to scheme and host, and any URL carrying user info, a query or a fragment (where tokens
+ * hide) anywhere in the value to scheme, host and path.
+ */
+function redacted(value: unknown, key: string): unknown {
+  if (CREDENTIAL_KEYS.has(key)) {
+    if (value === '') return value;
+    return typeof value === 'string' ? redactUrl(value) : '(not shown: may hold a secret)';
+  }
+  if (typeof value === 'string') {
+    if (!URL_LIKE.test(value)) return value;
+    try {
+      const u = new URL(value);
+      return u.username || u.password || u.search || u.hash ? `${u.protocol}//${u.host}${u.pathname}…` : value;
+    } catch {
+      return /^[^/]*\/\/[^/]*@/.test(value) ? redactUrl(value) : value;
+    }
+  }
+  if (Array.isArray(value)) return value.map((v, i) => redacted(v, `${key}.${i}`));
+  if (isPlain(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redacted(v, key ? `${key}.${k}` : k)]));
+  return value;
 }
 
 function describeExpectation(issue: { code: string; message: string; expected?: unknown; minimum?: unknown; maximum?: unknown; values?: unknown[]; keys?: string[] }): string {
@@ -143,18 +189,25 @@ function secret(env: NodeJS.ProcessEnv, name: string): string {
 export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
   const adminKeys = new Map<string, string>();
   const problems: string[] = [];
-  for (const entry of secret(env, 'WAGW_ADMIN_KEYS').split(',').map((s) => s.trim()).filter(Boolean)) {
+  const entries = secret(env, 'WAGW_ADMIN_KEYS').split(',').map((s) => s.trim()).filter(Boolean);
+  entries.forEach((entry, i) => {
     // name:role:key, or name:reporting:tenant:key for a reporting key limited to one tenant.
     const parts = entry.split(':');
     const [name, role] = parts;
     const key = parts[parts.length - 1];
     const tenant = parts.length === 4 ? parts[2] : undefined;
-    if (!name || !role || !key || parts.length < 3 || parts.length > 4 || !['admin', 'supervisor', 'reporting'].includes(role)) {
-      problems.push(`config error: WAGW_ADMIN_KEYS entry "${name ?? ''}:…": expected name:role:key (or name:role:tenant:key) with role admin, supervisor or reporting`);
-      continue;
+    const roleOk = role !== undefined && ['admin', 'supervisor', 'reporting'].includes(role);
+    if (!name || !key || parts.length < 3 || parts.length > 4 || !roleOk) {
+      // Never the entry's text: a bare key (or one whose ':' misplaced the fields) would be printed. The entry's number,
+      // and its name only when the fields are plainly name:role:…, say which one it is.
+      const which = roleOk && name && parts.length >= 3 ? `entry ${i + 1} (name "${name}")` : `entry ${i + 1} of ${entries.length}`;
+      const what = parts.length < 3 ? `has ${parts.length} field${parts.length === 1 ? '' : 's'}`
+        : parts.length > 4 ? `has ${parts.length} fields` : !roleOk ? 'has no valid role' : 'has an empty name or key';
+      problems.push(`config error: WAGW_ADMIN_KEYS ${which} ${what}: expected name:role:key (or name:role:tenant:key) with role admin, supervisor or reporting`);
+      return;
     }
     adminKeys.set(key, tenant ? `${name}:${role}:${tenant}` : `${name}:${role}`);
-  }
+  });
   // SIP digest credentials of PBX trunks: "user:password,…" (the password may contain ':', not ',').
   const sip = parseSipCredentials(secret(env, 'WAGW_SIP_CREDENTIALS'));
   problems.push(...sip.problems);
