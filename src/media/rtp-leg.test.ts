@@ -1,14 +1,15 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PortPool } from './port-pool.js';
-import { RtpLeg } from './rtp-leg.js';
+import { RELATCH_PACKETS, RELATCH_SILENCE_MS, RtpLeg } from './rtp-leg.js';
 import { writeRtpHeader, type RtpHeader } from './rtp-packet.js';
 import { tickReadsAvailable } from './tick-socket.js';
+import { silentLogger } from './types.js';
 
 const sockets: dgram.Socket[] = [];
-async function peerSocket(): Promise<dgram.Socket> {
+async function peerSocket(address = '127.0.0.1'): Promise<dgram.Socket> {
   const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => s.bind(0, address, () => r()));
   sockets.push(s);
   return s;
 }
@@ -16,9 +17,9 @@ afterEach(async () => {
   await Promise.all(sockets.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
 });
 
-function rtp(seq: number, payloadLen = 160): Buffer {
+function rtp(seq: number, payloadLen = 160, ssrc = 0x1234): Buffer {
   const b = Buffer.alloc(12 + payloadLen, 0xff);
-  writeRtpHeader(b, { marker: false, payloadType: 0, sequenceNumber: seq, timestamp: seq * 160, ssrc: 0x1234 });
+  writeRtpHeader(b, { marker: false, payloadType: 0, sequenceNumber: seq, timestamp: seq * 160, ssrc });
   return b;
 }
 
@@ -29,6 +30,8 @@ function nextRtp(leg: RtpLeg): Promise<{ seq: number; len: number }> {
 function nextMessage(s: dgram.Socket): Promise<Buffer> {
   return new Promise((resolve) => s.once('message', (m) => resolve(m)));
 }
+
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
 
 describe('RtpLeg', () => {
   it('sends and receives RTP over loopback and returns its port exactly once on close', async () => {
@@ -113,6 +116,82 @@ describe('RtpLeg', () => {
     expect(pool.free).toBe(pool.size);
   });
 
+  it('follows the peer to a new source port (NAT rebinding, media restart) after in-sequence packets while the old one is silent', async () => {
+    const pool = new PortPool(46140, 46150);
+    const infos: string[] = [];
+    const logger = { ...silentLogger, info: (_o: object, msg?: string) => { infos.push(msg ?? ''); } };
+    const leg = await RtpLeg.open({ pool, bindAddress: '127.0.0.1', logger });
+    const before = await peerSocket();
+    const after = await peerSocket(); // the same host from another port
+    const offHost = await peerSocket('127.0.0.2');
+    leg.setRemote('127.0.0.1', 9);
+    const seqs: number[] = [];
+    leg.on('rtp', (_p: Buffer, h: RtpHeader) => seqs.push(h.sequenceNumber));
+    const burst = (s: dgram.Socket, from: number, n: number, step = 1, ssrc = 0x5678): void => {
+      for (let i = 0; i < n; i++) s.send(rtp((from + i * step) & 0xffff, 160, ssrc), leg.port, '127.0.0.1');
+    };
+    burst(before, 1, 3, 1, 0x1234);
+    await settle();
+    expect(seqs).toEqual([1, 2, 3]);
+
+    // A second stream while the latched one is live does not take it over, however orderly.
+    burst(before, 4, 1, 1, 0x1234);
+    burst(after, 100, 6);
+    await settle();
+    expect(seqs).toEqual([1, 2, 3, 4]);
+
+    await new Promise((r) => setTimeout(r, RELATCH_SILENCE_MS + 50));
+    // A host the rules do not allow never takes it; nor do packets out of sequence, nor a run of another SSRC.
+    burst(offHost, 100, 8);
+    burst(after, 200, 6, 2);
+    burst(after, 300, RELATCH_PACKETS - 1);
+    burst(after, 300 + RELATCH_PACKETS - 1, 2, 1, 0x9999);
+    await settle();
+    expect(seqs).toEqual([1, 2, 3, 4]);
+    expect(leg.stats.relatched).toBe(0);
+
+    // In sequence from the new port (across the 16-bit wrap): the packet that completes the run is the first taken.
+    const latched = new Promise((r) => leg.once('latched', r));
+    burst(after, 65534, RELATCH_PACKETS + 2);
+    expect(await latched).toEqual({ address: '127.0.0.1', port: after.address().port });
+    await settle();
+    expect(seqs).toEqual([1, 2, 3, 4, (65534 + RELATCH_PACKETS - 1) & 0xffff, (65534 + RELATCH_PACKETS) & 0xffff, (65534 + RELATCH_PACKETS + 1) & 0xffff]);
+    expect(leg.remote).toEqual({ address: '127.0.0.1', port: after.address().port });
+    expect(leg.stats.relatched).toBe(1);
+    expect(infos).toContain('rtp source moved: latch follows it');
+    expect(leg.stats.droppedUnexpectedSource).toBe(6 + 8 + 6 + RELATCH_PACKETS - 1 + 2 + RELATCH_PACKETS - 1);
+
+    // Replies follow; the old source is now the stranger.
+    const back = nextMessage(after);
+    leg.send(rtp(9));
+    expect((await back).readUInt16BE(2)).toBe(9);
+    burst(before, 5, 1, 1, 0x1234);
+    await settle();
+    expect(seqs).toHaveLength(7);
+    await leg.close();
+    expect(pool.free).toBe(pool.size);
+  });
+
+  it('with latchAnySource, lets another host take a silent latch the same way', async () => {
+    const pool = new PortPool(46160, 46170);
+    const leg = await RtpLeg.open({ pool, bindAddress: '127.0.0.1', latchAnySource: true });
+    const first = await peerSocket();
+    const moved = await peerSocket('127.0.0.2');
+    leg.setRemote('10.1.2.3', 4000);
+    const seqs: number[] = [];
+    leg.on('rtp', (_p: Buffer, h: RtpHeader) => seqs.push(h.sequenceNumber));
+    first.send(rtp(1), leg.port, '127.0.0.1');
+    await settle();
+    expect(leg.remote).toEqual({ address: '127.0.0.1', port: first.address().port });
+    await new Promise((r) => setTimeout(r, RELATCH_SILENCE_MS + 50));
+    for (let i = 0; i < RELATCH_PACKETS; i++) moved.send(rtp(50 + i), leg.port, '127.0.0.1');
+    await settle();
+    expect(seqs).toEqual([1, 50 + RELATCH_PACKETS - 1]);
+    expect(leg.remote).toEqual({ address: '127.0.0.2', port: moved.address().port });
+    expect(leg.stats.relatched).toBe(1);
+    await leg.close();
+  });
+
   it('skips a port that another process holds', async () => {
     const pool = new PortPool(46060, 46062);
     const squatter = dgram.createSocket('udp4');
@@ -126,7 +205,6 @@ describe('RtpLeg', () => {
 });
 
 describe.skipIf(!tickReadsAvailable())('RtpLeg read on the media tick', () => {
-  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
 
   it('holds packets until pollReceived(), latches, drops other sources and sends to where it latched', async () => {
     const pool = new PortPool(46100, 46110);
@@ -186,6 +264,31 @@ describe.skipIf(!tickReadsAvailable())('RtpLeg read on the media tick', () => {
     const got = nextMessage(newPhone);
     leg.send(rtp(11));
     expect((await got).readUInt16BE(2)).toBe(11);
+    await leg.close();
+  });
+
+  it('moves the latch to a new source port on the tick path too, with the kernel\'s arrival times', async () => {
+    const pool = new PortPool(46180, 46190);
+    const leg = await RtpLeg.open({ pool, bindAddress: '127.0.0.1' });
+    const before = await peerSocket();
+    const after = await peerSocket();
+    leg.setRemote('127.0.0.1', before.address().port);
+    expect(leg.readOnTick()).toBe(true);
+    const seqs: number[] = [];
+    leg.on('rtp', (_p: Buffer, h: RtpHeader) => seqs.push(h.sequenceNumber));
+    before.send(rtp(1), leg.port, '127.0.0.1');
+    await settle();
+    leg.pollReceived();
+    // Read late on the tick: silence is measured between arrivals, so the wait below is what counts, not the poll.
+    await new Promise((r) => setTimeout(r, RELATCH_SILENCE_MS + 50));
+    for (let i = 0; i < RELATCH_PACKETS + 1; i++) after.send(rtp(10 + i), leg.port, '127.0.0.1');
+    await settle();
+    leg.pollReceived();
+    expect(seqs).toEqual([1, 10 + RELATCH_PACKETS - 1, 10 + RELATCH_PACKETS]);
+    expect(leg.stats.relatched).toBe(1);
+    const got = nextMessage(after);
+    leg.send(rtp(77));
+    expect((await got).readUInt16BE(2)).toBe(77);
     await leg.close();
   });
 });

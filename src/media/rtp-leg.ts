@@ -2,6 +2,11 @@
  * The SIP-side media leg: one UDP socket carrying plain RTP (RTCP is not used on this leg), bound on a port
  * from the pool. Symmetric RTP (RFC 4961 practice) latches onto the source of the first valid packet so a
  * PBX or phone behind NAT is reached where it really is, not where its SDP says.
+ *
+ * The latch is re-learned as Asterisk's strictrtp does: a NAT that rebinds, or a PBX whose media restarts on another
+ * port, sends from a new source, and the call would go silent and time out. A source the rules allow (the signalled
+ * host, or any with latchAnySource) takes the latch over after RELATCH_PACKETS consecutive in-sequence packets while
+ * the latched source has been silent RELATCH_SILENCE_MS: one that merely guesses the port cannot take a live stream.
  */
 import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -11,6 +16,11 @@ import { createRtpHeader, readRtpHeader, type RtpHeader } from './rtp-packet.js'
 import { formatAddress, numericAddress, sameAddress, sameHost, TickSocket, type NumericAddress } from './tick-socket.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
+
+/** Consecutive in-sequence packets (one SSRC) from a new allowed source that move the latch to it... */
+export const RELATCH_PACKETS = 4;
+/** ...once the latched source has sent nothing for this long (ms). */
+export const RELATCH_SILENCE_MS = 100;
 
 export interface RtpLegOptions {
   pool: PortPool;
@@ -41,6 +51,8 @@ export interface RtpLegStats {
   /** Datagrams that are not RTP v2 (including any RTCP sent to this port). */
   droppedInvalid: number;
   sendErrors: number;
+  /** Times the latch moved to a new source (the packets before the move count in droppedUnexpectedSource). */
+  relatched: number;
 }
 
 export interface RtpLegEvents {
@@ -53,13 +65,14 @@ export interface RtpLegEvents {
   rtp: [packet: Buffer, header: RtpHeader, arrivedAt: number];
   /** An RTCP datagram from the peer on port+1. */
   rtcp: [packet: Buffer];
+  /** The source latched onto; again each time the latch moves. */
   latched: [source: RtpAddress];
   error: [err: Error];
 }
 
 export class RtpLeg extends EventEmitter<RtpLegEvents> {
   readonly stats: RtpLegStats = {
-    packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, droppedUnexpectedSource: 0, droppedInvalid: 0, sendErrors: 0,
+    packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, droppedUnexpectedSource: 0, droppedInvalid: 0, sendErrors: 0, relatched: 0,
   };
   /** monoNow() of the last accepted packet, or of open() while nothing has arrived. */
   lastReceivedAt: number;
@@ -83,6 +96,11 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   private readonly family: 4 | 6;
   /** Reused for each datagram read on arrival. */
   private readonly arrivalFrom: NumericAddress = { family: 4, port: 0, a0: 0, a1: 0, a2: 0, a3: 0 };
+  /** A new source that may take the latch over: its in-sequence run so far (0: none), SSRC and last sequence number. */
+  private readonly candidate: NumericAddress = { family: 4, port: 0, a0: 0, a1: 0, a2: 0, a3: 0 };
+  private candidateRun = 0;
+  private candidateSsrc = 0;
+  private candidateSeq = 0;
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -145,6 +163,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     this.latchedTo = null;
     this.latchedNum = null;
     this.rtcpTo = null;
+    this.candidateRun = 0;
   }
 
   /**
@@ -254,21 +273,24 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
   }
 
   /**
-   * A datagram from `from`. Latched: only the latched source is taken. Before: the signalled host, or any source when
-   * any may latch.
+   * A datagram from `from`. Latched: the latched source, or a new allowed one that earns the latch (relatch()). Before:
+   * the signalled host, or any source when any may latch.
    */
   private readonly onDatagram = (msg: Buffer, length: number, from: NumericAddress, arrivedAt: number): void => {
     const peer = this.latchedNum;
-    const sig = this.signalledNum;
-    const accepted = this.latchedTo
-      ? peer !== null && sameAddress(from, peer)
-      : this.signalled !== null && ((this.symmetric && this.latchAny) || (sig !== null && sameHost(from, sig)));
+    let accepted: boolean;
+    if (this.latchedTo) {
+      accepted = peer !== null && sameAddress(from, peer);
+      if (accepted) this.candidateRun = 0;
+      else accepted = this.mayLatch(from) && this.relatch(msg, length, from, arrivedAt);
+    } else {
+      accepted = this.mayLatch(from);
+    }
     if (!accepted) {
       this.stats.droppedUnexpectedSource++;
       return;
     }
-    // RTCP multiplexed on the RTP port (RFC 5761: PT 64–95 after the marker bit).
-    if (length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95) {
+    if (isMuxedRtcp(msg, length)) {
       this.rtcpStats.in++;
       this.emit('rtcp', msg.subarray(0, length));
       return;
@@ -288,4 +310,51 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     this.lastReceivedAt = arrivedAt;
     this.emit('rtp', msg, this.header, arrivedAt);
   };
+
+  /** The source rules: a remote is known, and `from` is on the signalled host or any source may latch. */
+  private mayLatch(from: NumericAddress): boolean {
+    const sig = this.signalledNum;
+    return this.signalled !== null && ((this.symmetric && this.latchAny) || (sig !== null && sameHost(from, sig)));
+  }
+
+  /**
+   * An RTP packet from an allowed source other than the latched one: counts toward its in-sequence run, and true when
+   * that run moves the latch here (this packet is then the new source's first). Allocates only when it moves.
+   */
+  private relatch(msg: Buffer, length: number, from: NumericAddress, arrivedAt: number): boolean {
+    const h = this.header;
+    if (isMuxedRtcp(msg, length) || !readRtpHeader(msg, h, 0, length)) return false;
+    const c = this.candidate;
+    if (this.candidateRun > 0 && sameAddress(from, c) && h.ssrc === this.candidateSsrc && h.sequenceNumber === ((this.candidateSeq + 1) & 0xffff)) {
+      this.candidateRun++;
+    } else {
+      c.family = from.family;
+      c.port = from.port;
+      c.a0 = from.a0;
+      c.a1 = from.a1;
+      c.a2 = from.a2;
+      c.a3 = from.a3;
+      this.candidateSsrc = h.ssrc;
+      this.candidateRun = 1;
+    }
+    this.candidateSeq = h.sequenceNumber;
+    const silentMs = arrivedAt - this.lastReceivedAt;
+    if (this.candidateRun < RELATCH_PACKETS || silentMs < RELATCH_SILENCE_MS) return false;
+    const prev = this.latchedTo;
+    const prevNum = this.latchedNum;
+    this.latchedTo = { address: formatAddress(from), port: from.port };
+    this.latchedNum = { ...from };
+    // RTCP follows the RTP source's host; its port is learned again from the peer's next report.
+    if (prevNum === null || !sameHost(from, prevNum)) this.rtcpTo = null;
+    this.candidateRun = 0;
+    this.stats.relatched++;
+    this.log.info({ from: prev, to: this.latchedTo, silentMs: Math.round(silentMs), signalled: this.signalled }, 'rtp source moved: latch follows it');
+    this.emit('latched', this.latchedTo);
+    return true;
+  }
+}
+
+/** RTCP multiplexed on the RTP port (RFC 5761: PT 64–95 after the marker bit). */
+function isMuxedRtcp(msg: Buffer, length: number): boolean {
+  return length >= 8 && (msg[0]! >> 6) === 2 && (msg[1]! & 0x7f) >= 64 && (msg[1]! & 0x7f) <= 95;
 }
