@@ -1,13 +1,13 @@
 import type { ConnectEvent } from '../whatsapp/events.js';
 import { GraphError } from '../whatsapp/graph-client.js';
 import { waContextToSip } from '../sip/headers.js';
-import { SipCallFailure, type SipDialog } from '../sip/agent.js';
+import { SipCallFailure, TargetNotAllowed, type SipDialog } from '../sip/agent.js';
 import { UnanswerableOfferError } from '../media/webrtc-leg.js';
 import { Call, type EndReason } from './call.js';
 import { outcomeOfSipFailure, sipClass } from './outcomes.js';
 import type { CallDeps } from './deps.js';
 import type { RouteDecision } from './routing/routing-table.js';
-import { dialTargets, targetOrder } from './routing/dial-targets.js';
+import { DialFailure, dialTargets, targetOrder } from './routing/dial-targets.js';
 import { AgentSide } from './agent-side.js';
 import { HoldControl } from './hold.js';
 import { generatedMelody } from './hold-music.js';
@@ -193,6 +193,11 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     call.ctx.sipTarget = answered.target;
   } catch (err) {
     if (call.isEnded) return;
+    if ((err instanceof DialFailure ? err.last : err) instanceof TargetNotAllowed) {
+      // Our own policy refused every target (target-policy.ts): no INVITE left the gateway, the PBX refused nothing.
+      call.logger.warn({ reason: (err as SipCallFailure).reason }, 'no SIP target allowed by policy');
+      return fail({ by: 'gateway', outcome: 'failed', cause: 'target_not_allowed' });
+    }
     if (err instanceof SipCallFailure) {
       metrics.sipFinals.inc({ class: sipClass(err.status) });
       call.logger.info({ status: err.status, reason: err.reason }, 'agent side refused the call');

@@ -12,7 +12,7 @@ import { recordOf, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harnes
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-if (skipReason) noteSkipped(skipReason, 5, 'user-initiated setup failures');
+if (skipReason) noteSkipped(skipReason, 6, 'user-initiated setup failures');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
 
@@ -55,6 +55,18 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: setup failures a
     expect(await recordOf(e2e.gateway, callId)).toMatchObject({ outcome: 'failed', cause: 'unanswerable_offer' });
     expect(await metricValue(e2e, 'wagw_unanswerable_offers_total')).toBe(before + 1);
     expect(e2e.meta.requests.filter((r) => r.callId === callId).map((r) => r.op)).toEqual(['reject']);
+  });
+
+  it('refuses a call whose only SIP target the target policy forbids: Graph reject, record target_not_allowed (not a PBX 403)', async () => {
+    e2e.config.sip.allowedTargetHosts = ['pbx.example.com'];
+    try {
+      const { callId } = await e2e.meta.userCalls(user);
+      expect((await e2e.meta.waitForAction(callId, 'reject')).status).toBe(200);
+      await waitNoLiveCalls(e2e.gateway);
+      expect(await recordOf(e2e.gateway, callId)).toMatchObject({ outcome: 'failed', endedBy: 'gateway', cause: 'target_not_allowed' });
+    } finally {
+      e2e.config.sip.allowedTargetHosts = [];
+    }
   });
 
   it('rejects a call to a business number that has no route', async () => {

@@ -24,7 +24,7 @@ export interface DialResult {
 
 /** Thrown when no target answered: the last failure, with every attempt. */
 export class DialFailure extends SipCallFailure {
-  constructor(readonly attempts: DialAttempt[], last: SipCallFailure) {
+  constructor(readonly attempts: DialAttempt[], readonly last: SipCallFailure) {
     super(last.status, last.reason, last.reasonHeader);
   }
 }
