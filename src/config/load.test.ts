@@ -92,6 +92,39 @@ describe('loadConfig', () => {
     expect(line).toMatch(/media\.rtpPortMax = 24999: expected a port not below media\.rtpPortMin/);
   });
 
+  it('media.sipMediaAddress must be an IPv4 address the PBX can send RTP to', () => {
+    for (const bad of ['pbx-media.example.com', '0.0.0.0', '::1', '10.0.0.300', '']) {
+      const [line] = problems(() => loadConfig({ env: { WAGW_MEDIA_SIP_MEDIA_ADDRESS: bad }, files: DEFAULT }));
+      expect(line, bad).toMatch(/^config error: media\.sipMediaAddress = .* \(from WAGW_MEDIA_SIP_MEDIA_ADDRESS\): expected an IPv4 address the PBX can send RTP to/);
+    }
+    expect(loadConfig({ env: { WAGW_MEDIA_SIP_MEDIA_ADDRESS: '10.0.0.5' }, files: DEFAULT }).media.sipMediaAddress).toBe('10.0.0.5');
+  });
+
+  it('media ports below 1024 are a config error, not a PortPool failure at start', () => {
+    expect(problems(() => loadConfig({ env: { WAGW_MEDIA_RTP_PORT_MIN: '1000' }, files: DEFAULT }))).toEqual([
+      'config error: media.rtpPortMin = 1000 (from WAGW_MEDIA_RTP_PORT_MIN): expected a value of at least 1024',
+    ]);
+    expect(problems(() => loadConfig({ env: { WAGW_MEDIA_WEBRTC_PORT_MIN: '80' }, files: DEFAULT }))[0]).toMatch(/^config error: media\.webrtcPortMin = 80 .*at least 1024/);
+    expect(loadConfig({ env: { WAGW_MEDIA_RTP_PORT_MIN: '1024', WAGW_MEDIA_RTP_PORT_MAX: '2000' }, files: DEFAULT }).media.rtpPortMin).toBe(1024);
+  });
+
+  it('the SIP-side RTP and WebRTC port ranges may not overlap (RTCP on the port above an even RTP port included)', () => {
+    const overlap = problems(() => loadConfig({ env: { WAGW_MEDIA_WEBRTC_PORT_MIN: '24000' }, files: DEFAULT }));
+    expect(overlap).toHaveLength(1);
+    expect(overlap[0]).toMatch(/^config error: media\.webrtcPortMin = 24000 \(from WAGW_MEDIA_WEBRTC_PORT_MIN\): expected a WebRTC port range \(24000–29999\) apart from the SIP-side RTP range .*\(20000–24999\)/);
+    // WebRTC inside the RTP range, and RTP's last RTCP port (24001) on WebRTC's first.
+    expect(problems(() => loadConfig({ env: { WAGW_MEDIA_WEBRTC_PORT_MIN: '21000', WAGW_MEDIA_WEBRTC_PORT_MAX: '21100' }, files: DEFAULT }))).toHaveLength(1);
+    expect(problems(() => loadConfig({ env: { WAGW_MEDIA_RTP_PORT_MAX: '24000', WAGW_MEDIA_WEBRTC_PORT_MIN: '24001' }, files: DEFAULT }))[0]).toMatch(/20000–24001, RTCP included/);
+    // Adjacent ranges are fine, in either order.
+    expect(loadConfig({ env: { WAGW_MEDIA_RTP_PORT_MAX: '24001', WAGW_MEDIA_WEBRTC_PORT_MIN: '24002' }, files: DEFAULT }).media.webrtcPortMin).toBe(24002);
+    expect(loadConfig({ env: { WAGW_MEDIA_WEBRTC_PORT_MIN: '10000', WAGW_MEDIA_WEBRTC_PORT_MAX: '19999' }, files: DEFAULT }).media.webrtcPortMax).toBe(19999);
+  });
+
+  it('a port range of one odd port (no even port to hand out) is a config error', () => {
+    expect(problems(() => loadConfig({ env: { WAGW_MEDIA_RTP_PORT_MIN: '20001', WAGW_MEDIA_RTP_PORT_MAX: '20001' }, files: DEFAULT }))[0])
+      .toMatch(/^config error: media\.rtpPortMax = 20001 .*expected a range holding an even port/);
+  });
+
   it('validates business numbers in a file', () => {
     const file = yamlFile('whatsapp:\n  numbers:\n    - phoneNumberId: "abc"\n      displayNumber: "13175551399"\n      sipTarget: "not a uri"\n');
     const lines = problems(() => loadConfig({ env: {}, files: [...DEFAULT, file] }));

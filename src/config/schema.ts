@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { appSchema, checkRoutingRefs, holdSchema, numberRoutingFields, routingSchema, transferSchema } from './routing-schema.js';
 import { checkStreamingRefs, recordingSchema, streamingSchema } from './recording-schema.js';
 import { checkNumberRuleRefs, pbxTrunkFields } from './pbx-trunk-schema.js';
+import { checkMediaPorts, mediaPort, sipMediaAddress } from './media-schema.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -87,12 +88,12 @@ export const configSchema = z.strictObject({
   }).default({ drachtioHost: '127.0.0.1', drachtioPort: 9022, ringTimeoutMs: 25_000, codecs: ['PCMU', 'PCMA'], dtmfWithoutTelephoneEvent: 'info', allowedTargetHosts: [], refuseUserPhoneTargets: true }),
   media: z.strictObject({
     bindAddress: z.string().min(1).default('0.0.0.0'),
-    sipMediaAddress: z.string().min(1).default('127.0.0.1'),
+    sipMediaAddress: sipMediaAddress.default('127.0.0.1'),
     publicAddress: z.string().default(''),
-    rtpPortMin: port.default(20000),
-    rtpPortMax: port.default(24999),
-    webrtcPortMin: port.default(25000),
-    webrtcPortMax: port.default(29999),
+    rtpPortMin: mediaPort.default(20000),
+    rtpPortMax: mediaPort.default(24999),
+    webrtcPortMin: mediaPort.default(25000),
+    webrtcPortMax: mediaPort.default(29999),
     mediaTimeoutMs: z.number().int().min(1000).default(30_000),
     opusBitrate: z.number().int().min(6000).max(128_000).default(24_000),
     opusComplexity: z.number().int().min(0).max(10).default(5),
@@ -148,11 +149,7 @@ export const configSchema = z.strictObject({
   checkRoutingRefs(cfg, ctx);
   checkStreamingRefs(cfg, ctx);
   checkNumberRuleRefs(cfg, ctx);
-  for (const [section, min, max] of [['media', 'rtpPortMin', 'rtpPortMax'], ['media', 'webrtcPortMin', 'webrtcPortMax']] as const) {
-    if (cfg[section][min] > cfg[section][max]) {
-      ctx.addIssue({ code: 'custom', path: [section, max], message: `a port not below ${section}.${min} (${cfg[section][min]})` });
-    }
-  }
+  checkMediaPorts(cfg.media, ctx);
   const ids = new Set<string>();
   cfg.whatsapp.numbers.forEach((n, i) => {
     if (ids.has(n.phoneNumberId)) ctx.addIssue({ code: 'custom', path: ['whatsapp', 'numbers', i, 'phoneNumberId'], message: 'a phone-number id listed only once' });
