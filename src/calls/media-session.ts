@@ -361,6 +361,7 @@ export class MediaSession {
       const s = rtp.stats;
       if (s.droppedUnexpectedSource > 0) this.metrics.sipRtpDropped.inc({ reason: 'unexpected_source' }, s.droppedUnexpectedSource);
       if (s.droppedInvalid > 0) this.metrics.sipRtpDropped.inc({ reason: 'invalid' }, s.droppedInvalid);
+      if (s.relatched > 0) this.metrics.sipRtpRelatched.inc(s.relatched);
       if (s.sendErrors > 0) this.metrics.mediaSendErrors.inc({ leg: 'sip' }, s.sendErrors);
     }
     await this.closeLegs();

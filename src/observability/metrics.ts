@@ -43,6 +43,7 @@ export function createMetrics() {
     fecRecovered: new Counter({ name: 'wagw_opus_fec_recovered_total', help: 'Lost WhatsApp frames rebuilt from the next packet\'s Opus in-band FEC', registers }),
     whatsappSrtpDropped: new Counter({ name: 'wagw_whatsapp_srtp_dropped_total', help: 'SRTP/SRTCP packets from the WhatsApp side dropped (failed authentication or malformed), counted per ended call, by key exchange (dtls, sdes)', labelNames: ['key_exchange'] as const, registers }),
     sipRtpDropped: new Counter({ name: 'wagw_sip_rtp_dropped_total', help: 'Datagrams on the SIP-side RTP port dropped, counted per ended call, by reason (unexpected_source: not the latched or signalled peer; invalid: not RTP v2, or over 2 KiB)', labelNames: ['reason'] as const, registers }),
+    sipRtpRelatched: new Counter({ name: 'wagw_sip_rtp_relatched_total', help: 'Times the SIP-side RTP latch moved to a new source of the PBX (NAT rebinding, media restart on another port), counted per ended call', registers }),
     mediaSendErrors: new Counter({ name: 'wagw_media_send_errors_total', help: 'Media packets the kernel refused to send, counted per ended call, by leg', labelNames: ['leg'] as const, registers }),
     callRecords: new Counter({ name: 'wagw_call_records_total', help: 'Call records by result of the write (written, failed)', labelNames: ['result'] as const, registers }),
     callRecordsDeleted: new Counter({ name: 'wagw_call_records_deleted_total', help: 'Call records deleted by the retention sweep', registers }),
