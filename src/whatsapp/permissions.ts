@@ -55,8 +55,9 @@ export interface PermissionView {
    */
   callsBlockedUntil?: number;
   /**
-   * Set by PermissionService.current when GET call_permissions failed: the view is only what the ledger knew, and a
-   * 'none' may just mean "never asked". A call then goes on to `connect` and lets Meta decide (138006).
+   * Set by PermissionService.current when GET call_permissions failed for a passing reason (timeout, 5xx, rate limit):
+   * the view is only what the ledger knew, and a 'none' may just mean "never asked". A call then goes on to `connect`
+   * and lets Meta decide (138006).
    */
   refreshFailed?: boolean;
 }
@@ -285,7 +286,9 @@ export class PermissionService {
     } catch (err) {
       this.metrics?.permissionEvents.inc({ event: 'refresh_failed' });
       this.logger.warn({ phoneNumberId, waId, err: (err as Error).message }, 'GET call_permissions failed: using the local ledger');
-      return { ...this.ledger.view(phoneNumberId, waId), refreshFailed: true };
+      // Only a passing failure (timeout, 5xx, rate limit) leaves the answer open; a 4xx says this request is wrong.
+      const passing = !(err instanceof GraphError) || err.uncertain || err.httpStatus === 429 || err.code === 613;
+      return passing ? { ...this.ledger.view(phoneNumberId, waId), refreshFailed: true } : this.ledger.view(phoneNumberId, waId);
     }
     return this.ledger.view(phoneNumberId, waId);
   }
