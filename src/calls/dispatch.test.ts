@@ -13,6 +13,23 @@ const connect: ConnectEvent = {
   callId: 'wacid.BUG', direction: 'USER_INITIATED', from: '16315553602', to: '13175551399', sdpType: 'offer', sdp: 'v=0\r\n',
 };
 
+/** Deps whose calls never get past setup (routing and the SDP answer never finish): for admission and deadlines. */
+function stuckInSetup(maxConcurrent: number, config: object) {
+  const logger = createLogger('silent');
+  const registry = new CallRegistry(maxConcurrent, logger);
+  const written: CallRecord[] = [];
+  const deps = {
+    config: configSchema.parse(config), logger, metrics: createMetrics(), registry,
+    graph: { reject: vi.fn(async () => ({})) }, sip: { connected: true }, store: { write: (r: CallRecord) => { written.push(r); } },
+    routing: {
+      numberFor: () => ({ phoneNumberId: connect.phoneNumberId, displayNumber: connect.to, tenant: 't', sipTarget: 'sip:agent@127.0.0.1' }),
+      decide: () => new Promise(() => undefined),
+    },
+    media: { create: () => ({ answerWhatsApp: () => new Promise(() => undefined), close: () => undefined }) },
+  } as unknown as CallDeps;
+  return { deps, registry, written };
+}
+
 describe('dispatchEvent', () => {
   it('a user-initiated flow that throws does not leave its call live: it ends with a record and a Graph reject', async () => {
     const logger = createLogger('silent');
@@ -59,18 +76,7 @@ describe('dispatchEvent', () => {
   });
 
   it('admits user-initiated calls up to calls.maxConcurrent, and refuses the one over it', async () => {
-    const logger = createLogger('silent');
-    const registry = new CallRegistry(2, logger);
-    const written: CallRecord[] = [];
-    const deps = {
-      config: configSchema.parse({}), logger, metrics: createMetrics(), registry,
-      graph: { reject: vi.fn(async () => ({})) }, sip: { connected: true }, store: { write: (r: CallRecord) => { written.push(r); } },
-      routing: {
-        numberFor: () => ({ phoneNumberId: connect.phoneNumberId, displayNumber: connect.to, tenant: 't', sipTarget: 'sip:agent@127.0.0.1' }),
-        decide: () => new Promise(() => undefined),
-      },
-      media: { create: () => ({ answerWhatsApp: () => new Promise(() => undefined), close: () => undefined }) },
-    } as unknown as CallDeps;
+    const { deps, registry, written } = stuckInSetup(2, {});
     for (const id of ['wacid.CAP1', 'wacid.CAP2', 'wacid.CAP3']) dispatchEvent(deps, { ...connect, callId: id });
     await vi.waitFor(() => expect(written).toHaveLength(1), { timeout: 2000 });
     expect(written[0]).toMatchObject({ waCallId: 'wacid.CAP3', outcome: 'rejected', cause: 'capacity' });
@@ -82,18 +88,7 @@ describe('dispatchEvent', () => {
   it('the setup deadline counts from the connect\'s timestamp (Meta\'s ring window), not from its late delivery', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     try {
-      const logger = createLogger('silent');
-      const registry = new CallRegistry(10, logger);
-      const written: CallRecord[] = [];
-      const deps = {
-        config: configSchema.parse({ calls: { setupTimeoutMs: 45_000 } }), logger, metrics: createMetrics(), registry,
-        graph: { reject: vi.fn(async () => ({})) }, sip: { connected: true }, store: { write: (r: CallRecord) => { written.push(r); } },
-        routing: {
-          numberFor: () => ({ phoneNumberId: connect.phoneNumberId, displayNumber: connect.to, tenant: 't', sipTarget: 'sip:agent@127.0.0.1' }),
-          decide: () => new Promise(() => undefined),
-        },
-        media: { create: () => ({ answerWhatsApp: () => new Promise(() => undefined), close: () => undefined }) },
-      } as unknown as CallDeps;
+      const { deps, written } = stuckInSetup(10, { calls: { setupTimeoutMs: 45_000 } });
       dispatchEvent(deps, { ...connect, callId: 'wacid.LATE', timestamp: Math.floor(Date.now() / 1000) - 30 });
       await vi.advanceTimersByTimeAsync(14_000);
       expect(written).toHaveLength(0);
