@@ -45,7 +45,7 @@ export interface RunningGateway {
   sip: SipAgent;
   /**
    * Applies a new, already validated configuration (SIGHUP): numbers, apps and their secrets, routing, hold and
-   * transfer apply to the next call; live calls are untouched. Settings that need a restart keep their old value and
+   * transfer apply to the next call, admin API keys to the next request (feed clients of a revoked key are closed); live calls are untouched. Settings that need a restart keep their old value and
    * are listed in the result.
    */
   reload(config: GatewayConfig, secrets?: Secrets): { restartNeeded: string[] };
@@ -155,10 +155,15 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
       routing.update(applied);
       graphs.update(applied, currentSecrets);
       webhookApps = buildWebhookApps(applied, currentSecrets);
+      // Admin keys (WAGW_ADMIN_KEYS or its _FILE): a revoked key is refused from now on, by the API and the event feed.
+      if (nextSecrets) {
+        admin.setKeys(nextSecrets.adminKeys);
+        feed.reauthenticate();
+      }
       deps.holdMusic = holdMusic(applied);
       deps.config = applied;
       metrics.configReloads.inc({ result: 'applied' });
-      logger.info({ numbers: applied.whatsapp.numbers.length, routes: Object.keys(applied.routing.routes).length, liveCalls: registry.size, restartNeeded },
+      logger.info({ numbers: applied.whatsapp.numbers.length, routes: Object.keys(applied.routing.routes).length, adminKeys: admin.keyCount, liveCalls: registry.size, restartNeeded },
         restartNeeded.length ? 'configuration reloaded; some changes need a restart' : 'configuration reloaded');
       return { restartNeeded };
     },

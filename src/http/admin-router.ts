@@ -51,14 +51,27 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
  */
 export class AdminRouter {
   private readonly routes: Route[] = [];
-  private readonly keys: { digest: Buffer; principal: Principal }[];
+  private keys: { digest: Buffer; principal: Principal }[] = [];
 
   /** keys: key → "name:role" or "name:role:tenant" (from WAGW_ADMIN_KEYS). */
   constructor(keys: Map<string, string>, private readonly logger: Logger) {
+    this.setKeys(keys);
+  }
+
+  /**
+   * Replaces every key at once (SIGHUP re-reads WAGW_ADMIN_KEYS or its _FILE): a revoked key is refused from the next
+   * request on. Returns how many keys are now active.
+   */
+  setKeys(keys: Map<string, string>): number {
     this.keys = [...keys].map(([key, spec]) => {
       const [name = 'unnamed', role = 'reporting', tenant] = spec.split(':');
       return { digest: digest(key), principal: { name, role: role as Role, tenant } };
     });
+    return this.keys.length;
+  }
+
+  get keyCount(): number {
+    return this.keys.length;
   }
 
   /** pattern like '/v1/calls/:id'; roles 'public' for a route that needs no key (e.g. the OpenAPI description). */

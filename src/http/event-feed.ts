@@ -33,6 +33,8 @@ export class EventFeed {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   private readonly unsubscribe: () => void;
   private readonly alive = new WeakSet<WebSocket>();
+  /** The Authorization each client connected with, to check it again when the keys change. */
+  private readonly credentials = new WeakMap<WebSocket, string>();
   private readonly pinger: NodeJS.Timeout;
 
   constructor(private readonly opts: EventFeedOptions) {
@@ -51,15 +53,16 @@ export class EventFeed {
     // Other paths belong to other upgrade handlers (or none).
     if (url.pathname !== EVENTS_PATH) return;
     const queryToken = url.searchParams.get('access_token');
-    const principal = this.opts.admin.authenticate(req.headers.authorization ?? (queryToken ? `Bearer ${queryToken}` : undefined));
-    const roles = this.opts.roles ?? ['admin', 'supervisor'];
-    if (!principal || !roles.includes(principal.role)) {
+    const authorization = req.headers.authorization ?? (queryToken ? `Bearer ${queryToken}` : undefined);
+    const principal = this.opts.admin.authenticate(authorization);
+    if (!principal || !this.roles.includes(principal.role)) {
       const status = principal ? 403 : 401;
       socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}Content-Length: 0\r\nConnection: close\r\n\r\n`);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.alive.add(ws);
+      this.credentials.set(ws, authorization ?? '');
       this.opts.metrics.eventFeedClients.set(this.wss.clients.size);
       this.opts.logger.info({ key: principal.name, role: principal.role, clients: this.wss.clients.size }, 'event feed client connected');
       ws.on('pong', () => this.alive.add(ws));
@@ -69,6 +72,26 @@ export class EventFeed {
       ws.send(JSON.stringify({ type: 'feed.ready', at: new Date().toISOString() }));
     });
   };
+
+  private get roles(): readonly Role[] {
+    return this.opts.roles ?? ['admin', 'supervisor'];
+  }
+
+  /**
+   * After the admin keys changed (SIGHUP): a client whose key was revoked, or no longer has a feed role, is closed
+   * (1008) rather than left streaming. Returns how many were closed.
+   */
+  reauthenticate(): number {
+    let closed = 0;
+    for (const ws of this.wss.clients) {
+      const principal = this.opts.admin.authenticate(this.credentials.get(ws));
+      if (principal && this.roles.includes(principal.role)) continue;
+      closed++;
+      ws.close(1008, 'API key revoked');
+    }
+    if (closed) this.opts.logger.info({ closed, clients: this.wss.clients.size - closed }, 'event feed clients closed: their API key was revoked');
+    return closed;
+  }
 
   private broadcast(ev: CallEvent): void {
     if (this.wss.clients.size === 0) return;

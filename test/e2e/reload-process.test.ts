@@ -84,4 +84,45 @@ describe('configuration reload (SIGHUP)', () => {
     expect(child.exitCode).toBeNull();
     expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
   }, 60_000);
+
+  it('re-reads WAGW_ADMIN_KEYS_FILE: a revoked key stops working; a refused reload never logs a password', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wagw-reload-'));
+    const file = join(dir, 'gw.yaml');
+    const keys = join(dir, 'admin-keys');
+    writeFileSync(file, good());
+    writeFileSync(keys, 'ops:admin:k-revoke-me-4411,lead:supervisor:k-keep-me-9020\n');
+    const httpPort = await freePort({ udp: false });
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: {
+        PATH: process.env.PATH ?? '', WAGW_APP_SECRET: 'x', WAGW_GRAPH_TOKEN: 't', WAGW_CONFIG: file, WAGW_ADMIN_KEYS_FILE: keys,
+        WAGW_HTTP_PORT: String(httpPort), WAGW_HTTP_HOST: '127.0.0.1', WAGW_SIP_DRACHTIO_PORT: String(await freePort({ udp: false })),
+        WAGW_STORE_SQLITE_PATH: join(dir, 'gw.sqlite'), WAGW_MEDIA_RTP_PORT_MIN: '48200', WAGW_MEDIA_RTP_PORT_MAX: '48299',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+    const status = async (key: string): Promise<number> =>
+      (await fetch(`http://127.0.0.1:${httpPort}/v1/status`, { headers: { authorization: `Bearer ${key}` } })).status;
+    await until('HTTP up', async () => { try { return (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok; } catch { return false; } });
+    expect(await status('k-revoke-me-4411')).toBe(200);
+
+    // A mistyped database URL in the reloaded file: refused, and the log line shows neither user nor password.
+    writeFileSync(file, `${good()}store:\n  databaseUrl: "postgress://gw:S3cretPw@db.internal/calls"\n`);
+    child.kill('SIGHUP');
+    await until('reload refused', () => out.includes('configuration reload refused'));
+    expect(out).toContain('store.databaseUrl');
+    expect(out).not.toContain('S3cretPw');
+
+    writeFileSync(file, good());
+    writeFileSync(keys, 'lead:supervisor:k-keep-me-9020\n');
+    child.kill('SIGHUP');
+    await until('reload applied', () => out.includes('configuration reloaded'));
+    expect(await status('k-revoke-me-4411')).toBe(401);
+    expect(await status('k-keep-me-9020')).toBe(200);
+    const applied = out.split('\n').find((l) => l.includes('configuration reloaded'))!;
+    expect(JSON.parse(applied)).toMatchObject({ adminKeys: 1 });
+    expect(out).not.toMatch(/k-revoke-me|k-keep-me/);
+  }, 60_000);
 });
