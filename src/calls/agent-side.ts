@@ -1,14 +1,17 @@
 /**
- * The agent side of an answered call: which SIP dialog is the call's agent right now (it changes on transfer), and
- * what its in-dialog requests do — re-INVITE → hold / media follows (hold.ts), REFER → blind or
- * attended transfer (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
+ * The agent side of an answered call, whichever way it was placed (user-initiated, a PBX INVITE to WhatsApp,
+ * click-to-call): which SIP dialog is the call's agent right now (it changes on transfer), and what its in-dialog
+ * requests do — re-INVITE / UPDATE → hold / media follows (hold.ts), REFER → blind or attended transfer
+ * (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
  */
 import { agentHangup } from './agent-hangup.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SipDialog, SipInviteOptions } from '../sip/agent.js';
 import type { TransferConfig } from '../config/routing-schema.js';
 import type { Call, EndReason } from './call.js';
-import { handleAgentReinvites, type HoldControl } from './hold.js';
+import type { CallDeps } from './deps.js';
+import { handleAgentReinvites, HoldControl } from './hold.js';
+import { generatedMelody } from './hold-music.js';
 import type { MediaSession } from './media-session.js';
 import { planTransfer, runTransfer } from './transfer.js';
 
@@ -21,6 +24,23 @@ export interface AgentSideOptions {
   invite: (opts: SipInviteOptions) => Promise<SipDialog>;
   inviteBase: Pick<SipInviteOptions, 'from' | 'headers'>;
   end(reason: EndReason): void;
+}
+
+/**
+ * The one set-up of the agent side for every call flow, once its PBX dialog is confirmed: hold music, transfer settings
+ * and the INVITE toward a transfer target (`inviteBase`: the WhatsApp user as caller, the call's context headers).
+ */
+export function startAgentSide(
+  deps: Pick<CallDeps, 'config' | 'metrics' | 'sip' | 'holdMusic'>, call: Call, media: MediaSession, dialog: SipDialog,
+  inviteBase: AgentSideOptions['inviteBase'], end: (reason: EndReason) => void,
+): AgentSide {
+  return new AgentSide(dialog, {
+    call, media, metrics: deps.metrics,
+    hold: new HoldControl(media, deps.holdMusic ?? generatedMelody()),
+    transfer: () => deps.config.transfer,
+    invite: (o) => deps.sip.invite({ ...o, logger: call.logger }),
+    inviteBase, end,
+  });
 }
 
 export class AgentSide {
@@ -40,6 +60,15 @@ export class AgentSide {
 
   /** Teardown: hang up whoever is the agent now. */
   bye(): Promise<void> {
+    return this.dialog.bye();
+  }
+
+  /**
+   * The call's teardown step for the PBX side: BYE to the current agent, unless the call ended by that agent's own
+   * BYE (after a transfer the one who hung up may be a previous agent: the current one still gets its BYE).
+   */
+  hangUp(end: EndReason): Promise<void> | undefined {
+    if (end.by === 'sip' && !this.dialog.active) return undefined;
     return this.dialog.bye();
   }
 

@@ -1,4 +1,3 @@
-import { agentHangup } from './agent-hangup.js';
 import type { BusinessCallsConfig, BusinessNumber } from '../config/schema.js';
 import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
 import { GraphError, nextAllowedTime, type GraphClient } from '../whatsapp/graph-client.js';
@@ -13,6 +12,7 @@ import { WhatsAppOutboundLeg } from './whatsapp-outbound.js';
 import { generatedMelody, LoopingPcm } from './hold-music.js';
 import type { MediaLegName } from '../media/bridge.js';
 import { PbxGuard } from './pbx-guard.js';
+import { startAgentSide, type AgentSide } from './agent-side.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
 import { businessNumberBlocked, COUNTRY_BLOCKED_REFUSAL } from './business-region.js';
@@ -122,7 +122,9 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   // The SIP side: a final failure while the INVITE is pending, BYE once answered; nothing when the PBX ended it.
   let refusal: SipRefusal | undefined;
   let dialog: SipDialog | undefined;
+  let agent: AgentSide | undefined;
   call.onTeardown((end) => {
+    if (agent) return agent.hangUp(end);
     if (dialog) {
       if (end.by !== 'sip') return dialog.bye();
       return;
@@ -206,8 +208,10 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     try {
       sipAnswering = true;
       dialog = await invite.answer({ sdp: sipAnswer });
-      const d = dialog;
-      media.setSipInfoSender((contentType, body) => d.sendInfo(contentType, body));
+      // Hold, re-INVITE, UPDATE, REFER and BYE from the PBX: the agent side every call direction shares. A transfer
+      // target is called as a user-initiated call's agent would be: from the WhatsApp user, with the call's context.
+      const ctx = waContextToSip({ callId: call.waCallId ?? '', phoneNumberId: number.phoneNumberId, waId });
+      agent = startAgentSide(deps, call, media, dialog, { from: ctx.from, headers: ctx.headers }, (reason) => fail(reason));
     } catch (err) {
       if (err instanceof SipCallFailure && err.status === 487) return onCancel();
       call.logger.error({ err: (err as Error).message }, 'could not answer the PBX');
@@ -219,9 +223,6 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       return;
     }
     markAnswered('ACCEPTED');
-    dialog.once('ended', (end) => {
-      if (end.by === 'remote') fail(agentHangup(end));
-    });
     media.startWhatsAppMedia((leg) => {
       metrics.mediaTimeouts.inc({ leg });
       fail({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });
@@ -339,8 +340,10 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
 
   const wa = new WhatsAppOutboundLeg(call, deps, graphFor(deps, number), number, waId);
   let dialog: SipDialog | undefined;
+  let agent: AgentSide | undefined;
   const cancelAgent = new AbortController();
   call.onTeardown((e) => {
+    if (agent) return agent.hangUp(e);
     if (dialog) return e.by === 'sip' ? undefined : dialog.bye();
     cancelAgent.abort();
   });
@@ -392,15 +395,12 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
       return end({ by: 'sip', outcome: status === 486 || status === 600 ? 'busy' : status === 408 || status === 480 ? 'no_answer' : 'failed', cause: status ? `sip_${status}` : 'sip_error', ...(status ? { sipStatus: status } : {}) });
     }
     call.bindIds({ sipCallId: dialog.callId });
-    const d = dialog;
-    media.setSipInfoSender((contentType, body) => d.sendInfo(contentType, body));
     if (call.isEnded) {
       await dialog.bye();
       return;
     }
-    dialog.once('ended', (e) => {
-      if (e.by === 'remote') end(agentHangup(e));
-    });
+    // The same agent side as every other call direction: hold, re-INVITE, UPDATE, REFER, BYE.
+    agent = startAgentSide(deps, call, media, dialog, { from: ctx.from, headers: ctx.headers }, end);
     try {
       media.connectSip(dialog.remoteSdp);
     } catch (err) {

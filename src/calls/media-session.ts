@@ -4,9 +4,22 @@ import { PortPool } from '../media/port-pool.js';
 import { RtpLeg } from '../media/rtp-leg.js';
 import { answerWhatsAppOffer, offerWhatsAppLeg, whatsAppLegKeyExchange, type WhatsAppLeg } from '../media/whatsapp-leg.js';
 import { Bridge, type MediaLegName, type PcmSource } from '../media/bridge.js';
-import { buildSdpAnswer, buildSdpOffer, parseSdp, type G711Codec, type ParsedSdp } from '../sip/sdp.js';
+import { answerDirection, buildSdpAnswer, buildSdpOffer, isNullAddress, parseSdp, type G711Codec, type MediaDirection, type ParsedSdp } from '../sip/sdp.js';
 import type { Call } from './call.js';
 import type { QualitySummary } from '../store/call-record.js';
+
+/** What an agent's re-offer or answer changed: the direction it asked for (c=0.0.0.0 read as hold), address, codec. */
+export interface AgentMediaChange {
+  direction: MediaDirection;
+  moved: boolean;
+  codecChanged: boolean;
+}
+
+/** o= of our next SDP in this session: the same id, the version one up (RFC 3264 §8). */
+function nextSession(previousLocalSdp: string): { sessionId: string; sessionVersion: number } | Record<string, never> {
+  const o = /^o=\S+ (\S+) (\d+)/m.exec(previousLocalSdp);
+  return o ? { sessionId: o[1]!, sessionVersion: Number(o[2]) + 1 } : {};
+}
 
 /** Owns the RTP port pool and hands each call its media session. */
 export class MediaFactory {
@@ -49,6 +62,8 @@ export class MediaSession {
   /** Codec preference toward the agent (the route's, else sip.codecs). */
   private codecs: readonly G711Codec[];
   private held = false;
+  /** The agent sends us media by its last offer or answer (sendrecv or sendonly): its silence watchdog runs only then. */
+  private agentSends = true;
   private mediaStarted = false;
   /** Click-to-call: WhatsApp media runs while the agent still rings (startWhatsAppBeforeAgent); connectSip ends it. */
   private agentPending = false;
@@ -270,30 +285,60 @@ export class MediaSession {
     this.held = source !== null;
     this.bridge.setSipSource(source);
     // A held agent may send nothing at all (inactive); that is not a dead leg.
-    this.bridge.setMediaTimeout('sip', source === null);
+    this.bridge.setMediaTimeout('sip', source === null && this.agentSends);
   }
 
   /**
-   * The agent's re-INVITE offer: follows a new RTP address or codec and reports the direction it asks for.
+   * The agent's re-INVITE or UPDATE offer: follows a new RTP address or codec and reports the direction it asks for.
    * Returns our answer (same port, mirrored direction) and what changed. Throws SdpError when nothing fits (488).
    */
-  answerAgentReoffer(offerSdp: string, previousLocalSdp: string): { sdp: string; direction: ParsedSdp['direction']; moved: boolean; codecChanged: boolean } {
+  answerAgentReoffer(offerSdp: string, previousLocalSdp: string): AgentMediaChange & { sdp: string } {
     if (!this.rtp || !this.bridge) throw new Error('media not bridged');
-    const o = /^o=\S+ (\S+) (\d+)/m.exec(previousLocalSdp);
     const answer = buildSdpAnswer(offerSdp, {
-      address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.codecs,
-      ...(o ? { sessionId: o[1]!, sessionVersion: Number(o[2]) + 1 } : {}),
+      address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs: this.codecs, ...nextSession(previousLocalSdp),
     });
-    const r = answer.remote;
+    return { sdp: answer.sdp, ...this.followAgent(this.rtp, this.bridge, answer.remote, answer.direction, 're-offer') };
+  }
+
+  /**
+   * An offerless re-INVITE: our offer for its 200 OK, on the same port and session, sendrecv (the agent's answer says
+   * whether it still holds), the codec in use first and the telephone-event payload type in use kept (RFC 3264 §8.3.2).
+   */
+  agentOfferlessOffer(previousLocalSdp: string): string {
+    if (!this.rtp || !this.bridge) throw new Error('media not bridged');
+    const current = this.sipRemote;
+    const codecs = current ? [current.codec, ...this.codecs.filter((c) => c !== current.codec)] : this.codecs;
+    const dtmfPt = current?.dtmfPayloadType;
+    return buildSdpOffer({
+      address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs, ...nextSession(previousLocalSdp),
+      ...(dtmfPt !== undefined && dtmfPt >= 96 && dtmfPt <= 127 ? { dtmfPayloadType: dtmfPt } : {}),
+    });
+  }
+
+  /** The agent's answer (from the ACK) to agentOfferlessOffer(); throws SdpError when unusable (media stays as it was). */
+  applyAgentAnswer(answerSdp: string): AgentMediaChange {
+    if (!this.rtp || !this.bridge) throw new Error('media not bridged');
+    const remote = parseSdp(answerSdp, { codecs: this.codecs });
+    // We offered sendrecv: what we may do is the mirror of what the agent answered.
+    return this.followAgent(this.rtp, this.bridge, remote, answerDirection(remote.direction), 'answer');
+  }
+
+  /** Media follows the agent's latest SDP: its address and codec, and who may send (RFC 3264 §5.1, §8.4). */
+  private followAgent(rtp: RtpLeg, bridge: Bridge, r: ParsedSdp, ours: MediaDirection, what: string): AgentMediaChange {
     const before = this.sipRemote;
     // c=0.0.0.0 (RFC 2543 hold) keeps the old address: there is nowhere new to send.
-    const moved = r.address !== '0.0.0.0' && (!before || before.address !== r.address || before.port !== r.port);
-    if (moved) this.rtp.setRemote(r.address, r.port);
+    const nullAddress = isNullAddress(r);
+    const moved = !nullAddress && (!before || before.address !== r.address || before.port !== r.port);
+    if (moved) rtp.setRemote(r.address, r.port);
     const codecChanged = !before || before.codec !== r.codec || before.payloadType !== r.payloadType || (before.dtmfPayloadType ?? null) !== (r.dtmfPayloadType ?? null);
-    if (codecChanged) this.bridge.setSipMedia({ codec: r.codec, payloadType: r.payloadType, dtmfPayloadType: r.dtmfPayloadType ?? null });
-    if (r.address !== '0.0.0.0') this.sipRemote = r;
-    this.call.logger.info({ direction: r.direction, moved, codecChanged, codec: r.codec, remote: `${r.address}:${r.port}` }, 'agent re-INVITE applied');
-    return { sdp: answer.sdp, direction: r.direction, moved, codecChanged };
+    if (codecChanged) bridge.setSipMedia({ codec: r.codec, payloadType: r.payloadType, dtmfPayloadType: r.dtmfPayloadType ?? null });
+    if (!nullAddress) this.sipRemote = r;
+    bridge.setSipSending(ours === 'sendrecv' || ours === 'sendonly', !nullAddress);
+    // An agent that sends nothing (inactive, recvonly) is not a dead leg: its silence watchdog waits.
+    this.agentSends = r.direction === 'sendrecv' || r.direction === 'sendonly';
+    bridge.setMediaTimeout('sip', !this.held && this.agentSends);
+    this.call.logger.info({ direction: r.direction, answered: ours, moved, codecChanged, codec: r.codec, remote: `${r.address}:${r.port}` }, `agent ${what} applied`);
+    return { direction: r.direction, moved, codecChanged };
   }
 
   /** A second RTP leg and its SDP offer, for ringing a transfer target while the current agent stays connected. */
@@ -312,6 +357,9 @@ export class MediaSession {
     leg.setRemote(remote.address, remote.port);
     this.spareLegs.delete(leg);
     const prev = this.bridge.setSipMedia({ leg, codec: remote.codec, payloadType: remote.payloadType, dtmfPayloadType: remote.dtmfPayloadType ?? null });
+    // A new agent on a new leg: whatever the previous one held or refused is over.
+    this.bridge.setSipSending(true);
+    this.agentSends = true;
     this.rtp = leg;
     this.sipRemote = remote;
     this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}` }, 'media moved to the transfer target');

@@ -8,9 +8,7 @@ import { outcomeOfSipFailure, sipClass } from './outcomes.js';
 import type { CallDeps } from './deps.js';
 import type { RouteDecision } from './routing/routing-table.js';
 import { DialFailure, dialTargets, targetOrder } from './routing/dial-targets.js';
-import { AgentSide } from './agent-side.js';
-import { HoldControl } from './hold.js';
-import { generatedMelody } from './hold-music.js';
+import { startAgentSide, type AgentSide } from './agent-side.js';
 
 /**
  * A WhatsApp user calls the business (whatsapp-calling.md §6 item 2): answer the WebRTC offer, pre_accept at once,
@@ -157,11 +155,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   let dialog: SipDialog | undefined;
   let agent: AgentSide | undefined;
   call.onTeardown((end) => {
-    if (agent) {
-      // After a transfer the agent who hung up may be a previous one: the current agent still gets its BYE.
-      if (end.by === 'sip' && !agent.current.active) return;
-      return agent.bye();
-    }
+    if (agent) return agent.hangUp(end);
     if (end.by === 'sip') return;
     if (dialog) return dialog.bye();
     cancel.abort();
@@ -214,14 +208,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     await dialog.bye();
     return;
   }
-  agent = new AgentSide(dialog, {
-    call, media, metrics,
-    hold: new HoldControl(media, deps.holdMusic ?? generatedMelody()),
-    transfer: () => deps.config.transfer,
-    invite: (o) => deps.sip.invite({ ...o, logger: call.logger }),
-    inviteBase: { from: sipCtx.from, headers },
-    end: fail,
-  });
+  agent = startAgentSide(deps, call, media, dialog, { from: sipCtx.from, headers }, fail);
 
   try {
     media.connectSip(dialog.remoteSdp);

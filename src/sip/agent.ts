@@ -80,7 +80,7 @@ export interface SipDialogEvents {
   ended: [SipDialogEnd];
   /** In-dialog INFO (already answered 200). */
   info: [SipInfoRequest];
-  /** A re-INVITE arrived with this new remote SDP (already answered by reinviteHandler or with the current local SDP). */
+  /** A re-INVITE or UPDATE arrived with this new remote SDP (already answered by reinviteHandler or with the current local SDP). */
   reinvite: [string];
   /** A REFER arrived; without a listener it is refused 603 (we never follow a REFER nobody handles). */
   refer: [SipReferRequest];
@@ -92,10 +92,16 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
   /** Resolves once when the dialog ends (never rejects). */
   readonly done: Promise<SipDialogEnd>;
   /**
-   * Optional: answer re-INVITE offers. Gets the new remote SDP, returns our answer SDP (throw → 488).
-   * Without it a re-INVITE is answered with the current local SDP.
+   * Optional: answer re-INVITE and UPDATE offers (RFC 3311). Gets the new remote SDP, returns our answer SDP
+   * (throw → 488, the session stays as it was). Without it an offer is answered with the current local SDP.
    */
   reinviteHandler?: (offer: string) => string | Promise<string>;
+  /**
+   * Optional: an offerless re-INVITE (RFC 3261 §14.2, a 3PCC or CUCM session refresh). offer() gives the SDP offer our
+   * 200 OK carries; the far end's answer comes in its ACK, handed to applyAnswer ('' when the ACK has none). Without
+   * it our current local SDP is offered again and the ACK's answer is not applied.
+   */
+  offerlessHandler?: { offer(): string; applyAnswer(answer: string): void };
 
   private endInfo: SipDialogEnd | undefined;
   private resolveDone!: (end: SipDialogEnd) => void;
@@ -159,25 +165,80 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
       // A listener that neither accepted nor refused synchronously must not leave the transaction hanging.
       setImmediate(() => send(500));
     });
+    // drachtio-srf has already taken a re-INVITE's body as the remote SDP: what the session agreed last is kept here.
+    let agreedRemote = dlg.remote.sdp;
     dlg.on('modify', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
       const offer = req.body ?? '';
-      const reply = (sdp: string): void => {
-        this.dlg.local.sdp = sdp;
-        res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp', Contact: this.dlg.local.contact } });
-      };
-      const handler = this.reinviteHandler;
-      if (!handler) {
-        reply(this.dlg.local.sdp);
-      } else {
-        Promise.resolve()
-          .then(() => handler(offer))
-          .then(reply, (err: unknown) => {
-            this.log.warn({ callId: this.callId, err: String(err) }, 're-INVITE refused (488)');
-            res.send(488);
-          })
-          .catch((err: unknown) => this.log.error({ callId: this.callId, err: String(err) }, 'could not answer re-INVITE'));
+      this.dlg.remote.sdp = agreedRemote;
+      if (offer.trim() === '') {
+        this.answerOfferless(res, (answer) => {
+          if (answer.trim() !== '') this.dlg.remote.sdp = agreedRemote = answer;
+        });
+        return;
       }
-      if (offer.length > 0) this.safeEmit('reinvite', offer);
+      this.answerOffer('re-INVITE', offer, res, () => {
+        this.dlg.remote.sdp = agreedRemote = offer;
+      });
+    });
+    // UPDATE (RFC 3311): with SDP it is an offer like a re-INVITE's; without, a session refresh (RFC 4028) answered 200.
+    dlg.on('update', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+      const offer = req.body ?? '';
+      if (offer.trim() === '') {
+        res.send(200);
+        return;
+      }
+      this.answerOffer('UPDATE', offer, res, () => {
+        this.dlg.remote.sdp = agreedRemote = offer;
+      });
+    });
+  }
+
+  /** 200 with our answer to the far end's offer (re-INVITE or UPDATE), or 488 when the handler cannot take it. */
+  private answerOffer(method: 're-INVITE' | 'UPDATE', offer: string, res: Srf.SrfResponse, agreed: () => void): void {
+    const reply = (sdp: string): void => {
+      this.dlg.local.sdp = sdp;
+      agreed();
+      res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp', Contact: this.dlg.local.contact } });
+    };
+    const handler = this.reinviteHandler;
+    if (!handler) {
+      reply(this.dlg.local.sdp);
+    } else {
+      Promise.resolve()
+        .then(() => handler(offer))
+        .then(reply, (err: unknown) => {
+          this.log.warn({ callId: this.callId, err: String(err) }, `${method} refused (488)`);
+          res.send(488);
+        })
+        .catch((err: unknown) => this.log.error({ callId: this.callId, err: String(err) }, `could not answer ${method}`));
+    }
+    this.safeEmit('reinvite', offer);
+  }
+
+  /**
+   * An offerless re-INVITE: our 200 OK carries an offer and the ACK the answer. drachtio-srf hands the ACK of a 200 sent
+   * with an ACK callback to that callback (its pendingAckOrPrack), not to the dialog's 'ack' event.
+   */
+  private answerOfferless(res: Srf.SrfResponse, agreed: (answer: string) => void): void {
+    const handler = this.offerlessHandler;
+    let sdp: string;
+    try {
+      sdp = handler ? handler.offer() : this.dlg.local.sdp;
+    } catch (err) {
+      this.log.warn({ callId: this.callId, err: String(err) }, 'offerless re-INVITE refused (488): no offer to make');
+      res.send(488);
+      return;
+    }
+    this.dlg.local.sdp = sdp;
+    res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp', Contact: this.dlg.local.contact } }, undefined, (ack) => {
+      const answer = ack.body ?? '';
+      agreed(answer);
+      if (this.endInfo || !handler) return;
+      try {
+        handler.applyAnswer(answer);
+      } catch (err) {
+        this.log.error({ callId: this.callId, err: String(err) }, 'the answer in the ACK could not be applied');
+      }
     });
   }
 

@@ -93,6 +93,8 @@ declare module 'drachtio-srf' {
       readonly finalResponseSent: boolean;
       readonly headersSent: boolean;
       send(status: number, opts?: SendOptions, callback?: (err: Error | string | null, msg?: SipMessage) => void): void;
+      /** fnAck: called with the ACK of this 200 to an INVITE (or the PRACK of a reliable provisional). */
+      send(status: number, opts: SendOptions, callback: ((err: Error | string | null, msg?: SipMessage) => void) | undefined, fnAck: (ack: SrfRequest) => void): void;
       send(status: number, reason: string, opts?: SendOptions, callback?: (err: Error | string | null, msg?: SipMessage) => void): void;
     }
 

@@ -396,6 +396,11 @@ const ANSWER_DIRECTION: Readonly<Record<MediaDirection, MediaDirection>> = {
   inactive: 'inactive',
 };
 
+/** The direction an answer gives to an offer's (or that we may use after the far end answered ours with it). */
+export function answerDirection(d: MediaDirection): MediaDirection {
+  return ANSWER_DIRECTION[d];
+}
+
 /** Answer a SIP offer (inbound INVITE). Throws SdpError when nothing acceptable is offered. */
 export function buildSdpAnswer(offer: string, opts: SdpAnswerOptions): SdpAnswer {
   const { parsed, offered } = selectAudio(offer, { prefer: 'local', ...(opts.codecs ? { codecs: opts.codecs } : {}) });
