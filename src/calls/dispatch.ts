@@ -1,6 +1,7 @@
 import type { CallingEvent } from '../whatsapp/events.js';
 import type { CallDeps } from './deps.js';
 import { handleTerminate, handleUserInitiatedConnect } from './user-initiated.js';
+import { recordMissedCall } from './missed-call.js';
 import { deliverBusinessConnect, deliverBusinessStatus, deliverBusinessTerminate } from './business-initiated.js';
 
 /** Routes each verified, deduplicated webhook event to the flow that owns it. Never throws. */
@@ -8,6 +9,10 @@ export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
   switch (ev.kind) {
     case 'connect':
       if (ev.direction === 'USER_INITIATED' && ev.sdpType === 'offer') {
+        if (ev.pastRingWindow || (deps.registry.wasWhatsAppTerminated(ev.callId) && !deps.registry.byWhatsAppId(ev.callId))) {
+          recordMissedCall(deps, ev);
+          return;
+        }
         handleUserInitiatedConnect(deps, ev).catch((err: Error) => {
           deps.logger.error({ waCallId: ev.callId, err: err.message }, 'user-initiated call flow failed');
           // A bug in the flow must not leave the user's phone ringing until the setup timeout: end it (reject, record).

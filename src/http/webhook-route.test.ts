@@ -278,15 +278,18 @@ describe('POST /webhooks/whatsapp', () => {
     expect(events.some((e) => e.kind === 'connect' && e.callId === 'wacid.stale')).toBe(false);
   });
 
-  it('drops a user-initiated connect past Meta\'s ring window (§3.2) that is younger than the general age limit', async () => {
+  it('a user-initiated connect past Meta\'s ring window (§3.2) is counted stale and handed on once, only to be recorded as missed', async () => {
     const staleBefore = (await metrics.webhookEvents.get()).values.find((v) => v.labels.event === 'connect' && v.labels.result === 'stale')?.value ?? 0;
     const now = Math.floor(Date.now() / 1000);
     const late = connectBody('wacid.past-ring', now - 90);
     const inTime = connectBody('wacid.in-ring', now - 30);
     for (const body of [late, inTime]) expect((await post(body, sign(body))).status).toBe(200);
-    expect(events.some((e) => e.kind === 'connect' && e.callId === 'wacid.past-ring')).toBe(false);
-    expect(events.some((e) => e.kind === 'connect' && e.callId === 'wacid.in-ring')).toBe(true);
+    // Handed on once, marked, to be recorded as a missed call; the one in time is an ordinary connect.
+    expect(events.filter((e) => e.kind === 'connect' && e.callId === 'wacid.past-ring')).toEqual([expect.objectContaining({ pastRingWindow: true })]);
+    expect((await post(late, sign(late))).status).toBe(200);
+    expect(events.filter((e) => e.kind === 'connect' && e.callId === 'wacid.past-ring')).toHaveLength(1);
+    expect(events.find((e) => e.kind === 'connect' && e.callId === 'wacid.in-ring')).not.toHaveProperty('pastRingWindow');
     const m = await metrics.webhookEvents.get();
-    expect(m.values.find((v) => v.labels.event === 'connect' && v.labels.result === 'stale')?.value).toBe(staleBefore + 1);
+    expect(m.values.find((v) => v.labels.event === 'connect' && v.labels.result === 'stale')?.value).toBe(staleBefore + 2); // each delivery is stale; only the first is handed on
   });
 });

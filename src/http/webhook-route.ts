@@ -178,7 +178,10 @@ export class WebhookReceiver {
       if (stale && !(ev.kind === 'terminate' && this.opts.isLiveCall?.(ev.callId, ev.bizOpaque))) {
         metrics.webhookEvents.inc({ event: evName, result: 'stale' });
         logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds, maxAgeSeconds: maxAge },
-          ringing ? 'user-initiated connect older than Meta\'s ring window dropped: the user no longer rings' : 'stale webhook event dropped');
+          ringing ? 'user-initiated connect older than Meta\'s ring window: the user no longer rings, recorded as missed' : 'stale webhook event dropped');
+        // Still a customer who called: handed on (once) to be recorded as a missed call, unless it is older than any
+        // delivery the dedupe window remembers.
+        if (ev.kind === 'connect' && ringing && ageSeconds <= this.opts.maxAgeSeconds && this.recent.firstSighting(key)) this.handOn({ ...ev, pastRingWindow: true }, evName);
         continue;
       }
       if (!(ev.kind === 'permission_reply' ? this.recentReplies : this.recent).firstSighting(key)) {
@@ -188,11 +191,15 @@ export class WebhookReceiver {
       }
       metrics.webhookEvents.inc({ event: evName, result: stale ? 'accepted_stale' : 'accepted' });
       if (stale) logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds }, 'stale terminate for a call still live here: handled');
-      try {
-        this.opts.onEvent(ev);
-      } catch (err) {
-        logger.error({ err: (err as Error).message, event: evName }, 'webhook event handler failed');
-      }
+      this.handOn(ev, evName);
+    }
+  }
+
+  private handOn(ev: CallingEvent, evName: string): void {
+    try {
+      this.opts.onEvent(ev);
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message, event: evName }, 'webhook event handler failed');
     }
   }
 }

@@ -23,6 +23,8 @@ export interface ConnectEvent extends Base {
   ctaPayload?: string;
   deeplinkPayload?: string;
   bizOpaque?: string;
+  /** Set by the webhook receiver: a user-initiated connect delivered after Meta's ring window (§3.2), only recorded. */
+  pastRingWindow?: true;
 }
 
 export interface TerminateEvent extends Base {

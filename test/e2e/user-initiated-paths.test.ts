@@ -14,7 +14,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 13;
+const TESTS = 14;
 if (skipReason) noteSkipped(skipReason, TESTS, 'user-initiated call paths');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
@@ -159,15 +159,31 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     expect(run.messages()).not.toContain('INVITE sip:');
   });
 
-  it('a terminate delivered before its connect means the call is never started', async () => {
+  it('a terminate delivered before its connect means the call is never started, only recorded as missed', async () => {
     await startAgent('uas-answer', undefined, 20_000);
     const { callId, envelope } = await e2e.meta.userCalls(user, { deliver: false });
     await e2e.meta.userHangsUp(callId);
     await e2e.meta.sendWebhook(envelope);
     await new Promise((r) => setTimeout(r, 300));
     expect(actions(callId)).toEqual([]);
-    expect((await records(e2e.gateway)).find((r) => r.waCallId === callId)).toBeUndefined();
+    expect((await records(e2e.gateway)).filter((r) => r.waCallId === callId)).toEqual([
+      expect.objectContaining({ direction: 'user_initiated', outcome: 'cancelled', endedBy: 'whatsapp', cause: 'terminated_before_connect', userWaId: user.waId }),
+    ]);
     expect(agent!.messages()).not.toContain('INVITE sip:');
+  });
+
+  it('a connect delivered after Meta\'s ring window rings nobody and is recorded as a missed call', async () => {
+    await startAgent('uas-answer', undefined, 20_000);
+    const { callId, envelope } = await e2e.meta.userCalls(user, { deliver: false });
+    const late = JSON.parse(JSON.stringify(envelope).replace(/"timestamp":"\d+"/g, `"timestamp":"${Math.floor(Date.now() / 1000) - 120}"`)) as typeof envelope;
+    await e2e.meta.sendWebhook(late);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(actions(callId)).toEqual([]);
+    expect((await records(e2e.gateway)).filter((r) => r.waCallId === callId)).toEqual([
+      expect.objectContaining({ outcome: 'no_answer', endedBy: 'gateway', cause: 'connect_past_ring_window' }),
+    ]);
+    expect(agent!.messages()).not.toContain('INVITE sip:');
+    await e2e.meta.userHangsUp(callId);
   });
 
   it('a connect delivered three times makes one call', async () => {

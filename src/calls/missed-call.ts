@@ -1,0 +1,33 @@
+import type { ConnectEvent } from '../whatsapp/events.js';
+import { Call, type CallContext } from './call.js';
+import type { CallDeps } from './deps.js';
+
+/** The call context of a user-initiated `connect`: who calls which business number, and where it would ring. */
+export function userCallContext(deps: CallDeps, ev: ConnectEvent): CallContext {
+  const number = deps.routing.numberFor(ev.phoneNumberId);
+  return {
+    direction: 'user_initiated',
+    tenant: number?.tenant ?? 'unknown',
+    phoneNumberId: ev.phoneNumberId,
+    businessNumber: number?.displayNumber ?? ev.displayNumber,
+    userWaId: ev.userWaId ?? ev.from,
+    userName: ev.profileName,
+    sipTarget: number?.sipTarget,
+    ctaPayload: ev.ctaPayload,
+    deeplinkPayload: ev.deeplinkPayload,
+  };
+}
+
+/**
+ * A user-initiated call that was over before the gateway could ring anyone: its `terminate` came before its `connect`
+ * (webhook order is not guaranteed, §1.1), or its `connect` came after Meta's ring window (§3.2). Nothing goes to Meta
+ * or the PBX, but the business still learns that the customer called (to call back): it gets a record like any call,
+ * whichever order the webhooks came in.
+ */
+export function recordMissedCall(deps: CallDeps, ev: ConnectEvent): void {
+  const cause = ev.pastRingWindow ? 'connect_past_ring_window' : 'terminated_before_connect';
+  const call = new Call(userCallContext(deps, ev), deps.logger, deps.metrics, (r) => deps.store.write(r));
+  call.bindIds({ waCallId: ev.callId });
+  call.logger.info({ cause, from: ev.from, phoneNumberId: ev.phoneNumberId }, 'missed WhatsApp call recorded: it was over before anyone could be rung');
+  void call.end(ev.pastRingWindow ? { by: 'gateway', outcome: 'no_answer', cause } : { by: 'whatsapp', outcome: 'cancelled', cause });
+}
