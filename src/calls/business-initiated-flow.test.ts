@@ -32,7 +32,8 @@ function setUp() {
   const registry = new CallRegistry(10, logger);
   const written: CallRecord[] = [];
   const graph = { connect: vi.fn(async (): Promise<string | undefined> => WACID), terminate: vi.fn(async () => ({})) };
-  const dialog = { callId: 'sip-call-1', bye: vi.fn(async () => undefined), once: vi.fn(), sendInfo: vi.fn(async () => 200) };
+  // The agent side (agent-side.ts) listens on the dialog for BYE and REFER.
+  const dialog = { callId: 'sip-call-1', bye: vi.fn(async () => undefined), once: vi.fn(), on: vi.fn(), active: true, sendInfo: vi.fn(async () => 200) };
   const answered = deferred<SipDialog>();
   const invite = {
     callId: 'sip-call-1', requestUri: `sip:+${USER}@gw.example.com`, from: { uri: 'sip:+15550001111@10.0.0.5' },
@@ -107,6 +108,28 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     await vi.waitFor(() => expect(t.written).toHaveLength(1));
     expect(t.written[0]).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
     expect(t.invite.answer).toHaveBeenCalledTimes(1);
+  });
+
+  it('the answered PBX dialog gets the agent side every direction shares: offers, offerless re-INVITEs, REFER and BYE are handled', async () => {
+    const t = setUp();
+    await t.start();
+    deliverBusinessConnect(t.deps, t.connect);
+    deliverBusinessStatus(t.deps, t.status('ACCEPTED'));
+    await vi.waitFor(() => expect(t.invite.answer).toHaveBeenCalledTimes(1));
+    t.answered.resolve(t.dialog as unknown as SipDialog);
+    const call = t.registry.byWhatsAppId(WACID)!;
+    await vi.waitFor(() => expect(call.state).toBe('answered'));
+    const d = t.dialog as unknown as SipDialog;
+    expect(d.reinviteHandler).toBeTypeOf('function');
+    expect(d.offerlessHandler).toBeDefined();
+    expect(t.dialog.on.mock.calls.map((c: unknown[]) => c[0])).toEqual(expect.arrayContaining(['ended', 'refer']));
+    // The agent's BYE ends the call through the agent side.
+    const ended = t.dialog.on.mock.calls.find((c: unknown[]) => c[0] === 'ended')![1] as (e: { by: string; reason: string }) => void;
+    t.dialog.active = false;
+    ended({ by: 'remote', reason: 'normal release' });
+    await vi.waitFor(() => expect(t.written).toHaveLength(1));
+    expect(t.written[0]).toMatchObject({ outcome: 'answered', endedBy: 'sip', cause: 'agent_hangup' });
+    expect(t.dialog.bye).not.toHaveBeenCalled();
   });
 
   it('a terminate with start_time whose ACCEPTED never came counts as answered; without start_time it is not_answered (480)', async () => {
