@@ -1,22 +1,7 @@
 import type { ConnectEvent } from '../whatsapp/events.js';
-import { Call, type CallContext } from './call.js';
+import { Call } from './call.js';
 import type { CallDeps } from './deps.js';
-
-/** The call context of a user-initiated `connect`: who calls which business number, and where it would ring. */
-export function userCallContext(deps: CallDeps, ev: ConnectEvent): CallContext {
-  const number = deps.routing.numberFor(ev.phoneNumberId);
-  return {
-    direction: 'user_initiated',
-    tenant: number?.tenant ?? 'unknown',
-    phoneNumberId: ev.phoneNumberId,
-    businessNumber: number?.displayNumber ?? ev.displayNumber,
-    userWaId: ev.userWaId ?? ev.from,
-    userName: ev.profileName,
-    sipTarget: number?.sipTarget,
-    ctaPayload: ev.ctaPayload,
-    deeplinkPayload: ev.deeplinkPayload,
-  };
-}
+import { userCallContext } from './user-initiated.js';
 
 /**
  * A user-initiated call that was over before the gateway could ring anyone: its `terminate` came before its `connect`

@@ -3,7 +3,7 @@ import { GraphError } from '../whatsapp/graph-client.js';
 import { waContextToSip } from '../sip/headers.js';
 import { SipCallFailure, TargetNotAllowed, type SipDialog } from '../sip/agent.js';
 import { UnanswerableOfferError } from '../media/webrtc-leg.js';
-import { Call, type EndReason } from './call.js';
+import { Call, type CallContext, type EndReason } from './call.js';
 import { outcomeOfSipFailure, sipClass } from './outcomes.js';
 import type { CallDeps } from './deps.js';
 import type { RouteDecision } from './routing/routing-table.js';
@@ -16,6 +16,22 @@ import { startAgentSide, type AgentSide } from './agent-side.js';
  */
 /** The least time a delivered connect gets to reach an agent, however late it came (clocks differ by a few seconds). */
 const MIN_SETUP_MS = 5000;
+
+/** The call context of a user-initiated `connect`: who calls which business number, and where it would ring. */
+export function userCallContext(deps: CallDeps, ev: ConnectEvent): CallContext {
+  const number = deps.routing.numberFor(ev.phoneNumberId);
+  return {
+    direction: 'user_initiated',
+    tenant: number?.tenant ?? 'unknown',
+    phoneNumberId: ev.phoneNumberId,
+    businessNumber: number?.displayNumber ?? ev.displayNumber,
+    userWaId: ev.userWaId ?? ev.from,
+    userName: ev.profileName,
+    sipTarget: number?.sipTarget,
+    ctaPayload: ev.ctaPayload,
+    deeplinkPayload: ev.deeplinkPayload,
+  };
+}
 
 export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEvent): Promise<void> {
   const { registry, logger, metrics } = deps;
@@ -32,17 +48,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     return;
   }
   const number = deps.routing.numberFor(ev.phoneNumberId);
-  const call = new Call({
-    direction: 'user_initiated',
-    tenant: number?.tenant ?? 'unknown',
-    phoneNumberId: ev.phoneNumberId,
-    businessNumber: number?.displayNumber ?? ev.displayNumber,
-    userWaId: ev.userWaId ?? ev.from,
-    userName: ev.profileName,
-    sipTarget: number?.sipTarget,
-    ctaPayload: ev.ctaPayload,
-    deeplinkPayload: ev.deeplinkPayload,
-  }, logger, metrics, (r) => deps.store.write(r));
+  const call = new Call(userCallContext(deps, ev), logger, metrics, (r) => deps.store.write(r));
   call.bindIds({ waCallId: ev.callId });
   // Asked before this call joins the registry, which would otherwise count it against itself.
   const refusal = registry.admissionRefusal();
