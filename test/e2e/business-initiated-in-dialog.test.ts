@@ -3,7 +3,7 @@
  * libwebrtc user who answers and plays 1 kHz; sipp echoes RTP), then holds and resumes with re-INVITEs (a=inactive,
  * and the RFC 2543 form c=0.0.0.0 with no direction attribute), refreshes the session with an offerless re-INVITE
  * (our offer in the 200 OK, its answer in the ACK), or holds with an UPDATE (RFC 3311). A click-to-call agent holds
- * and resumes too. The SIP media timeout is 2 s and every hold lasts longer: a held call must outlive it, the user
+ * and resumes too, and a PBX's REFER moves the call to another agent. The SIP media timeout is 2 s and every hold lasts longer: a held call must outlive it, the user
  * hears hold music meanwhile, and nothing is sent to a PBX that answered or asked for no media from us.
  */
 import { mkdtempSync } from 'node:fs';
@@ -22,7 +22,7 @@ import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 5;
+const TESTS = 6;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated in-dialog SIP');
 
 const MEDIA_TIMEOUT_MS = 2000;
@@ -176,6 +176,39 @@ describe.skipIf(skipReason !== undefined)('business-initiated calls: hold, offer
     expect(answer).toMatch(/m=audio \d+ RTP\/AVP 0 101/);
     expect(answer).toMatch(/a=recvonly/);
     expect(answer).not.toMatch(/a=sendrecv/);
+  }, 40_000);
+
+  it('a REFER from the PBX is taken (was 603): the target is called from the WhatsApp user, NOTIFY 100/180/200, BYE to the PBX', async () => {
+    const transfers = async () => (await e2e.gateway.metrics.transfers.get()).values.find((v) => v.labels.result === 'completed')?.value ?? 0;
+    const before = await transfers();
+    const target = await startSipp({ scenario: 'uas-answer', service: 'agent2', rtpEcho: true, timeoutSec: 30 });
+    try {
+      const { sip, call, waId } = await placeCall('uac-invite-refer', { referafter: '1500', referto: target.uri }, 1000);
+      const pbx = await sip.done;
+      expect(pbx.failed, pbx.errors).toBe(0);
+      expect(pbx.messages).toMatch(/SIP\/2.0 202/);
+      expect(pbx.messages).toContain('SIP/2.0 100 Trying');
+      expect(pbx.messages).toContain('SIP/2.0 200 OK\r\n');
+      expect(pbx.messages).toMatch(/BYE sip:/);
+      expect(await transfers()).toBe(before + 1);
+      await sleep(1200);
+      expect(call.isEnded).toBe(false);
+      expect(call.sipAgent).toContain(`:${target.port}`);
+      // The target echoes: the user hears its own tone again, through the new agent.
+      expect(lastHeard(user!, 600, 1000)[1000]!.detected).toBe(true);
+      const seen = target.messages();
+      expect(seen).toMatch(new RegExp(`From: [^\r\n]*${waId}`));
+      expect(seen).toMatch(/X-WA-Call-Id: /i);
+      expect(seen).toMatch(/Referred-By: <sip:\+15550001111@/);
+      await e2e.meta.userHangsUp(call.waCallId!);
+      await waitNoLiveCalls(e2e.gateway);
+      const t = await target.done;
+      expect(t.failed, t.errors).toBe(0);
+      expect(t.messages).toMatch(/BYE sip:/);
+      expect((await records(e2e.gateway)).find((r) => r.userWaId === waId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
+    } finally {
+      await target.stop();
+    }
   }, 40_000);
 
   it('click-to-call: the agent\'s re-INVITE a=sendonly holds (answered a=recvonly, music) and a=sendrecv resumes', async () => {
