@@ -189,3 +189,28 @@ describe('buildSdpAnswer', () => {
     expect(buildSdpAnswer(held('recvonly'), { address: '127.0.0.1', port: 30000 }).sdp).toContain('a=inactive\r\n');
   });
 });
+
+describe('buildSdpAnswer: streams we do not take', () => {
+  const video = ['m=video 50000 RTP/AVP 96', 'a=rtpmap:96 H264/90000'];
+  const audio = ['m=audio 40000 RTP/AVP 0 101', 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:101 telephone-event/8000'];
+  const head = ['v=0', 'o=phone 1 1 IN IP4 10.0.0.5', 's=-', 'c=IN IP4 10.0.0.5', 't=0 0'];
+  const mLines = (answer: string): string[] => answer.split(CRLF).filter((l) => l.startsWith('m='));
+
+  it('keeps the offer\'s m= lines in order, refusing video with port 0 (RFC 3264 §6)', () => {
+    expect(mLines(buildSdpAnswer(sdp(...head, ...audio, ...video), { address: '127.0.0.1', port: 30000 }).sdp))
+      .toEqual(['m=audio 30000 RTP/AVP 0 101', 'm=video 0 RTP/AVP 96']);
+    expect(mLines(buildSdpAnswer(sdp(...head, ...video, ...audio), { address: '127.0.0.1', port: 30000 }).sdp))
+      .toEqual(['m=video 0 RTP/AVP 96', 'm=audio 30000 RTP/AVP 0 101']);
+  });
+
+  it('answers a second audio stream with port 0 and uses the first', () => {
+    const answer = buildSdpAnswer(sdp(...head, ...audio, 'm=audio 40002 RTP/AVP 8', 'a=rtpmap:8 PCMA/8000'), { address: '127.0.0.1', port: 30000 });
+    expect(mLines(answer.sdp)).toEqual(['m=audio 30000 RTP/AVP 0 101', 'm=audio 0 RTP/AVP 8']);
+    expect(answer.remote.port).toBe(40000);
+  });
+
+  it('refuses an IPv6 media address: our media sockets are IPv4', () => {
+    expectSdpError(() => buildSdpAnswer(sdp('v=0', 'o=phone 1 1 IN IP6 2001:db8::5', 's=-', 'c=IN IP6 2001:db8::5', 't=0 0', ...audio), { address: '127.0.0.1', port: 30000 }), 'unsupported-address');
+  });
+});
+

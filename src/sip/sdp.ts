@@ -22,6 +22,7 @@ export type SdpErrorCode =
   | 'bad-port'
   | 'stream-rejected'
   | 'unsupported-transport'
+  | 'unsupported-address'
   | 'no-common-codec'
   | 'bad-option';
 
@@ -134,6 +135,9 @@ interface MediaLinesOptions {
   sessionId: string;
   sessionVersion: number;
   sessionName: string;
+  /** An answer's m= lines for the offer's other streams (port 0), before and after our audio section (RFC 3264 §6). */
+  rejectedBefore?: readonly string[];
+  rejectedAfter?: readonly string[];
 }
 
 function writeSdp(o: MediaLinesOptions): string {
@@ -147,6 +151,7 @@ function writeSdp(o: MediaLinesOptions): string {
     `s=${o.sessionName}`,
     `c=IN IP4 ${o.address}`,
     't=0 0',
+    ...(o.rejectedBefore ?? []),
     `m=audio ${o.port} RTP/AVP ${pts.join(' ')}`,
   ];
   for (const c of o.codecs) lines.push(`a=rtpmap:${c.pt} ${c.codec}/8000`);
@@ -156,6 +161,7 @@ function writeSdp(o: MediaLinesOptions): string {
   }
   lines.push(`a=ptime:${o.ptime}`);
   lines.push(`a=${o.direction}`);
+  if (o.rejectedAfter) lines.push(...o.rejectedAfter);
   return lines.join(CRLF) + CRLF;
 }
 
@@ -287,6 +293,9 @@ interface AudioSelection {
   parsed: ParsedSdp;
   /** Offered payload types per codec, remote order. */
   offered: { codec: G711Codec; pt: number }[];
+  /** Every m= line of the SDP, in order, and which one is the audio stream we use. */
+  media: readonly RawMedia[];
+  activeIndex: number;
   sessionVersion?: number;
 }
 
@@ -302,6 +311,8 @@ function selectAudio(sdp: string, opts: ParseSdpOptions): AudioSelection {
   }
   const connection = active.connection ?? raw.connection;
   if (!connection) throw new SdpError('no-connection', 'SDP has no c= line for the audio stream');
+  // Our media sockets are IPv4: an IPv6 peer would get a 200 OK and then silence.
+  if (connection.addressType === 'IP6') throw new SdpError('unsupported-address', `IPv6 media address ${connection.address} not supported (IPv4 only)`);
 
   const maps = rtpmaps(active.attributes);
   const offered: { codec: G711Codec; pt: number }[] = [];
@@ -353,7 +364,7 @@ function selectAudio(sdp: string, opts: ParseSdpOptions): AudioSelection {
   };
   if (dtmfPayloadType !== undefined) parsed.dtmfPayloadType = dtmfPayloadType;
   if (ptime !== undefined) parsed.ptime = ptime;
-  return { parsed, offered };
+  return { parsed, offered, media: raw.media, activeIndex: raw.media.indexOf(active) };
 }
 
 /** c=IN IP4 0.0.0.0: the old way of putting a call on hold, an address no media goes to. */
@@ -403,7 +414,10 @@ export function answerDirection(d: MediaDirection): MediaDirection {
 
 /** Answer a SIP offer (inbound INVITE). Throws SdpError when nothing acceptable is offered. */
 export function buildSdpAnswer(offer: string, opts: SdpAnswerOptions): SdpAnswer {
-  const { parsed, offered } = selectAudio(offer, { prefer: 'local', ...(opts.codecs ? { codecs: opts.codecs } : {}) });
+  const { parsed, offered, media, activeIndex } = selectAudio(offer, { prefer: 'local', ...(opts.codecs ? { codecs: opts.codecs } : {}) });
+  // The answer has as many m= lines as the offer, in its order; the streams we do not take (video, a second audio)
+  // are refused with port 0 (RFC 3264 §6), or the offerer may drop the whole answer.
+  const refuse = (m: RawMedia): string => `m=${m.media} 0 ${m.proto} ${m.fmts[0] ?? '0'}`;
   const chosen = offered.find((o) => o.codec === parsed.codec);
   if (!chosen) throw new SdpError('no-common-codec', 'no common codec');
   const useDtmf = opts.dtmf !== false && parsed.dtmfPayloadType !== undefined;
@@ -419,6 +433,8 @@ export function buildSdpAnswer(offer: string, opts: SdpAnswerOptions): SdpAnswer
     sessionId: opts.sessionId ?? defaultSessionId(),
     sessionVersion: opts.sessionVersion ?? 1,
     sessionName: sanitizeSessionName(opts.sessionName ?? 'wa-sip-gateway'),
+    rejectedBefore: media.slice(0, activeIndex).map(refuse),
+    rejectedAfter: media.slice(activeIndex + 1).map(refuse),
   });
   const remote: ParsedSdp = { ...parsed };
   if (!useDtmf) delete remote.dtmfPayloadType;
