@@ -4,6 +4,7 @@
  * requests do — re-INVITE / UPDATE → hold / media follows (hold.ts), REFER → blind or attended transfer
  * (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
  */
+import { parseDtmfInfo } from '../sip/dtmf-info.js';
 import { agentHangup } from './agent-hangup.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SipDialog, SipInviteOptions } from '../sip/agent.js';
@@ -80,6 +81,10 @@ export class AgentSide {
       // A transferor commonly hangs up right after 202 or the first NOTIFY: the transfer decides what happens.
       if (this.transferring) return;
       this.opts.end(agentHangup(end));
+    });
+    dialog.on('info', (info) => {
+      const d = dialog === this.dialog ? parseDtmfInfo(info.contentType, info.body) : undefined;
+      if (d) media.sipInfoDigit(d.digit, d.durationMs);
     });
     dialog.on('refer', (refer) => {
       if (dialog !== this.dialog || call.isEnded) return refer.reject(481);

@@ -1,3 +1,4 @@
+import type { DtmfDigit } from '../media/rtp-packet.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import { PortPool } from '../media/port-pool.js';
@@ -245,6 +246,15 @@ export class MediaSession {
    */
   setSipInfoSender(send: (contentType: string, body: string) => Promise<number>): void {
     this.infoSender = send;
+  }
+
+  /** A digit the PBX sent in SIP INFO (sip/dtmf-info.ts): toward WhatsApp as RFC 4733, like one sent in RTP. */
+  sipInfoDigit(digit: DtmfDigit, durationMs: number): void {
+    if (!this.bridge) {
+      this.call.logger.debug({ digit }, 'SIP INFO DTMF before media: dropped');
+      return;
+    }
+    this.bridge.sipInfoDigit(digit, durationMs);
   }
 
   private relayDtmfAsInfo(digit: string, durationMs: number): void {

@@ -636,11 +636,20 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     return out;
   }
 
+  /** A digit the PBX sent in SIP INFO: reported and relayed to WhatsApp as if it had come as RFC 4733. */
+  sipInfoDigit(digit: DtmfDigit, durationMs: number): void {
+    this.relayDigit('sip', digit, digitToEvent(digit), durationMs);
+  }
+
   private onDigit(from: MediaLegName, d: DtmfDigitEvent): void {
-    this.emit('dtmf', { from, digit: d.digit, durationMs: d.durationMs });
-    const durationMs = Math.max(60, Math.min(d.durationMs || 100, 2000));
-    if (from === 'whatsapp' && this.sipDtmfPayloadType !== null) this.sipDtmfTx.enqueue(d.event, durationMs);
-    else if (from === 'sip' && this.wa.dtmfPayloadType !== null) this.waDtmfTx.enqueue(d.event, durationMs);
+    this.relayDigit(from, d.digit, d.event, d.durationMs);
+  }
+
+  private relayDigit(from: MediaLegName, digit: DtmfDigit, event: number, rawDurationMs: number): void {
+    this.emit('dtmf', { from, digit, durationMs: rawDurationMs });
+    const durationMs = Math.max(60, Math.min(rawDurationMs || 100, 2000));
+    if (from === 'whatsapp' && this.sipDtmfPayloadType !== null) this.sipDtmfTx.enqueue(event, durationMs);
+    else if (from === 'sip' && this.wa.dtmfPayloadType !== null) this.waDtmfTx.enqueue(event, durationMs);
   }
 
   private readonly onTick = (skipped: number): void => {
