@@ -5,7 +5,7 @@
  * (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
  */
 import { parseDtmfInfo } from '../sip/dtmf-info.js';
-import { agentHangup } from './agent-hangup.js';
+import { agentHangup, byeFor } from './agent-hangup.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SipDialog, SipInviteOptions } from '../sip/agent.js';
 import type { TransferConfig } from '../config/routing-schema.js';
@@ -70,7 +70,7 @@ export class AgentSide {
    */
   hangUp(end: EndReason): Promise<void> | undefined {
     if (end.by === 'sip' && !this.dialog.active) return undefined;
-    return this.dialog.bye();
+    return this.dialog.bye(byeFor(end));
   }
 
   private watch(dialog: SipDialog): void {

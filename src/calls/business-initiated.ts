@@ -13,6 +13,7 @@ import { generatedMelody, LoopingPcm } from './hold-music.js';
 import type { MediaLegName } from '../media/bridge.js';
 import { PbxGuard } from './pbx-guard.js';
 import { startAgentSide, type AgentSide } from './agent-side.js';
+import { byeFor } from './agent-hangup.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
 import { businessNumberBlocked, COUNTRY_BLOCKED_REFUSAL } from './business-region.js';
@@ -126,7 +127,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   call.onTeardown((end) => {
     if (agent) return agent.hangUp(end);
     if (dialog) {
-      if (end.by !== 'sip') return dialog.bye();
+      if (end.by !== 'sip') return dialog.bye(byeFor(end));
       return;
     }
     if (invite.responded) return;
@@ -344,7 +345,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   const cancelAgent = new AbortController();
   call.onTeardown((e) => {
     if (agent) return agent.hangUp(e);
-    if (dialog) return e.by === 'sip' ? undefined : dialog.bye();
+    if (dialog) return e.by === 'sip' ? undefined : dialog.bye(byeFor(e));
     cancelAgent.abort();
   });
   const media = deps.media.create(call);

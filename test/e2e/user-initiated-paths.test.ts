@@ -102,6 +102,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     const record = await recordFor(callId);
     expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
     await waitFor(() => run.messages().includes('BYE sip:') || undefined, 'BYE at the agent');
+    expect(run.messages()).toMatch(/BYE sip:[\s\S]*Reason: Q\.850;cause=16;text="WhatsApp user hung up"/);
     expect(actions(callId)).toEqual(['pre_accept:200', 'accept:200']);
   });
 

@@ -89,6 +89,8 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: setup failures a
       expect(record).toMatchObject({ outcome: 'answered', cause: 'media_timeout_sip', endedBy: 'gateway' });
       expect(record!.durationSeconds).toBeGreaterThan(1.5);
       expect(await metricValue(e2e, 'wagw_media_timeouts_total', { leg: 'sip' })).toBeGreaterThanOrEqual(1);
+      // The PBX learns why (RFC 3326): a timer ran out, and which.
+      await waitFor(() => /BYE sip:[\s\S]*Reason: Q\.850;cause=102;text="media_timeout_sip"/.test(agent.messages()) || undefined, 'BYE with its Reason at the agent');
     } finally {
       await wa.close();
     }
