@@ -387,6 +387,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
       dialog = await deps.sip.invite({
         uri: req.agent, from: ctx.from, headers: ctx.headers, sdp: sipOffer, signal: cancelAgent.signal,
         timeoutMs: config.sip.ringTimeoutMs,
+        responseTimeoutMs: config.sip.responseTimeoutMs,
         onProvisional: (status) => call.logger.info({ status }, 'agent side provisional response'),
       });
     } catch (err) {

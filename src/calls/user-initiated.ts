@@ -183,6 +183,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
       sdp: sipOffer,
       signal: cancel.signal,
       timeoutMs: route.ringTimeoutMs,
+      responseTimeoutMs: deps.config.sip.responseTimeoutMs,
       logger: call.logger,
       onProvisional: (status) => call.logger.info({ status }, 'agent side provisional response'),
     }, (failed, next) => {

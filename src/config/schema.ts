@@ -78,6 +78,8 @@ export const configSchema = z.strictObject({
     drachtioHost: z.string().min(1).default('127.0.0.1'),
     drachtioPort: port.default(9022),
     ringTimeoutMs: z.number().int().min(1000).max(55_000).default(25_000),
+    // A target that sends no 18x or final response within this long is given up (408) and the next one tried; 0 = off.
+    responseTimeoutMs: z.number().int().min(0).max(55_000).default(8000),
     codecs: z.array(z.enum(['PCMU', 'PCMA'])).min(1).default(['PCMU', 'PCMA']),
     // DTMF from WhatsApp when the PBX negotiated no telephone-event: SIP INFO application/dtmf-relay, or dropped.
     dtmfWithoutTelephoneEvent: z.enum(['info', 'drop']).default('info'),
@@ -85,7 +87,7 @@ export const configSchema = z.strictObject({
     // IPv4/CIDR; empty = any), and never to a user=phone URI unless refuseUserPhoneTargets is off.
     allowedTargetHosts: z.array(z.string().min(1)).default([]),
     refuseUserPhoneTargets: z.boolean().default(true),
-  }).default({ drachtioHost: '127.0.0.1', drachtioPort: 9022, ringTimeoutMs: 25_000, codecs: ['PCMU', 'PCMA'], dtmfWithoutTelephoneEvent: 'info', allowedTargetHosts: [], refuseUserPhoneTargets: true }),
+  }).default({ drachtioHost: '127.0.0.1', drachtioPort: 9022, ringTimeoutMs: 25_000, responseTimeoutMs: 8000, codecs: ['PCMU', 'PCMA'], dtmfWithoutTelephoneEvent: 'info', allowedTargetHosts: [], refuseUserPhoneTargets: true }),
   media: z.strictObject({
     bindAddress: z.string().min(1).default('0.0.0.0'),
     sipMediaAddress: sipMediaAddress.default('127.0.0.1'),

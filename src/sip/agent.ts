@@ -562,6 +562,8 @@ export interface SipInviteOptions {
   onProvisional?: (status: number, info: { reason: string; sdp?: string }) => void;
   /** No final response within this long → CANCEL, reject with SipCallFailure 408. */
   timeoutMs?: number;
+  /** No provisional (18x) or final response within this long → give up at once, SipCallFailure 408 'No response'. */
+  responseTimeoutMs?: number;
   /** Logger of the call this INVITE belongs to. */
   logger?: Logger;
 }
@@ -717,11 +719,13 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       let gotProvisional = false;
       let graceTimer: NodeJS.Timeout | undefined;
       let timeoutTimer: NodeJS.Timeout | undefined;
+      let responseTimer: NodeJS.Timeout | undefined;
 
       const cleanup = (): void => {
         settled = true;
         clearTimeout(graceTimer);
         clearTimeout(timeoutTimer);
+        clearTimeout(responseTimer);
         opts.signal?.removeEventListener('abort', onAbort);
         this.pending.delete(entry);
       };
@@ -761,6 +765,11 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       if (opts.timeoutMs !== undefined) {
         timeoutTimer = setTimeout(() => cancel(new SipCallFailure(408, 'Request Timeout')), opts.timeoutMs);
+      }
+      if (opts.responseTimeoutMs) {
+        responseTimer = setTimeout(() => {
+          if (!gotProvisional) cancel(new SipCallFailure(408, 'No response'));
+        }, opts.responseTimeoutMs);
       }
 
       log.info('sending INVITE');

@@ -4,6 +4,7 @@
  * business hours with an injected clock (inside, outside, holiday), the HTTP routing hook (answer, timeout, error),
  * and a configuration reload while a call is live.
  */
+import dgram from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
@@ -16,7 +17,7 @@ import { startGraphFront, startHookServer, type TestServer } from './routing-hel
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 7;
+const TESTS = 8;
 if (skipReason) noteSkipped(skipReason, TESTS, 'routing');
 
 const PNID_B = '555000111222';
@@ -136,6 +137,34 @@ describe.skipIf(skipReason !== undefined)('routing for several brands', () => {
     expect(a.messages()).toContain('INVITE sip:');
     expect((await e2e.gateway.metrics.sipFailovers.get()).values[0]?.value).toBe(failoversBefore + 1);
     expect(await hangUp(e2e.meta, callId)).toMatchObject({ outcome: 'answered', sipTarget: uri('a') });
+  });
+
+  it('a first target that answers nothing is given up after sip.responseTimeoutMs, well before the ring timeout', async () => {
+    // A PBX that is down but whose address still swallows datagrams (no ICMP): only a timer can tell. Its own port:
+    // drachtio-server retransmits the INVITE there for 32 s (no CANCEL without a provisional, RFC 3261 §9.1).
+    const silent = dgram.createSocket('udp4');
+    let invites = 0;
+    silent.on('message', (m) => { if (m.toString('latin1').startsWith('INVITE ')) invites++; });
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+    const a = await agent('a');
+    const sip = e2e.gateway.deps.config.sip;
+    sip.responseTimeoutMs = 800;
+    reload(routingConfig({ routes: { support: { targets: [`sip:down@127.0.0.1:${silent.address().port}`, uri('a')] }, sales: { targets: [uri('sales')] }, 'brand-b': { targets: [uri('b')] } } }));
+    try {
+      const t0 = Date.now();
+      const { callId } = await e2e.meta.userCalls(user);
+      await waitFor(() => a.messages().includes('INVITE sip:') || undefined, 'INVITE at the second target');
+      // The route rings each target for sip.ringTimeoutMs (3 s here): without the response timer the second target
+      // would get its INVITE only after that.
+      expect(Date.now() - t0).toBeLessThan(2500);
+      expect(invites).toBeGreaterThanOrEqual(1);
+      expect((await e2e.meta.waitForAction(callId, 'accept')).status).toBe(200);
+      expect(await hangUp(e2e.meta, callId)).toMatchObject({ outcome: 'answered', sipTarget: uri('a') });
+    } finally {
+      reload(routingConfig());
+      e2e.gateway.deps.config.sip.responseTimeoutMs = 8000;
+      silent.close();
+    }
   });
 
   it('never sends an INVITE to a user=phone target (§3.6: no PSTN on any leg): the next target takes the call', async () => {
