@@ -23,9 +23,23 @@ export class SipCallFailure extends Error {
     readonly reason: string,
     /** Reason header (RFC 3326) of the final response, when the far end sent one. */
     readonly reasonHeader?: string,
+    /** A 3xx's Contact URIs, best first (RFC 3261 §8.1.3.4): where the far end says to try instead. */
+    readonly redirectTo?: readonly string[],
   ) {
     super(`SIP call failed: ${status} ${reason}`);
   }
+}
+
+/** The URIs of a Contact header value, highest q first (a missing q counts as 1). */
+export function contactUris(value: string): string[] {
+  const entries: { uri: string; q: number }[] = [];
+  for (const m of value.matchAll(/(?:[^<,]*<([^>]*)>|\s*([^,;<>\s]+))([^,]*)/g)) {
+    const uri = (m[1] ?? m[2] ?? '').trim();
+    if (!/^sips?:/i.test(uri)) continue;
+    const q = /;\s*q\s*=\s*([\d.]+)/i.exec(m[3] ?? '');
+    entries.push({ uri, q: q ? Number(q[1]) : 1 });
+  }
+  return entries.sort((a, b) => b.q - a.q).map((e) => e.uri);
 }
 
 /** The INVITE was never sent: local policy refuses its target (target-policy.ts). Another target may be allowed. */
@@ -822,7 +836,8 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
                 return;
               }
               log.info({ status: err.status }, `INVITE failed: ${err.status} ${err.reason ?? ''}`);
-              fail(new SipCallFailure(err.status, err.reason ?? 'failed', reasonHeader));
+              const contact = err.status >= 300 && err.status < 400 ? err.res?.get('Contact') : undefined;
+              fail(new SipCallFailure(err.status, err.reason ?? 'failed', reasonHeader, contact ? contactUris(contact) : undefined));
               return;
             }
             const message = err instanceof Error ? err.message : String(err);

@@ -17,7 +17,7 @@ import { startGraphFront, startHookServer, type TestServer } from './routing-hel
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 8;
+const TESTS = 9;
 if (skipReason) noteSkipped(skipReason, TESTS, 'routing');
 
 const PNID_B = '555000111222';
@@ -165,6 +165,18 @@ describe.skipIf(skipReason !== undefined)('routing for several brands', () => {
       e2e.gateway.deps.config.sip.responseTimeoutMs = 8000;
       silent.close();
     }
+  });
+
+  it('follows a 302 from the first target (call forwarding) to its Contact, ahead of the route\'s next target', async () => {
+    const forwarder = await agent('refuser', 'uas-redirect' as SippScenario, { contact: uri('sales') });
+    const sales = await agent('sales');
+    const a = await agent('a');
+    const { callId } = await e2e.meta.userCalls(user);
+    expect((await e2e.meta.waitForAction(callId, 'accept')).status).toBe(200);
+    expect(forwarder.messages()).toMatch(/SIP\/2.0 302/);
+    expect(sales.messages()).toContain('INVITE sip:');
+    expect(a.messages()).not.toContain('INVITE sip:');
+    expect(await hangUp(e2e.meta, callId)).toMatchObject({ outcome: 'answered', sipTarget: uri('sales') });
   });
 
   it('never sends an INVITE to a user=phone target (§3.6: no PSTN on any leg): the next target takes the call', async () => {

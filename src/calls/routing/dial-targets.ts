@@ -1,7 +1,8 @@
 /**
  * Rings a route's SIP targets one after another until one answers: the next target is tried after a 5xx, a 408
  * (no final answer within the ring timeout, or an unreachable target), a transport error or a target our policy
- * refuses (never sent, sip/target-policy.ts); a 4xx/6xx final answer
+ * refuses (never sent, sip/target-policy.ts); a 3xx redirect (call forwarding) is followed to its Contact URIs, which
+ * are tried next (at most MAX_REDIRECTS times per call, each through the same target policy); a 4xx/6xx final answer
  * (busy, decline, not found...) is the callee's answer and ends the search. Round-robin routes start at the target
  * after the one the previous call started at.
  */
@@ -35,6 +36,8 @@ export function shouldFailOver(status: number): boolean {
 }
 
 const rrCounters = new Map<string, number>();
+/** Redirects followed per call: enough for a forward of a forward, not for a loop. */
+const MAX_REDIRECTS = 3;
 
 /** The order to try targets in: as configured (failover) or rotated one step per call (round_robin). */
 export function targetOrder(route: { route: string; targets: readonly string[]; strategy: 'failover' | 'round_robin' }): string[] {
@@ -52,9 +55,11 @@ export async function dialTargets(
   onFailover?: (attempt: DialAttempt, next: string) => void,
 ): Promise<DialResult> {
   const failed: DialAttempt[] = [];
+  const queue = [...targets];
+  let redirects = 0;
   let last: SipCallFailure = new SipCallFailure(500, 'no SIP target');
-  for (let i = 0; i < targets.length; i++) {
-    const target = targets[i]!;
+  for (let i = 0; i < queue.length; i++) {
+    const target = queue[i]!;
     if (base.signal?.aborted) throw new DialFailure(failed, new SipCallFailure(487, 'Request Terminated'));
     try {
       const dialog = await invite({ ...base, uri: target });
@@ -62,8 +67,13 @@ export async function dialTargets(
     } catch (err) {
       last = err instanceof SipCallFailure ? err : new SipCallFailure(500, err instanceof Error ? err.message : String(err));
       failed.push({ target, status: last.status, reason: last.reason });
-      const next = targets[i + 1];
-      if (next === undefined || base.signal?.aborted || !(shouldFailOver(last.status) || last instanceof TargetNotAllowed)) break;
+      if (last.redirectTo?.length && redirects < MAX_REDIRECTS && !base.signal?.aborted) {
+        redirects++;
+        queue.splice(i + 1, 0, ...last.redirectTo.filter((uri) => !queue.includes(uri)));
+      }
+      const next = queue[i + 1];
+      const redirected = last.status >= 300 && last.status < 400 && next !== undefined;
+      if (next === undefined || base.signal?.aborted || !(redirected || shouldFailOver(last.status) || last instanceof TargetNotAllowed)) break;
       onFailover?.({ target, status: last.status, reason: last.reason }, next);
     }
   }

@@ -133,6 +133,27 @@ describe('dialling targets', () => {
     await expect(busy).rejects.toBeInstanceOf(DialFailure);
     await expect(busy).rejects.toMatchObject({ status: 486, attempts: [{ target: 'sip:a@x', status: 486 }] });
   });
+  it('follows a 3xx to its Contact URIs before the next target, never back to a tried one, at most three times', async () => {
+    const base = { from: { user: '+1' }, sdp: '' } as never;
+    const tried: string[] = [];
+    const busy = dialTargets(async (o) => {
+      tried.push(o.uri);
+      if (o.uri === 'sip:a@x') throw new SipCallFailure(302, 'Moved Temporarily', undefined, ['sip:fwd@y', 'sip:a@x']);
+      throw new SipCallFailure(486, 'Busy Here');
+    }, ['sip:a@x', 'sip:b@x'], base);
+    // The forwarded-to phone is busy: that is the answer, the route's next target is not rung.
+    await expect(busy).rejects.toMatchObject({ status: 486 });
+    expect(tried).toEqual(['sip:a@x', 'sip:fwd@y']);
+    tried.length = 0;
+    const r = await dialTargets(async (o) => {
+      tried.push(o.uri);
+      const hop = /^sip:r(\d)@y$/.exec(o.uri);
+      if (o.uri === 'sip:a@x' || hop) throw new SipCallFailure(302, 'Moved Temporarily', undefined, [`sip:r${hop ? Number(hop[1]) + 1 : 1}@y`]);
+      return fakeDialog;
+    }, ['sip:a@x', 'sip:b@x'], base);
+    expect(tried).toEqual(['sip:a@x', 'sip:r1@y', 'sip:r2@y', 'sip:r3@y', 'sip:b@x']);
+    expect(r.target).toBe('sip:b@x');
+  });
   it('round-robin starts one further each call', () => {
     const route = { route: 'rr-test', targets: ['a', 'b', 'c'], strategy: 'round_robin' as const };
     expect([targetOrder(route)[0], targetOrder(route)[0], targetOrder(route)[0], targetOrder(route)[0]]).toEqual(['a', 'b', 'c', 'a']);
