@@ -100,11 +100,14 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   const waId = waIdFromUser(choice.dialedUser);
   if (!waId) return refuseEarly('bad_target', { status: 484, text: 'Request-URI user is not an E.164 number' });
   if (businessNumberBlocked(number.displayNumber, cfg.blockedCountryCodes)) return refuseEarly(COUNTRY_BLOCKED_REFUSAL.cause, COUNTRY_BLOCKED_REFUSAL);
-  if (!invite.sdp) return refuseEarly('no_sdp', { status: 488, text: 'INVITE without SDP offer (delayed offer) not supported' });
-  try {
-    parseSdp(invite.sdp, { codecs: config.sip.codecs });
-  } catch (err) {
-    return refuseEarly('sdp', { status: 488, text: `SDP offer unusable: ${(err as Error).message}` });
+  // An INVITE without SDP (delayed offer, CUCM's default): our 200 OK carries the offer and the PBX's ACK the answer.
+  const delayedOffer = !invite.sdp.trim();
+  if (!delayedOffer) {
+    try {
+      parseSdp(invite.sdp, { codecs: config.sip.codecs });
+    } catch (err) {
+      return refuseEarly('sdp', { status: 488, text: `SDP offer unusable: ${(err as Error).message}` });
+    }
   }
 
   const call = new Call({
@@ -181,11 +184,12 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   call.onTeardown(() => clearTimeout(setupTimer));
 
   let offerSdp: string;
-  let sipAnswer: string;
+  /** Our SDP in the 200 OK to the PBX: the answer to its offer, or (delayed offer) our own offer. */
+  let sipSdp: string;
   try {
     offerSdp = await media.offerWhatsApp(keyExchangeFor(deps, number));
     if (call.isEnded) return;
-    sipAnswer = await media.answerSip(invite.sdp);
+    sipSdp = delayedOffer ? await media.sipOffer(config.sip.codecs) : await media.answerSip(invite.sdp);
   } catch (err) {
     if (err instanceof SdpError) return refuse({ status: 488, text: `SDP offer unusable: ${err.message}`, cause: 'sip_sdp_unusable' });
     call.logger.error({ err: (err as Error).message }, 'media setup failed');
@@ -201,14 +205,14 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
     if (call.isEnded) return;
     if (!ok) return refuse({ status: 500, text: 'WhatsApp media could not be set up', cause: 'whatsapp_answer_missing' });
     try {
-      media.bridgeSip();
+      if (!delayedOffer) media.bridgeSip();
     } catch (err) {
       call.logger.error({ err: (err as Error).message }, 'bridge setup failed');
       return refuse({ status: 500, text: 'Media bridge could not be set up', cause: 'bridge_failed' });
     }
     try {
       sipAnswering = true;
-      dialog = await invite.answer({ sdp: sipAnswer });
+      dialog = await invite.answer({ sdp: sipSdp });
       // Hold, re-INVITE, UPDATE, REFER and BYE from the PBX: the agent side every call direction shares. A transfer
       // target is called as a user-initiated call's agent would be: from the WhatsApp user, with the call's context.
       const ctx = waContextToSip({ callId: call.waCallId ?? '', phoneNumberId: number.phoneNumberId, waId });
@@ -224,6 +228,17 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
       return;
     }
     markAnswered('ACCEPTED');
+    if (delayedOffer) {
+      const answer = await dialog.ackAnswer();
+      if (call.isEnded) return;
+      try {
+        if (!answer) throw new SdpError('malformed', 'no SDP answer in the ACK');
+        media.connectSip(answer);
+      } catch (err) {
+        call.logger.warn({ err: (err as Error).message }, 'the PBX\'s answer to our delayed offer is unusable');
+        return fail({ by: 'gateway', outcome: 'answered', cause: 'sip_sdp_unusable' });
+      }
+    }
     media.startWhatsAppMedia((leg) => {
       metrics.mediaTimeouts.inc({ leg });
       fail({ by: 'gateway', outcome: 'answered', cause: `media_timeout_${leg}` });

@@ -256,6 +256,25 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
     });
   }
 
+  /**
+   * The SDP answer in the ACK to our 200 OK, for an INVITE that came without an offer (delayed offer, RFC 3261 §13.2.1:
+   * our 200 carried the offer). Undefined when no ACK came within timeoutMs or it carried no SDP.
+   */
+  ackAnswer(timeoutMs = 5000): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      let done = false;
+      const settle = (sdp: string | undefined): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(sdp);
+      };
+      const timer = setTimeout(() => settle(undefined), timeoutMs);
+      this.dlg.on('ack', (req: Srf.SrfRequest) => settle(req.body || undefined));
+      void this.done.then(() => settle(undefined));
+    });
+  }
+
   /** The far end's SDP (updated by re-INVITEs). */
   get remoteSdp(): string {
     return this.dlg.remote.sdp;

@@ -13,7 +13,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 25;
+const TESTS = 26;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -165,6 +165,21 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     expect(placed.state).toBe('ended');
     expect(await metric('wagw_uncertain_connects_terminated_total', {})).toBe(before + 1);
     expect(await recordTo(waId)).toMatchObject({ outcome: 'failed', sipStatus: 500 });
+  });
+
+  it('a delayed-offer INVITE (no SDP, CUCM\'s default): our 200 OK carries the offer, the ACK\'s answer is applied and RTP flows to it', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId, name: 'Dee' }, { permission: 'temporary' });
+    run = await startSipp({ scenario: 'uac-invite-delayed-offer' as SippScenario, service: `+${waId}`, remote: `127.0.0.1:${e2e.drachtio.sipPort}`, durationMs: 2000, timeoutSec: 25, rtpEcho: true });
+    const placed = await e2e.meta.waitForConnect(waId);
+    await e2e.meta.userAnswers(placed.id);
+    await e2e.meta.waitForAction(placed.id, 'terminate', 15_000);
+    expect((await run.done).successful).toBe(1);
+    expect(run.messages()).toMatch(/SIP\/2.0 200 OK[\s\S]*m=audio \d+ RTP\/AVP 0 8 101/);
+    const record = await recordTo(waId);
+    expect(record).toMatchObject({ outcome: 'answered', endedBy: 'sip', cause: 'agent_hangup' });
+    // sipp echoes what reaches the port its ACK named: packets back mean the gateway sent there.
+    expect(record.quality?.sip?.packetsIn).toBeGreaterThan(20);
   });
 
   it('an INVITE from a source not allowed gets 403 and causes no Graph request at all', async () => {
