@@ -1,3 +1,4 @@
+import { outboundCredentialsFor } from './sip/digest.js';
 import type { GatewayConfig, Secrets } from './config/schema.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -69,6 +70,8 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const sip = new SipAgent({
     host: config.sip.drachtioHost, port: config.sip.drachtioPort, secret: secrets.drachtioSecret, logger,
     targetRefusal: (uri) => targetRefusal(uri, deps.config.sip),
+    // Read per INVITE, so a reload with new secrets applies to the next one.
+    outboundCredentials: (uri) => outboundCredentialsFor(uri, currentSecrets.sipOutboundCredentials ?? new Map()),
   });
   sip.on('connected', () => metrics.drachtioConnected.set(1));
   sip.on('disconnected', () => metrics.drachtioConnected.set(0));

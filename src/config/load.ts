@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type GatewayConfig, type Secrets } from './schema.js';
-import { parseSipCredentials } from '../sip/digest.js';
+import { parseOutboundCredentials, parseSipCredentials } from '../sip/digest.js';
 
 /** Exit code for a configuration error (EX_CONFIG in sysexits.h). */
 export const EXIT_CONFIG = 78;
@@ -184,7 +184,8 @@ function secret(env: NodeJS.ProcessEnv, name: string): string {
 
 /**
  * Secrets: WAGW_GRAPH_TOKEN, WAGW_APP_SECRET, WAGW_VERIFY_TOKEN, WAGW_DRACHTIO_SECRET, WAGW_ADMIN_KEYS
- * ("name:role:key,…"), WAGW_SIP_CREDENTIALS ("user:password,…"); each may instead be read from the file named by <NAME>_FILE.
+ * ("name:role:key,…"), WAGW_SIP_CREDENTIALS ("user:password,…"), WAGW_SIP_OUTBOUND_CREDENTIALS ("host=user:password,…");
+ * each may instead be read from the file named by <NAME>_FILE.
  */
 export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
   const adminKeys = new Map<string, string>();
@@ -211,6 +212,8 @@ export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
   // SIP digest credentials of PBX trunks: "user:password,…" (the password may contain ':', not ',').
   const sip = parseSipCredentials(secret(env, 'WAGW_SIP_CREDENTIALS'));
   problems.push(...sip.problems);
+  const outbound = parseOutboundCredentials(secret(env, 'WAGW_SIP_OUTBOUND_CREDENTIALS'));
+  problems.push(...outbound.problems);
   if (problems.length) throw new ConfigError(problems);
   return {
     graphToken: secret(env, 'WAGW_GRAPH_TOKEN'),
@@ -219,5 +222,6 @@ export function loadSecrets(env: NodeJS.ProcessEnv = process.env): Secrets {
     drachtioSecret: secret(env, 'WAGW_DRACHTIO_SECRET') || 'cymru',
     adminKeys,
     sipCredentials: sip.credentials,
+    sipOutboundCredentials: outbound.credentials,
   };
 }

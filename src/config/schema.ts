@@ -174,4 +174,6 @@ export interface Secrets {
   apps?: Map<string, { appSecret: string; graphToken: string }>;
   /** SIP digest credentials of PBX trunks (username → password): WAGW_SIP_CREDENTIALS ("user:password,…"). */
   sipCredentials?: Map<string, string>;
+  /** What the gateway answers a PBX's 401/407 with, by target host: WAGW_SIP_OUTBOUND_CREDENTIALS ("host=user:password,…"). */
+  sipOutboundCredentials?: Map<string, { username: string; password: string }>;
 }

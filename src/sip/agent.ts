@@ -571,6 +571,8 @@ export interface SipAgentOptions {
   fromHost?: string;
   /** Why an INVITE to this URI must not be sent (target-policy.ts), or null: read per INVITE, so a reload applies. */
   targetRefusal?: (uri: string) => string | null;
+  /** The credentials to answer this target's 401/407 challenge with (digest.ts outboundCredentialsFor), if any. */
+  outboundCredentials?: (uri: string) => { username: string; password: string } | undefined;
   /** Retry-After seconds on the automatic 503 while draining (default 30). */
   drainRetryAfterSeconds?: number;
   /**
@@ -743,6 +745,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
     }
     // The call's own logger, when given, puts the gateway call id on every line about this INVITE and its dialog.
     const log = (opts.logger ?? this.log).child({ target: opts.uri });
+    const auth = this.opts.outboundCredentials?.(opts.uri);
 
     return new Promise<SipDialog>((resolve, reject) => {
       let req: Srf.SrfRequest | undefined;
@@ -809,7 +812,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       srf
         .createUAC(
           opts.uri,
-          { localSdp: opts.sdp, headers },
+          { localSdp: opts.sdp, headers, ...(auth ? { auth } : {}) },
           {
             cbRequest: (err, sent) => {
               if (err || !sent) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DigestAuthenticator, digestResponse, parseDigestHeader, parseSipCredentials } from './digest.js';
+import { DigestAuthenticator, digestResponse, outboundCredentialsFor, parseDigestHeader, parseOutboundCredentials, parseSipCredentials } from './digest.js';
 
 const creds = (m: Record<string, string>) => ({ lookup: (u: string) => m[u] });
 
@@ -95,3 +95,20 @@ describe('parseSipCredentials', () => {
     expect(problems.join('\n')).not.toContain('broken');
   });
 });
+
+describe('outbound credentials (WAGW_SIP_OUTBOUND_CREDENTIALS)', () => {
+  it('are found by the target URI\'s host, else by *', () => {
+    const { credentials, problems } = parseOutboundCredentials('PBX.example.com=gw:pa:ss=1, *=any:fallback');
+    expect(problems).toEqual([]);
+    expect(outboundCredentialsFor('sip:queue@pbx.example.com:5060;transport=udp', credentials)).toEqual({ username: 'gw', password: 'pa:ss=1' });
+    expect(outboundCredentialsFor('sip:agent@10.0.0.9', credentials)).toEqual({ username: 'any', password: 'fallback' });
+    expect(outboundCredentialsFor('sip:agent@10.0.0.9', parseOutboundCredentials('pbx=gw:x').credentials)).toBeUndefined();
+  });
+  it('name a bad entry by its position, never its text', () => {
+    const { problems } = parseOutboundCredentials('pbx=gw:ok, hunter2-no-host, pbx2=:nouser');
+    expect(problems).toHaveLength(2);
+    expect(problems.join('\n')).toMatch(/entry 2 of 3/);
+    expect(problems.join('\n')).not.toMatch(/hunter2|nouser/);
+  });
+});
+

@@ -187,3 +187,32 @@ export function parseSipCredentials(text: string): { credentials: Map<string, st
   }
   return { credentials, problems };
 }
+
+/** Credentials the gateway answers a PBX's 401/407 challenge with, by the host of the INVITE's target. */
+export type OutboundCredentials = ReadonlyMap<string, { username: string; password: string }>;
+
+/**
+ * WAGW_SIP_OUTBOUND_CREDENTIALS: "host=user:password,…" (host as in the target URI, case-insensitive; `*` for any
+ * other host; the password may contain ':' and '=', not ','). Problems name the entry by position, never its text.
+ */
+export function parseOutboundCredentials(text: string): { credentials: Map<string, { username: string; password: string }>; problems: string[] } {
+  const credentials = new Map<string, { username: string; password: string }>();
+  const problems: string[] = [];
+  const entries = text.split(',').map((s) => s.trim()).filter(Boolean);
+  entries.forEach((entry, i) => {
+    const m = /^([^=\s]+)=([^:\s"\\]+):(.+)$/.exec(entry);
+    if (!m) {
+      problems.push(`config error: WAGW_SIP_OUTBOUND_CREDENTIALS entry ${i + 1} of ${entries.length}: expected host=user:password`);
+      return;
+    }
+    credentials.set(m[1]!.toLowerCase(), { username: m[2]!, password: m[3]! });
+  });
+  return { credentials, problems };
+}
+
+/** The credentials for an INVITE to `uri`: its host's entry, else the `*` entry. */
+export function outboundCredentialsFor(uri: string, credentials: OutboundCredentials): { username: string; password: string } | undefined {
+  const host = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^;:?>]+)/i.exec(uri)?.[1]?.toLowerCase();
+  return (host !== undefined ? credentials.get(host) : undefined) ?? credentials.get('*');
+}
+

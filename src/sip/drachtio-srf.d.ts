@@ -118,6 +118,8 @@ declare module 'drachtio-srf' {
       proxy?: string;
       callingNumber?: string;
       callingName?: string;
+      /** Credentials for a 401/407 challenge: drachtio-srf answers it with an Authorization header and resends. */
+      auth?: { username: string; password: string };
     }
 
     interface ProgressCallbacks {

@@ -50,6 +50,8 @@ export interface E2EOptions {
   appSecrets?: Map<string, { appSecret: string; graphToken: string }>;
   /** SIP digest credentials of PBX trunks (WAGW_SIP_CREDENTIALS): username → password. */
   sipCredentials?: Map<string, string>;
+  /** What the gateway answers a PBX's 401/407 with, by target host (WAGW_SIP_OUTBOUND_CREDENTIALS). */
+  sipOutboundCredentials?: Map<string, { username: string; password: string }>;
 }
 
 export async function startE2E(opts: E2EOptions): Promise<E2E> {
@@ -78,7 +80,7 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     ...(overrides.recording ? { recording: overrides.recording } : {}),
     ...(overrides.streaming ? { streaming: overrides.streaming } : {}),
   });
-  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}), ...(opts.sipCredentials ? { sipCredentials: opts.sipCredentials } : {}) };
+  const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}), ...(opts.sipCredentials ? { sipCredentials: opts.sipCredentials } : {}), ...(opts.sipOutboundCredentials ? { sipOutboundCredentials: opts.sipOutboundCredentials } : {}) };
   const gateway = await startGateway(config, secrets, createLogger(config.log.level), { clock: opts.clock });
   meta.webhookUrl = `http://127.0.0.1:${gateway.http.port}/webhooks/whatsapp`;
   await gateway.sip.waitConnected(10_000);
