@@ -19,6 +19,16 @@ describe('chooseBusinessNumber', () => {
     expect(chooseBusinessNumber({ ...input, header: '999' }, cfg, numbers)).toMatchObject({ reason: 'unknown_number' });
   });
 
+  it('a trunk the rules tie to a tenant cannot use the header to place a call from another tenant\'s number', () => {
+    const tenanted = [{ phoneNumberId: '111', tenant: 'a' }, { phoneNumberId: '222', tenant: 'a' }, { phoneNumberId: '333', tenant: 'b' }, { phoneNumberId: '444', tenant: 'b' }];
+    // Trunk 10.1/16 is tied to 222 (tenant a): 111 (a) is fine, 333 (b) is refused.
+    expect(chooseBusinessNumber({ ...input, source: '10.1.2.3', header: '111' }, cfg, tenanted)).toMatchObject({ phoneNumberId: '111', via: 'header' });
+    expect(chooseBusinessNumber({ ...input, source: '10.1.2.3', header: '333' }, cfg, tenanted)).toMatchObject({ reason: 'number_not_allowed' });
+    expect(chooseBusinessNumber({ ...input, username: 'pbx-b', header: '444' }, cfg, tenanted)).toMatchObject({ phoneNumberId: '444' });
+    // A trunk no rule names (rules by prefix only do not name a trunk) may pick any number.
+    expect(chooseBusinessNumber({ ...input, callingUser: '+442071234567', header: '111' }, cfg, tenanted)).toMatchObject({ phoneNumberId: '111' });
+  });
+
   it('per trunk: by source CIDR, or by the digest username', () => {
     expect(chooseBusinessNumber({ ...input, source: '10.1.2.3' }, cfg, numbers)).toEqual({ phoneNumberId: '222', via: 'rule', rule: 0, dialedUser: '+447700900123' });
     expect(chooseBusinessNumber({ ...input, username: 'pbx-b' }, cfg, numbers)).toMatchObject({ phoneNumberId: '333', rule: 1 });

@@ -4,7 +4,9 @@ import { sourceAllowed } from './source-allow-list.js';
 /**
  * Which business number places a PBX-originated call (issue 5: "per trunk, prefix or header"). Evaluated in this
  * order, the first that applies wins:
- *   1. the X-WA-Phone-Number-Id header of the INVITE (it must name a configured number);
+ *   1. the X-WA-Phone-Number-Id header of the INVITE (it must name a configured number, and when rules tie this trunk
+ *      (its source or digest username) to numbers, one of their tenant: a tenant's PBX never places calls from, and
+ *      bills, another tenant's number);
  *   2. businessCalls.numberRules, in list order: a rule applies when all its conditions hold (source address/CIDR,
  *      digest username, calling-party prefix, dialled prefix);
  *   3. businessCalls.defaultPhoneNumberId;
@@ -26,7 +28,7 @@ export interface NumberChoiceInput {
 
 export type NumberChoice =
   | { phoneNumberId: string; via: 'header' | 'rule' | 'default' | 'only'; rule?: number; dialedUser: string }
-  | { error: string; reason: 'unknown_number' | 'no_business_number' };
+  | { error: string; reason: 'unknown_number' | 'no_business_number' | 'number_not_allowed' };
 
 /** The user part of a sip:/sips: URI, percent-decoded ('' when there is none). */
 export function uriUser(uri: string): string {
@@ -47,9 +49,14 @@ function prefixMatches(user: string, prefix: string): boolean {
   return /^\d+$/.test(digits) && digits.startsWith(prefix.replace(/^\+/, ''));
 }
 
-function ruleMatches(rule: NumberRule, input: NumberChoiceInput): boolean {
+/** The rule's conditions on who sends the INVITE (source, digest username) hold: it names this trunk. */
+function trunkMatches(rule: NumberRule, input: NumberChoiceInput): boolean {
   if (rule.source !== undefined && !sourceAllowed(input.source, [rule.source])) return false;
-  if (rule.username !== undefined && rule.username !== input.username) return false;
+  return rule.username === undefined || rule.username === input.username;
+}
+
+function ruleMatches(rule: NumberRule, input: NumberChoiceInput): boolean {
+  if (!trunkMatches(rule, input)) return false;
   if (rule.callingPrefix !== undefined && !prefixMatches(input.callingUser, rule.callingPrefix)) return false;
   if (rule.dialedPrefix !== undefined && !prefixMatches(input.dialedUser, rule.dialedPrefix)) return false;
   return true;
@@ -58,14 +65,19 @@ function ruleMatches(rule: NumberRule, input: NumberChoiceInput): boolean {
 export function chooseBusinessNumber(
   input: NumberChoiceInput,
   cfg: { numberRules: readonly NumberRule[]; defaultPhoneNumberId: string },
-  configured: readonly { phoneNumberId: string }[],
+  configured: readonly { phoneNumberId: string; tenant?: string }[],
 ): NumberChoice {
   const known = (id: string): boolean => configured.some((n) => n.phoneNumberId === id);
+  const tenantOf = (id: string): string | undefined => configured.find((n) => n.phoneNumberId === id)?.tenant;
   const requested = input.header?.trim();
   if (requested) {
-    return known(requested)
-      ? { phoneNumberId: requested, via: 'header', dialedUser: input.dialedUser }
-      : { error: 'X-WA-Phone-Number-Id names a number not configured here', reason: 'unknown_number' };
+    if (!known(requested)) return { error: 'X-WA-Phone-Number-Id names a number not configured here', reason: 'unknown_number' };
+    // Rules that only say "this trunk" (no source or username) bind nobody; trunk-bound rules bind to their tenants.
+    const bound = cfg.numberRules.filter((r) => (r.source !== undefined || r.username !== undefined) && trunkMatches(r, input));
+    if (bound.length > 0 && !bound.some((r) => tenantOf(r.phoneNumberId) === tenantOf(requested))) {
+      return { error: 'X-WA-Phone-Number-Id names a number of another tenant than this trunk\'s', reason: 'number_not_allowed' };
+    }
+    return { phoneNumberId: requested, via: 'header', dialedUser: input.dialedUser };
   }
   for (const [i, rule] of cfg.numberRules.entries()) {
     if (!ruleMatches(rule, input)) continue;
