@@ -12,12 +12,17 @@ export function agentHangup(end: SipDialogEnd): EndReason {
     : { by: 'sip', outcome: 'answered', cause: 'agent_hangup' };
 }
 
+/** Meta's codes for a call it ended on a timer (§2.8): 138007 connect timeout, 138021 media receive timeout. */
+const META_TIMEOUTS = new Set([138007, 138021]);
+
 /**
  * The BYE we send the PBX says why the call ended (RFC 3326 Reason, Q.850 cause): the WhatsApp user or an operator
- * hung up (16, normal clearing), a timer ran out (102), or the gateway gave up on the call (41, temporary failure).
+ * hung up (16, normal clearing), a timer ran out, ours or Meta's (102), or the call failed (41, temporary failure).
  * The text is the record's cause, so the PBX's logs and ours name the same thing.
  */
 export function byeFor(end: EndReason): { reason: string; reasonHeader: string } {
-  const q850 = end.by === 'whatsapp' || end.by === 'sip' || end.cause === 'admin_hangup' ? 16 : /timeout/.test(end.cause) ? 102 : 41;
-  return { reason: end.cause, reasonHeader: formatReasonHeader('Q.850', q850, end.by === 'whatsapp' ? 'WhatsApp user hung up' : end.cause) };
+  const hungUp = end.graphCode === undefined && (end.by === 'whatsapp' || end.by === 'sip' || end.cause === 'admin_hangup');
+  const timedOut = /timeout/.test(end.cause) || (end.graphCode !== undefined && META_TIMEOUTS.has(end.graphCode));
+  const q850 = hungUp ? 16 : timedOut ? 102 : 41;
+  return { reason: end.cause, reasonHeader: formatReasonHeader('Q.850', q850, end.cause === 'whatsapp_hangup' ? 'WhatsApp user hung up' : end.cause) };
 }

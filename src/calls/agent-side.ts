@@ -55,15 +55,6 @@ export class AgentSide {
     opts.media.setSipInfoSender((contentType, body) => this.dialog.sendInfo(contentType, body));
   }
 
-  get current(): SipDialog {
-    return this.dialog;
-  }
-
-  /** Teardown: hang up whoever is the agent now. */
-  bye(): Promise<void> {
-    return this.dialog.bye();
-  }
-
   /**
    * The call's teardown step for the PBX side: BYE to the current agent, unless the call ended by that agent's own
    * BYE (after a transfer the one who hung up may be a previous agent: the current one still gets its BYE).

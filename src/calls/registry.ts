@@ -4,8 +4,8 @@ import { RecentKeys } from '../whatsapp/dedupe.js';
 import { CallEvents } from './events.js';
 import type { TerminateEvent } from '../whatsapp/events.js';
 
-/** At most this many terminates for wacids not (yet) known here are kept for a call whose Graph connect is still out. */
-const EARLY_TERMINATES_MAX = 1000;
+/** At most this many early terminates (for wacids a pending Graph connect may yet name) or uncertain connects are kept. */
+const REMEMBERED_MAX = 1000;
 /** How long an ended call's uncertain `connect` is watched for: past any ring timeout of Meta's (UNSURE, §3.2). */
 const UNCERTAIN_CONNECT_MS = 3 * 60 * 1000;
 
@@ -106,12 +106,7 @@ export class CallRegistry {
    * its wacid (and Meta left out biz_opaque_callback_data): kept, bounded, for takeEarlyTerminate.
    */
   keepEarlyTerminate(ev: TerminateEvent): void {
-    this.earlyTerminates.delete(ev.callId);
-    this.earlyTerminates.set(ev.callId, ev);
-    if (this.earlyTerminates.size > EARLY_TERMINATES_MAX) {
-      const oldest = this.earlyTerminates.keys().next().value;
-      if (oldest !== undefined) this.earlyTerminates.delete(oldest);
-    }
+    setBounded(this.earlyTerminates, ev.callId, ev);
   }
 
   /** The kept terminate for this wacid, once. */
@@ -128,11 +123,7 @@ export class CallRegistry {
    */
   keepUncertainConnect(opaque: string, hangUp: (waCallId: string) => Promise<void>, now = Date.now()): void {
     for (const [k, v] of this.uncertainConnects) if (v.until <= now) this.uncertainConnects.delete(k);
-    this.uncertainConnects.set(opaque, { hangUp, until: now + UNCERTAIN_CONNECT_MS });
-    if (this.uncertainConnects.size > EARLY_TERMINATES_MAX) {
-      const oldest = this.uncertainConnects.keys().next().value;
-      if (oldest !== undefined) this.uncertainConnects.delete(oldest);
-    }
+    setBounded(this.uncertainConnects, opaque, { hangUp, until: now + UNCERTAIN_CONNECT_MS });
   }
 
   /** The hang-up for an ended call's uncertain `connect`, once. */
@@ -155,5 +146,15 @@ export class CallRegistry {
     const rest = this.list();
     await Promise.all(rest.map((c) => c.end({ by: 'gateway', outcome: c.state === 'answered' ? 'answered' : 'failed', cause: 'drain' })));
     return { endedByDeadline: rest.length };
+  }
+}
+
+/** Sets key as the newest entry, dropping the oldest once the map holds more than REMEMBERED_MAX. */
+function setBounded<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > REMEMBERED_MAX) {
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
   }
 }

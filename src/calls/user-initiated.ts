@@ -1,7 +1,7 @@
 import type { ConnectEvent } from '../whatsapp/events.js';
 import { GraphError } from '../whatsapp/graph-client.js';
 import { waContextToSip } from '../sip/headers.js';
-import { SipCallFailure, TargetNotAllowed, type SipDialog } from '../sip/agent.js';
+import { SipCallFailure, type SipDialog } from '../sip/agent.js';
 import { UnanswerableOfferError } from '../media/webrtc-leg.js';
 import { Call, type CallContext, type EndReason } from './call.js';
 import { outcomeOfSipFailure, sipClass } from './outcomes.js';
@@ -195,9 +195,9 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     call.ctx.sipTarget = answered.target;
   } catch (err) {
     if (call.isEnded) return;
-    if ((err instanceof DialFailure ? err.last : err) instanceof TargetNotAllowed) {
+    if (err instanceof DialFailure && err.attempts.length > 0 && err.attempts.every((a) => a.policy)) {
       // Our own policy refused every target (target-policy.ts): no INVITE left the gateway, the PBX refused nothing.
-      call.logger.warn({ reason: (err as SipCallFailure).reason }, 'no SIP target allowed by policy');
+      call.logger.warn({ reason: err.reason }, 'no SIP target allowed by policy');
       return fail({ by: 'gateway', outcome: 'failed', cause: 'target_not_allowed' });
     }
     if (err instanceof SipCallFailure) {

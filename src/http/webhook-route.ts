@@ -177,11 +177,12 @@ export class WebhookReceiver {
       const stale = ev.kind !== 'permission_reply' && ageSeconds > maxAge;
       if (stale && !(ev.kind === 'terminate' && this.opts.isLiveCall?.(ev.callId, ev.bizOpaque))) {
         metrics.webhookEvents.inc({ event: evName, result: 'stale' });
-        logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds, maxAgeSeconds: maxAge },
-          ringing ? 'user-initiated connect older than Meta\'s ring window: the user no longer rings, recorded as missed' : 'stale webhook event dropped');
         // Still a customer who called: handed on (once) to be recorded as a missed call, unless it is older than any
         // delivery the dedupe window remembers.
-        if (ev.kind === 'connect' && ringing && ageSeconds <= this.opts.maxAgeSeconds && this.recent.firstSighting(key)) this.handOn({ ...ev, pastRingWindow: true }, evName);
+        const missed = ev.kind === 'connect' && ringing && ageSeconds <= this.opts.maxAgeSeconds && this.recent.firstSighting(key);
+        logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds, maxAgeSeconds: maxAge },
+          missed ? 'user-initiated connect older than Meta\'s ring window: the user no longer rings, recorded as missed' : 'stale webhook event dropped');
+        if (missed) this.handOn({ ...ev, pastRingWindow: true }, evName);
         continue;
       }
       if (!(ev.kind === 'permission_reply' ? this.recentReplies : this.recent).firstSighting(key)) {

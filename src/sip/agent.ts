@@ -30,16 +30,16 @@ export class SipCallFailure extends Error {
   }
 }
 
-/** The URIs of a Contact header value, highest q first (a missing q counts as 1). */
-export function contactUris(value: string): string[] {
-  const entries: { uri: string; q: number }[] = [];
-  for (const m of value.matchAll(/(?:[^<,]*<([^>]*)>|\s*([^,;<>\s]+))([^,]*)/g)) {
-    const uri = (m[1] ?? m[2] ?? '').trim();
-    if (!/^sips?:/i.test(uri)) continue;
-    const q = /;\s*q\s*=\s*([\d.]+)/i.exec(m[3] ?? '');
-    entries.push({ uri, q: q ? Number(q[1]) : 1 });
+/** A 3xx's Contact URIs (sip: and sips: only), highest q first (a missing q counts as 1). */
+function redirectTargets(res: Srf.SrfResponse): string[] {
+  let contacts: Srf.NameAddr[];
+  try {
+    contacts = res.has('Contact') ? res.getParsedHeader('Contact') : [];
+  } catch {
+    return [];
   }
-  return entries.sort((a, b) => b.q - a.q).map((e) => e.uri);
+  const q = (c: Srf.NameAddr): number => Number(c.params.q ?? 1) || 0;
+  return contacts.filter((c) => /^sips?:/i.test(c.uri)).sort((a, b) => q(b) - q(a)).map((c) => c.uri);
 }
 
 /** The INVITE was never sent: local policy refuses its target (target-policy.ts). Another target may be allowed. */
@@ -118,6 +118,8 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
   offerlessHandler?: { offer(): string; applyAnswer(answer: string): void };
 
   private endInfo: SipDialogEnd | undefined;
+  /** The body of the first ACK in this dialog (undefined: none). */
+  private readonly firstAck: Promise<string | undefined>;
   private resolveDone!: (end: SipDialogEnd) => void;
   private byePromise: Promise<void> | undefined;
 
@@ -181,6 +183,16 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
     });
     // drachtio-srf has already taken a re-INVITE's body as the remote SDP: what the session agreed last is kept here.
     let agreedRemote = dlg.remote.sdp;
+    // The first ACK: for a delayed-offer INVITE it carries the far end's answer (ackAnswer), which the session agreed.
+    let acked = false;
+    this.firstAck = new Promise((resolve) => {
+      dlg.on('ack', (req: Srf.SrfRequest) => {
+        if (acked) return;
+        acked = true;
+        if (agreedRemote.trim() === '' && req.body) agreedRemote = req.body;
+        resolve(req.body || undefined);
+      });
+    });
     dlg.on('modify', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
       const offer = req.body ?? '';
       this.dlg.remote.sdp = agreedRemote;
@@ -261,18 +273,9 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
    * our 200 carried the offer). Undefined when no ACK came within timeoutMs or it carried no SDP.
    */
   ackAnswer(timeoutMs = 5000): Promise<string | undefined> {
-    return new Promise((resolve) => {
-      let done = false;
-      const settle = (sdp: string | undefined): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve(sdp);
-      };
-      const timer = setTimeout(() => settle(undefined), timeoutMs);
-      this.dlg.on('ack', (req: Srf.SrfRequest) => settle(req.body || undefined));
-      void this.done.then(() => settle(undefined));
-    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), timeoutMs); });
+    return Promise.race([this.firstAck, late, this.done.then(() => undefined)]).finally(() => clearTimeout(timer));
   }
 
   /** The far end's SDP (updated by re-INVITEs). */
@@ -311,7 +314,8 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
       return this.byePromise;
     }
     const headers = sanitizeExtraHeaders(opts.headers);
-    if (opts.reasonHeader !== undefined) headers['Reason'] = sanitizeHeaderValue(opts.reasonHeader);
+    // Every BYE says why (RFC 3326): the caller's Reason, else normal clearing with our reason as its text.
+    headers['Reason'] = opts.reasonHeader !== undefined ? sanitizeHeaderValue(opts.reasonHeader) : formatReasonHeader('Q.850', 16, opts.reason ?? 'normal clearing');
     this.markEnded({ by: 'local', reason: opts.reason ?? 'local hangup' });
     const sent = this.dlg.destroy({ headers }).then(
       () => undefined,
@@ -858,8 +862,8 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
                 return;
               }
               log.info({ status: err.status }, `INVITE failed: ${err.status} ${err.reason ?? ''}`);
-              const contact = err.status >= 300 && err.status < 400 ? err.res?.get('Contact') : undefined;
-              fail(new SipCallFailure(err.status, err.reason ?? 'failed', reasonHeader, contact ? contactUris(contact) : undefined));
+              const redirect = err.status >= 300 && err.status < 400 && err.res ? redirectTargets(err.res) : undefined;
+              fail(new SipCallFailure(err.status, err.reason ?? 'failed', reasonHeader, redirect));
               return;
             }
             const message = err instanceof Error ? err.message : String(err);

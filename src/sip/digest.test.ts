@@ -105,9 +105,10 @@ describe('outbound credentials (WAGW_SIP_OUTBOUND_CREDENTIALS)', () => {
     expect(outboundCredentialsFor('sip:agent@10.0.0.9', parseOutboundCredentials('pbx=gw:x').credentials)).toBeUndefined();
   });
   it('name a bad entry by its position, never its text', () => {
-    const { problems } = parseOutboundCredentials('pbx=gw:ok, hunter2-no-host, pbx2=:nouser');
-    expect(problems).toHaveLength(2);
-    expect(problems.join('\n')).toMatch(/entry 2 of 3/);
+    const { problems } = parseOutboundCredentials('pbx=gw:ok, hunter2-no-host, pbx2=:nouser, pbx3:5060=gw:x');
+    expect(problems).toHaveLength(3);
+    expect(problems.join('\n')).toMatch(/entry 4 of 4: the host must not carry a port/);
+    expect(problems.join('\n')).toMatch(/entry 2 of 4/);
     expect(problems.join('\n')).not.toMatch(/hunter2|nouser/);
   });
 });

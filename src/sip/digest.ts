@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { uriHost } from './headers.js';
 
 /**
  * SIP digest authentication of INVITEs, server side (RFC 3261 §22.4 with RFC 2617 / RFC 8760 MD5, qop=auth).
@@ -205,6 +206,11 @@ export function parseOutboundCredentials(text: string): { credentials: Map<strin
       problems.push(`config error: WAGW_SIP_OUTBOUND_CREDENTIALS entry ${i + 1} of ${entries.length}: expected host=user:password`);
       return;
     }
+    // Entries are found by the target URI's host alone: one with a port would silently never match.
+    if (/^[^[]*:|\]:/.test(m[1]!)) {
+      problems.push(`config error: WAGW_SIP_OUTBOUND_CREDENTIALS entry ${i + 1} of ${entries.length}: the host must not carry a port`);
+      return;
+    }
     credentials.set(m[1]!.toLowerCase(), { username: m[2]!, password: m[3]! });
   });
   return { credentials, problems };
@@ -212,7 +218,7 @@ export function parseOutboundCredentials(text: string): { credentials: Map<strin
 
 /** The credentials for an INVITE to `uri`: its host's entry, else the `*` entry. */
 export function outboundCredentialsFor(uri: string, credentials: OutboundCredentials): { username: string; password: string } | undefined {
-  const host = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^;:?>]+)/i.exec(uri)?.[1]?.toLowerCase();
+  const host = uriHost(uri);
   return (host !== undefined ? credentials.get(host) : undefined) ?? credentials.get('*');
 }
 

@@ -213,3 +213,8 @@ export function parseReasonHeader(value: string | undefined): { protocol: string
   if (text) out.text = (text[1] ?? '').replace(/\\(.)/g, '$1');
   return out;
 }
+
+/** The host of a sip:/sips: URI, lower-case (an IPv6 reference keeps its brackets); undefined when there is none. */
+export function uriHost(uri: string): string | undefined {
+  return /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^;:?>]+)/i.exec(uri)?.[1]?.toLowerCase();
+}

@@ -9,6 +9,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { sourceAllowed } from '../calls/source-allow-list.js';
+import { uriHost } from './headers.js';
 
 export interface TargetPolicy {
   allowedTargetHosts: readonly string[];
@@ -19,7 +20,7 @@ export interface TargetPolicy {
 export function targetRefusal(uri: string, policy: TargetPolicy): string | null {
   if (policy.refuseUserPhoneTargets && /;user=phone(?=[;?>]|$)/i.test(uri)) return 'a user=phone URI (the phone network is not allowed, §3.6)';
   if (policy.allowedTargetHosts.length === 0) return null;
-  const host = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^;:?>]+)/i.exec(uri)?.[1]?.toLowerCase();
+  const host = uriHost(uri);
   if (!host) return 'no host in the URI';
   return policy.allowedTargetHosts.some((entry) => hostMatches(host, entry.toLowerCase())) ? null : `host ${host} is not in sip.allowedTargetHosts`;
 }

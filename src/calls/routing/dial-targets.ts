@@ -14,6 +14,8 @@ export interface DialAttempt {
   target: string;
   status: number;
   reason: string;
+  /** Never sent: our target policy refused it (no PBX saw this attempt). */
+  policy?: true;
 }
 
 export interface DialResult {
@@ -25,7 +27,7 @@ export interface DialResult {
 
 /** Thrown when no target answered: the last failure, with every attempt. */
 export class DialFailure extends SipCallFailure {
-  constructor(readonly attempts: DialAttempt[], readonly last: SipCallFailure) {
+  constructor(readonly attempts: DialAttempt[], last: SipCallFailure) {
     super(last.status, last.reason, last.reasonHeader);
   }
 }
@@ -66,7 +68,7 @@ export async function dialTargets(
       return { dialog, target, failed };
     } catch (err) {
       last = err instanceof SipCallFailure ? err : new SipCallFailure(500, err instanceof Error ? err.message : String(err));
-      failed.push({ target, status: last.status, reason: last.reason });
+      failed.push({ target, status: last.status, reason: last.reason, ...(last instanceof TargetNotAllowed ? { policy: true as const } : {}) });
       if (last.redirectTo?.length && redirects < MAX_REDIRECTS && !base.signal?.aborted) {
         redirects++;
         queue.splice(i + 1, 0, ...last.redirectTo.filter((uri) => !queue.includes(uri)));

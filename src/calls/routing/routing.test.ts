@@ -6,7 +6,7 @@ import { isOpen, localTime } from './business-hours.js';
 import { RoutingTable } from './routing-table.js';
 import { dialTargets, DialFailure, shouldFailOver, targetOrder } from './dial-targets.js';
 import { askRoutingHook, parseHookAnswer } from './routing-hook.js';
-import { SipCallFailure, type SipDialog } from '../../sip/agent.js';
+import { SipCallFailure, TargetNotAllowed, type SipDialog } from '../../sip/agent.js';
 import { scheduleSchema } from '../../config/routing-schema.js';
 
 const office = scheduleSchema.parse({
@@ -153,6 +153,14 @@ describe('dialling targets', () => {
     }, ['sip:a@x', 'sip:b@x'], base);
     expect(tried).toEqual(['sip:a@x', 'sip:r1@y', 'sip:r2@y', 'sip:r3@y', 'sip:b@x']);
     expect(r.target).toBe('sip:b@x');
+  });
+  it('marks the attempts our target policy refused, apart from the ones a PBX answered', async () => {
+    const failure = dialTargets(async (o) => {
+      if (o.uri === 'sip:a@x') throw new SipCallFailure(503, 'Service Unavailable');
+      throw new TargetNotAllowed('host y is not in sip.allowedTargetHosts');
+    }, ['sip:a@x', 'sip:b@y'], { from: { user: '+1' }, sdp: '' } as never);
+    await expect(failure).rejects.toMatchObject({ attempts: [{ target: 'sip:a@x', status: 503 }, { target: 'sip:b@y', status: 403, policy: true }] });
+    await expect(failure).rejects.toSatisfy((e: DialFailure) => e.attempts[0]!.policy === undefined);
   });
   it('round-robin starts one further each call', () => {
     const route = { route: 'rr-test', targets: ['a', 'b', 'c'], strategy: 'round_robin' as const };
