@@ -320,7 +320,7 @@ export class MediaSession {
     const codecs = current ? [current.codec, ...this.codecs.filter((c) => c !== current.codec)] : this.codecs;
     const dtmfPt = current?.dtmfPayloadType;
     return buildSdpOffer({
-      address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs, ...nextSession(previousLocalSdp),
+      address: this.config.media.sipMediaAddress, port: this.rtp.port, codecs, ...nextSession(previousLocalSdp), sameStreamsAs: previousLocalSdp,
       ...(dtmfPt !== undefined && dtmfPt >= 96 && dtmfPt <= 127 ? { dtmfPayloadType: dtmfPt } : {}),
     });
   }

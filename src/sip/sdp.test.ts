@@ -209,6 +209,13 @@ describe('buildSdpAnswer: streams we do not take', () => {
     expect(answer.remote.port).toBe(40000);
   });
 
+  it('a later offer of ours keeps the session\'s refused streams (RFC 3264 §8: never fewer m= lines)', () => {
+    const answer = buildSdpAnswer(sdp(...head, ...video, ...audio), { address: '127.0.0.1', port: 30000 }).sdp;
+    const reoffer = buildSdpOffer({ address: '127.0.0.1', port: 30000, sameStreamsAs: answer, sessionVersion: 2 });
+    expect(mLines(reoffer)).toEqual(['m=video 0 RTP/AVP 96', 'm=audio 30000 RTP/AVP 0 8 101']);
+    expect(mLines(buildSdpOffer({ address: '127.0.0.1', port: 30000 }))).toEqual(['m=audio 30000 RTP/AVP 0 8 101']);
+  });
+
   it('refuses an IPv6 media address: our media sockets are IPv4', () => {
     expectSdpError(() => buildSdpAnswer(sdp('v=0', 'o=phone 1 1 IN IP6 2001:db8::5', 's=-', 'c=IN IP6 2001:db8::5', 't=0 0', ...audio), { address: '127.0.0.1', port: 30000 }), 'unsupported-address');
   });

@@ -57,6 +57,11 @@ export interface SdpOfferOptions {
   sessionVersion?: number;
   /** o= username and s= line (default "wa-sip-gateway"). */
   sessionName?: string;
+  /**
+   * An earlier SDP of ours in this session: a re-offer keeps its other m= lines, refused with port 0, since a later
+   * offer may not have fewer m= lines than the session (RFC 3264 §8).
+   */
+  sameStreamsAs?: string;
 }
 
 export interface ParsedSdp {
@@ -182,7 +187,19 @@ export function buildSdpOffer(opts: SdpOfferOptions): string {
     sessionId: opts.sessionId ?? defaultSessionId(),
     sessionVersion: opts.sessionVersion ?? 1,
     sessionName: sanitizeSessionName(opts.sessionName ?? 'wa-sip-gateway'),
+    ...(opts.sameStreamsAs ? refusedAround(tokenize(opts.sameStreamsAs).media) : {}),
   });
+}
+
+/** An answer's or re-offer's m= line for a stream we do not take: port 0, the stream's transport and first format. */
+function refusedLine(m: RawMedia): string {
+  return `m=${m.media} 0 ${m.proto} ${m.fmts[0] ?? '0'}`;
+}
+
+/** The m= lines before and after the (first active) audio stream, refused. */
+function refusedAround(media: readonly RawMedia[], active = media.findIndex((m) => m.media === 'audio' && m.port !== 0)): { rejectedBefore: string[]; rejectedAfter: string[] } {
+  if (active < 0) return { rejectedBefore: [], rejectedAfter: [] };
+  return { rejectedBefore: media.slice(0, active).map(refusedLine), rejectedAfter: media.slice(active + 1).map(refusedLine) };
 }
 
 function sanitizeSessionName(name: string): string {
@@ -417,7 +434,6 @@ export function buildSdpAnswer(offer: string, opts: SdpAnswerOptions): SdpAnswer
   const { parsed, offered, media, activeIndex } = selectAudio(offer, { prefer: 'local', ...(opts.codecs ? { codecs: opts.codecs } : {}) });
   // The answer has as many m= lines as the offer, in its order; the streams we do not take (video, a second audio)
   // are refused with port 0 (RFC 3264 §6), or the offerer may drop the whole answer.
-  const refuse = (m: RawMedia): string => `m=${m.media} 0 ${m.proto} ${m.fmts[0] ?? '0'}`;
   const chosen = offered.find((o) => o.codec === parsed.codec);
   if (!chosen) throw new SdpError('no-common-codec', 'no common codec');
   const useDtmf = opts.dtmf !== false && parsed.dtmfPayloadType !== undefined;
@@ -433,8 +449,7 @@ export function buildSdpAnswer(offer: string, opts: SdpAnswerOptions): SdpAnswer
     sessionId: opts.sessionId ?? defaultSessionId(),
     sessionVersion: opts.sessionVersion ?? 1,
     sessionName: sanitizeSessionName(opts.sessionName ?? 'wa-sip-gateway'),
-    rejectedBefore: media.slice(0, activeIndex).map(refuse),
-    rejectedAfter: media.slice(activeIndex + 1).map(refuse),
+    ...refusedAround(media, activeIndex),
   });
   const remote: ParsedSdp = { ...parsed };
   if (!useDtmf) delete remote.dtmfPayloadType;
