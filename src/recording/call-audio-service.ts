@@ -102,6 +102,11 @@ export class CallAudioService {
         tasks.push(entry.recorder.finalize().then((ref) => {
           if (!ref) return;
           call.recording = ref;
+          // A recording whose writes failed was counted as failed then; it is not also a completed one.
+          if (entry.recorder!.failed) {
+            log.warn({ recording: ref.id, durationSeconds: ref.durationSeconds }, 'recording finalized short: a write to its file failed');
+            return;
+          }
           this.metrics.recordings.inc({ result: 'completed' });
           log.info({ recording: ref.id, durationSeconds: ref.durationSeconds }, 'recording finalized');
         }, (err: Error) => log.error({ err: err.message }, 'recording could not be finalized')));

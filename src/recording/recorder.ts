@@ -53,6 +53,7 @@ export class CallRecorder {
   private readonly scratch = new Int16Array(2 * FRAME);
   private finalized: Promise<CallRecordingRef | undefined> | null = null;
   private meta: RecordingMeta;
+  private writeFailed = false;
 
   constructor(
     private readonly store: RecordingStore,
@@ -77,6 +78,11 @@ export class CallRecorder {
     return this.meta.id;
   }
 
+  /** A write to the file failed (disk full, I/O error): what it holds is short, and its JSON says "failed". */
+  get failed(): boolean {
+    return this.writeFailed;
+  }
+
   set consent(c: ConsentResult) {
     this.meta.consent = c;
   }
@@ -87,7 +93,17 @@ export class CallRecorder {
     if (!this.writer) {
       this.meta.startedAt = new Date().toISOString();
       const path = this.store.prepare(this.meta);
-      this.writer = openWriter(path, this.file, this.checkpointMs, (e) => this.events.onError?.(e));
+      try {
+        this.writer = openWriter(path, this.file, this.checkpointMs, (e) => {
+          this.writeFailed = true;
+          this.events.onError?.(e);
+        });
+      } catch (err) {
+        // The JSON written by prepare() would otherwise list a recording "in progress" for ever.
+        this.meta = { ...this.meta, status: 'failed', endedAt: new Date().toISOString() };
+        this.store.writeMeta(this.meta);
+        throw err;
+      }
     }
     this.removeTap ??= this.host.addTap(this.tap);
     return true;
@@ -115,7 +131,8 @@ export class CallRecorder {
       if (!this.writer) return undefined;
       const { bytes, durationSeconds: exact } = await this.writer.close();
       const durationSeconds = Math.round(exact * 1000) / 1000;
-      this.meta = { ...this.meta, status: 'complete', endedAt: new Date().toISOString(), durationSeconds, bytes };
+      const status = this.writeFailed ? 'failed' : 'complete';
+      this.meta = { ...this.meta, status, endedAt: new Date().toISOString(), durationSeconds, bytes };
       this.store.writeMeta(this.meta);
       return { id: this.meta.id, file: this.writer.path, format: this.meta.format, durationSeconds, consent: this.meta.consent };
     })();
