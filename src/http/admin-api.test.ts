@@ -92,6 +92,26 @@ describe('admin API', () => {
     expect(csv.trim().split('\r\n')).toHaveLength(1 + acme);
   });
 
+  it("a supervisor key given a tenant sees and hangs up that tenant's calls and records only", async () => {
+    const h = { authorization: `Bearer ${KEYS.supervisorAcme}` };
+    const at = (path: string, init: RequestInit = {}) => fetch(`${fx.base}${path}`, { ...init, headers: h });
+    const records = ((await (await at('/v1/records?limit=1000')).json()) as { records: CallRecord[] }).records;
+    expect(records.length).toBeGreaterThan(0);
+    expect(new Set(records.map((r) => r.tenant))).toEqual(new Set(['acme']));
+    expect((await at('/v1/records?tenant=globex')).status).toBe(403);
+    expect((await at('/v1/records/r000001')).status).toBe(404);
+    expect((await (await at('/v1/records.csv')).text()).trim().split('\r\n')).toHaveLength(1 + records.length);
+    const own = fx.liveCall('answered');
+    const other = fx.liveCall('answered', { tenant: 'globex' });
+    const live = ((await (await at('/v1/calls')).json()) as { calls: { id: string; tenant: string }[] }).calls;
+    expect(live.map((c) => c.id)).toContain(own.id);
+    expect(live.filter((c) => c.tenant !== 'acme')).toEqual([]);
+    expect((await at(`/v1/calls/${other.id}`)).status).toBe(404);
+    expect((await at(`/v1/calls/${other.id}/hangup`, { method: 'POST' })).status).toBe(404);
+    expect(other.isEnded).toBe(false);
+    expect((await at(`/v1/calls/${own.id}/hangup`, { method: 'POST' })).status).toBe(200);
+  });
+
   it('mutating requests are audit-logged with the key name, never the key; reads are not', async () => {
     const call = fx.liveCall('ringing');
     const before = fx.logLines().length;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { AdminRequest, AdminRouter, Principal, Role } from './admin-router.js';
-import { AdminHttpError } from './admin-router.js';
+import { AdminHttpError, seesTenant } from './admin-router.js';
 import { sendJson } from './server.js';
 import { openApiDocument } from './openapi.js';
 import { recordToCsvRow, CSV_HEADER } from './records-csv.js';
@@ -50,28 +50,28 @@ export function registerAdminApi(admin: AdminRouter, deps: AdminApiDeps): void {
   admin.add('GET', '/v1/records/:id', ALL_ROLES, async ({ params, res, principal }) => {
     const record = await store.get(params.id!);
     // Another tenant's record is as absent as a missing one: its existence is not disclosed.
-    if (!record || !tenantVisible(principal, record.tenant)) throw new AdminHttpError(404, 'no such call record');
+    if (!record || !seesTenant(principal, record.tenant)) throw new AdminHttpError(404, 'no such call record');
     sendJson(res, 200, record);
   });
 
-  admin.add('GET', '/v1/calls', STAFF, ({ res }) => {
-    sendJson(res, 200, { calls: registry.list().map(liveCall) });
+  admin.add('GET', '/v1/calls', STAFF, ({ res, principal }) => {
+    sendJson(res, 200, { calls: registry.list().filter((c) => seesTenant(principal, c.ctx.tenant)).map(liveCall) });
   });
 
-  admin.add('GET', '/v1/calls/:id', STAFF, ({ params, res }) => {
-    sendJson(res, 200, liveCall(liveCallOr404(registry, params.id!)));
+  admin.add('GET', '/v1/calls/:id', STAFF, ({ params, res, principal }) => {
+    sendJson(res, 200, liveCall(liveCallOr404(registry, params.id!, principal)));
   });
 
-  const hangUp = async ({ params, res }: AdminRequest): Promise<void> => {
-    const call = liveCallOr404(registry, params.id!);
+  const hangUp = async ({ params, res, principal }: AdminRequest): Promise<void> => {
+    const call = liveCallOr404(registry, params.id!, principal);
     const record = await call.end({ by: 'gateway', outcome: call.state === 'answered' ? 'answered' : 'cancelled', cause: 'admin_hangup' });
     sendJson(res, 200, { ended: true, record });
   };
   admin.add('POST', '/v1/calls/:id/hangup', STAFF, hangUp);
   admin.add('DELETE', '/v1/calls/:id', STAFF, hangUp);
 
-  admin.add('GET', '/v1/status', STAFF, ({ res }) => {
-    const calls = registry.list();
+  admin.add('GET', '/v1/status', STAFF, ({ res, principal }) => {
+    const calls = registry.list().filter((c) => seesTenant(principal, c.ctx.tenant));
     const byState: Record<string, number> = {};
     const byDirection: Record<string, number> = {};
     for (const c of calls) {
@@ -87,14 +87,10 @@ export function registerAdminApi(admin: AdminRouter, deps: AdminApiDeps): void {
   });
 }
 
-/** A reporting key limited to a tenant sees that tenant only; undefined tenant = every tenant (AdminRouter). */
-function tenantVisible(p: Principal, tenant: string): boolean {
-  return p.role !== 'reporting' || p.tenant === undefined || p.tenant === tenant;
-}
-
-function liveCallOr404(registry: CallRegistry, id: string): Call {
+/** A live call by gateway or WhatsApp id; another tenant's is as absent as a missing one for a tenant's key. */
+export function liveCallOr404(registry: CallRegistry, id: string, principal: Principal): Call {
   const call = registry.get(id) ?? registry.byWhatsAppId(id);
-  if (!call || call.isEnded) throw new AdminHttpError(404, 'no such live call');
+  if (!call || call.isEnded || !seesTenant(principal, call.ctx.tenant)) throw new AdminHttpError(404, 'no such live call');
   return call;
 }
 
@@ -130,7 +126,7 @@ function time(params: URLSearchParams, name: string): string | undefined {
   return new Date(ms).toISOString();
 }
 
-/** Filters from the query string; a reporting key's own tenant is imposed, another tenant asked for is a 403. */
+/** Filters from the query string; a tenant key's own tenant is imposed, another tenant asked for is a 403. */
 export function recordQuery(params: URLSearchParams, principal: Principal): CallRecordQuery {
   const q: CallRecordQuery = {};
   q.since = time(params, 'since');
@@ -148,7 +144,7 @@ export function recordQuery(params: URLSearchParams, principal: Principal): Call
   const number = params.get('number');
   if (number) q.number = number.replace(/^\+/, '');
   const tenant = params.get('tenant') || undefined;
-  if (principal.role === 'reporting' && principal.tenant !== undefined) {
+  if (principal.tenant !== undefined) {
     if (tenant !== undefined && tenant !== principal.tenant) throw new AdminHttpError(403, `key ${principal.name} may read tenant ${principal.tenant} only`);
     q.tenant = principal.tenant;
   } else if (tenant !== undefined) {

@@ -20,6 +20,8 @@ export const KEYS = {
   supervisor: 'k-super-51bd02',
   reporting: 'k-report-acme-99e1',
   reportingAll: 'k-report-all-1c44',
+  /** A supervisor of tenant acme only (name:supervisor:acme:key). */
+  supervisorAcme: 'k-super-acme-3d70',
 } as const;
 
 export interface AdminFixture {
@@ -53,6 +55,7 @@ export async function startAdminFixture(opts: { store?: CallRecordStore; maxBuff
     [KEYS.supervisor, 'floor-lead:supervisor'],
     [KEYS.reporting, 'acme-bi:reporting:acme'],
     [KEYS.reportingAll, 'group-bi:reporting'],
+    [KEYS.supervisorAcme, 'acme-lead:supervisor:acme'],
   ]), logger);
   registerAdminApi(admin, { store, registry, status: () => ({ version: 'test', drachtioConnected: true }), csvPageSize: opts.csvPageSize });
   const webhook = new WebhookReceiver({ appSecret: 's', verifyToken: 'v', maxAgeSeconds: 600, logger, metrics, onEvent: () => undefined });

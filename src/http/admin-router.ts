@@ -9,7 +9,7 @@ export interface Principal {
   /** The key's name (logged in audit lines); never the key itself. */
   name: string;
   role: Role;
-  /** Reporting keys see their own tenant only; undefined = every tenant. */
+  /** A key with a tenant sees that tenant only, whatever its role (seesTenant); undefined = every tenant. */
   tenant?: string;
 }
 
@@ -38,6 +38,14 @@ interface Route {
   keys: string[];
   roles: readonly Role[] | 'public';
   handler: Handler;
+}
+
+/**
+ * Whether a key may see data of this tenant. A key given a tenant (name:role:tenant:key) is scoped to it whatever its
+ * role: a tenant's supervisor never reads, hears or hangs up another tenant's calls.
+ */
+export function seesTenant(p: Principal, tenant: string): boolean {
+  return p.tenant === undefined || p.tenant === tenant;
 }
 
 /** The principal public routes see when the request carried no valid key: no role's data is theirs. */

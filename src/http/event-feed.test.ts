@@ -95,6 +95,20 @@ describe('live event feed', () => {
     await expect(connect(fx, KEYS.reporting, 'query')).rejects.toThrow('refused');
   });
 
+  it("a supervisor key given a tenant gets that tenant's call events only", async () => {
+    fx = await startAdminFixture();
+    const scoped = await connect(fx, KEYS.supervisorAcme);
+    const all = await connect(fx, KEYS.supervisor);
+    fx.liveCall('offered', { tenant: 'globex' });
+    const own = fx.liveCall('offered', { tenant: 'acme' });
+    await until(() => all.events.filter((e) => e.type === 'call.offered').length === 2, 'both offers at the unscoped client');
+    await until(() => scoped.events.some((e) => e.type === 'call.offered'), 'the acme offer at the scoped client');
+    const seen = scoped.events.filter((e): e is CallEvent => e.type !== 'feed.ready');
+    expect(seen.map((e) => [e.type, e.callId, e.tenant])).toEqual([['call.offered', own.id, 'acme']]);
+    scoped.ws.close();
+    all.ws.close();
+  });
+
   it('the feed closes its clients when the gateway stops', async () => {
     fx = await startAdminFixture();
     const c = await connect(fx);

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
-import type { AdminRouter, Role } from './admin-router.js';
+import { seesTenant, type AdminRouter, type Principal, type Role } from './admin-router.js';
 import type { CallEvents, CallEvent } from '../calls/events.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -35,6 +35,8 @@ export class EventFeed {
   private readonly alive = new WeakSet<WebSocket>();
   /** The Authorization each client connected with, to check it again when the keys change. */
   private readonly credentials = new WeakMap<WebSocket, string>();
+  /** Who each client is: a tenant's key gets that tenant's calls only. */
+  private readonly principals = new WeakMap<WebSocket, Principal>();
   private readonly pinger: NodeJS.Timeout;
 
   constructor(private readonly opts: EventFeedOptions) {
@@ -63,6 +65,7 @@ export class EventFeed {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.alive.add(ws);
       this.credentials.set(ws, authorization ?? '');
+      this.principals.set(ws, principal);
       this.opts.metrics.eventFeedClients.set(this.wss.clients.size);
       this.opts.logger.info({ key: principal.name, role: principal.role, clients: this.wss.clients.size }, 'event feed client connected');
       ws.on('pong', () => this.alive.add(ws));
@@ -85,7 +88,10 @@ export class EventFeed {
     let closed = 0;
     for (const ws of this.wss.clients) {
       const principal = this.opts.admin.authenticate(this.credentials.get(ws));
-      if (principal && this.roles.includes(principal.role)) continue;
+      if (principal && this.roles.includes(principal.role)) {
+        this.principals.set(ws, principal);
+        continue;
+      }
       closed++;
       ws.close(1008, 'API key revoked');
     }
@@ -98,6 +104,8 @@ export class EventFeed {
     const text = JSON.stringify(ev);
     for (const ws of this.wss.clients) {
       if (ws.readyState !== WebSocket.OPEN) continue;
+      const principal = this.principals.get(ws);
+      if (!principal || !seesTenant(principal, ev.tenant)) continue;
       if (ws.bufferedAmount > this.opts.maxBufferedBytes) {
         this.drop(ws, 'slow');
         continue;

@@ -73,7 +73,7 @@ const filters = [
   { name: 'direction', in: 'query', schema: { type: 'string', enum: ['user_initiated', 'business_initiated'] } },
   { name: 'outcome', in: 'query', schema: { type: 'string', enum: ['answered', 'rejected', 'busy', 'no_answer', 'cancelled', 'failed'] } },
   { name: 'number', in: 'query', schema: { type: 'string' }, description: "The user's wa_id or the business number (E.164 digits, + optional)" },
-  { name: 'tenant', in: 'query', schema: { type: 'string' }, description: 'Reporting keys are limited to their own tenant whatever is asked' },
+  { name: 'tenant', in: 'query', schema: { type: 'string' }, description: 'A key given a tenant is limited to it whatever is asked (another tenant: 403)' },
 ];
 
 const responses = (ok: Record<string, unknown>, ...codes: number[]): Record<string, unknown> => {
@@ -94,7 +94,8 @@ export function openApiDocument(): Record<string, unknown> {
       title: 'wa-sip-gateway admin API',
       version: '1',
       description: 'Call records, live calls and the live event feed. Auth: `Authorization: Bearer <key>`, keys from WAGW_ADMIN_KEYS ' +
-        'mapped to roles: admin (everything), supervisor (read everything, hang up calls), reporting (records of its own tenant only). ' +
+        'mapped to roles: admin (everything), supervisor (read everything, hang up calls), reporting (call records and recordings). ' +
+        'A key given a tenant (name:role:tenant:key) sees that tenant\'s records, recordings, live calls and events only, whatever its role. ' +
         '401 = no or unknown key, 403 = known key whose role may not. Every mutating request is audit-logged with the key\'s name.',
     },
     servers: [{ url: '/' }],

@@ -3,8 +3,9 @@
  * see their own tenant only; another tenant's recording is as absent as a missing one), download (streamed) and
  * delete. Downloads and deletions are audit-logged with the key's name.
  */
-import type { AdminRouter, Principal, Role } from './admin-router.js';
-import { AdminHttpError } from './admin-router.js';
+import type { AdminRequest, AdminRouter, Principal, Role } from './admin-router.js';
+import { AdminHttpError, seesTenant } from './admin-router.js';
+import { liveCallOr404 } from './admin-api.js';
 import { sendJson } from './server.js';
 import type { CallRegistry } from '../calls/registry.js';
 import type { CallAudioService } from '../recording/call-audio-service.js';
@@ -23,39 +24,33 @@ export interface RecordingRoutesDeps {
   metrics: Metrics;
 }
 
-function visible(p: Principal, tenant: string): boolean {
-  return p.role !== 'reporting' || p.tenant === undefined || p.tenant === tenant;
-}
-
 export function registerRecordingRoutes(admin: AdminRouter, deps: RecordingRoutesDeps): void {
   const { audio, registry, logger } = deps;
   const store = audio.store;
 
-  const control = (action: 'start' | 'stop') => ({ params, res }: { params: Record<string, string>; res: import('node:http').ServerResponse }): void => {
-    const call = registry.get(params.id!) ?? registry.byWhatsAppId(params.id!);
-    if (!call || call.isEnded) throw new AdminHttpError(404, 'no such live call');
+  const control = (action: 'start' | 'stop') => ({ params, res, principal }: AdminRequest): void => {
+    const call = liveCallOr404(registry, params.id!, principal);
     const r = action === 'start' ? audio.start(call.id) : audio.stop(call.id);
     if (!r.ok) throw new AdminHttpError(r.status, r.error);
     sendJson(res, 200, { callId: call.id, recording: r.recording, recordingId: r.id });
   };
   admin.add('POST', '/v1/calls/:id/recording/start', STAFF, control('start'));
   admin.add('POST', '/v1/calls/:id/recording/stop', STAFF, control('stop'));
-  admin.add('GET', '/v1/calls/:id/recording', STAFF, ({ params, res }) => {
-    const call = registry.get(params.id!) ?? registry.byWhatsAppId(params.id!);
-    if (!call || call.isEnded) throw new AdminHttpError(404, 'no such live call');
+  admin.add('GET', '/v1/calls/:id/recording', STAFF, ({ params, res, principal }) => {
+    const call = liveCallOr404(registry, params.id!, principal);
     const state = audio.state(call.id);
     sendJson(res, 200, { callId: call.id, recording: state?.recording ?? false, consent: state?.consent ?? 'not_applicable', streaming: state?.streaming ?? false });
   });
 
   const find = (id: string, p: Principal): RecordingMeta => {
     const meta = store.get(id);
-    if (!meta || !visible(p, meta.tenant)) throw new AdminHttpError(404, 'no such recording');
+    if (!meta || !seesTenant(p, meta.tenant)) throw new AdminHttpError(404, 'no such recording');
     return meta;
   };
 
   admin.add('GET', '/v1/recordings', ALL, ({ url, res, principal }) => {
     let tenant = url.searchParams.get('tenant') || undefined;
-    if (principal.role === 'reporting' && principal.tenant !== undefined) {
+    if (principal.tenant !== undefined) {
       if (tenant !== undefined && tenant !== principal.tenant) throw new AdminHttpError(403, `key ${principal.name} may read tenant ${principal.tenant} only`);
       tenant = principal.tenant;
     }
