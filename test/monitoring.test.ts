@@ -122,6 +122,13 @@ describe("README's metrics catalogue", () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it('lists each metric once, and only metrics the gateway registers', () => {
+    const rows = readFileSync('README.md', 'utf8').split('\n').map((l) => /^\| `(wagw_[a-z0-9_]+)`/.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+    const unknown = rows.filter((n) => !metrics.registry.getSingleMetric(n));
+    const twice = rows.filter((n, i) => rows.indexOf(n) !== i);
+    expect({ unknown, twice }).toEqual({ unknown: [], twice: [] });
+  });
 });
 
 describe.skipIf(!promtool)('promtool', () => {
