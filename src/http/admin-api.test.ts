@@ -195,6 +195,16 @@ describe('admin API', () => {
     expect(lines.some((l) => l.includes('"Jane, ""JD"""'))).toBe(true);
   });
 
+  it('the OpenAPI document lists the error statuses the business-call routes answer', () => {
+    const paths = (openApiDocument() as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }).paths;
+    const codes = (path: string, method: string): string[] => Object.keys(paths[path]![method]!.responses);
+    // business-routes.ts: a busy user (486) → 409, Graph failure → 502, SIP down / draining / capacity → 503.
+    expect(codes('/v1/calls', 'post')).toEqual(expect.arrayContaining(['400', '403', '404', '409', '502', '503']));
+    // numberFor: an unknown phoneNumberId → 404; no permission ledger → 503.
+    expect(codes('/v1/permission-requests', 'post')).toEqual(expect.arrayContaining(['404', '409', '429', '502', '503']));
+    expect(codes('/v1/permissions/{waId}', 'get')).toEqual(expect.arrayContaining(['400', '404', '503']));
+  });
+
   it('the OpenAPI document describes every route', () => {
     const paths = Object.keys((openApiDocument() as { paths: Record<string, unknown> }).paths);
     for (const p of ['/v1/records', '/v1/records.csv', '/v1/records/{id}', '/v1/calls', '/v1/calls/{id}', '/v1/calls/{id}/hangup', '/v1/status', '/v1/events', '/v1/openapi.json']) {

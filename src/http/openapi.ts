@@ -79,7 +79,8 @@ const filters = [
 const responses = (ok: Record<string, unknown>, ...codes: number[]): Record<string, unknown> => {
   const out: Record<string, unknown> = { ...ok };
   const text: Record<number, string> = {
-    400: 'Bad request', 401: 'Missing or unknown API key', 404: 'Not found',
+    400: 'Bad request', 401: 'Missing or unknown API key', 404: 'Not found', 409: 'The user is busy (SIP 486)',
+    502: "Meta's Graph API refused or failed", 503: 'Not available now: the SIP side is not connected, the gateway is draining or at capacity, or the permission ledger is off',
     403: "The key's role may not do this; on the business-call routes also a refusal (country_blocked, no permission, Meta's call limit) with its reason",
   };
   for (const c of codes) out[String(c)] = { description: text[c], content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
@@ -140,7 +141,7 @@ export function openApiDocument(): Record<string, unknown> {
             to: { type: 'string', description: "The user's wa_id" }, agent: { type: 'string', description: 'SIP URI to ring' },
             phoneNumberId: { type: 'string', description: 'Business number to call from; default the only or default one' },
           } } } } },
-          responses: responses({ '202': { description: 'Call started', content: { 'application/json': { schema: { type: 'object', properties: { callId: { type: 'string' }, waCallId: { type: ['string', 'null'] }, state: { type: 'string' } } } } } } }, 400, 401, 403, 404),
+          responses: responses({ '202': { description: 'Call started', content: { 'application/json': { schema: { type: 'object', properties: { callId: { type: 'string' }, waCallId: { type: ['string', 'null'] }, state: { type: 'string' } } } } } } }, 400, 401, 403, 404, 409, 502, 503),
         },
         get: {
           summary: 'Live calls with their current quality', 'x-roles': ['admin', 'supervisor'],
@@ -172,14 +173,14 @@ export function openApiDocument(): Record<string, unknown> {
           requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['to'], properties: {
             to: { type: 'string' }, phoneNumberId: { type: 'string' }, body: { type: 'string', maxLength: 1024 }, template: { type: 'string' }, language: { type: 'string' },
           } } } } },
-          responses: responses({ '202': { description: 'Sent' }, '409': { description: 'Permanent permission already granted' }, '429': { description: 'Request limit reached (Retry-After)' }, '502': { description: 'Graph error' } }, 400, 401, 403),
+          responses: responses({ '202': { description: 'Sent' }, '409': { description: 'Permanent permission already granted' }, '429': { description: 'Request limit reached (Retry-After)' }, '502': { description: 'Graph error' } }, 400, 401, 403, 404, 503),
         },
       },
       '/v1/permissions/{waId}': {
         get: {
           summary: "The permission ledger's view of one user (status, expiry, request counts); ?refresh=1 asks Meta", 'x-roles': ['admin', 'supervisor', 'reporting'],
           parameters: [{ name: 'waId', in: 'path', required: true, schema: { type: 'string' } }, { name: 'phoneNumberId', in: 'query', schema: { type: 'string' } }, { name: 'refresh', in: 'query', schema: { type: 'string', enum: ['1', 'true'] } }],
-          responses: responses(json({ type: 'object' }, 'Permission view'), 400, 401, 403),
+          responses: responses(json({ type: 'object' }, 'Permission view'), 400, 401, 403, 404, 503),
         },
       },
       '/v1/status': {
