@@ -186,8 +186,11 @@ export class MediaSession {
     if (!this.webrtc || !this.rtp) throw new Error('media legs not set up');
     this.rtp.setRemote(remote.address, remote.port);
     this.sipRemote = remote;
-    this.createBridge(remote.codec, remote.payloadType, remote.dtmfPayloadType ?? null);
-    this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType }, 'media bridged');
+    const bridge = this.createBridge(remote.codec, remote.payloadType, remote.dtmfPayloadType ?? null);
+    // A PBX that starts on hold (sendonly or inactive, or c=0.0.0.0): nothing goes to it until it resumes (RFC 3264 §8.4).
+    const ours = answerDirection(remote.direction);
+    if (ours !== 'sendrecv' && ours !== 'sendonly') bridge.setSipSending(false, !isNullAddress(remote));
+    this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType, direction: remote.direction }, 'media bridged');
   }
 
   private createBridge(sipCodec: G711Codec, sipPayloadType: number | undefined, sipDtmfPayloadType: number | null): Bridge {

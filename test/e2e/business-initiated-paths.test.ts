@@ -13,7 +13,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 26;
+const TESTS = 27;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -180,6 +180,20 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     expect(record).toMatchObject({ outcome: 'answered', endedBy: 'sip', cause: 'agent_hangup' });
     // sipp echoes what reaches the port its ACK named: packets back mean the gateway sent there.
     expect(record.quality?.sip?.packetsIn).toBeGreaterThan(20);
+  });
+
+  it('a PBX whose INVITE starts on hold (c=0.0.0.0) gets no RTP from us and is answered recvonly', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId, name: 'Held' }, { permission: 'temporary' });
+    run = await startSipp({ scenario: 'uac-invite-held' as SippScenario, service: `+${waId}`, remote: `127.0.0.1:${e2e.drachtio.sipPort}`, durationMs: 1500, timeoutSec: 25 });
+    const placed = await e2e.meta.waitForConnect(waId);
+    await e2e.meta.userAnswers(placed.id);
+    await e2e.meta.waitForAction(placed.id, 'terminate', 15_000);
+    expect((await run.done).successful).toBe(1);
+    expect(run.messages()).toMatch(/SIP\/2.0 200 OK[\s\S]*a=recvonly/);
+    const record = await recordTo(waId);
+    expect(record).toMatchObject({ outcome: 'answered' });
+    expect(record.quality?.sip?.packetsOut ?? 0).toBe(0);
   });
 
   it('an INVITE from a source not allowed gets 403 and causes no Graph request at all', async () => {
