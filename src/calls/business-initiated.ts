@@ -361,7 +361,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   call.onTeardown((e) => {
     if (agent) return agent.hangUp(e);
     if (dialog) return e.by === 'sip' ? undefined : dialog.bye(byeFor(e));
-    cancelAgent.abort();
+    cancelAgent.abort(byeFor(e).reasonHeader);
   });
   const media = deps.media.create(call);
   call.onTeardown(() => media.close());

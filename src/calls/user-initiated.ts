@@ -165,7 +165,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
     if (agent) return agent.hangUp(end);
     if (end.by === 'sip') return;
     if (dialog) return dialog.bye(byeFor(end));
-    cancel.abort();
+    cancel.abort(byeFor(end).reasonHeader);
   });
   let sipOffer: string;
   try {

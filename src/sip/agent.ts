@@ -595,7 +595,7 @@ export interface SipInviteOptions {
   headers?: Readonly<Record<string, string | undefined>>;
   /** Our SDP offer. */
   sdp: string;
-  /** Aborting sends CANCEL; the promise rejects with SipCallFailure 487. */
+  /** Aborting sends CANCEL (with abort(reason): a string reason is its RFC 3326 Reason); rejects with SipCallFailure 487. */
   signal?: AbortSignal;
   /** Called for every provisional response (100 excluded by drachtio; 180, 183...). */
   onProvisional?: (status: number, info: { reason: string; sdp?: string }) => void;
@@ -777,20 +777,23 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       const entry: PendingInvite = { fail };
       this.pending.add(entry);
 
+      let cancelReason: string | undefined;
       const sendCancel = (): void => {
         if (cancelSent || !req) return;
         cancelSent = true;
         try {
-          req.cancel({}, (err) => {
+          req.cancel(cancelReason ? { headers: { Reason: sanitizeHeaderValue(cancelReason) } } : {}, (err) => {
             if (err) log.warn({ err: String(err) }, 'CANCEL failed');
           });
         } catch (err) {
           log.warn({ err: String(err) }, 'CANCEL failed');
         }
       };
-      const cancel = (why: SipCallFailure): void => {
+      /** `reason`: the CANCEL's RFC 3326 Reason, when we know why we give up. */
+      const cancel = (why: SipCallFailure, reason?: string): void => {
         if (settled || cancelWith) return;
         cancelWith = why;
+        cancelReason = reason;
         log.info({ status: why.status }, `cancelling INVITE (${why.reason})`);
         sendCancel();
         if (!gotProvisional) {
@@ -801,10 +804,11 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
         }
         graceTimer = setTimeout(() => fail(why), this.opts.cancelGraceMs ?? 5000);
       };
-      const onAbort = (): void => cancel(new SipCallFailure(487, 'Request Terminated'));
+      // The caller may abort with the Reason to give (a string); Q.850 19 is "no answer from user (user alerted)".
+      const onAbort = (): void => cancel(new SipCallFailure(487, 'Request Terminated'), typeof opts.signal?.reason === 'string' ? opts.signal.reason : undefined);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       if (opts.timeoutMs !== undefined) {
-        timeoutTimer = setTimeout(() => cancel(new SipCallFailure(408, 'Request Timeout')), opts.timeoutMs);
+        timeoutTimer = setTimeout(() => cancel(new SipCallFailure(408, 'Request Timeout'), formatReasonHeader('Q.850', 19, 'ring timeout')), opts.timeoutMs);
       }
       if (opts.responseTimeoutMs) {
         responseTimer = setTimeout(() => {

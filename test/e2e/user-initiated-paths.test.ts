@@ -69,6 +69,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     const record = await recordFor(callId);
     expect(record).toMatchObject({ outcome: 'no_answer', cause: 'sip_408' });
     await waitFor(() => run.messages().includes('CANCEL sip:') || undefined, 'CANCEL at the agent');
+    expect(run.messages()).toMatch(/CANCEL sip:[\s\S]*Reason: Q\.850;cause=19;text="ring timeout"/);
     expect(actions(callId)).toEqual(['pre_accept:200', 'reject:200']);
   });
 
@@ -80,6 +81,7 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     const record = await recordFor(callId);
     expect(record).toMatchObject({ outcome: 'cancelled', endedBy: 'whatsapp' });
     await waitFor(() => run.messages().includes('CANCEL sip:') || undefined, 'CANCEL at the agent');
+    expect(run.messages()).toMatch(/CANCEL sip:[\s\S]*Reason: Q\.850;cause=16;text="WhatsApp user hung up"/);
     expect(actions(callId)).toEqual(['pre_accept:200']);
   });
 
