@@ -98,4 +98,17 @@ describe('dispatchEvent', () => {
       vi.useRealTimers();
     }
   });
+
+  it('a connect after its terminate rings nobody but is a missed call: offered and ended on the event feed, and recorded', async () => {
+    const { deps, registry, written } = stuckInSetup(10, {});
+    const feed: string[] = [];
+    registry.events.subscribe((e) => feed.push(`${e.type}:${e.outcome ?? ''}`));
+    registry.markWhatsAppTerminated('wacid.MISSED');
+    dispatchEvent(deps, { ...connect, callId: 'wacid.MISSED' });
+    await vi.waitFor(() => expect(written).toHaveLength(1));
+    expect(written[0]).toMatchObject({ waCallId: 'wacid.MISSED', outcome: 'cancelled', endedBy: 'whatsapp', cause: 'terminated_before_connect' });
+    expect(feed).toEqual(['call.offered:', 'call.ended:cancelled']);
+    expect(registry.size).toBe(0);
+  });
 });
+
