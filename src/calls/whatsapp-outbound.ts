@@ -75,15 +75,16 @@ export class WhatsAppOutboundLeg {
     return Promise.race([this.arrival, new Promise<boolean>((r) => setTimeout(() => r(false), ANSWER_WAIT_MS).unref())]);
   }
 
+  /** biz_opaque_callback_data of this call's `connect` (see connect()). */
+  private get opaque(): string {
+    return (this.call.sipCallId ?? this.call.id).slice(0, 512);
+  }
+
   /**
    * Graph `connect`: the wacid, indexed, or Meta's error. biz_opaque_callback_data is the SIP Call-ID (the fact sheet's
    * checklist, §6: the PBX side can match Meta's webhooks and records to its own call), or the gateway call id when
    * no SIP dialog exists yet (click-to-call rings the agent only after the user answered). Meta takes 512 characters.
    */
-  private get opaque(): string {
-    return (this.call.sipCallId ?? this.call.id).slice(0, 512);
-  }
-
   async connect(offerSdp: string): Promise<{ waCallId?: string } | { error: unknown }> {
     let error: unknown;
     let failed = false;
