@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type GatewayConfig, type Secrets } from './schema.js';
 import { parseOutboundCredentials, parseSipCredentials } from '../sip/digest.js';
+import { looksLikeUrl, redactUrl, urlForLog } from '../observability/url-redaction.js';
 
 /** Exit code for a configuration error (EX_CONFIG in sysexits.h). */
 export const EXIT_CONFIG = 78;
@@ -117,22 +118,6 @@ export function loadConfig(opts: LoadOptions = {}): GatewayConfig {
 /** Keys whose value may hold a password (store.databaseUrl = postgres://user:password@host/db): an error line shows
  * at most the URL's scheme and host. */
 const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['store.databaseUrl']);
-const URL_LIKE = /^([a-z][a-z0-9+.-]*):\/\//i;
-
-/** scheme://host of a URL, '…' marking that something (user info, path, query) was left out; never a password. */
-export function redactUrl(text: string): string {
-  try {
-    const u = new URL(text);
-    if (u.host) {
-      const bare = `${u.protocol}//${u.host}`;
-      return text === bare || text === `${bare}/` ? text : `${bare}…`;
-    }
-  } catch {
-    // Not parseable: the scheme alone.
-  }
-  const scheme = URL_LIKE.exec(text)?.[1];
-  return scheme ? `${scheme}://…` : '(not shown: may hold a secret)';
-}
 
 /**
  * A value as a config error line may show it. Secrets reach the config through the environment (a mistyped
@@ -145,15 +130,7 @@ function redacted(value: unknown, key: string): unknown {
     if (value === '') return value;
     return typeof value === 'string' ? redactUrl(value) : '(not shown: may hold a secret)';
   }
-  if (typeof value === 'string') {
-    if (!URL_LIKE.test(value)) return value;
-    try {
-      const u = new URL(value);
-      return u.username || u.password || u.search || u.hash ? `${u.protocol}//${u.host}${u.pathname}…` : value;
-    } catch {
-      return /^[^/]*\/\/[^/]*@/.test(value) ? redactUrl(value) : value;
-    }
-  }
+  if (typeof value === 'string') return looksLikeUrl(value) ? urlForLog(value) : value;
   if (Array.isArray(value)) return value.map((v, i) => redacted(v, `${key}.${i}`));
   if (isPlain(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redacted(v, key ? `${key}.${k}` : k)]));
   return value;

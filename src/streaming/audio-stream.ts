@@ -12,6 +12,7 @@
 import WebSocket from 'ws';
 import type { MediaTap } from '../media/bridge.js';
 import type { StreamTarget } from '../config/recording-schema.js';
+import { urlForLog } from '../observability/url-redaction.js';
 
 export interface StreamCallInfo {
   callId: string;
@@ -216,7 +217,7 @@ export class AudioStream {
       this.pingAt = null;
       this.backoffMs = this.target.reconnectMinMs;
       this.hooks.onConnect?.('connected');
-      this.hooks.log?.('info', 'audio stream connected', { url: this.target.url, reconnect: this.connects > 1 });
+      this.hooks.log?.('info', 'audio stream connected', { url: urlForLog(this.target.url), reconnect: this.connects > 1 });
       ws.send(this.startMessage());
       for (const m of this.pendingJson.splice(0)) ws.send(m);
       this.pump();
@@ -230,14 +231,14 @@ export class AudioStream {
     });
     ws.on('error', (err) => {
       if (!this.open) this.hooks.onConnect?.('failed');
-      this.hooks.log?.('warn', 'audio stream error', { url: this.target.url, err: err.message });
+      this.hooks.log?.('warn', 'audio stream error', { url: urlForLog(this.target.url), err: err.message });
     });
     ws.on('close', () => {
       const wasOpen = this.open;
       this.open = false;
       if (this.ws === ws) this.ws = null;
       if (this.stopped) return;
-      if (wasOpen) this.hooks.log?.('warn', 'audio stream lost: reconnecting', { url: this.target.url, inMs: this.backoffMs });
+      if (wasOpen) this.hooks.log?.('warn', 'audio stream lost: reconnecting', { url: urlForLog(this.target.url), inMs: this.backoffMs });
       this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, this.backoffMs);
       this.retryTimer.unref();
       this.backoffMs = Math.min(this.target.reconnectMaxMs, this.backoffMs * 2);
