@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import type { PortPool } from './port-pool.js';
 import { createRtpHeader, readRtpHeader, type RtpHeader } from './rtp-packet.js';
-import { formatAddress, numericAddress, sameAddress, sameHost, TickSocket, type NumericAddress } from './tick-socket.js';
+import { copyAddress, formatAddress, numericAddress, sameAddress, sameHost, TickSocket, type NumericAddress } from './tick-socket.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 
@@ -328,12 +328,7 @@ export class RtpLeg extends EventEmitter<RtpLegEvents> {
     if (this.candidateRun > 0 && sameAddress(from, c) && h.ssrc === this.candidateSsrc && h.sequenceNumber === ((this.candidateSeq + 1) & 0xffff)) {
       this.candidateRun++;
     } else {
-      c.family = from.family;
-      c.port = from.port;
-      c.a0 = from.a0;
-      c.a1 = from.a1;
-      c.a2 = from.a2;
-      c.a3 = from.a3;
+      copyAddress(c, from);
       this.candidateSsrc = h.ssrc;
       this.candidateRun = 1;
     }

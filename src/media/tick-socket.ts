@@ -253,6 +253,16 @@ function ipv6Words(address: string): number[] {
   return [0, 1, 2, 3].map((w) => ((groups[2 * w]! << 16) | groups[2 * w + 1]!) >>> 0);
 }
 
+/** Copies `from` into `to` (no allocation: for addresses kept across packets). */
+export function copyAddress(to: NumericAddress, from: NumericAddress): void {
+  to.family = from.family;
+  to.port = from.port;
+  to.a0 = from.a0;
+  to.a1 = from.a1;
+  to.a2 = from.a2;
+  to.a3 = from.a3;
+}
+
 export function sameAddress(a: NumericAddress, b: NumericAddress): boolean {
   return a.port === b.port && a.a3 === b.a3 && a.a0 === b.a0 && a.family === b.family && a.a1 === b.a1 && a.a2 === b.a2;
 }

@@ -480,12 +480,12 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     return this.fast ? this.fast.rtcp.remoteFractionLost : this.senderReport('remoteFractionLost');
   }
 
-  /** Our packets the remote reports lost in all (its RTCP cumulative number lost); undefined before a report. */
   /** The fast path's statistics of the user's stream (its RTCP reports carry them); none on werift's path. */
   get receiveStats(): RtpReceiveStats | undefined {
     return this.fast?.rtcp.received;
   }
 
+  /** Our packets the remote reports lost in all (its RTCP cumulative number lost); undefined before a report. */
   get remotePacketsLost(): number | undefined {
     return this.fast ? this.fast.rtcp.remotePacketsLost : this.senderReport('remotePacketsLost');
   }
