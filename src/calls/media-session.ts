@@ -22,6 +22,14 @@ function nextSession(previousLocalSdp: string): { sessionId: string; sessionVers
   return o ? { sessionId: o[1]!, sessionVersion: Number(o[2]) + 1 } : {};
 }
 
+/**
+ * What we may send the PBX by the direction our SDP gives (RFC 3264): RTP only for sendrecv or sendonly, and nothing
+ * at all, RTCP included, toward c=0.0.0.0 (§8.4).
+ */
+function followDirection(bridge: Bridge, remote: ParsedSdp, ours: MediaDirection): void {
+  bridge.setSipSending(ours === 'sendrecv' || ours === 'sendonly', !isNullAddress(remote));
+}
+
 /** Owns the RTP port pool and hands each call its media session. */
 export class MediaFactory {
   readonly pool: PortPool;
@@ -187,9 +195,8 @@ export class MediaSession {
     this.rtp.setRemote(remote.address, remote.port);
     this.sipRemote = remote;
     const bridge = this.createBridge(remote.codec, remote.payloadType, remote.dtmfPayloadType ?? null);
-    // A PBX that starts on hold (sendonly or inactive, or c=0.0.0.0): nothing goes to it until it resumes (RFC 3264 §8.4).
-    const ours = answerDirection(remote.direction);
-    if (ours !== 'sendrecv' && ours !== 'sendonly') bridge.setSipSending(false, !isNullAddress(remote));
+    // A PBX may start on hold (sendonly or inactive, or c=0.0.0.0): then nothing goes to it until it resumes.
+    followDirection(bridge, remote, answerDirection(remote.direction));
     this.call.logger.info({ codec: remote.codec, remote: `${remote.address}:${remote.port}`, dtmfPt: remote.dtmfPayloadType, direction: remote.direction }, 'media bridged');
   }
 
@@ -346,7 +353,7 @@ export class MediaSession {
     const codecChanged = !before || before.codec !== r.codec || before.payloadType !== r.payloadType || (before.dtmfPayloadType ?? null) !== (r.dtmfPayloadType ?? null);
     if (codecChanged) bridge.setSipMedia({ codec: r.codec, payloadType: r.payloadType, dtmfPayloadType: r.dtmfPayloadType ?? null });
     if (!nullAddress) this.sipRemote = r;
-    bridge.setSipSending(ours === 'sendrecv' || ours === 'sendonly', !nullAddress);
+    followDirection(bridge, r, ours);
     // An agent that sends nothing (inactive, recvonly) is not a dead leg: its silence watchdog waits.
     this.agentSends = r.direction === 'sendrecv' || r.direction === 'sendonly';
     bridge.setMediaTimeout('sip', !this.held && this.agentSends);

@@ -39,10 +39,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   // Each business number's calls use its own app's Graph token.
   const graph = deps.graphs?.forNumber(ev.phoneNumberId) ?? deps.graph;
   const log = logger.child({ waCallId: ev.callId });
-  if (registry.wasWhatsAppTerminated(ev.callId)) {
-    log.info('connect arrived after its terminate: call not started');
-    return;
-  }
+  // A connect after its terminate never gets here: dispatch records it as a missed call (missed-call.ts).
   if (registry.byWhatsAppId(ev.callId)) {
     // Meta re-delivers a connect it thinks timed out (§1.1); the call already in hand carries on.
     log.info('connect for a call already live here: ignored');
