@@ -1,4 +1,4 @@
-import type { SipDialogEnd } from '../sip/agent.js';
+import type { SipDialog, SipDialogEnd } from '../sip/agent.js';
 import { formatReasonHeader } from '../sip/headers.js';
 import type { EndReason } from './call.js';
 
@@ -26,3 +26,12 @@ export function byeFor(end: EndReason): { reason: string; reasonHeader: string }
   const q850 = hungUp ? 16 : timedOut ? 102 : 41;
   return { reason: end.cause, reasonHeader: formatReasonHeader('Q.850', q850, end.cause === 'whatsapp_hangup' ? 'WhatsApp user hung up' : end.cause) };
 }
+
+/**
+ * The teardown of a PBX dialog that has no agent side (yet, or because setting it up failed): BYE with the call's
+ * Reason, unless the PBX ended the call itself.
+ */
+export function hangUpDialog(dialog: SipDialog, end: EndReason): Promise<void> | undefined {
+  return end.by === 'sip' ? undefined : dialog.bye(byeFor(end));
+}
+

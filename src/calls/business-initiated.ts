@@ -13,7 +13,8 @@ import { generatedMelody, LoopingPcm } from './hold-music.js';
 import type { MediaLegName } from '../media/bridge.js';
 import { PbxGuard } from './pbx-guard.js';
 import { startAgentSide, type AgentSide } from './agent-side.js';
-import { byeFor } from './agent-hangup.js';
+import { knownNoPermission } from '../whatsapp/permissions.js';
+import { byeFor, hangUpDialog } from './agent-hangup.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
 import { businessNumberBlocked, COUNTRY_BLOCKED_REFUSAL } from './business-region.js';
@@ -129,10 +130,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   let agent: AgentSide | undefined;
   call.onTeardown((end) => {
     if (agent) return agent.hangUp(end);
-    if (dialog) {
-      if (end.by !== 'sip') return dialog.bye(byeFor(end));
-      return;
-    }
+    if (dialog) return hangUpDialog(dialog, end);
     if (invite.responded) return;
     const r = refusal ?? refusalForEnd(end);
     sendRefusal(invite, r);
@@ -163,15 +161,14 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   if (deps.permissions) {
     const view = await deps.permissions.current(number.phoneNumberId, waId);
     if (call.isEnded) return;
-    if (view.status === 'none' && view.refreshFailed) {
-      // Meta could not be asked: `connect` asks it instead (138006 if there is no permission), rather than refusing a
-      // user who may have granted it, or spending one of the few permission requests on them.
-      call.logger.warn('call permission unknown (GET call_permissions failed): trying connect');
-    } else if (view.status === 'none') {
+    if (knownNoPermission(view)) {
       const text = `No WhatsApp call permission from the user${await requestPermissionAfterRefusal(deps, number, waId)}`;
       metrics.sipInvitesRefused.inc({ reason: 'no_permission' });
       return refuse({ status: 403, text, cause: 'no_permission' }, 'rejected');
     }
+    // Meta could not be asked: `connect` asks it instead (138006 if there is no permission), rather than refusing a
+    // user who may have granted it, or spending one of the few permission requests on them.
+    if (view.status === 'none') call.logger.warn('call permission unknown (GET call_permissions failed): trying connect');
     if (view.callsBlockedUntil !== undefined) {
       metrics.sipInvitesRefused.inc({ reason: 'call_limit' });
       return refuse(callLimitRefusal(view.callsBlockedUntil, deps.permissions.ledger.clock()), 'rejected');
@@ -360,7 +357,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   const cancelAgent = new AbortController();
   call.onTeardown((e) => {
     if (agent) return agent.hangUp(e);
-    if (dialog) return e.by === 'sip' ? undefined : dialog.bye(byeFor(e));
+    if (dialog) return hangUpDialog(dialog, e);
     cancelAgent.abort(byeFor(e).reasonHeader);
   });
   const media = deps.media.create(call);
@@ -368,7 +365,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
 
   if (deps.permissions) {
     const view = await deps.permissions.current(number.phoneNumberId, waId);
-    if (view.status === 'none' && !view.refreshFailed) return refuse({ status: 403, text: 'No WhatsApp call permission from the user', cause: 'no_permission' }, 'rejected');
+    if (knownNoPermission(view)) return refuse({ status: 403, text: 'No WhatsApp call permission from the user', cause: 'no_permission' }, 'rejected');
     if (view.callsBlockedUntil !== undefined) return refuse(callLimitRefusal(view.callsBlockedUntil, deps.permissions.ledger.clock()), 'rejected');
   }
   const setupTimer = setTimeout(() => {

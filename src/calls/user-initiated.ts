@@ -9,7 +9,7 @@ import type { CallDeps } from './deps.js';
 import type { RouteDecision } from './routing/routing-table.js';
 import { DialFailure, dialTargets, targetOrder } from './routing/dial-targets.js';
 import { startAgentSide, type AgentSide } from './agent-side.js';
-import { byeFor } from './agent-hangup.js';
+import { byeFor, hangUpDialog } from './agent-hangup.js';
 
 /**
  * A WhatsApp user calls the business (whatsapp-calling.md §6 item 2): answer the WebRTC offer, pre_accept at once,
@@ -160,9 +160,8 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   let agent: AgentSide | undefined;
   call.onTeardown((end) => {
     if (agent) return agent.hangUp(end);
-    if (end.by === 'sip') return;
-    if (dialog) return dialog.bye(byeFor(end));
-    cancel.abort(byeFor(end).reasonHeader);
+    if (dialog) return hangUpDialog(dialog, end);
+    if (end.by !== 'sip') cancel.abort(byeFor(end).reasonHeader);
   });
   let sipOffer: string;
   try {

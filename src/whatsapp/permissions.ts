@@ -62,6 +62,11 @@ export interface PermissionView {
   refreshFailed?: boolean;
 }
 
+/** A business-initiated call is refused for want of permission only when that is known, not when Meta could not be asked. */
+export function knownNoPermission(v: PermissionView): boolean {
+  return v.status === 'none' && !v.refreshFailed;
+}
+
 export type RequestRefusal = 'permanent_permission' | 'daily_limit' | 'weekly_limit';
 
 export class PermissionLedger {
