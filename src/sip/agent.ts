@@ -120,6 +120,8 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
   private endInfo: SipDialogEnd | undefined;
   /** The body of the first ACK in this dialog (undefined: none). */
   private readonly firstAck: Promise<string | undefined>;
+  /** The far end's SDP as the session last agreed it (agree()). */
+  private agreedRemote: string;
   private resolveDone!: (end: SipDialogEnd) => void;
   private byePromise: Promise<void> | undefined;
 
@@ -181,30 +183,22 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
       // A listener that neither accepted nor refused synchronously must not leave the transaction hanging.
       setImmediate(() => send(500));
     });
-    // drachtio-srf has already taken a re-INVITE's body as the remote SDP: what the session agreed last is kept here.
-    let agreedRemote = dlg.remote.sdp;
+    this.agreedRemote = dlg.remote.sdp;
     // The first ACK: for a delayed-offer INVITE it carries the far end's answer (ackAnswer), which the session agreed.
     let acked = false;
     this.firstAck = new Promise((resolve) => {
       dlg.on('ack', (req: Srf.SrfRequest) => {
         if (acked) return;
         acked = true;
-        if (agreedRemote.trim() === '' && req.body) agreedRemote = req.body;
+        if (this.agreedRemote.trim() === '' && req.body) this.agree(req.body);
         resolve(req.body || undefined);
       });
     });
     dlg.on('modify', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
       const offer = req.body ?? '';
-      this.dlg.remote.sdp = agreedRemote;
-      if (offer.trim() === '') {
-        this.answerOfferless(res, (answer) => {
-          if (answer.trim() !== '') this.dlg.remote.sdp = agreedRemote = answer;
-        });
-        return;
-      }
-      this.answerOffer('re-INVITE', offer, res, () => {
-        this.dlg.remote.sdp = agreedRemote = offer;
-      });
+      this.dlg.remote.sdp = this.agreedRemote;
+      if (offer.trim() === '') this.answerOfferless(res);
+      else this.answerOffer('re-INVITE', offer, res);
     });
     // UPDATE (RFC 3311): with SDP it is an offer like a re-INVITE's; without, a session refresh (RFC 4028) answered 200.
     dlg.on('update', (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
@@ -213,17 +207,20 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
         res.send(200);
         return;
       }
-      this.answerOffer('UPDATE', offer, res, () => {
-        this.dlg.remote.sdp = agreedRemote = offer;
-      });
+      this.answerOffer('UPDATE', offer, res);
     });
   }
 
+  /** The far end's SDP the session agreed on; drachtio-srf takes any re-INVITE's body as the remote SDP at once. */
+  private agree(remoteSdp: string): void {
+    this.dlg.remote.sdp = this.agreedRemote = remoteSdp;
+  }
+
   /** 200 with our answer to the far end's offer (re-INVITE or UPDATE), or 488 when the handler cannot take it. */
-  private answerOffer(method: 're-INVITE' | 'UPDATE', offer: string, res: Srf.SrfResponse, agreed: () => void): void {
+  private answerOffer(method: 're-INVITE' | 'UPDATE', offer: string, res: Srf.SrfResponse): void {
     const reply = (sdp: string): void => {
       this.dlg.local.sdp = sdp;
-      agreed();
+      this.agree(offer);
       res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp', Contact: this.dlg.local.contact } });
     };
     const handler = this.reinviteHandler;
@@ -245,7 +242,7 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
    * An offerless re-INVITE: our 200 OK carries an offer and the ACK the answer. drachtio-srf hands the ACK of a 200 sent
    * with an ACK callback to that callback (its pendingAckOrPrack), not to the dialog's 'ack' event.
    */
-  private answerOfferless(res: Srf.SrfResponse, agreed: (answer: string) => void): void {
+  private answerOfferless(res: Srf.SrfResponse): void {
     const handler = this.offerlessHandler;
     let sdp: string;
     try {
@@ -258,7 +255,7 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
     this.dlg.local.sdp = sdp;
     res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp', Contact: this.dlg.local.contact } }, undefined, (ack) => {
       const answer = ack.body ?? '';
-      agreed(answer);
+      if (answer.trim() !== '') this.agree(answer);
       if (this.endInfo || !handler) return;
       try {
         handler.applyAnswer(answer);
