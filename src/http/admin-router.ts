@@ -68,14 +68,13 @@ export class AdminRouter {
 
   /**
    * Replaces every key at once (SIGHUP re-reads WAGW_ADMIN_KEYS or its _FILE): a revoked key is refused from the next
-   * request on. Returns how many keys are now active.
+   * request on.
    */
-  setKeys(keys: Map<string, string>): number {
+  setKeys(keys: Map<string, string>): void {
     this.keys = [...keys].map(([key, spec]) => {
       const [name = 'unnamed', role = 'reporting', tenant] = spec.split(':');
       return { digest: digest(key), principal: { name, role: role as Role, tenant } };
     });
-    return this.keys.length;
   }
 
   get keyCount(): number {
