@@ -18,6 +18,7 @@ import { preciseTimerAvailable } from './media/precise-timer.js';
 import { announcedAddress, unreachableFromMeta } from './media/webrtc-leg.js';
 import { targetRefusal } from './sip/target-policy.js';
 import { MetaNumberSettings } from './whatsapp/meta-settings.js';
+import { WebhookForwarder } from './http/webhook-forwarder.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
 import { dispatchEvent } from './calls/dispatch.js';
@@ -115,6 +116,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
     userConnectMaxAgeSeconds: config.whatsapp.userConnectMaxAgeSeconds,
     logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), onNotice: (n) => metaSettings.apply(n), apps: () => webhookApps,
     isLiveCall: (waCallId, bizOpaque) => registry.isLiveWhatsAppCall(waCallId, bizOpaque),
+    forwarder: new WebhookForwarder({ peers: () => deps.config.cluster.peers, timeoutMs: () => deps.config.cluster.forwardTimeoutMs, logger, metrics }),
   });
   const admin = new AdminRouter(secrets.adminKeys, logger);
   const startedAt = Date.now();

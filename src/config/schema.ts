@@ -142,6 +142,13 @@ export const configSchema = z.strictObject({
     retentionSweepMinutes: z.number().int().min(1).default(60),
   }).default({ sqlitePath: 'data/gateway.sqlite', databaseUrl: '', retentionDays: 0, retentionSweepMinutes: 60 }),
   businessCalls: businessCallsSchema.default(BUSINESS_CALLS_DEFAULTS),
+  cluster: z.strictObject({
+    // The other gateway instances behind the same webhook URL, as http(s)://host:port of their HTTP listener. A
+    // delivery naming a call not live here, a permission reply or an account notice is passed on to them with Meta's
+    // signature (so every instance needs the same apps and secrets). Empty: a single instance.
+    peers: z.array(z.string().url().regex(/^https?:\/\//, 'an http(s):// base URL such as http://10.0.0.2:8080')).default([]),
+    forwardTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
+  }).default({ peers: [], forwardTimeoutMs: 2000 }),
   routing: routingSchema,
   hold: holdSchema,
   transfer: transferSchema,

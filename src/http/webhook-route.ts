@@ -7,6 +7,7 @@ import { MalformedWebhookError, parseWebhook, dedupeKey, type AccountNotice, typ
 import { RecentKeys } from '../whatsapp/dedupe.js';
 import type { WebhookApps } from '../whatsapp/webhook-apps.js';
 import { readBody, sendJson } from './server.js';
+import { FORWARDED_HEADER, type WebhookForwarder } from './webhook-forwarder.js';
 
 export interface WebhookReceiverOptions {
   appSecret: string;
@@ -28,6 +29,8 @@ export interface WebhookReceiverOptions {
    * user gone. Absent = every stale event is dropped.
    */
   isLiveCall?: (waCallId: string, bizOpaque?: string) => boolean;
+  /** The other instances behind the same webhook URL (cluster.peers): deliveries for calls not live here go to them. */
+  forwarder?: WebhookForwarder;
 }
 
 /**
@@ -88,6 +91,8 @@ export class WebhookReceiver {
 
   async receive(req: IncomingMessage, res: ServerResponse, appName?: string): Promise<void> {
     const { logger, metrics } = this.opts;
+    // Passed on by a peer instance (webhook-forwarder.ts): still verified as Meta's, never passed on again.
+    const forwarded = req.headers[FORWARDED_HEADER] !== undefined;
     let raw: Buffer;
     try {
       raw = await readBody(req, WEBHOOK_MAX_BODY_BYTES);
@@ -155,6 +160,8 @@ export class WebhookReceiver {
       }
     }
     const now = Math.floor(Date.now() / 1000);
+    // Why a peer instance needs this delivery too, if it does.
+    let forPeers = notices.length > 0 ? 'account_notice' : undefined;
     for (const ev of events) {
       const key = dedupeKey(ev);
       const evName = ev.kind === 'status' ? `status_${ev.status.toLowerCase()}` : ev.kind;
@@ -173,6 +180,12 @@ export class WebhookReceiver {
       // A permission reply stays true until its expiration_timestamp (or for good) and Meta retries deliveries for up to
       // 7 days (§1.1, §1.6): a late one must still reach the ledger, which orders replies by their own timestamp.
       const ringing = ev.kind === 'connect' && ev.direction === 'USER_INITIATED';
+      if (forwarded && ringing) {
+        // The instance Meta's delivery reached rings this call; a peer starting it too would ring the PBX twice.
+        metrics.webhookEvents.inc({ event: evName, result: 'forwarded_skipped' });
+        continue;
+      }
+      if (!forwarded && !ringing) forPeers ??= this.peerMayNeed(ev);
       const maxAge = ringing ? Math.min(this.opts.maxAgeSeconds, this.opts.userConnectMaxAgeSeconds ?? Infinity) : this.opts.maxAgeSeconds;
       const stale = ev.kind !== 'permission_reply' && ageSeconds > maxAge;
       if (stale && !(ev.kind === 'terminate' && this.opts.isLiveCall?.(ev.callId, ev.bizOpaque))) {
@@ -194,6 +207,16 @@ export class WebhookReceiver {
       if (stale) logger.warn({ waCallId: 'callId' in ev ? ev.callId : undefined, event: evName, ageSeconds }, 'stale terminate for a call still live here: handled');
       this.handOn(ev, evName);
     }
+    const forwarder = this.opts.forwarder;
+    if (forPeers && !forwarded && forwarder?.enabled) {
+      forwarder.forward(raw, sig, new URL(req.url ?? '/', 'http://gateway').pathname, forPeers);
+    }
+  }
+
+  /** A permission reply (each instance keeps a ledger) or an event naming a call that is not live here. */
+  private peerMayNeed(ev: CallingEvent): string | undefined {
+    if (ev.kind === 'permission_reply') return 'permission_reply';
+    return this.opts.isLiveCall?.(ev.callId, ev.bizOpaque) ? undefined : 'call_not_here';
   }
 
   private handOn(ev: CallingEvent, evName: string): void {

@@ -17,6 +17,7 @@ export function createMetrics() {
     webhooks: new Counter({ name: 'wagw_webhooks_total', help: 'Webhook deliveries by result', labelNames: ['result'] as const, registers }),
     webhookEvents: new Counter({ name: 'wagw_webhook_events_total', help: 'Webhook call events by kind and result', labelNames: ['event', 'result'] as const, registers }),
     accountNotices: new Counter({ name: 'wagw_meta_account_notices_total', help: 'account_update and account_settings_update webhooks (restrictions, violations, calling settings changed at Meta), by field', labelNames: ['field'] as const, registers }),
+    webhookForwards: new Counter({ name: 'wagw_webhook_forwards_total', help: 'Webhook deliveries passed on to the other gateway instances (cluster.peers), per peer, by result (ok, refused, failed)', labelNames: ['result'] as const, registers }),
     webhookMalformedItems: new Counter({ name: 'wagw_webhook_malformed_items_total', help: 'Calls, statuses or messages in signed webhooks dropped as unusable, by reason (no_phone_number_id, unusable_call, unusable_status, unusable_permission_reply)', labelNames: ['reason'] as const, registers }),
     graphRequests: new Counter({ name: 'wagw_graph_requests_total', help: 'Graph API requests by action and HTTP status', labelNames: ['action', 'status'] as const, registers }),
     graphSeconds: new Histogram({ name: 'wagw_graph_request_seconds', help: 'Graph API latency by action', labelNames: ['action'] as const, buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers }),

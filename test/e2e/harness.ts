@@ -79,6 +79,7 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     ...(overrides.admin ? { admin: overrides.admin } : {}),
     ...(overrides.recording ? { recording: overrides.recording } : {}),
     ...(overrides.streaming ? { streaming: overrides.streaming } : {}),
+    ...(overrides.cluster ? { cluster: overrides.cluster } : {}),
   });
   const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}), ...(opts.sipCredentials ? { sipCredentials: opts.sipCredentials } : {}), ...(opts.sipOutboundCredentials ? { sipOutboundCredentials: opts.sipOutboundCredentials } : {}) };
   const gateway = await startGateway(config, secrets, createLogger(config.log.level), { clock: opts.clock });

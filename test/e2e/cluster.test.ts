@@ -1,0 +1,97 @@
+/**
+ * Two gateway instances behind one webhook URL (cluster.peers): Meta's delivery for a call may reach the instance that
+ * does not hold it. Each instance here has its own drachtio-server and Meta double; instance A lists B as its peer.
+ * The call lives on B (its connect went there, a sipp agent answered), while the user's hang-up is delivered to A.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { drachtioAvailable, firstMissing, noteSkipped } from '../peers/drachtio.js';
+import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
+import { freePort } from '../peers/sip/ports.js';
+import { recordOf, records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
+import { FORWARDED_HEADER } from '../../src/http/webhook-forwarder.js';
+
+const skipReason = firstMissing(drachtioAvailable(), sippAvailable());
+const TESTS = 3;
+if (skipReason) noteSkipped(skipReason, TESTS, 'two instances behind one webhook URL');
+
+const user = { waId: '16315553602', name: 'Jane Doe' };
+
+describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL', () => {
+  let a: E2E;
+  let b: E2E;
+  let agentPort: number;
+  let agent: SippRun | undefined;
+
+  const counter = async (e2e: E2E, name: string, labels: Record<string, string>): Promise<number> => {
+    const metric = (await e2e.gateway.metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+    const values = (metric?.values ?? []) as Array<{ value: number; labels: Record<string, string | number> }>;
+    return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
+  };
+  const webhookUrl = (e2e: E2E): string => `http://127.0.0.1:${e2e.gateway.http.port}/webhooks/whatsapp`;
+
+  beforeAll(async () => {
+    agentPort = await freePort({ tcp: false });
+    b = await startE2E({ sipTarget: `sip:agent@127.0.0.1:${agentPort}` });
+    a = await startE2E({
+      sipTarget: `sip:agent@127.0.0.1:${agentPort}`,
+      config: {
+        media: { rtpPortMin: 23500, rtpPortMax: 23599, webrtcPortMin: 23600, webrtcPortMax: 23799 },
+        cluster: { peers: [`http://127.0.0.1:${b.gateway.http.port}`] },
+      },
+    });
+  }, 90_000);
+  afterEach(async () => {
+    await agent?.stop();
+    agent = undefined;
+    b.meta.webhookUrl = webhookUrl(b);
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+  });
+
+  it('a hang-up delivered to the instance without the call reaches the instance that holds it', async () => {
+    agent = await startSipp({ scenario: 'uas-answer', port: agentPort, service: 'agent', timeoutSec: 20, durationMs: 20_000 });
+    const { callId } = await b.meta.userCalls(user);
+    await b.meta.waitForAction(callId, 'accept');
+    await waitFor(() => b.gateway.registry.byWhatsAppId(callId)?.state === 'answered' || undefined, 'call answered on B');
+
+    // Meta's next delivery for this call lands on A.
+    b.meta.webhookUrl = webhookUrl(a);
+    const [delivery] = await b.meta.userHangsUp(callId);
+    expect(delivery?.status).toBe(200);
+
+    await waitNoLiveCalls(b.gateway);
+    const record = await recordOf(b.gateway, callId);
+    expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
+    const run = agent;
+    await waitFor(() => run.messages().includes('BYE sip:') || undefined, 'BYE at the agent');
+    expect(await counter(a, 'wagw_webhook_forwards_total', { result: 'ok' })).toBe(1);
+    // A never held the call: no call, no record, no Graph action of its own.
+    expect((await records(a.gateway)).filter((r) => r.waCallId === callId)).toHaveLength(0);
+    expect(a.meta.requests).toHaveLength(0);
+  });
+
+  it('a delivery for a call live on the receiving instance is not passed on', async () => {
+    agent = await startSipp({ scenario: 'uas-answer', port: agentPort, service: 'agent', timeoutSec: 20, durationMs: 20_000 });
+    const before = await counter(a, 'wagw_webhook_forwards_total', {});
+    const { callId } = await a.meta.userCalls(user);
+    await a.meta.waitForAction(callId, 'accept');
+    await a.meta.userHangsUp(callId);
+    await waitNoLiveCalls(a.gateway);
+    expect(await recordOf(a.gateway, callId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
+    expect(await counter(a, 'wagw_webhook_forwards_total', {})).toBe(before);
+  });
+
+  it('a forwarded user-initiated connect does not ring the PBX a second time', async () => {
+    const { envelope } = await b.meta.userCalls(user, { deliver: false });
+    const [delivery] = await b.meta.sendWebhook(envelope, { headers: { [FORWARDED_HEADER]: '1' } });
+    expect(delivery?.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(b.gateway.registry.size).toBe(0);
+    expect(await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'forwarded_skipped' })).toBe(1);
+    // Still Meta's signature that counts: a forwarded delivery with a bad one is refused like any other.
+    const [forged] = await b.meta.sendWebhook(envelope, { headers: { [FORWARDED_HEADER]: '1' }, signature: 'wrong', retries: 0 });
+    expect(forged?.status).toBe(401);
+  });
+});
