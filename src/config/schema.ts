@@ -144,8 +144,8 @@ export const configSchema = z.strictObject({
   businessCalls: businessCallsSchema.default(BUSINESS_CALLS_DEFAULTS),
   cluster: z.strictObject({
     // The other gateway instances behind the same webhook URL, as http(s)://host:port of their HTTP listener. A
-    // delivery naming a call not live here, a permission reply or an account notice is passed on to them with Meta's
-    // signature (so every instance needs the same apps and secrets). Empty: a single instance.
+    // delivery naming a call not live here, a new user-initiated call, a permission reply or an account notice is
+    // passed on with Meta's signature (so every instance needs the same apps and secrets). Empty: a single instance.
     peers: z.array(z.string().url().regex(/^https?:\/\//, 'an http(s):// base URL such as http://10.0.0.2:8080')).default([]),
     forwardTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
   }).default({ peers: [], forwardTimeoutMs: 2000 }),

@@ -1,8 +1,9 @@
 /**
- * Several gateway instances behind one webhook URL (cluster.peers): Meta's load balancer-facing delivery lands on any
+ * Several gateway instances behind one webhook URL (cluster.peers): behind a load balancer, Meta's delivery lands on any
  * instance, but a call lives on one. A delivery naming a call not live here is passed on to the peers byte for byte,
  * with Meta's own signature, so each peer verifies it exactly as if Meta had sent it; the FORWARDED_HEADER tells the
- * peer not to pass it on again and not to start calls from it (the receiving instance owns new user-initiated calls).
+ * peer not to pass it on again and not to start calls from it (the receiving instance owns new user-initiated calls;
+ * the peers only remember them, so that a retry of Meta's landing on a peer is a duplicate there).
  */
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';

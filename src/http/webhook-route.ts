@@ -181,11 +181,13 @@ export class WebhookReceiver {
       // 7 days (§1.1, §1.6): a late one must still reach the ledger, which orders replies by their own timestamp.
       const ringing = ev.kind === 'connect' && ev.direction === 'USER_INITIATED';
       if (forwarded && ringing) {
-        // The instance Meta's delivery reached rings this call; a peer starting it too would ring the PBX twice.
+        // The instance Meta's delivery reached rings this call. Remembered here as seen, so that a retry of Meta's that
+        // lands here does not ring the PBX a second time.
+        this.recent.firstSighting(key);
         metrics.webhookEvents.inc({ event: evName, result: 'forwarded_skipped' });
         continue;
       }
-      if (!forwarded && !ringing) forPeers ??= this.peerMayNeed(ev);
+      if (!forwarded) forPeers ??= this.peerMayNeed(ev);
       const maxAge = ringing ? Math.min(this.opts.maxAgeSeconds, this.opts.userConnectMaxAgeSeconds ?? Infinity) : this.opts.maxAgeSeconds;
       const stale = ev.kind !== 'permission_reply' && ageSeconds > maxAge;
       if (stale && !(ev.kind === 'terminate' && this.opts.isLiveCall?.(ev.callId, ev.bizOpaque))) {
@@ -213,9 +215,10 @@ export class WebhookReceiver {
     }
   }
 
-  /** A permission reply (each instance keeps a ledger) or an event naming a call that is not live here. */
+  /** A new user-initiated call (for the peers' dedupe), a permission reply (each keeps a ledger), or a call not live here. */
   private peerMayNeed(ev: CallingEvent): string | undefined {
     if (ev.kind === 'permission_reply') return 'permission_reply';
+    if (ev.kind === 'connect' && ev.direction === 'USER_INITIATED') return 'new_call';
     return this.opts.isLiveCall?.(ev.callId, ev.bizOpaque) ? undefined : 'call_not_here';
   }
 

@@ -27,6 +27,12 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     const values = (metric?.values ?? []) as Array<{ value: number; labels: Record<string, string | number> }>;
     return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
   };
+  const until = async (cond: () => Promise<boolean>, what: string): Promise<void> => {
+    for (const end = Date.now() + 10_000; !(await cond());) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
   const webhookUrl = (e2e: E2E): string => `http://127.0.0.1:${e2e.gateway.http.port}/webhooks/whatsapp`;
 
   beforeAll(async () => {
@@ -43,6 +49,7 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
   afterEach(async () => {
     await agent?.stop();
     agent = undefined;
+    a.meta.webhookUrl = webhookUrl(a);
     b.meta.webhookUrl = webhookUrl(b);
   });
   afterAll(async () => {
@@ -72,15 +79,28 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     expect(a.meta.requests).toHaveLength(0);
   });
 
-  it('a delivery for a call live on the receiving instance is not passed on', async () => {
+  it('a new call rings only where Meta\'s delivery arrived; the peer remembers it, so Meta\'s retry there does not ring twice', async () => {
     agent = await startSipp({ scenario: 'uas-answer', port: agentPort, service: 'agent', timeoutSec: 20, durationMs: 20_000 });
-    const before = await counter(a, 'wagw_webhook_forwards_total', {});
-    const { callId } = await a.meta.userCalls(user);
+    const forwardsBefore = await counter(a, 'wagw_webhook_forwards_total', {});
+    const { callId, envelope } = await a.meta.userCalls(user);
     await a.meta.waitForAction(callId, 'accept');
+    await until(async () => (await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'forwarded_skipped' })) === 1, 'connect passed on to B');
+    expect(b.gateway.registry.size).toBe(0);
+
+    // Meta did not get A's 200 and retries: this time its load balancer picks B.
+    a.meta.webhookUrl = webhookUrl(b);
+    const [retry] = await a.meta.sendWebhook(envelope);
+    expect(retry?.status).toBe(200);
+    await until(async () => (await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'duplicate' })) === 1, 'retry seen as a duplicate on B');
+    expect(b.gateway.registry.size).toBe(0);
+    expect(b.meta.requests.filter((r) => r.callId === callId)).toHaveLength(0);
+
+    // The hang-up names a call live on A: A handles it and passes nothing on.
+    a.meta.webhookUrl = webhookUrl(a);
     await a.meta.userHangsUp(callId);
     await waitNoLiveCalls(a.gateway);
     expect(await recordOf(a.gateway, callId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
-    expect(await counter(a, 'wagw_webhook_forwards_total', {})).toBe(before);
+    expect(await counter(a, 'wagw_webhook_forwards_total', {})).toBe(forwardsBefore + 1);
   });
 
   it('a forwarded user-initiated connect does not ring the PBX a second time', async () => {
@@ -89,7 +109,7 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     expect(delivery?.status).toBe(200);
     await new Promise((r) => setTimeout(r, 500));
     expect(b.gateway.registry.size).toBe(0);
-    expect(await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'forwarded_skipped' })).toBe(1);
+    expect(await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'forwarded_skipped' })).toBe(2);
     // Still Meta's signature that counts: a forwarded delivery with a bad one is refused like any other.
     const [forged] = await b.meta.sendWebhook(envelope, { headers: { [FORWARDED_HEADER]: '1' }, signature: 'wrong', retries: 0 });
     expect(forged?.status).toBe(401);
