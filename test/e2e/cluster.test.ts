@@ -22,11 +22,10 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
   let agentPort: number;
   let agent: SippRun | undefined;
 
-  const counter = async (e2e: E2E, name: string, labels: Record<string, string>): Promise<number> => {
-    const metric = (await e2e.gateway.metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
-    const values = (metric?.values ?? []) as Array<{ value: number; labels: Record<string, string | number> }>;
-    return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
-  };
+  type Metric = { get(): Promise<{ values: Array<{ value: number; labels: Partial<Record<string, string | number>> }> }> };
+  /** The sum of a counter's series whose labels match. */
+  const counter = async (metric: Metric, labels: Record<string, string> = {}): Promise<number> =>
+    (await metric.get()).values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
   const until = async (cond: () => Promise<boolean>, what: string): Promise<void> => {
     for (const end = Date.now() + 10_000; !(await cond());) {
       if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -73,7 +72,7 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     expect(record).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
     const run = agent;
     await waitFor(() => run.messages().includes('BYE sip:') || undefined, 'BYE at the agent');
-    expect(await counter(a, 'wagw_webhook_forwards_total', { result: 'ok' })).toBe(1);
+    expect(await counter(a.gateway.metrics.webhookForwards, { result: 'ok' })).toBe(1);
     // A never held the call: no call, no record, no Graph action of its own.
     expect((await records(a.gateway)).filter((r) => r.waCallId === callId)).toHaveLength(0);
     expect(a.meta.requests).toHaveLength(0);
@@ -81,17 +80,17 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
 
   it('a new call rings only where Meta\'s delivery arrived; the peer remembers it, so Meta\'s retry there does not ring twice', async () => {
     agent = await startSipp({ scenario: 'uas-answer', port: agentPort, service: 'agent', timeoutSec: 20, durationMs: 20_000 });
-    const forwardsBefore = await counter(a, 'wagw_webhook_forwards_total', {});
+    const forwardsBefore = await counter(a.gateway.metrics.webhookForwards);
     const { callId, envelope } = await a.meta.userCalls(user);
     await a.meta.waitForAction(callId, 'accept');
-    await until(async () => (await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'forwarded_skipped' })) === 1, 'connect passed on to B');
+    await until(async () => (await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'forwarded_skipped' })) === 1, 'connect passed on to B');
     expect(b.gateway.registry.size).toBe(0);
 
     // Meta did not get A's 200 and retries: this time its load balancer picks B.
     a.meta.webhookUrl = webhookUrl(b);
     const [retry] = await a.meta.sendWebhook(envelope);
     expect(retry?.status).toBe(200);
-    await until(async () => (await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'duplicate' })) === 1, 'retry seen as a duplicate on B');
+    await until(async () => (await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'duplicate' })) === 1, 'retry seen as a duplicate on B');
     expect(b.gateway.registry.size).toBe(0);
     expect(b.meta.requests.filter((r) => r.callId === callId)).toHaveLength(0);
 
@@ -100,7 +99,7 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     await a.meta.userHangsUp(callId);
     await waitNoLiveCalls(a.gateway);
     expect(await recordOf(a.gateway, callId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp' });
-    expect(await counter(a, 'wagw_webhook_forwards_total', {})).toBe(forwardsBefore + 1);
+    expect(await counter(a.gateway.metrics.webhookForwards)).toBe(forwardsBefore + 1);
   });
 
   it('a forwarded user-initiated connect does not ring the PBX a second time', async () => {
@@ -109,7 +108,7 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     expect(delivery?.status).toBe(200);
     await new Promise((r) => setTimeout(r, 500));
     expect(b.gateway.registry.size).toBe(0);
-    expect(await counter(b, 'wagw_webhook_events_total', { event: 'connect', result: 'forwarded_skipped' })).toBe(2);
+    expect(await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'forwarded_skipped' })).toBe(2);
     // Still Meta's signature that counts: a forwarded delivery with a bad one is refused like any other.
     const [forged] = await b.meta.sendWebhook(envelope, { headers: { [FORWARDED_HEADER]: '1' }, signature: 'wrong', retries: 0 });
     expect(forged?.status).toBe(401);
