@@ -10,7 +10,8 @@
 import { EventEmitter } from 'node:events';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import { formatFromHeader, formatReasonHeader, parseReasonHeader, sanitizeExtraHeaders, sanitizeHeaderValue, type SipFromIdentity } from './headers.js';
+import { ALLOW, formatFromHeader, formatReasonHeader, parseReasonHeader, sanitizeExtraHeaders, sanitizeHeaderValue, type SipFromIdentity } from './headers.js';
+import { answerEarlyUpdate, earlyContact } from './early-dialog.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -452,6 +453,8 @@ export class SipInboundInvite {
   private readonly abort = new AbortController();
   private finalSent = false;
   private answering = false;
+  /** Headers of our 1xx: each creates the early dialog, so it carries our Contact (see earlyContact). */
+  private readonly provisionalHeaders: Record<string, string>;
 
   constructor(
     private readonly srf: Srf,
@@ -472,6 +475,10 @@ export class SipInboundInvite {
       this.log.info({ callId: this.callId }, 'inbound INVITE cancelled by caller');
       this.abort.abort(new SipCallFailure(487, 'Request Terminated'));
     });
+    const contact = earlyContact(req);
+    this.provisionalHeaders = contact ? { Allow: ALLOW, Contact: contact } : { Allow: ALLOW };
+    // Whatever SDP we send goes in the 2xx: before it, no offer of ours is pending.
+    req.on('update', (update, res) => answerEarlyUpdate(update, res, { callId: this.callId, log: this.log, offerPending: false, ...(contact ? { contact } : {}) }));
   }
 
   /** Case-insensitive header lookup. */
@@ -498,13 +505,13 @@ export class SipInboundInvite {
   /** 180 Ringing (no-op after a final response). */
   ringing(): void {
     if (this.responded || this.answering) return;
-    this.res.send(180);
+    this.res.send(180, { headers: this.provisionalHeaders });
   }
 
   /** 183 Session Progress with early-media SDP. */
   progress(sdp: string): void {
     if (this.responded || this.answering) return;
-    this.res.send(183, { body: sdp, headers: { 'Content-Type': 'application/sdp' } });
+    this.res.send(183, { body: sdp, headers: { ...this.provisionalHeaders, 'Content-Type': 'application/sdp' } });
   }
 
   /** Final failure response (>= 300). Returns false when a final response was already sent. */
@@ -536,7 +543,7 @@ export class SipInboundInvite {
     if (this.signal.aborted) throw new SipCallFailure(487, 'Request Terminated');
     if (this.responded || this.answering) throw new SipCallFailure(500, 'INVITE already answered');
     this.answering = true;
-    const headers = { ...sanitizeExtraHeaders(opts.headers), 'Content-Type': 'application/sdp' };
+    const headers = { ...sanitizeExtraHeaders(opts.headers), Allow: ALLOW, 'Content-Type': 'application/sdp' };
     try {
       const dlg = await this.srf.createUAS(this.req, this.res, { localSdp: opts.sdp, headers });
       this.finalSent = true;
@@ -739,6 +746,7 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
       headers = {
         ...sanitizeExtraHeaders(opts.headers),
         From: formatFromHeader(opts.from, this.opts.fromHost ?? 'localhost'),
+        Allow: ALLOW,
         'Content-Type': 'application/sdp',
       };
     } catch (err) {
@@ -826,6 +834,14 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
               }
               req = sent;
               if (cancelWith) sendCancel();
+              // drachtio-srf adds its own early-UPDATE listener right after this callback returns: ours replaces it.
+              // Our offer went in this INVITE, and only the 2xx answers it (we offer no 100rel).
+              const contact = sent.get('Contact');
+              const early = { callId: sent.get('Call-ID') ?? '', log, offerPending: true, ...(contact ? { contact } : {}) };
+              queueMicrotask(() => {
+                sent.removeAllListeners('update');
+                sent.on('update', (update, res) => answerEarlyUpdate(update, res, early));
+              });
             },
             cbProvisional: (res) => {
               gotProvisional = true;

@@ -76,9 +76,15 @@ declare module 'drachtio-srf' {
       readonly calledNumber?: string;
       readonly callingName?: string;
       readonly isNewInvite: boolean;
+      /** Our local address (host:port) the request arrived on. */
+      readonly receivedOn?: string;
+      /** drachtio-server's SIP addresses, e.g. "tcp/203.0.113.5:5060,udp/203.0.113.5:5060" (external IPs where set). */
+      readonly server?: { address: string; hostport: string };
       canceled?: boolean;
       cancel(opts?: { headers?: Record<string, string> }, callback?: (err: Error | null) => void): void;
       on(event: 'cancel', listener: (msg: SipMessage) => void): this;
+      /** An UPDATE in this INVITE's early dialog (either direction). */
+      on(event: 'update', listener: (req: SrfRequest, res: SrfResponse) => void): this;
       on(event: string, listener: (...args: unknown[]) => void): this;
     }
 

@@ -218,3 +218,10 @@ export function parseReasonHeader(value: string | undefined): { protocol: string
 export function uriHost(uri: string): string | undefined {
   return /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^;:?>]+)/i.exec(uri)?.[1]?.toLowerCase();
 }
+
+/**
+ * Allow (RFC 3261 §20.5) on our INVITE, 1xx and 2xx: the methods our dialogs answer. A PBX sends an UPDATE, before the
+ * answer too, only to a peer that lists it (RFC 3311 §5.1). Not NOTIFY, PRACK or MESSAGE: we subscribe to nothing,
+ * send no reliable 1xx and take no messages (drachtio-srf would just answer them 200).
+ */
+export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER';

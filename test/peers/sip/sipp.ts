@@ -14,6 +14,8 @@
  *   uac-invite-refused send INVITE, expect the final failure given by key status (1xx optional), ACK it
  *   uac-invite-auth    like uac-invite, but expect 401 first, ACK it and resend the INVITE with digest credentials (auth)
  *   uac-invite-auth-refused  expect 401, resend with digest credentials (auth), expect the final failure of key status
+ *   uas-ring-update    180, then two UPDATEs in the early dialog (no SDP → 200; SDP → key sdpstatus), 200, wait for BYE
+ *   uac-invite-early-update  INVITE, after the 180 two UPDATEs (no SDP → 200; SDP → key sdpstatus), 200, ACK, -d ms, BYE
  *
  * SIPp runs with -nostdin -m <calls> and a global -timeout; the result has its exit code
  * (0 = all calls succeeded, 1 = some failed, 97/99 = other ends) and the successful/failed call counts
@@ -27,7 +29,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 
-export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-invite-late-ack' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused';
+export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-invite-late-ack' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused'
+  | 'uas-ring-update' | 'uac-invite-early-update';
 
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 
