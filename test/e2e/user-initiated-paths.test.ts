@@ -14,7 +14,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 14;
+const TESTS = 15;
 if (skipReason) noteSkipped(skipReason, TESTS, 'user-initiated call paths');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
