@@ -11,7 +11,7 @@ import { recordOf, records, startE2E, waitFor, waitNoLiveCalls, type E2E } from 
 import { FORWARDED_HEADER } from '../../src/http/webhook-forwarder.js';
 
 const skipReason = firstMissing(drachtioAvailable(), sippAvailable());
-const TESTS = 3;
+const TESTS = 4;
 if (skipReason) noteSkipped(skipReason, TESTS, 'two instances behind one webhook URL');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
@@ -102,13 +102,33 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     expect(await counter(a.gateway.metrics.webhookForwards)).toBe(forwardsBefore + 1);
   });
 
+  it('an instance listed among its own peers takes its copy as a duplicate: one shared list may name every instance', async () => {
+    const self = `http://127.0.0.1:${b.gateway.http.port}`;
+    b.gateway.reload({ ...b.gateway.deps.config, cluster: { peers: [self], forwardTimeoutMs: 2000 } });
+    try {
+      agent = await startSipp({ scenario: 'uas-answer', port: agentPort, service: 'agent', timeoutSec: 20, durationMs: 20_000 });
+      const skipped = await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'forwarded_skipped' });
+      const { callId } = await b.meta.userCalls(user);
+      await b.meta.waitForAction(callId, 'accept');
+      await until(async () => (await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'forwarded_skipped' })) === skipped + 1, 'B\'s copy to itself');
+      expect(b.gateway.registry.size).toBe(1);
+      await b.meta.userHangsUp(callId);
+      await waitNoLiveCalls(b.gateway);
+      expect((await records(b.gateway)).filter((r) => r.waCallId === callId)).toEqual([expect.objectContaining({ outcome: 'answered', endedBy: 'whatsapp' })]);
+      expect(agent.messages().match(/^INVITE sip:/gm)).toHaveLength(1);
+    } finally {
+      b.gateway.reload({ ...b.gateway.deps.config, cluster: { peers: [], forwardTimeoutMs: 2000 } });
+    }
+  });
+
   it('a forwarded user-initiated connect does not ring the PBX a second time', async () => {
+    const skipped = await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'forwarded_skipped' });
     const { envelope } = await b.meta.userCalls(user, { deliver: false });
     const [delivery] = await b.meta.sendWebhook(envelope, { headers: { [FORWARDED_HEADER]: '1' } });
     expect(delivery?.status).toBe(200);
     await new Promise((r) => setTimeout(r, 500));
     expect(b.gateway.registry.size).toBe(0);
-    expect(await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'forwarded_skipped' })).toBe(2);
+    expect(await counter(b.gateway.metrics.webhookEvents, { event: 'connect', result: 'forwarded_skipped' })).toBe(skipped + 1);
     // Still Meta's signature that counts: a forwarded delivery with a bad one is refused like any other.
     const [forged] = await b.meta.sendWebhook(envelope, { headers: { [FORWARDED_HEADER]: '1' }, signature: 'wrong', retries: 0 });
     expect(forged?.status).toBe(401);
