@@ -216,7 +216,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   const unsub = peers.map((p) => clock.subscribe(() => {
     if (!armed) return;
     const payload = frames[p.frame++ % frames.length]!;
-    p.leg.sendRtp({ payloadType: p.leg.opusPayloadType, sequenceNumber: p.seq++ & 0xffff, timestamp: (p.ts += 960) >>> 0 }, payload);
+    p.leg.sendRtp({ payloadType: p.leg.audio.payloadType, sequenceNumber: p.seq++ & 0xffff, timestamp: (p.ts += 960) >>> 0 }, payload);
     p.sent++;
   }));
   armed = true;

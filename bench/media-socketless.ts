@@ -16,6 +16,7 @@ import { FRAME_SAMPLES, OpusEncoder8k, type OpusEncoderOptions } from '../src/me
 import { createRtpHeader, readRtpFields, readRtpHeader, writeRtpPacket, type RtpHeader } from '../src/media/rtp-packet.js';
 import { SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext } from '../src/media/srtp.js';
 import type { ReceivedRtpInfo, SendRtpParams } from '../src/media/webrtc-leg.js';
+import { audioOf } from '../src/media/wa-audio-codec.js';
 
 export type PacketPath = 'fast' | 'werift';
 
@@ -24,7 +25,7 @@ const SALT = Buffer.alloc(14, 9);
 
 /** A WhatsApp leg minus the socket: the same packet work as WebRtcLeg on either path. */
 class SocketlessWaLeg extends EventEmitter implements WhatsAppMediaLeg {
-  readonly opusPayloadType = 111;
+  readonly audio = audioOf('opus', 111);
   readonly dtmfPayloadType = 126;
   /** Meta's offers say useinbandfec=1, so the gateway decodes on the FEC-capable decoder. */
   readonly remoteInbandFec = true;

@@ -110,6 +110,9 @@ export class MediaSession {
   /** Opens the RTP socket toward the PBX and returns the SDP offer for the INVITE. */
   async sipOffer(codecs?: readonly G711Codec[]): Promise<string> {
     if (codecs) this.codecs = codecs;
+    // G.711 from WhatsApp: the same law first, so that a PBX that takes it needs no law conversion.
+    const waCodec = this.webrtc?.audio.codec;
+    if (waCodec && waCodec !== 'opus' && this.codecs.includes(waCodec)) this.codecs = [waCodec, ...this.codecs.filter((c) => c !== waCodec)];
     this.rtp = await RtpLeg.open({ pool: this.pool, bindAddress: this.config.media.bindAddress, latchAnySource: this.config.media.latchAnySource, logger: this.call.logger });
     this.metrics.rtpPortsFree.set(this.pool.free);
     if (this.closed) await this.closeLegs();
@@ -449,6 +452,7 @@ export class MediaSession {
       publicAddress: media.publicAddress || undefined,
       portPool: this.webrtcPool,
       mediaPath: media.webrtcMediaPath,
+      codecs: media.whatsappCodecs,
       logger: this.call.logger,
     };
   }

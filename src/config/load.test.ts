@@ -77,6 +77,12 @@ describe('loadConfig', () => {
     expect(line).toMatch(/log\.level = "loud".*one of "fatal"/);
   });
 
+  it('media.whatsappCodecs: G.711 before Opus from the environment; a list without opus is refused (Meta always carries Opus)', () => {
+    expect(loadConfig({ env: { WAGW_MEDIA_WHATSAPP_CODECS: 'PCMU,PCMA,opus' }, files: DEFAULT }).media.whatsappCodecs).toEqual(['PCMU', 'PCMA', 'opus']);
+    const [line] = problems(() => loadConfig({ env: { WAGW_MEDIA_WHATSAPP_CODECS: 'PCMU' }, files: DEFAULT }));
+    expect(line).toMatch(/media\.whatsappCodecs.*keeps opus/);
+  });
+
   it('reports an unknown key in a file instead of ignoring a typo', () => {
     const [line] = problems(() => loadConfig({ env: {}, files: [...DEFAULT, yamlFile('http:\n  prot: 1\n')] }));
     expect(line).toMatch(/unknown keys \(prot\)/);

@@ -112,13 +112,18 @@ export const configSchema = z.strictObject({
     // What business-initiated calls offer to WhatsApp: 'dtls' (ICE + DTLS-SRTP) or 'sdes' (RTP/SAVP with a=crypto);
     // must match the number's srtp_key_exchange_protocol at Meta. User-initiated calls follow Meta's offer either way.
     whatsappKeyExchange: z.enum(['dtls', 'sdes']).default('dtls'),
+    // Audio codecs toward WhatsApp, in preference order: Opus always works; PCMU/PCMA only once the number's
+    // audio.additional_codecs is set at Meta (then Meta transcodes, and a G.711 PBX needs no Opus codec here at all).
+    whatsappCodecs: z.array(z.enum(['opus', 'PCMU', 'PCMA'])).min(1)
+      .refine((c) => c.includes('opus'), 'a list that keeps opus: Meta always carries Opus, G.711 only when enabled at Meta')
+      .refine((c) => new Set(c).size === c.length, 'each codec once').default(['opus']),
     // Media sockets read on the 20 ms media tick (one recvmmsg per socket, sends batched) instead of a JS callback
     // per packet; needs the batched UDP addon that `npm ci` builds, else sockets are read on arrival.
     tickReads: z.boolean().default(true),
   }).default({
     bindAddress: '0.0.0.0', sipMediaAddress: '127.0.0.1', publicAddress: '', rtpPortMin: 20000, rtpPortMax: 24999,
     webrtcPortMin: 25000, webrtcPortMax: 29999, mediaTimeoutMs: 30_000, opusBitrate: 24_000, opusComplexity: 5, opusFec: true,
-    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast', whatsappKeyExchange: 'dtls', tickReads: true,
+    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast', whatsappKeyExchange: 'dtls', whatsappCodecs: ['opus'], tickReads: true,
   }),
   calls: z.strictObject({
     maxConcurrent: z.number().int().min(1).default(500),

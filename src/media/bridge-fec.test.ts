@@ -6,9 +6,10 @@ import { Bridge } from './bridge.js';
 import { ManualFrameClock } from './frame-clock.js';
 import { FRAME_SAMPLES, OpusEncoder8k } from './opus-codec.js';
 import { usesInbandFec, type ReceivedRtpInfo, type SendRtpParams } from './webrtc-leg.js';
+import { audioOf } from './wa-audio-codec.js';
 
 class FakeWa extends EventEmitter {
-  opusPayloadType = 111;
+  audio = audioOf('opus', 111);
   dtmfPayloadType: number | null = 126;
   lastReceivedAt = 0;
   constructor(readonly remoteInbandFec: boolean) {

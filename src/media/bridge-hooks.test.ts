@@ -8,10 +8,11 @@ import { decodeG711, encodeG711 } from './g711.js';
 import { OpusDecoder8k } from './opus-codec.js';
 import { createRtpHeader, readRtpHeader, writeRtpHeader } from './rtp-packet.js';
 import type { ReceivedRtpInfo, SendRtpParams } from './webrtc-leg.js';
+import { audioOf } from './wa-audio-codec.js';
 
 let now = 1000;
 class FakeWa extends EventEmitter {
-  opusPayloadType = 111;
+  audio = audioOf('opus', 111);
   dtmfPayloadType: number | null = 126;
   lastReceivedAt = now;
   sent: Uint8Array[] = [];

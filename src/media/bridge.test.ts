@@ -15,6 +15,7 @@ import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
 import { monoNow } from './types.js';
 import { WebRtcLeg, type ReceivedRtpInfo, type SendRtpParams } from './webrtc-leg.js';
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader as WeriftRtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { audioOf } from './wa-audio-codec.js';
 
 interface SentWa { payloadType: number; sequenceNumber: number; timestamp: number; marker: boolean; payload: Uint8Array }
 
@@ -40,7 +41,7 @@ function decodeSent(sent: readonly SentWa[]): number[] {
 }
 
 class FakeWa extends EventEmitter {
-  opusPayloadType = 111;
+  audio = audioOf('opus', 111);
   dtmfPayloadType: number | null = 126;
   remoteMaxAverageBitrate?: number;
   receiveStats?: RtpReceiveStats;
@@ -208,6 +209,49 @@ describe('Bridge (fake legs, manual clock)', () => {
     const tail = Int16Array.from(out.slice(-4000));
     expect(detectTone(tail, 8000, 440).detected).toBe(true);
     expect(bridge.quality().sip).toMatchObject({ packetsIn: 60, lost: 0 });
+  });
+
+  it('with G.711 on the WhatsApp leg (Meta carries it): µ-law both ways on an 8 kHz clock, no Opus, a lost frame repeated', () => {
+    const wa = new FakeWa();
+    wa.audio = audioOf('PCMU', 0);
+    const sip = new FakeSip();
+    const clock = new ManualFrameClock();
+    const bridge = new Bridge(wa, sip, { sipCodec: 'PCMA', sipDtmfPayloadType: 101, clock, now: () => fakeNow });
+    cleanups.push(() => bridge.stop());
+    bridge.startWhatsAppMedia();
+    const g = new Uint8Array(160);
+    for (let f = 0; f < 60; f++) {
+      encodeG711('PCMA', sine(440, 160, f * 160), g);
+      sip.inject(sipPacket(f, 8, g));
+      encodeG711('PCMU', sine(1000, 160, f * 160), g);
+      if (f !== 30) wa.inject('audio', g, { payloadType: 0, sequenceNumber: 100 + f, timestamp: f * 160, ssrc: 1, marker: false });
+      tickAt(clock, 1);
+    }
+    // Toward WhatsApp: PCMU frames of 160 bytes, timestamps 160 apart, 440 Hz.
+    const toWa = wa.sent.filter((p) => p.payloadType === 0);
+    expect(toWa.length).toBe(wa.sent.length);
+    expect(toWa.every((p) => p.payload.length === 160)).toBe(true);
+    expect(toWa.slice(1).map((p, i) => (p.timestamp - toWa[i]!.timestamp) >>> 0)).toEqual(Array(toWa.length - 1).fill(160));
+    const pcm = new Int16Array(160);
+    const heard: number[] = [];
+    for (const p of toWa.slice(-25)) {
+      decodeG711('PCMU', p.payload, 0, 160, pcm);
+      heard.push(...pcm);
+    }
+    expect(detectTone(Int16Array.from(heard), 8000, 440).snrDb).toBeGreaterThan(20);
+    // Toward the PBX: A-law 1 kHz; the lost frame (30) is a repeat of the one before, not silence.
+    const toSip: number[] = [];
+    for (const b of sip.sent) {
+      decodeG711('PCMA', b, 12, b.length - 12, pcm);
+      toSip.push(...pcm);
+    }
+    expect(detectTone(Int16Array.from(toSip.slice(-4000)), 8000, 1000).snrDb).toBeGreaterThan(20);
+    expect(bridge.details).toMatchObject({ opusBitrate: 0, opusExpectedLossPercent: 0 });
+    const q = bridge.quality().whatsapp;
+    expect(q).toMatchObject({ packetsIn: 59, lost: 1 });
+    const rms = (a: number[]) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+    const frames = Array.from({ length: sip.sent.length }, (_, i) => rms(toSip.slice(i * 160, i * 160 + 160)));
+    expect(Math.min(...frames.slice(10))).toBeGreaterThan(1000);
   });
 
   it('bounds SIP → WhatsApp latency when the PBX sends faster than our clock', () => {

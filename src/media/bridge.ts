@@ -1,9 +1,11 @@
 /**
- * Ties the WhatsApp leg (Opus over SRTP, 48 kHz RTP clock) to the SIP leg (G.711 over plain RTP, 8 kHz)
- * and owns the hot loop. Both directions run off one 20 ms tick:
+ * Ties the WhatsApp leg (Opus over SRTP, 48 kHz RTP clock; or G.711 when Meta carries it, wa-audio-codec.ts) to the
+ * SIP leg (G.711 over plain RTP, 8 kHz) and owns the hot loop. Both directions run off one 20 ms tick:
  *
  *   WhatsApp → jitter buffer → Opus decode at 8 kHz (PLC for gaps) → G.711 → RTP to SIP
  *   SIP → G.711 decode into a small sample FIFO → Opus encode at 8 kHz → RTP to WhatsApp
+ *
+ * With G.711 on the WhatsApp leg the Opus steps become G.711 ones (and loss concealment repeats the last frame).
  *
  * Each outgoing stream has its own SSRC, continuous sequence numbers and a timestamp that advances every tick
  * whether or not there was audio, so silence is sent as encoded silence (Meta hangs up after 20 s without
@@ -17,7 +19,8 @@ import { DtmfReceiver, DtmfSender, type DtmfDigitEvent } from './dtmf.js';
 import { sharedFrameClock, type FrameClock } from './frame-clock.js';
 import { decodeG711, encodeG711, G711_PAYLOAD_TYPE, type G711Law } from './g711.js';
 import { JB_EMPTY, JB_LOST, JitterBuffer } from './jitter-buffer.js';
-import { DEFAULT_OPUS_BITRATE, FRAME_SAMPLES, MAX_FRAME_SAMPLES, OPUS_TICKS_PER_FRAME, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
+import { DEFAULT_OPUS_BITRATE, FRAME_SAMPLES, MAX_FRAME_SAMPLES, OpusDecoder8k, OpusEncoder8k, type OpusEncoderOptions } from './opus-codec.js';
+import { G711FrameDecoder } from './g711-frame-decoder.js';
 import { createOpusFecDecoder, opusFecAvailable, type OpusFecDecoder } from './opus-fec.js';
 import { OpusLossAdapter } from './opus-loss-adapter.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
@@ -25,10 +28,12 @@ import { parseRtcp, rttFromBlock, RtcpReceiverState, writeReport, type ParsedRtc
 import { estimateMos, RtpReceiveStats } from './stats.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import type { ReceivedRtpInfo, SendRtpParams } from './webrtc-leg.js';
+import { ticksPerFrame, type WhatsAppAudio } from './wa-audio-codec.js';
 
 /** What the bridge needs from the WhatsApp leg (WebRtcLeg implements it). */
 export interface WhatsAppMediaLeg {
-  readonly opusPayloadType: number;
+  /** The negotiated audio codec and its payload type: Opus, or G.711 when Meta carries it (wa-audio-codec.ts). */
+  readonly audio: WhatsAppAudio;
   readonly dtmfPayloadType: number | null;
   /** The remote side said useinbandfec=1: its packets carry FEC for the previous frame. */
   readonly remoteInbandFec?: boolean;
@@ -253,13 +258,15 @@ export class Bridge extends EventEmitter<BridgeEvents> {
 
   // WhatsApp → SIP
   private readonly jb: JitterBuffer;
-  /** Chosen at the first audio packet: the FEC-capable decoder when the sender uses in-band FEC. */
-  private opusDec: OpusDecoder8k | OpusFecDecoder | null = null;
+  /**
+   * Chosen at the first audio packet: G.711 when Meta carries it, else Opus, FEC-capable when the sender uses in-band FEC.
+   */
+  private waDec: OpusDecoder8k | OpusFecDecoder | G711FrameDecoder | null = null;
   private fecDec: OpusFecDecoder | null = null;
   private readonly fecDecode: boolean;
   private fecRecovered = 0;
-  private readonly opusIn = new Uint8Array(1500);
-  private readonly opusNext = new Uint8Array(1500);
+  private readonly waIn = new Uint8Array(1500);
+  private readonly waNext = new Uint8Array(1500);
   private readonly pcmDown = new Int16Array(MAX_FRAME_SAMPLES);
   private readonly pcmDownFrame = this.pcmDown.subarray(0, FRAME_SAMPLES);
   private readonly sipRing: Buffer[] = Array.from({ length: SIP_SEND_RING }, () => Buffer.alloc(RTP_HEADER_SIZE + 480));
@@ -273,7 +280,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private concealRun = 0;
   private waAudioSeen = false;
   /** WhatsApp receive statistics for a leg that keeps none (werift's path, test legs). */
-  private readonly waRx = new RtpReceiveStats(48000);
+  private readonly waRx: RtpReceiveStats;
   private readonly waDtmfRx: DtmfReceiver;
   private readonly sipDtmfTx = new DtmfSender();
   private sipDtmfTs = 0;
@@ -291,9 +298,13 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   private readonly pcmIn = new Int16Array(1600);
   private readonly pcmUp = new Int16Array(FRAME_SAMPLES);
   private readonly silence = new Int16Array(FRAME_SAMPLES);
-  private readonly opusEnc: OpusEncoder8k;
+  /** Null when the WhatsApp leg carries G.711 (waLaw): then nothing is Opus-encoded. */
+  private readonly opusEnc: OpusEncoder8k | null;
+  private readonly waLaw: G711Law | null;
+  /** RTP timestamp ticks of a frame on the WhatsApp leg: 960 at Opus's 48 kHz clock, 160 for G.711. */
+  private readonly waTicks: number;
   private readonly lossAdapter: OpusLossAdapter | null;
-  private readonly opusOut = new Uint8Array(1500);
+  private readonly waOut = new Uint8Array(1500);
   private readonly dtmfOut = new Uint8Array(4);
   private waSeq = randomInt(0, 0x10000);
   private waTs = randomInt(0, 0x100000000);
@@ -343,15 +354,18 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.log = opts.logger ?? silentLogger;
     this.mediaTimeoutMs = opts.mediaTimeoutMs ?? 30_000;
     this.fecDecode = opts.fecDecode ?? true;
-    this.jb = new JitterBuffer({ minDelayMs: opts.jitterMinMs ?? 20, maxDelayMs: opts.jitterMaxMs ?? 200, clockRate: 48000 });
+    const { codec, clockRate } = wa.audio;
+    this.jb = new JitterBuffer({ minDelayMs: opts.jitterMinMs ?? 20, maxDelayMs: opts.jitterMaxMs ?? 200, clockRate });
+    this.waRx = new RtpReceiveStats(clockRate);
+    this.waTicks = ticksPerFrame(wa.audio);
+    this.waLaw = codec === 'opus' ? null : codec;
     // Meta's SDES offer asks for maxaveragebitrate=20000 (whatsapp-calling.md §4.5): never send more than asked.
     const cap = wa.remoteMaxAverageBitrate;
     const bitrate = opts.opus?.bitrate ?? DEFAULT_OPUS_BITRATE;
-    this.opusEnc = new OpusEncoder8k({ ...opts.opus, bitrate: cap !== undefined ? Math.min(bitrate, cap) : bitrate });
+    const enc = codec === 'opus' ? new OpusEncoder8k({ ...opts.opus, bitrate: cap !== undefined ? Math.min(bitrate, cap) : bitrate }) : null;
+    this.opusEnc = enc;
     const { inbandFec = true, lossAdaptive = true } = opts.opus ?? {};
-    this.lossAdapter = inbandFec && lossAdaptive
-      ? new OpusLossAdapter((p) => this.opusEnc.setExpectedLoss(p), this.opusEnc.settings.packetLoss)
-      : null;
+    this.lossAdapter = enc && inbandFec && lossAdaptive ? new OpusLossAdapter((p) => enc.setExpectedLoss(p), enc.settings.packetLoss) : null;
     this.sipRx = new RtpReceiveStats(8000);
     this.sipRtcpRx = new RtcpReceiverState(this.sipRx);
     this.waDtmfRx = new DtmfReceiver((d) => this.onDigit('whatsapp', d));
@@ -500,15 +514,15 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     tickErrors: number;
     /** Lost WhatsApp frames rebuilt from the next packet's in-band FEC (the rest were concealed). */
     fecRecovered: number;
-    /** The Opus encoder's expected loss toward WhatsApp (in-band FEC is sent while it is above 0). */
+    /** The Opus encoder's expected loss toward WhatsApp (in-band FEC is sent while it is above 0); 0 with G.711. */
     opusExpectedLossPercent: number;
-    /** Its bitrate (media.opusBitrate, capped by the remote's maxaveragebitrate). */
+    /** Its bitrate (media.opusBitrate, capped by the remote's maxaveragebitrate); 0 with G.711. */
     opusBitrate: number;
   } {
     return {
-      opusBitrate: this.opusEnc.settings.bitrate,
+      opusBitrate: this.opusEnc?.settings.bitrate ?? 0,
       fecRecovered: this.fecRecovered,
-      opusExpectedLossPercent: this.opusEnc.settings.packetLoss,
+      opusExpectedLossPercent: this.opusEnc?.settings.packetLoss ?? 0,
       jitterBuffer: { ...this.jb.stats, targetDelayMs: this.jb.targetDelayMs },
       sipFifo: { queued: this.fifo.size, overflowed: this.fifo.overflowed, underruns: this.fifo.underruns, trimmed: this.fifo.trimmed },
       sipOtherPayloadTypes: this.sipOtherPt,
@@ -658,7 +672,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       if (skipped > 0) {
         // Real time moved on without us: keep the RTP clocks honest so receivers do not drift.
         this.sipTs = (this.sipTs + skipped * FRAME_SAMPLES) >>> 0;
-        this.waTs = (this.waTs + skipped * OPUS_TICKS_PER_FRAME) >>> 0;
+        this.waTs = (this.waTs + skipped * this.waTicks) >>> 0;
       }
       // What arrived since the last tick (tick-read legs; a no-op for legs read on arrival).
       this.wa.pollReceived?.();
@@ -699,32 +713,32 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const ts = this.sipTs;
     this.sipTs = (ts + FRAME_SAMPLES) >>> 0;
     // Advance the jitter buffer every tick, also while DTMF is sent, so audio stays in step.
-    const n = this.jb.pop(this.opusIn);
+    const n = this.jb.pop(this.waIn);
     let pcm: Int16Array = this.pcmDown;
     if (n >= 0) {
       this.waAudioSeen = true;
       this.concealRun = 0;
-      const dec = this.opusDec ?? this.chooseDecoder();
+      const dec = this.waDec ?? this.chooseDecoder();
       try {
-        dec.decode(this.opusIn, this.pcmDown, n);
+        dec.decode(this.waIn, this.pcmDown, n);
       } catch {
         dec.conceal(this.pcmDown);
       }
     } else if (this.waAudioSeen && (n === JB_LOST || this.concealRun < 5)) {
       // A lost frame whose successor is here: its in-band FEC rebuilds it. Otherwise conceal it, and the first
       // 100 ms of an underrun; after that, plain silence.
-      const m = n === JB_LOST && this.fecDec ? this.jb.peekNext(this.opusNext) : -1;
+      const m = n === JB_LOST && this.fecDec ? this.jb.peekNext(this.waNext) : -1;
       if (m > 0) {
         this.concealRun = 0;
         this.fecRecovered++;
         try {
-          this.fecDec!.decodeFec(this.opusNext, this.pcmDown, m);
+          this.fecDec!.decodeFec(this.waNext, this.pcmDown, m);
         } catch {
           this.fecDec!.conceal(this.pcmDown);
         }
       } else {
         this.concealRun++;
-        this.opusDec!.conceal(this.pcmDown);
+        this.waDec!.conceal(this.pcmDown);
       }
     } else {
       void JB_EMPTY;
@@ -757,23 +771,27 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     }
   }
 
-  private chooseDecoder(): OpusDecoder8k | OpusFecDecoder {
+  private chooseDecoder(): OpusDecoder8k | OpusFecDecoder | G711FrameDecoder {
+    if (this.waLaw) {
+      this.waDec = new G711FrameDecoder(this.waLaw);
+      return this.waDec;
+    }
     if (this.fecDecode && this.wa.remoteInbandFec && opusFecAvailable()) {
       try {
         this.fecDec = createOpusFecDecoder();
-        this.opusDec = this.fecDec;
+        this.waDec = this.fecDec;
         return this.fecDec;
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'Opus FEC decoder unavailable: concealment only');
       }
     }
-    this.opusDec = new OpusDecoder8k();
-    return this.opusDec;
+    this.waDec = new OpusDecoder8k();
+    return this.waDec;
   }
 
   private tickToWhatsApp(): void {
     const ts = this.waTs;
-    this.waTs = (ts + OPUS_TICKS_PER_FRAME) >>> 0;
+    this.waTs = (ts + this.waTicks) >>> 0;
     this.tapAgent = this.silence;
     if (!this.waStarted) return;
     const p = this.waSendParams;
@@ -806,12 +824,12 @@ export class Bridge extends EventEmitter<BridgeEvents> {
       }
     }
     this.tapAgent = pcm;
-    const n = this.opusEnc.encode(pcm, this.opusOut);
-    p.payloadType = this.wa.opusPayloadType;
+    const n = this.opusEnc ? this.opusEnc.encode(pcm, this.waOut) : encodeG711(this.waLaw!, pcm, this.waOut);
+    p.payloadType = this.wa.audio.payloadType;
     p.sequenceNumber = this.waSeq;
     p.timestamp = ts;
     p.marker = this.waMarker;
-    this.wa.sendRtp(p, this.opusOut, 0, n);
+    this.wa.sendRtp(p, this.waOut, 0, n);
     this.waMarker = false;
     this.waSeq = (this.waSeq + 1) & 0xffff;
     this.waPacketsOut++;

@@ -5,9 +5,10 @@
 import { EventEmitter } from 'node:events';
 import { createRtpHeader, readRtpHeader } from './rtp-packet.js';
 import type { ReceivedRtpInfo } from './webrtc-leg.js';
+import { audioOf } from './wa-audio-codec.js';
 
 export class FakeWhatsAppLeg extends EventEmitter {
-  opusPayloadType = 111;
+  audio = audioOf('opus', 111);
   dtmfPayloadType: number | null = 126;
   lastReceivedAt: number;
   constructor(private readonly now: () => number) {

@@ -102,7 +102,7 @@ describe('SdesLeg answer', () => {
     expect(k.suite).toBe('AES_CM_128_HMAC_SHA1_80');
     expect(Buffer.concat([k.key, k.salt]).equals(theirs)).toBe(false);
     expect(leg.localSdp).not.toMatch(/ice-|fingerprint|setup:|candidate|UDP\/TLS/);
-    expect(leg).toMatchObject({ opusPayloadType: 111, dtmfPayloadType: 126, remoteInbandFec: true, remoteMaxAverageBitrate: 20_000, state: 'connected', suite: 'AES_CM_128_HMAC_SHA1_80' });
+    expect(leg).toMatchObject({ audio: { codec: 'opus', payloadType: 111 }, dtmfPayloadType: 126, remoteInbandFec: true, remoteMaxAverageBitrate: 20_000, state: 'connected', suite: 'AES_CM_128_HMAC_SHA1_80' });
     expect(leg.remote).toEqual({ address: '127.0.0.1', port: 3480 });
     await leg.close();
     expect(pool.isInUse(leg.port)).toBe(false);

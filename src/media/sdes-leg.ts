@@ -29,6 +29,7 @@ import { SRTP_AEAD_AES_128_GCM, SrtpContext } from './srtp.js';
 import { formatAddress, numericAddress, sameAddress, TickSocket, type NumericAddress } from './tick-socket.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
+import { audioOf, type WhatsAppAudio } from './wa-audio-codec.js';
 import {
   announcedAddress, MediaSetupError, opusMaxAverageBitrate, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, usesInbandFec,
   type ReceivedRtpInfo, type SendRtpParams, type WebRtcLegEvents, type WebRtcLegState,
@@ -118,7 +119,8 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   /** monoNow() of the last authenticated RTP packet (or of creation while nothing has arrived). */
   lastReceivedAt = monoNow();
   state: WebRtcLegState = 'new';
-  opusPayloadType: number;
+  /** Always Opus: G.711 toward Meta is offered on the DTLS leg only. */
+  audio: WhatsAppAudio;
   dtmfPayloadType: number | null;
   remoteInbandFec = false;
   /** The remote's Opus maxaveragebitrate (RFC 7587), when its SDP states one: our encoder stays below it. */
@@ -183,7 +185,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   ) {
     super();
     this.log = opts.logger ?? silentLogger;
-    this.opusPayloadType = opusPt;
+    this.audio = audioOf('opus', opusPt);
     this.dtmfPayloadType = dtmfPt;
     this.rtcp = new SrtcpReporter({
       ssrc: this.ssrc, counters: this.stats, log: this.log, intervalMs: opts.rtcpIntervalMs,
@@ -274,7 +276,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.setKeys(keysOf(crypto.suite, ours.masterKey, ours.masterSalt), keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0));
     this.suite = crypto.suite;
     this.offered.clear();
-    this.opusPayloadType = opusPt!;
+    this.audio = audioOf('opus', opusPt!);
     this.remoteInbandFec = usesInbandFec(answerSdp, opusPt!);
     this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, opusPt!);
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
@@ -458,7 +460,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.stats.packetsIn++;
     this.stats.bytesIn += n - off;
     const payload = msg.subarray(off, n);
-    if (pt === this.opusPayloadType) this.emit('audio', payload, info);
+    if (pt === this.audio.payloadType) this.emit('audio', payload, info);
     else if (pt === this.dtmfPayloadType) this.emit('dtmf', payload, info);
     else this.stats.otherPayloadTypes++;
   };

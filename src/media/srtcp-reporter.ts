@@ -31,6 +31,8 @@ export interface SrtcpReporterOptions {
   log: MediaLogger;
   /** Report interval; 0 turns reports off. Default 5000. */
   intervalMs?: number;
+  /** RTP clock of the audio both ways: 48000 (Opus, the default) or 8000 (G.711). */
+  clockRate?: number;
 }
 
 export class SrtcpReporter {
@@ -41,8 +43,9 @@ export class SrtcpReporter {
   private tx: Srtcp | null = null;
   private rx: Srtcp | null = null;
   private rxMkiLength = 0;
-  private readonly rxStats = new RtpReceiveStats(48000);
-  private readonly rtcpRx = new RtcpReceiverState(this.rxStats);
+  private readonly rxStats: RtpReceiveStats;
+  private readonly rtcpRx: RtcpReceiverState;
+  private readonly ticksPerMs: number;
   private readonly parsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
   private readonly cname = randomBytes(12).toString('base64');
   private readonly sent = { packets: 0, octets: 0, rtpTimestamp: 0, at: 0 };
@@ -52,6 +55,10 @@ export class SrtcpReporter {
 
   constructor(private readonly o: SrtcpReporterOptions) {
     this.intervalMs = o.intervalMs ?? 5000;
+    const clockRate = o.clockRate ?? 48000;
+    this.rxStats = new RtpReceiveStats(clockRate);
+    this.rtcpRx = new RtcpReceiverState(this.rxStats);
+    this.ticksPerMs = clockRate / 1000;
   }
 
   /** The SRTCP contexts (the SDES leg learns them with Meta's answer); `rxMkiLength`: the user's MKI, RFC 4568. */
@@ -114,7 +121,7 @@ export class SrtcpReporter {
     const now = Date.now();
     const s = this.sent;
     const sender = s.packets > 0
-      ? { ssrc: this.o.ssrc, unixMs: now, rtpTimestamp: (s.rtpTimestamp + Math.round((now - s.at) * 48)) >>> 0, packets: s.packets, octets: s.octets }
+      ? { ssrc: this.o.ssrc, unixMs: now, rtpTimestamp: (s.rtpTimestamp + Math.round((now - s.at) * this.ticksPerMs)) >>> 0, packets: s.packets, octets: s.octets }
       : null;
     let len = writeReport(buf, this.o.ssrc, sender, this.rxStats.packets > 0 ? this.rtcpRx : null, monoNow());
     len += writeSdesCname(buf, len, this.o.ssrc, this.cname);

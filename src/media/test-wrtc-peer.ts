@@ -45,7 +45,7 @@ export class WrtcPeer {
   private sink: WrtcSink | null = null;
   private timer: NodeJS.Timeout | null = null;
   private phase = 0;
-  /** Everything heard, mono 48 kHz. */
+  /** Everything heard since the output rate last changed, mono at heardRate. */
   readonly heard: number[] = [];
 
   constructor() {
@@ -105,9 +105,12 @@ export class WrtcPeer {
     this.timer = null;
   }
 
-  /** The last `ms` of recorded audio. */
+  /** The rate of what recent() returns: libwebrtc plays Opus at 48 kHz, G.711 at 8 kHz. */
+  heardRate = 48000;
+
+  /** The last `ms` of recorded audio, at heardRate. */
   recent(ms: number): Int16Array {
-    const n = Math.min(this.heard.length, (ms * 48000) / 1000);
+    const n = Math.min(this.heard.length, (ms * this.heardRate) / 1000);
     return Int16Array.from(this.heard.slice(this.heard.length - n));
   }
 
@@ -125,8 +128,11 @@ export class WrtcPeer {
     this.sink = new wrtc.nonstandard.RTCAudioSink(remote);
     this.sink.ondata = (d) => {
       const ch = d.channelCount;
-      const scale = d.sampleRate === 48000 ? 1 : 0;
-      if (!scale) return;
+      // libwebrtc's output rate follows the codec once packets flow (silence before may come at another rate).
+      if (d.sampleRate !== this.heardRate) {
+        this.heardRate = d.sampleRate;
+        this.heard.length = 0;
+      }
       for (let i = 0; i < d.samples.length; i += ch) this.heard.push(d.samples[i]!);
     };
   }

@@ -5,6 +5,7 @@ import { FRAME_SAMPLES, OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
 import { openUdpHandles, WrtcPeer } from './test-wrtc-peer.js';
 import { PortPool, PortPoolExhaustedError } from './port-pool.js';
 import { tickReadsAvailable } from './tick-socket.js';
+import { decodeG711, encodeG711 } from './g711.js';
 import { parseAudioPayloadTypes, UnanswerableOfferError, WebRtcLeg, shapeLocalSdp, unreachableFromMeta } from './webrtc-leg.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -27,7 +28,7 @@ describe('WebRtcLeg', () => {
       'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=fingerprint:sha-256 AA:BB', 'a=setup:actpass',
       'a=mid:0', 'a=rtpmap:0 PCMU/8000', '',
     ].join('\r\n');
-    await expect(WebRtcLeg.answer(pcmuOnly)).rejects.toThrow(/no opus\/48000/);
+    await expect(WebRtcLeg.answer(pcmuOnly)).rejects.toThrow(/offers none of opus/);
     await expect(WebRtcLeg.answer('v=0\r\ns=-\r\n')).rejects.toThrow(/no m=audio/);
     const opusOffer = pcmuOnly.replace('SAVPF 0', 'SAVPF 111').replace('a=rtpmap:0 PCMU/8000', 'a=rtpmap:111 opus/48000/2');
     await expect(WebRtcLeg.answer(`${opusOffer}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n`)).rejects.toThrow(/more than one media section/);
@@ -51,7 +52,7 @@ describe('WebRtcLeg', () => {
     expect(out).toContain('m=audio 50002 UDP/TLS/RTP/SAVPF 111 126\r\n');
     expect(out).toContain('c=IN IP4 203.0.113.7');
     expect(out).not.toMatch(/ice-lite|sha-1|10\.0\.0\.5|:110 /);
-    expect(parseAudioPayloadTypes(out)).toEqual({ hasAudio: true, opusPt: 111, dtmfPt: 126 });
+    expect(parseAudioPayloadTypes(out)).toMatchObject({ hasAudio: true, opusPt: 111, dtmfPt: 126, pcmuPt: null, pcmaPt: null });
   });
 
   // 'tick' needs the addon, whose absence tick-socket.test.ts reports as a failure.
@@ -79,7 +80,7 @@ describe('WebRtcLeg', () => {
     expect(sdp).not.toMatch(/ice-lite/);
     expect(sdp).toMatch(/^a=fingerprint:sha-256 [0-9A-F:]{95}\r$/m);
     expect(sdp).not.toMatch(/^a=fingerprint:(?!sha-256)/m);
-    expect(parseAudioPayloadTypes(sdp)).toEqual({ hasAudio: true, opusPt: offered.opusPt, dtmfPt: 126 });
+    expect(parseAudioPayloadTypes(sdp)).toMatchObject({ hasAudio: true, opusPt: offered.opusPt, dtmfPt: 126, pcmuPt: null, pcmaPt: null });
     expect(sdp).toMatch(/^a=rtpmap:126 telephone-event\/8000\r$/m);
     expect(sdp).not.toMatch(/telephone-event\/(48000|32000|16000)/);
     const cands = sdp.match(/^a=candidate:.*$/gm) ?? [];
@@ -123,7 +124,7 @@ describe('WebRtcLeg', () => {
     const timer = setInterval(() => {
       const n = enc.encode(sine(440, FRAME_SAMPLES, pos), pkt);
       pos += FRAME_SAMPLES;
-      leg.sendRtp({ payloadType: leg.opusPayloadType, sequenceNumber: seq++, timestamp: (ts += 960) }, pkt, 0, n);
+      leg.sendRtp({ payloadType: leg.audio.payloadType, sequenceNumber: seq++, timestamp: (ts += 960) }, pkt, 0, n);
     }, 20);
     cleanups.push(() => clearInterval(timer));
     await new Promise((r) => setTimeout(r, 1500));
@@ -220,10 +221,76 @@ describe('WebRtcLeg', () => {
     expect(Array.from(received[1]!.payload)).toEqual([5, 10, 0, 160]);
   });
 
+  it('answers with G.711 when media.whatsappCodecs prefers it and the offer carries it, and carries µ-law both ways', async () => {
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    const offer = await peer.createOffer();
+    expect(parseAudioPayloadTypes(offer)).toMatchObject({ pcmuPt: 0, pcmaPt: 8 });
+    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1', codecs: ['PCMU', 'PCMA', 'opus'] });
+    cleanups.push(() => leg.close());
+    expect(leg.audio).toEqual({ codec: 'PCMU', payloadType: 0, clockRate: 8000 });
+    expect(leg.remoteInbandFec).toBe(false);
+    expect(parseAudioPayloadTypes(leg.localSdp)).toMatchObject({ order: [0, 126], dtmfPt: 126, opusPt: null });
+    expect(leg.localSdp).toMatch(/^a=ptime:20\r$/m);
+
+    await peer.acceptAnswer(leg.localSdp);
+    await Promise.all([leg.connected, peer.connected()]);
+    const poller = setInterval(() => leg.pollReceived(), 20);
+    cleanups.push(() => clearInterval(poller));
+    const heard: number[] = [];
+    const frame = new Int16Array(960);
+    leg.on('audio', (payload) => {
+      const n = decodeG711('PCMU', payload, 0, payload.length, frame);
+      for (let i = 0; i < n; i++) heard.push(frame[i]!);
+    });
+    peer.play(1000);
+    const pkt = new Uint8Array(FRAME_SAMPLES);
+    let seq = 7;
+    let ts = 4000;
+    let pos = 0;
+    const timer = setInterval(() => {
+      encodeG711('PCMU', sine(440, FRAME_SAMPLES, pos), pkt);
+      pos += FRAME_SAMPLES;
+      leg.sendRtp({ payloadType: 0, sequenceNumber: seq++, timestamp: (ts += 160) }, pkt);
+    }, 20);
+    cleanups.push(() => clearInterval(timer));
+    await new Promise((r) => setTimeout(r, 1500));
+    clearInterval(timer);
+    peer.stopPlaying();
+
+    const rx = Int16Array.from(heard.slice(-4000));
+    expect(rx.length).toBe(4000);
+    expect(detectTone(rx, 8000, 1000).snrDb).toBeGreaterThan(10);
+    // libwebrtc decodes G.711 at its own 8 kHz.
+    expect(peer.heardRate).toBe(8000);
+    const atPeer = peer.recent(500);
+    expect(atPeer.length).toBe(4000);
+    expect(detectTone(atPeer, 8000, 440).detected).toBe(true);
+    expect(detectTone(atPeer, 8000, 1000).ratio).toBeLessThan(0.05);
+  });
+
+  it('offers G.711 before Opus when preferred, and follows the codec the answer picks', async () => {
+    const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', codecs: ['PCMA', 'opus'] });
+    cleanups.push(() => leg.close());
+    expect(parseAudioPayloadTypes(leg.localSdp)).toMatchObject({ order: [8, 111, 126], pcmaPt: 8, opusPt: 111, pcmuPt: null });
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    await leg.setRemoteAnswer(await peer.answer(leg.localSdp));
+    expect(leg.audio).toEqual({ codec: 'PCMA', payloadType: 8, clockRate: 8000 });
+    // An answer that picks Opus (a number without G.711 at Meta) is followed too.
+    const opusOnly = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', codecs: ['PCMA', 'opus'] });
+    cleanups.push(() => opusOnly.close());
+    const peer2 = new WrtcPeer();
+    cleanups.push(() => peer2.close());
+    const answer = (await peer2.answer(opusOnly.localSdp)).replace(/^(m=audio \d+ \S+) 8 /m, '$1 ');
+    await opusOnly.setRemoteAnswer(answer);
+    expect(opusOnly.audio).toEqual({ codec: 'opus', payloadType: 111, clockRate: 48000 });
+  });
+
   it('offers for a business-initiated call and applies the answer', async () => {
     const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1' });
     cleanups.push(() => leg.close());
-    expect(parseAudioPayloadTypes(leg.localSdp)).toEqual({ hasAudio: true, opusPt: 111, dtmfPt: 126 });
+    expect(parseAudioPayloadTypes(leg.localSdp)).toMatchObject({ hasAudio: true, opusPt: 111, dtmfPt: 126, pcmuPt: null, pcmaPt: null });
     expect(leg.localSdp).not.toContain('ice-lite');
     expect(leg.localSdp).toMatch(/^a=candidate:.* 127\.0\.0\.1 /m);
     const peer = new WrtcPeer();

@@ -28,6 +28,7 @@ import { formatAddress, numericAddress, TickSocket, type NumericAddress } from '
 import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import { readRtpFields, writeRtpPacket } from './rtp-packet.js';
+import { audioOf, chooseByAnswer, chooseByPreference, type OfferedAudio, type WhatsAppAudio, type WhatsAppCodec } from './wa-audio-codec.js';
 import type { RtpReceiveStats } from './stats.js';
 import { SrtcpReporter } from './srtcp-reporter.js';
 import { SrtcpContext, SrtcpGcmContext } from './srtcp.js';
@@ -68,6 +69,11 @@ export interface WebRtcLegOptions {
   portRange?: [number, number];
   /** Opus PT for business-initiated offers (Meta's own offers use 111). */
   opusPayloadType?: number;
+  /**
+   * Audio codecs we take or offer, in preference order (config media.whatsappCodecs); default Opus only. G.711 needs
+   * the number's audio.additional_codecs at Meta (wa-audio-codec.ts).
+   */
+  codecs?: readonly WhatsAppCodec[];
   /** telephone-event/8000 PT for business-initiated offers (Meta's default is 126). */
   dtmfPayloadType?: number;
   /** 'fast' (default): our SRTP + socket path once connected; 'werift': werift's RTP sender/receiver throughout. */
@@ -91,7 +97,7 @@ export interface ReceivedRtpInfo {
 export type WebRtcLegState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
 export interface WebRtcLegEvents {
-  /** An Opus packet (PT = opusPayloadType). */
+  /** An Opus packet (PT = audioPayloadType). */
   audio: [payload: Buffer, info: ReceivedRtpInfo];
   /** A telephone-event packet (PT = dtmfPayloadType). */
   dtmf: [payload: Buffer, info: ReceivedRtpInfo];
@@ -105,34 +111,44 @@ export interface SendRtpParams {
   marker?: boolean;
 }
 
-interface SdpAudioInfo {
-  opusPt: number | null;
+interface SdpAudioInfo extends OfferedAudio {
   dtmfPt: number | null;
 }
 
-/** Finds the Opus and telephone-event/8000 payload types of the first audio m-section. */
+/** Finds the Opus, G.711 and telephone-event/8000 payload types of the first audio m-section. */
 export function parseAudioPayloadTypes(sdp: string): SdpAudioInfo & { hasAudio: boolean } {
   const lines = sdp.split(/\r?\n/);
   let inAudio = false;
   let seenAudio = false;
   let opusPt: number | null = null;
   let dtmfPt: number | null = null;
+  let pcmuPt: number | null = null;
+  let pcmaPt: number | null = null;
+  let order: number[] = [];
+  const mapped = new Set<number>();
   for (const line of lines) {
     if (line.startsWith('m=')) {
       if (seenAudio) break;
       inAudio = line.startsWith('m=audio ');
       seenAudio = inAudio;
+      if (inAudio) order = line.trim().split(/\s+/).slice(3).map(Number).filter((pt) => Number.isInteger(pt));
       continue;
     }
     if (!inAudio) continue;
     const m = /^a=rtpmap:(\d+) ([^/\s]+)\/(\d+)/i.exec(line);
     if (!m) continue;
     const pt = Number(m[1]);
+    mapped.add(pt);
     const name = m[2]!.toLowerCase();
     if (name === 'opus' && m[3] === '48000' && opusPt === null) opusPt = pt;
     if (name === 'telephone-event' && m[3] === '8000' && dtmfPt === null) dtmfPt = pt;
+    if (name === 'pcmu' && m[3] === '8000' && pcmuPt === null) pcmuPt = pt;
+    if (name === 'pcma' && m[3] === '8000' && pcmaPt === null) pcmaPt = pt;
   }
-  return { hasAudio: seenAudio, opusPt, dtmfPt };
+  // The static payload types need no rtpmap (RFC 3551).
+  if (pcmuPt === null && order.includes(0) && !mapped.has(0)) pcmuPt = 0;
+  if (pcmaPt === null && order.includes(8) && !mapped.has(8)) pcmaPt = 8;
+  return { hasAudio: seenAudio, opusPt, dtmfPt, pcmuPt, pcmaPt, order };
 }
 
 /** Whether the SDP's fmtp for the Opus payload type says useinbandfec=1 (the sender adds FEC to its packets). */
@@ -156,7 +172,6 @@ function describeOfferProblem(sdp: string): string | null {
   if (typeof sdp !== 'string' || !/^v=0\r?$/m.test(sdp)) return 'not an SDP (no v=0 line)';
   const info = parseAudioPayloadTypes(sdp);
   if (!info.hasAudio) return 'no m=audio section';
-  if (info.opusPt === null) return 'the audio section offers no opus/48000 codec';
   if (!/^a=ice-ufrag:/m.test(sdp) || !/^a=ice-pwd:/m.test(sdp)) return 'no ICE credentials (a=ice-ufrag / a=ice-pwd)';
   if (!/^a=fingerprint:sha-256 /im.test(sdp)) return 'no sha-256 DTLS fingerprint';
   // A call is one audio stream (§4.1); a second section would be answered as a second stream.
@@ -300,7 +315,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   /** monoNow() of the last received RTP packet (or of creation while nothing has arrived). */
   lastReceivedAt = monoNow();
   state: WebRtcLegState = 'new';
-  opusPayloadType: number;
+  /** The negotiated audio codec (before an answer: our first choice). */
+  audio: WhatsAppAudio;
   dtmfPayloadType: number | null;
   /** The WhatsApp side's SDP has useinbandfec=1 for Opus: lost frames can be rebuilt from the next packet. */
   remoteInbandFec = false;
@@ -330,12 +346,16 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   private wantTickReads = false;
   private readonly rtcpIntervalMs: number | undefined;
 
-  private constructor(opts: WebRtcLegOptions, opusPt: number, dtmfPt: number | null) {
+  /** What our offer carried, in preference order (business-initiated); Meta's answer picks one. */
+  private readonly offeredAudio: readonly WhatsAppAudio[];
+
+  private constructor(opts: WebRtcLegOptions, audio: readonly WhatsAppAudio[], dtmfPt: number | null) {
     super();
     this.log = opts.logger ?? silentLogger;
     this.rtcpIntervalMs = opts.rtcpIntervalMs;
     this.wantFastPath = (opts.mediaPath ?? 'fast') === 'fast';
-    this.opusPayloadType = opusPt;
+    this.audio = audio[0]!;
+    this.offeredAudio = audio;
     this.dtmfPayloadType = dtmfPt;
     const bind = opts.bindAddress && opts.bindAddress !== '0.0.0.0' && opts.bindAddress !== '::' ? opts.bindAddress : undefined;
     // Exactly one ICE socket per leg, announced under one address: werift's host-address enumeration is
@@ -352,7 +372,9 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     const portRange: [number, number] | undefined = this.pooledPort !== null ? [this.pooledPort, this.pooledPort + 1] : opts.portRange;
 
     const codecs = [
-      new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: opusPt, parameters: 'minptime=10;useinbandfec=1' }),
+      ...audio.map((a) => a.codec === 'opus'
+        ? new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: a.payloadType, parameters: 'minptime=10;useinbandfec=1' })
+        : new RTCRtpCodecParameters({ mimeType: `audio/${a.codec}`, clockRate: 8000, channels: 1, payloadType: a.payloadType })),
       new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, channels: 1, payloadType: dtmfPt ?? 126, parameters: '0-15' }),
     ];
     try {
@@ -392,10 +414,16 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     // The offerer of DTLS-SRTP says actpass or passive (RFC 5763 §5); 'active' would leave both sides as DTLS clients.
     const problem = describeOfferProblem(offerSdp) ?? (/^a=setup:active\b/im.test(offerSdp) ? 'a=setup:active in an offer (we answer as the DTLS client)' : null);
     if (problem) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: ${problem}`);
-    const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
-    const leg = new WebRtcLeg(opts, opusPt!, dtmfPt);
-    leg.remoteInbandFec = usesInbandFec(offerSdp, opusPt!);
-    leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, opusPt!);
+    const offered = parseAudioPayloadTypes(offerSdp);
+    const { dtmfPt } = offered;
+    const preference = opts.codecs ?? ['opus'];
+    const audio = chooseByPreference(offered, preference);
+    if (!audio) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: the audio section offers none of ${preference.join(', ')}`);
+    const leg = new WebRtcLeg(opts, [audio], dtmfPt);
+    if (audio.codec === 'opus') {
+      leg.remoteInbandFec = usesInbandFec(offerSdp, audio.payloadType);
+      leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, audio.payloadType);
+    }
     try {
       await leg.pc.setRemoteDescription({ type: 'offer', sdp: completeRtcpAttributes(offerSdp) });
       const transceiver = leg.pc.getTransceivers().find((t) => t.kind === 'audio');
@@ -409,22 +437,22 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
       leg.assertCandidates();
       const negotiated = parseAudioPayloadTypes(leg.localSdp);
-      if (negotiated.opusPt !== opusPt) throw new Error(`answer carries Opus PT ${negotiated.opusPt}, offer had ${opusPt}`);
+      if (negotiated.order[0] !== audio.payloadType) throw new Error(`answer carries PT ${negotiated.order[0]}, not ${audio.codec} (PT ${audio.payloadType})`);
       leg.dtmfPayloadType = negotiated.dtmfPt;
     } catch (err) {
       await leg.close();
       if (err instanceof UnanswerableOfferError || err instanceof MediaSetupError) throw err;
       throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: ${(err as Error).message}`, err);
     }
-    leg.log.debug({ opusPt, dtmfPt: leg.dtmfPayloadType }, 'webrtc answer ready');
+    leg.log.debug({ codec: audio.codec, pt: audio.payloadType, dtmfPt: leg.dtmfPayloadType }, 'webrtc answer ready');
     return leg;
   }
 
   /** Business-initiated call: create our offer (complete with candidates); apply Meta's answer later. */
   static async offer(opts: WebRtcLegOptions = {}): Promise<WebRtcLeg> {
-    const opusPt = opts.opusPayloadType ?? 111;
     const dtmfPt = opts.dtmfPayloadType ?? 126;
-    const leg = new WebRtcLeg(opts, opusPt, dtmfPt);
+    const audio = (opts.codecs ?? ['opus']).map((c) => audioOf(c, c === 'opus' ? opts.opusPayloadType ?? 111 : c === 'PCMU' ? 0 : 8));
+    const leg = new WebRtcLeg(opts, audio, dtmfPt);
     try {
       leg.transceiver = leg.pc.addTransceiver('audio', { direction: 'sendrecv' });
       const offer = await leg.pc.createOffer();
@@ -446,19 +474,24 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     else this.log.debug({}, 'werift internals changed: DTLS records go one per datagram');
   }
 
-  /** Applies Meta's SDP answer to our offer. Throws UnusableAnswerError when it carries no Opus. */
+  /** Applies Meta's SDP answer to our offer. Throws UnusableAnswerError when it carries none of our codecs. */
   async setRemoteAnswer(answerSdp: string): Promise<void> {
     const problem = describeOfferProblem(answerSdp);
     if (problem) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${problem}`);
-    const { opusPt, dtmfPt } = parseAudioPayloadTypes(answerSdp);
+    const answered = parseAudioPayloadTypes(answerSdp);
+    const { dtmfPt } = answered;
+    const audio = chooseByAnswer(answered, this.offeredAudio.map((a) => a.codec));
+    if (!audio) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: it picks none of our codecs (${this.offeredAudio.map((a) => a.codec).join(', ')})`);
     try {
       await this.pc.setRemoteDescription({ type: 'answer', sdp: completeRtcpAttributes(answerSdp) });
     } catch (err) {
       throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${(err as Error).message}`, err);
     }
-    this.opusPayloadType = opusPt!;
-    this.remoteInbandFec = usesInbandFec(answerSdp, opusPt!);
-    this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, opusPt!);
+    this.audio = audio;
+    if (audio.codec === 'opus') {
+      this.remoteInbandFec = usesInbandFec(answerSdp, audio.payloadType);
+      this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, audio.payloadType);
+    }
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
     this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
   }
@@ -592,7 +625,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       const k = cfg.keys;
       const srtcp = (key: Buffer, salt: Buffer) => cfg.profile === SRTP_AEAD_AES_128_GCM ? new SrtcpGcmContext(key, salt) : new SrtcpContext(key, salt);
       const rtcp = new SrtcpReporter({
-        ssrc: this.transceiver.sender.ssrc, counters: this.stats, log: this.log, intervalMs: this.rtcpIntervalMs,
+        ssrc: this.transceiver.sender.ssrc, counters: this.stats, log: this.log, intervalMs: this.rtcpIntervalMs, clockRate: this.audio.clockRate,
         send: (packet) => this.sendSrtcp(packet),
       });
       rtcp.setKeys(srtcp(k.localMasterKey, k.localMasterSalt), srtcp(k.remoteMasterKey, k.remoteMasterSalt));
@@ -696,7 +729,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     // The arrival, not now: read on the tick, "now" would give the RR's jitter 20 ms steps.
     f.rtcp.onRtpReceived(info.ssrc, info.sequenceNumber, info.timestamp, arrivedAt);
     const payload = data.subarray(off, n);
-    if (info.payloadType === this.opusPayloadType) this.emit('audio', payload, info);
+    if (info.payloadType === this.audio.payloadType) this.emit('audio', payload, info);
     else if (info.payloadType === this.dtmfPayloadType) this.emit('dtmf', payload, info);
     else this.stats.otherPayloadTypes++;
   }
@@ -787,7 +820,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     info.ssrc = h.ssrc;
     info.marker = h.marker;
     info.arrivedAt = this.lastReceivedAt;
-    if (h.payloadType === this.opusPayloadType) this.emit('audio', rtp.payload, info);
+    if (h.payloadType === this.audio.payloadType) this.emit('audio', rtp.payload, info);
     else if (h.payloadType === this.dtmfPayloadType) this.emit('dtmf', rtp.payload, info);
     else this.stats.otherPayloadTypes++;
   }

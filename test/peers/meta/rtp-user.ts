@@ -105,7 +105,7 @@ export class RtpLevelUser {
       if (info.last) this.marker = true;
       return;
     }
-    this.leg.sendRtp({ payloadType: this.leg.opusPayloadType, sequenceNumber: this.seq++ & 0xffff, timestamp: ts, marker: this.marker }, this.frames[this.frame++ % 50]!);
+    this.leg.sendRtp({ payloadType: this.leg.audio.payloadType, sequenceNumber: this.seq++ & 0xffff, timestamp: ts, marker: this.marker }, this.frames[this.frame++ % 50]!);
     this.marker = false;
   }
 }
