@@ -6,6 +6,7 @@
  *
  * 'fast' is the packet work WebRtcLeg's fast path does (src/media/srtp.ts, a plain header reader); 'werift' is what
  * werift's media path does per packet (SrtpSession, RtpPacket objects) for comparison in the same run.
+ * `waCodec` 'PCMU': Meta carries G.711 (media.whatsappCodecs): the same path with no Opus codec at all.
  */
 import { EventEmitter } from 'node:events';
 import { RtpHeader as WeriftRtpHeader, RtpPacket, SrtpSession } from 'werift';
@@ -16,7 +17,7 @@ import { FRAME_SAMPLES, OpusEncoder8k, type OpusEncoderOptions } from '../src/me
 import { createRtpHeader, readRtpFields, readRtpHeader, writeRtpPacket, type RtpHeader } from '../src/media/rtp-packet.js';
 import { SRTP_AES128_CM_HMAC_SHA1_80, SrtpContext } from '../src/media/srtp.js';
 import type { ReceivedRtpInfo, SendRtpParams } from '../src/media/webrtc-leg.js';
-import { audioOf } from '../src/media/wa-audio-codec.js';
+import { audioOf, type WhatsAppAudio } from '../src/media/wa-audio-codec.js';
 
 export type PacketPath = 'fast' | 'werift';
 
@@ -25,7 +26,7 @@ const SALT = Buffer.alloc(14, 9);
 
 /** A WhatsApp leg minus the socket: the same packet work as WebRtcLeg on either path. */
 class SocketlessWaLeg extends EventEmitter implements WhatsAppMediaLeg {
-  readonly audio = audioOf('opus', 111);
+  readonly audio: WhatsAppAudio;
   readonly dtmfPayloadType = 126;
   /** Meta's offers say useinbandfec=1, so the gateway decodes on the FEC-capable decoder. */
   readonly remoteInbandFec = true;
@@ -41,8 +42,9 @@ class SocketlessWaLeg extends EventEmitter implements WhatsAppMediaLeg {
   private readonly out = { payloadOffset: 0 };
   private readonly info: ReceivedRtpInfo = { payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, marker: false };
 
-  constructor(private readonly path: PacketPath) {
+  constructor(private readonly path: PacketPath, waCodec: 'opus' | 'PCMU') {
     super();
+    this.audio = waCodec === 'opus' ? audioOf('opus', 111) : audioOf('PCMU', 0);
   }
 
   sendRtp(p: SendRtpParams, payload: Uint8Array, offset = 0, length = payload.length - offset): void {
@@ -102,7 +104,7 @@ export interface SocketlessResult {
 }
 
 /** `calls` bridges for `frames` 20 ms frames each; CPU time of the gateway work only. */
-export function runSocketless(path: PacketPath, opus: OpusEncoderOptions, calls = 20, frames = 500): SocketlessResult {
+export function runSocketless(path: PacketPath, opus: OpusEncoderOptions, calls = 20, frames = 500, waCodec: 'opus' | 'PCMU' = 'opus'): SocketlessResult {
   // Inputs: a speech-like signal, Opus-encoded and SRTP-protected as a WhatsApp client would send it.
   const enc = new OpusEncoder8k({ complexity: 5, bitrate: 24_000 });
   const opusFrames: Buffer[] = [];
@@ -123,9 +125,10 @@ export function runSocketless(path: PacketPath, opus: OpusEncoderOptions, calls 
   const waIn: Buffer[] = [];
   const sipIn: Buffer[] = [];
   for (let f = 0; f < frames; f++) {
-    const o = opusFrames[f % 50]!;
+    const g711 = waCodec === 'PCMU';
+    const o = g711 ? g711Frames[f % 50]!.subarray(12) : opusFrames[f % 50]!;
     const b = Buffer.alloc(12 + o.length + 10);
-    b[0] = 0x80; b[1] = 111; b.writeUInt16BE(f & 0xffff, 2); b.writeUInt32BE((f * 960) >>> 0, 4); b.writeUInt32BE(0x5eed, 8);
+    b[0] = 0x80; b[1] = g711 ? 0 : 111; b.writeUInt16BE(f & 0xffff, 2); b.writeUInt32BE((f * (g711 ? 160 : 960)) >>> 0, 4); b.writeUInt32BE(0x5eed, 8);
     o.copy(b, 12);
     waIn.push(b.subarray(0, peerTx.protect(b, 12 + o.length)));
     const s = Buffer.from(g711Frames[f % 50]!);
@@ -136,7 +139,7 @@ export function runSocketless(path: PacketPath, opus: OpusEncoderOptions, calls 
   const clock = new ManualFrameClock();
   const legs: Array<{ wa: SocketlessWaLeg; sip: SocketlessSipLeg; bridge: Bridge }> = [];
   for (let c = 0; c < calls; c++) {
-    const wa = new SocketlessWaLeg(path);
+    const wa = new SocketlessWaLeg(path, waCodec);
     const sip = new SocketlessSipLeg();
     const bridge = new Bridge(wa, sip, { sipCodec: 'PCMU', sipDtmfPayloadType: 101, opus, clock, mediaTimeoutMs: 3_600_000 });
     bridge.startWhatsAppMedia();

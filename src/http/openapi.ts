@@ -11,6 +11,7 @@ const legQuality = {
     jitterMs: { type: 'number' }, mos: { type: 'number', description: 'E-model MOS estimate, 1–4.5' },
     rttMs: { type: 'number', description: 'Round-trip time from RTCP, when the peer reported one' },
     lostAtPeer: { type: 'integer', description: 'The other direction: our packets the peer\'s RTCP reports say it lost (WhatsApp leg)' },
+    codec: { type: 'string', enum: ['opus', 'PCMU', 'PCMA'], description: 'The leg\'s audio codec (G.711 toward WhatsApp with media.whatsappCodecs)' },
   },
 };
 

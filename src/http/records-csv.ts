@@ -2,7 +2,7 @@ import type { CallRecord, LegQuality } from '../store/call-record.js';
 
 type Column = [name: string, value: (r: CallRecord) => string | number | undefined];
 
-const leg = (side: 'whatsapp' | 'sip', field: keyof LegQuality) => (r: CallRecord): number | undefined => r.quality?.[side]?.[field];
+const leg = (side: 'whatsapp' | 'sip', field: keyof LegQuality) => (r: CallRecord): string | number | undefined => r.quality?.[side]?.[field];
 
 /** The export's columns, in order. Adding one at the end keeps existing spreadsheets working. */
 const COLUMNS: Column[] = [
@@ -37,6 +37,8 @@ const COLUMNS: Column[] = [
   ['sip_packets_lost', leg('sip', 'lost')],
   ['cta_payload', (r) => r.ctaPayload],
   ['deeplink_payload', (r) => r.deeplinkPayload],
+  ['whatsapp_codec', leg('whatsapp', 'codec')],
+  ['sip_codec', leg('sip', 'codec')],
 ];
 
 export const CSV_HEADER = COLUMNS.map(([name]) => name).join(',');

@@ -134,6 +134,8 @@ export interface LegQuality {
   rttMs?: number;
   /** The other direction: our packets the peer's RTCP reports say it lost (WhatsApp leg), when it reported. */
   lostAtPeer?: number;
+  /** The leg's audio codec: opus, PCMU or PCMA toward WhatsApp; PCMU or PCMA toward the PBX. */
+  codec?: string;
 }
 
 export interface BridgeDtmfEvent {
@@ -481,17 +483,19 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const sipRtt = this.sipRttMs;
     // With an RTT, half of it stands in for the one-way network delay in the E-model.
     const whatsapp: LegQuality = {
+      codec: this.wa.audio.codec,
       packetsIn: wa.packets,
       packetsOut: this.waPacketsOut,
       lost: wa.lost,
       late: this.jb.stats.late,
       jitterMs: round1(wa.jitterMs),
-      mos: estimateMos({ codec: 'opus', lossPercent: wa.lossFraction * 100, jitterMs: wa.jitterMs, ...(waRtt !== undefined ? { delayMs: waRtt / 2 } : {}) }),
+      mos: estimateMos({ codec: this.wa.audio.codec, lossPercent: wa.lossFraction * 100, jitterMs: wa.jitterMs, ...(waRtt !== undefined ? { delayMs: waRtt / 2 } : {}) }),
     };
     if (waRtt !== undefined) whatsapp.rttMs = round1(waRtt);
     const lostAtPeer = this.wa.remotePacketsLost;
     if (lostAtPeer !== undefined) whatsapp.lostAtPeer = Math.max(0, lostAtPeer);
     const sipQ: LegQuality = {
+      codec: this.sipCodec,
       packetsIn: sip.packets,
       packetsOut: this.sipPacketsOut,
       lost: sip.lost,

@@ -94,6 +94,8 @@ export interface MetaDoubleOptions {
    * profile users' static offers and answers are SDES ones.
    */
   sdes?: boolean;
+  /** settings audio.additional_codecs PCMA/PCMU (§2.6): the business's SDP may carry G.711 instead of Opus. */
+  allowG711?: boolean;
   /** WaUser calls only: no business media this long after the call is connected -> 138021 (§3.2; default 20000, 0 = off). */
   mediaStartTimeoutMs?: number;
   /** WaUser calls only: no new business packets this long after media started -> 138021 (§3.2; default 30000, 0 = off). */
@@ -169,6 +171,7 @@ export class MetaDouble {
     if (opts.dailyConnectedCallLimit !== undefined) graphOpts.dailyConnectedCallLimit = opts.dailyConnectedCallLimit;
     if (opts.callPermissionTemplates !== undefined) graphOpts.callPermissionTemplates = opts.callPermissionTemplates;
     if (opts.sdes !== undefined) graphOpts.sdes = opts.sdes;
+    if (opts.allowG711 !== undefined) graphOpts.allowG711 = opts.allowG711;
     this.graph = new GraphDouble(graphOpts);
     this.webhooks = new WebhookSender({ url: opts.webhookUrl ?? 'http://127.0.0.1:1/unset', appSecret: opts.appSecret });
     this.ctx = { wabaId: opts.wabaId, phoneNumberId: opts.phoneNumberId, displayPhoneNumber: opts.displayPhoneNumber };

@@ -29,7 +29,7 @@
 import { createRequire } from 'node:module';
 import { readWav, toMono } from '../../audio/wav.js';
 import { resampleLinear, ToneOscillator } from '../../audio/tone.js';
-import { addSessionAttribute, keepCodecs, metaCodecFilter, renameMid, restrictCandidates, sdpLines, joinSdp } from './sdp.js';
+import { addSessionAttribute, keepCodecs, metaCodecFilter, renameMid, restrictCandidates, sdpLines, joinSdp, type RtpMap } from './sdp.js';
 
 // ---- minimal typings for the parts of @roamhq/wrtc we use (no DOM lib in this project) ----
 export interface WrtcSessionDescription {
@@ -162,6 +162,11 @@ export interface WaUserOptions {
   iceLite?: boolean;
   /** Only this host address is kept in the SDP (default 127.0.0.1). */
   address?: string;
+  /**
+   * Offer and accept PCMU (0) and PCMA (8) beside Opus, as Meta does for a number with audio.additional_codecs (§2.6);
+   * default false: Opus and telephone-event only.
+   */
+  g711?: boolean;
 }
 
 function waitFor(pc: WrtcPeerConnection, ev: string, done: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -187,6 +192,7 @@ export class WaUser {
   readonly name: string;
   readonly iceLite: boolean;
   readonly address: string;
+  private readonly keepCodec: (r: RtpMap) => boolean;
   firstMediaAt: number | undefined;
   private pc: WrtcPeerConnection | undefined;
   private source: WrtcAudioSource | undefined;
@@ -207,6 +213,8 @@ export class WaUser {
     this.name = opts.name ?? '';
     this.iceLite = opts.iceLite ?? true;
     this.address = opts.address ?? '127.0.0.1';
+    const g711 = (r: RtpMap): boolean => opts.g711 === true && ((r.pt === 0 && r.codec.toUpperCase() === 'PCMU') || (r.pt === 8 && r.codec.toUpperCase() === 'PCMA'));
+    this.keepCodec = (r) => metaCodecFilter(r) || g711(r);
   }
 
   get peer(): WrtcPeerConnection | undefined {
@@ -258,7 +266,7 @@ export class WaUser {
   async createOffer(): Promise<string> {
     const pc = this.newPeer('offerer');
     const offer = await pc.createOffer();
-    const munged = renameMid(keepCodecs(offer.sdp, metaCodecFilter), '0', 'audio');
+    const munged = renameMid(keepCodecs(offer.sdp, this.keepCodec), '0', 'audio');
     await pc.setLocalDescription({ type: 'offer', sdp: munged });
     await this.gathered(pc);
     return this.finishSdp(pc.localDescription!.sdp);
@@ -282,8 +290,8 @@ export class WaUser {
     await tr.sender.replaceTrack(this.track!);
     this.attach(tr);
     const ans = await pc.createAnswer();
-    const munged = keepCodecs(ans.sdp, (r) =>
-      (r.codec.toLowerCase() === 'opus' && r.clock === 48000) || (r.codec.toLowerCase() === 'telephone-event' && r.clock === 8000));
+    const munged = keepCodecs(ans.sdp, (r) => (r.codec.toLowerCase() === 'opus' && r.clock === 48000)
+      || (r.codec.toLowerCase() === 'telephone-event' && r.clock === 8000) || this.keepCodec(r));
     await pc.setLocalDescription({ type: 'answer', sdp: munged });
     await this.gathered(pc);
     this.pollStats();
