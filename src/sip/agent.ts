@@ -874,7 +874,11 @@ export class SipAgent extends EventEmitter<SipAgentEvents> {
           (err: unknown) => {
             if (err instanceof Srf.SipError) {
               const reasonHeader = err.res?.get('Reason');
-              if (cancelWith && (err.status === 487 || err.status === 408)) {
+              // Once we cancelled, the INVITE ended because we did: its 487, a final answer that crossed our CANCEL, or
+              // the 503 drachtio-server makes up when the CANCEL cannot reach a PBX that is gone (ICMP unreachable). The
+              // last one read as the PBX refusing the call (record sip_503, endedBy sip) when our ring timeout ended it.
+              if (cancelWith) {
+                if (err.status !== 487) log.info({ status: err.status, cancelledFor: cancelWith.status }, `INVITE ended ${err.status} after our CANCEL`);
                 fail(cancelWith);
                 return;
               }
