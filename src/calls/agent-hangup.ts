@@ -31,7 +31,16 @@ export function byeFor(end: EndReason): { reason: string; reasonHeader: string }
  * The teardown of a PBX dialog that has no agent side (yet, or because setting it up failed): BYE with the call's
  * Reason, unless the PBX ended the call itself.
  */
-export function hangUpDialog(dialog: SipDialog, end: EndReason): Promise<void> | undefined {
-  return end.by === 'sip' ? undefined : dialog.bye(byeFor(end));
+export function hangUpDialog(dialog: SipDialog, end: EndReason): void {
+  if (end.by !== 'sip') sendBye(dialog, end);
+}
+
+/**
+ * BYE with the call's Reason, its answer not awaited: the teardown steps after it (media closed, ports released, Graph
+ * terminate to the WhatsApp user) must not wait out SipDialog's BYE timeout (5 s) for a PBX host that went silent
+ * (down, or its packets dropped: no ICMP error ends the BYE early). bye() never rejects and logs a BYE left unanswered.
+ */
+export function sendBye(dialog: SipDialog, end: EndReason): void {
+  void dialog.bye(byeFor(end));
 }
 

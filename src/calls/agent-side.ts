@@ -5,7 +5,7 @@
  * (transfer.ts), BYE → the call ends, unless that dialog is no longer the agent or a transfer is under way.
  */
 import { parseDtmfInfo } from '../sip/dtmf-info.js';
-import { agentHangup, byeFor } from './agent-hangup.js';
+import { agentHangup, sendBye } from './agent-hangup.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SipDialog, SipInviteOptions } from '../sip/agent.js';
 import type { TransferConfig } from '../config/routing-schema.js';
@@ -59,9 +59,9 @@ export class AgentSide {
    * The call's teardown step for the PBX side: BYE to the current agent, unless the call ended by that agent's own
    * BYE (after a transfer the one who hung up may be a previous agent: the current one still gets its BYE).
    */
-  hangUp(end: EndReason): Promise<void> | undefined {
-    if (end.by === 'sip' && !this.dialog.active) return undefined;
-    return this.dialog.bye(byeFor(end));
+  hangUp(end: EndReason): void {
+    if (end.by === 'sip' && !this.dialog.active) return;
+    sendBye(this.dialog, end);
   }
 
   private watch(dialog: SipDialog): void {
