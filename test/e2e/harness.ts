@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { configSchema, type GatewayConfig, type Secrets } from '../../src/config/schema.js';
+import type { DestinationStream } from 'pino';
 import { createLogger } from '../../src/observability/logger.js';
 import { startGateway, type RunningGateway } from '../../src/gateway.js';
 import { startDrachtio, type DrachtioServer } from '../peers/drachtio.js';
@@ -52,6 +53,8 @@ export interface E2EOptions {
   sipCredentials?: Map<string, string>;
   /** What the gateway answers a PBX's 401/407 with, by target host (WAGW_SIP_OUTBOUND_CREDENTIALS). */
   sipOutboundCredentials?: Map<string, { username: string; password: string }>;
+  /** Where the gateway's log lines go, at level info (or E2E_LOG_LEVEL): for tests that check a log line. */
+  logSink?: DestinationStream;
 }
 
 export async function startE2E(opts: E2EOptions): Promise<E2E> {
@@ -82,7 +85,7 @@ export async function startE2E(opts: E2EOptions): Promise<E2E> {
     ...(overrides.cluster ? { cluster: overrides.cluster } : {}),
   });
   const secrets: Secrets = { graphToken: TOKEN, appSecret: APP_SECRET, verifyToken: 'v', drachtioSecret: drachtio.secret, adminKeys: new Map(Object.entries(opts.adminKeys ?? {})), ...(opts.appSecrets ? { apps: opts.appSecrets } : {}), ...(opts.sipCredentials ? { sipCredentials: opts.sipCredentials } : {}), ...(opts.sipOutboundCredentials ? { sipOutboundCredentials: opts.sipOutboundCredentials } : {}) };
-  const gateway = await startGateway(config, secrets, createLogger(config.log.level), { clock: opts.clock });
+  const gateway = await startGateway(config, secrets, opts.logSink ? createLogger(process.env.E2E_LOG_LEVEL ?? 'info', opts.logSink) : createLogger(config.log.level), { clock: opts.clock });
   meta.webhookUrl = `http://127.0.0.1:${gateway.http.port}/webhooks/whatsapp`;
   await gateway.sip.waitConnected(10_000);
   return {
