@@ -26,6 +26,8 @@ import { WebRtcLeg } from '../src/media/webrtc-leg.js';
 export type WorkerRequest =
   | {
     type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; fecAdaptive: boolean; tickReads: boolean; bitrate: number;
+    /** 'PCMU': the peers offer G.711 beside Opus and the gateway takes it (media.whatsappCodecs [PCMU, PCMA, opus]). */
+    waCodec: 'opus' | 'PCMU';
     ports: [number, number]; planes: number;
   }
   | { type: 'offer'; id: number; sdp: string; echoPort: number }
@@ -113,7 +115,7 @@ function percentile(sorted: Float64Array, p: number): number {
 
 async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<void> {
   const s = settings!;
-  const wa = await WebRtcLeg.answer(msg.sdp, { bindAddress: '127.0.0.1', portPool: wpool, mediaPath: s.mediaPath });
+  const wa = await WebRtcLeg.answer(msg.sdp, { bindAddress: '127.0.0.1', portPool: wpool, mediaPath: s.mediaPath, codecs: s.waCodec === 'PCMU' ? ['PCMU', 'PCMA', 'opus'] : ['opus'] });
   const sip = await RtpLeg.open({ pool: spool, bindAddress: '127.0.0.1' });
   sip.setRemote('127.0.0.1', msg.echoPort);
   // Time each send against its tick's deadline (see the file comment); the wrappers cost two clock reads.

@@ -20,6 +20,8 @@ import { OpusEncoder8k } from '../src/media/opus-codec.js';
 import { PortPool } from '../src/media/port-pool.js';
 import { tickReadsAvailable } from '../src/media/tick-socket.js';
 import { WebRtcLeg } from '../src/media/webrtc-leg.js';
+import { encodeG711 } from '../src/media/g711.js';
+import { ticksPerFrame } from '../src/media/wa-audio-codec.js';
 import type { Measured, Totals, WorkerReply, WorkerRequest } from './media-path-worker.js';
 
 export interface SocketRunOptions {
@@ -37,6 +39,8 @@ export interface SocketRunOptions {
   fecAdaptive?: boolean;
   /** Sockets read on the media tick and sends batched after it (media.tickReads, the shipped default); default true. */
   tickReads?: boolean;
+  /** 'PCMU': Meta carries G.711 (media.whatsappCodecs), so no Opus runs in the gateway; default 'opus'. */
+  waCodec?: 'opus' | 'PCMU';
 }
 
 export interface SocketRunResult {
@@ -129,7 +133,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   };
   await request({
     type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, fecAdaptive: o.fecAdaptive ?? true, tickReads: o.tickReads ?? true, bitrate: o.bitrate,
-    ports: [30000, 39998], planes: planeCount,
+    ports: [30000, 39998], planes: planeCount, waCodec: o.waCodec ?? 'opus',
   }, 'ready');
 
   // The PBX: an echo socket per call, like a phone per call.
@@ -159,6 +163,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   };
 
   // 50 pre-encoded 20 ms frames of a two-tone signal, looped.
+  const g711 = o.waCodec === 'PCMU';
   const enc = new OpusEncoder8k({ complexity: 5, bitrate: 24_000 });
   const frames: Uint8Array[] = [];
   const buf = new Uint8Array(1500);
@@ -168,7 +173,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
       const t = (f * 160 + i) / 8000;
       pcm[i] = Math.round(4000 * (Math.sin(2 * Math.PI * 440 * t) + Math.sin(2 * Math.PI * 1000 * t)));
     }
-    frames.push(buf.slice(0, enc.encode(pcm, buf)));
+    frames.push(buf.slice(0, g711 ? encodeG711('PCMU', pcm, buf) : enc.encode(pcm, buf)));
   }
 
   interface Peer { leg: WebRtcLeg; sent: number; rx: SeqTracker; seq: number; ts: number; frame: number }
@@ -179,7 +184,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     const batch = [];
     for (let id = base; id < Math.min(o.calls, base + SETUP_BATCH); id++) {
       batch.push((async () => {
-        const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', portPool: peerPool });
+        const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', portPool: peerPool, codecs: g711 ? ['PCMU', 'opus'] : ['opus'] });
         const echoPort = await openEcho();
         // A call that never connects (a port taken by another process, say) must fail the rung, not hang the bench.
         const failed = new Promise<never>((_, reject) => {
@@ -216,7 +221,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   const unsub = peers.map((p) => clock.subscribe(() => {
     if (!armed) return;
     const payload = frames[p.frame++ % frames.length]!;
-    p.leg.sendRtp({ payloadType: p.leg.audio.payloadType, sequenceNumber: p.seq++ & 0xffff, timestamp: (p.ts += 960) >>> 0 }, payload);
+    p.leg.sendRtp({ payloadType: p.leg.audio.payloadType, sequenceNumber: p.seq++ & 0xffff, timestamp: (p.ts += ticksPerFrame(p.leg.audio)) >>> 0 }, payload);
     p.sent++;
   }));
   armed = true;

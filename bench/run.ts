@@ -6,12 +6,14 @@
  *     and on werift's per-packet path, and the fast path's ratio to the floor;
  *  3. N concurrent bridged calls over loopback with real sockets (bench/media-path.ts) for N = 50, 75, 100, 150, 200, 400,
  *     stopping at the first N that breaks a limit (event-loop lag p99 ≥ 5 ms, any added loss, any skipped tick), then
- *     two bisection steps between the largest N that held and the first that broke.
+ *     two bisection steps between the largest N that held and the first that broke;
+ *  4. the same with G.711 toward WhatsApp (Meta transcoding, media.whatsappCodecs): no Opus in the gateway, from 1.5×
+ *     the headline up by half again each rung until one breaks (not the headline).
  *
- * Prints tables and writes bench/results/latest.json (and a dated copy). Takes 2–5 minutes.
+ * Prints tables and writes bench/results/latest.json (and a dated copy). Takes 3–6 minutes.
  *
  *   npm run bench [-- --calls 50,100,200,400] [--seconds 8] [--media-path fast|werift] [--complexity 5] [--fec 1]
- *                 [--fec-adaptive 0] [--priority -10] [--planes 2]
+ *                 [--fec-adaptive 0] [--priority -10] [--planes 2] [--g711 0]
  */
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -152,11 +154,11 @@ const tableRow = (r: SocketRunResult): Record<string, number | string | boolean>
   lossPct: r.addedLossPercent, skipped: r.loss.skippedTicks, rssMiBPerCall: r.rssPerCallMiB, gcPerS: r.gc.scavengesPerSecond,
   gcMaxMs: r.gc.pauseMaxMs, holds: r.holds,
 });
-const runRung = async (calls: number): Promise<SocketRunResult | null> => {
-  process.stdout.write(`\n${calls} calls (${mediaPath} path): setting up…`);
+const runRung = async (calls: number, waCodec: 'opus' | 'PCMU' = 'opus', into = rows): Promise<SocketRunResult | null> => {
+  process.stdout.write(`\n${calls} calls (${mediaPath} path${waCodec === 'opus' ? '' : ', G.711 toward WhatsApp'}): setting up…`);
   try {
-    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes });
-    rows.push(r);
+    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes, waCodec });
+    into.push(r);
     console.log(` set up in ${r.setupSeconds} s, measured ${r.seconds} s`);
     console.table([tableRow(r)]);
     return r;
@@ -187,6 +189,19 @@ if (broke !== null) {
   }
 }
 rows.sort((a, b) => a.calls - b.calls);
+
+// G.711 toward WhatsApp (media.whatsappCodecs, Meta transcoding): no Opus in the gateway. Not the headline, which is
+// about transcoding; its own ladder, by half again each rung, from the transcoding headline up (skip with --g711 0).
+const g711Rows: SocketRunResult[] = [];
+if (arg('g711', '1') !== '0') {
+  const start = Math.max(50, ...rows.filter((r) => r.holds).map((r) => r.calls));
+  for (let calls = Math.round(start * 1.5 / 5) * 5; calls <= 1000; calls = Math.round(calls * 1.5 / 5) * 5) {
+    const r = await runRung(calls, 'PCMU', g711Rows);
+    if (!r?.holds) break;
+  }
+}
+const g711Holding = g711Rows.filter((r) => r.holds);
+const g711Headline = g711Holding.length > 0 ? g711Holding.reduce((a, b) => (b.calls > a.calls ? b : a)) : undefined;
 
 // Before/after: werift's own media path at the first rung, same settings, same run (skip with --compare 0).
 let comparison: SocketRunResult | null = null;
@@ -229,6 +244,12 @@ const result = {
   codecs: codecTable,
   srtp: srtpTable,
   calls: rows,
+  // The same ladder rules with G.711 toward WhatsApp: callsPerCore is the largest N that held, per core.
+  g711ToWhatsApp: {
+    callsPerCore: g711Headline ? Math.floor(g711Headline.calls / Math.min(planes, machine.cores)) : 0,
+    cpuMsPerCallSecond: g711Headline?.cpuMsPerCallSecond ?? null,
+    rows: g711Rows,
+  },
   weriftPathComparison: comparison,
 };
 
@@ -237,6 +258,11 @@ console.table([...rows, ...(comparison ? [comparison] : [])].map(tableRow));
 console.log(`\nheadline: ${result.callsPerCore} calls per core holding lag p99 < 5 ms with no added loss` +
   ` (CPU alone would allow ${result.callsPerCoreByCpu ?? '?'}); floor ratio ${result.floorRatio}; with sockets ${result.socketFloorRatio ?? '?'}× the floor;` +
   ` CPU pressure from other processes ${machine.cpuPressureAtStart ?? 'n/a'} → ${result.machine.cpuPressureAtEnd ?? 'n/a'} %`);
+if (g711Rows.length > 0) {
+  console.log('\nG.711 toward WhatsApp (no Opus in the gateway)');
+  console.table(g711Rows.map(tableRow));
+  console.log(`G.711 toward WhatsApp: ${result.g711ToWhatsApp.callsPerCore} calls per core by the same rule`);
+}
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
