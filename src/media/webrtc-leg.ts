@@ -1,9 +1,9 @@
 /**
  * The WhatsApp-side media leg: one werift RTCPeerConnection with a single sendrecv audio m-line.
  *
- * Meta's rules (whatsapp-calling.md §4) drive the shape: Opus/48000 with the offered payload type,
- * telephone-event/8000 (PT 126 in Meta's offers), one SSRC, full ICE in the CONTROLLING role even when we
- * answer, DTLS client (`a=setup:active` in answers), no `a=ice-lite`, only sha-256 fingerprints, and the SDP
+ * Meta's rules (whatsapp-calling.md §4) drive the shape: Opus/48000 with the offered payload type (or PCMU/PCMA by
+ * media.whatsappCodecs when Meta offers them, wa-audio-codec.ts), telephone-event/8000 (PT 126 in Meta's offers), one
+ * SSRC, full ICE in the CONTROLLING role even when we answer, DTLS client (`a=setup:active` in answers), no `a=ice-lite`, only sha-256 fingerprints, and the SDP
  * is returned only after candidate gathering completed (no trickle with Meta).
  *
  * werift does ICE, DTLS and consent freshness. Once connected, RTP and RTCP take the fast path (mediaPath 'fast',
@@ -97,7 +97,7 @@ export interface ReceivedRtpInfo {
 export type WebRtcLegState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
 export interface WebRtcLegEvents {
-  /** An Opus packet (PT = audioPayloadType). */
+  /** An audio packet (PT = audio.payloadType: Opus, or G.711 when Meta carries it). */
   audio: [payload: Buffer, info: ReceivedRtpInfo];
   /** A telephone-event packet (PT = dtmfPayloadType). */
   dtmf: [payload: Buffer, info: ReceivedRtpInfo];

@@ -98,24 +98,19 @@ describe.skipIf(skipReason !== undefined)('a peer that vanishes mid-call', () =>
 
   // ---- one path each: a call to its end, returning the record the gateway must write ----
 
-  /** User-initiated, media flowing both ways (the PBX echoes), then the PBX is killed. */
-  const userCallPbxKilled = async (): Promise<{ record: CallRecord; killedAt: number; waCallId: string }> => {
+  interface AnsweredCall { pbx: SippRun; user: WaUser; waCallId: string }
+  /** User-initiated: the agent (sipp, echoing RTP) answers, the user's media is up and plays 1 kHz. */
+  const answeredUserCall = async (): Promise<AnsweredCall> => {
     const pbx = await agent('uas-answer', { rtpEcho: true });
     const user = waUser(usUser());
     const { callId } = await e2e.meta.userCalls(user);
     await e2e.meta.waitForAction(callId, 'accept');
     await user.waitForMedia();
     user.play({ toneHz: 1000 });
-    // The PBX's RTP is its echo of ours: its silence afterwards is the kill, not a PBX that never sent any.
-    await waitFor(() => ((liveQuality(callId)?.sip?.packetsIn ?? 0) > 25) || undefined, 'RTP echoed by the PBX');
-    const killedAt = Date.now();
-    await vanish(pbx);
-    expect((await e2e.meta.waitForAction(callId, 'terminate', 15_000)).status).toBe(200);
-    await waitNoLiveCalls(e2e.gateway);
-    return { record: await recordOf(e2e.gateway, callId), killedAt, waCallId: callId };
+    return { pbx, user, waCallId: callId };
   };
-  /** Business-initiated: the PBX dials, the user answers, media flows (the PBX echoes), then the PBX is killed. */
-  const businessCallPbxKilled = async (): Promise<{ record: CallRecord; killedAt: number; waCallId: string }> => {
+  /** Business-initiated: the PBX (sipp, echoing RTP) dials, the user answers, media is up and plays 1 kHz. */
+  const answeredBusinessCall = async (): Promise<AnsweredCall> => {
     const waId = ukUser();
     const user = waUser(waId);
     e2e.meta.addUser(user, { permission: 'permanent' });
@@ -125,48 +120,34 @@ describe.skipIf(skipReason !== undefined)('a peer that vanishes mid-call', () =>
     await e2e.meta.userAnswers(placed.id);
     await user.waitForMedia();
     user.play({ toneHz: 1000 });
-    await waitFor(() => ((liveQuality(placed.id)?.sip?.packetsIn ?? 0) > 25) || undefined, 'RTP echoed by the PBX');
+    return { pbx, user, waCallId: placed.id };
+  };
+  /** Media flowing both ways (the PBX echoes), then the PBX is killed: the call ends with Graph terminate. */
+  const pbxKilled = async (call: AnsweredCall): Promise<{ record: CallRecord; killedAt: number; waCallId: string }> => {
+    const { pbx, waCallId } = call;
+    // The PBX's RTP is its echo of ours: its silence afterwards is the kill, not a PBX that never sent any.
+    await waitFor(() => ((liveQuality(waCallId)?.sip?.packetsIn ?? 0) > 25) || undefined, 'RTP echoed by the PBX');
     const killedAt = Date.now();
     await vanish(pbx);
-    expect((await e2e.meta.waitForAction(placed.id, 'terminate', 15_000)).status).toBe(200);
+    expect((await e2e.meta.waitForAction(waCallId, 'terminate', 15_000)).status).toBe(200);
     await waitNoLiveCalls(e2e.gateway);
-    return { record: await recordOf(e2e.gateway, placed.id), killedAt, waCallId: placed.id };
+    return { record: await recordOf(e2e.gateway, waCallId), killedAt, waCallId };
   };
-  /** User-initiated, media flowing, then the user's peer connection closes: no terminate webhook, no more packets. */
-  const userCallUserVanishes = async (): Promise<{ record: CallRecord; pbx: SippRun; waCallId: string }> => {
-    const pbx = await agent('uas-answer', { rtpEcho: true });
-    const user = waUser(usUser());
-    const { callId } = await e2e.meta.userCalls(user);
-    await e2e.meta.waitForAction(callId, 'accept');
-    await user.waitForMedia();
-    user.play({ toneHz: 1000 });
-    await waitFor(() => ((liveQuality(callId)?.whatsapp?.packetsIn ?? 0) > 25) || undefined, 'the user\'s RTP at the gateway');
+  /** Media flowing, then the user's peer connection closes: no terminate webhook, no more packets; BYE to the PBX. */
+  const userVanishes = async (call: AnsweredCall): Promise<{ record: CallRecord; pbx: SippRun; waCallId: string }> => {
+    const { pbx, user, waCallId } = call;
+    await waitFor(() => ((liveQuality(waCallId)?.whatsapp?.packetsIn ?? 0) > 25) || undefined, 'the user\'s RTP at the gateway');
     user.hangUp();
     await waitFor(() => /^BYE sip:/m.test(pbx.messages()) || undefined, 'BYE at the PBX', 15_000);
     await waitNoLiveCalls(e2e.gateway);
     // Nothing told the gateway: Meta still had the call up, and the gateway's terminate is what ended it there.
-    expect(actions(callId)).toContain('terminate:200');
-    return { record: await recordOf(e2e.gateway, callId), pbx, waCallId: callId };
+    expect(actions(waCallId)).toContain('terminate:200');
+    return { record: await recordOf(e2e.gateway, waCallId), pbx, waCallId };
   };
-  /** Business-initiated, media flowing, then the user's peer connection closes. */
-  const businessCallUserVanishes = async (): Promise<{ record: CallRecord; pbx: SippRun; waCallId: string }> => {
-    const waId = ukUser();
-    const user = waUser(waId);
-    e2e.meta.addUser(user, { permission: 'permanent' });
-    const pbx = await pbxDials(waId, { rtpEcho: true });
-    const placed = await e2e.meta.waitForConnect(waId);
-    await waitFor(() => pbx.messages().includes('SIP/2.0 180') || undefined, '180 at the PBX');
-    await e2e.meta.userAnswers(placed.id);
-    await user.waitForMedia();
-    user.play({ toneHz: 1000 });
-    await waitFor(() => ((liveQuality(placed.id)?.whatsapp?.packetsIn ?? 0) > 25) || undefined, 'the user\'s RTP at the gateway');
-    user.hangUp();
-    await waitFor(() => /^BYE sip:/m.test(pbx.messages()) || undefined, 'BYE at the PBX', 15_000);
-    await waitNoLiveCalls(e2e.gateway);
-    expect(actions(placed.id)).toContain('terminate:200');
-    return { record: await recordOf(e2e.gateway, placed.id), pbx, waCallId: placed.id };
-  };
-  /** User-initiated: the agent rings (180), then its process is killed; only the ring timeout can end the call. */
+  const userCallPbxKilled = async () => pbxKilled(await answeredUserCall());
+  const businessCallPbxKilled = async () => pbxKilled(await answeredBusinessCall());
+  const userCallUserVanishes = async () => userVanishes(await answeredUserCall());
+  const businessCallUserVanishes = async () => userVanishes(await answeredBusinessCall());
   const userCallPbxKilledRinging = async (): Promise<{ record: CallRecord; killedAt: number; waCallId: string }> => {
     const pbx = await agent('uas-ring-cancel');
     const { callId } = await e2e.meta.userCalls({ waId: usUser(), name: 'Ringing' });
