@@ -18,6 +18,7 @@ import { preciseTimerAvailable } from './media/precise-timer.js';
 import { announcedAddress, unreachableFromMeta } from './media/webrtc-leg.js';
 import { targetRefusal } from './sip/target-policy.js';
 import { MetaNumberSettings } from './whatsapp/meta-settings.js';
+import { RecentMetaNotices } from './whatsapp/meta-notices.js';
 import { WebhookForwarder } from './http/webhook-forwarder.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
@@ -101,6 +102,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const routing = new Routing(config, { metrics, logger, ...(opts.clock ? { clock: () => new Date(opts.clock!()) } : {}) });
   const holdMusic = (c: GatewayConfig): Int16Array => loadHoldMusic(c.hold.musicFile, c.hold.gainDb, (m) => logger.warn(m));
   const metaSettings = new MetaNumberSettings(logger);
+  const metaNotices = new RecentMetaNotices();
   const deps: CallDeps = { config, logger, metrics, graph, sip, store, registry, routing, media, permissions, graphs, metaSettings, holdMusic: holdMusic(config) };
   let currentSecrets = secrets;
   let webhookApps = buildWebhookApps(config, secrets);
@@ -114,14 +116,18 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const webhook = new WebhookReceiver({
     appSecret: secrets.appSecret, verifyToken: secrets.verifyToken, maxAgeSeconds: config.whatsapp.webhookMaxAgeSeconds,
     userConnectMaxAgeSeconds: config.whatsapp.userConnectMaxAgeSeconds,
-    logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), onNotice: (n) => metaSettings.apply(n), apps: () => webhookApps,
+    logger, metrics, onEvent: (ev) => dispatchEvent(deps, ev), apps: () => webhookApps,
+    onNotice: (n) => {
+      metaSettings.apply(n);
+      metaNotices.record(n);
+    },
     isLiveCall: (waCallId, bizOpaque) => registry.isLiveWhatsAppCall(waCallId, bizOpaque),
     forwarder: new WebhookForwarder({ peers: () => deps.config.cluster.peers, timeoutMs: () => deps.config.cluster.forwardTimeoutMs, logger, metrics }),
   });
   const admin = new AdminRouter(secrets.adminKeys, logger);
   const startedAt = Date.now();
   registerAdminApi(admin, {
-    store, registry,
+    store, registry, metaNotices: () => metaNotices.list(),
     status: () => ({
       version: gatewayVersion(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), drachtioConnected: sip.connected,
       rtpPortsFree: media.pool.free, eventFeedClients: feed?.clientCount ?? 0,

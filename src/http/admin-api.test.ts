@@ -158,9 +158,14 @@ describe('admin API', () => {
     call.setQualitySource(() => q);
     const body = (await (await get('/v1/calls', 'supervisor')).json()) as { calls: { id: string; state: string; quality: unknown; userWaId: string }[] };
     expect(body.calls.find((c) => c.id === call.id)).toMatchObject({ state: 'answered', quality: q, userWaId: '4915112345678' });
-    const status = (await (await get('/v1/status', 'admin')).json()) as { liveCalls: { total: number; byState: Record<string, number> }; store: { kind: string } };
+    const status = (await (await get('/v1/status', 'admin')).json()) as { liveCalls: { total: number; byState: Record<string, number> }; store: { kind: string }; metaNotices: unknown[] };
     expect(status.liveCalls.byState.answered).toBeGreaterThanOrEqual(1);
     expect(status.store).toEqual({ kind: 'sqlite', open: true });
+    // Meta's account notices: account-wide, so shown to keys without a tenant only.
+    expect(status.metaNotices).toEqual([expect.objectContaining({ kind: 'ACCOUNT_RESTRICTION', details: { restrictionType: 'RESTRICTED_BUSINESS_INITIATED_CALLING', expiration: '1795700000' } })]);
+    const scoped = (await (await fetch(`${fx.base}/v1/status`, { headers: { authorization: `Bearer ${KEYS.supervisorAcme}` } })).json()) as Record<string, unknown>;
+    expect(scoped).not.toHaveProperty('metaNotices');
+    expect(scoped).toHaveProperty('liveCalls');
     await call.end({ by: 'gateway', outcome: 'answered', cause: 'test' });
   });
 

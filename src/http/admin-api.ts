@@ -11,6 +11,7 @@ import {
   DIRECTIONS, InvalidCursorError, OUTCOMES, recordCursor, pageSize,
   type CallRecord, type CallRecordQuery, type CallRecordStore, type Direction, type Outcome,
 } from '../store/call-record.js';
+import type { MetaNoticeView } from '../whatsapp/meta-notices.js';
 
 export const ALL_ROLES: readonly Role[] = ['admin', 'supervisor', 'reporting'];
 export const STAFF: readonly Role[] = ['admin', 'supervisor'];
@@ -20,6 +21,8 @@ export interface AdminApiDeps {
   registry: CallRegistry;
   /** For the status summary. */
   status: () => Record<string, unknown>;
+  /** Meta's latest account notices (restrictions, violations, settings), shown to keys without a tenant only. */
+  metaNotices?: () => MetaNoticeView[];
   /** Page size the CSV export walks the store with. */
   csvPageSize?: number;
 }
@@ -82,6 +85,8 @@ export function registerAdminApi(admin: AdminRouter, deps: AdminApiDeps): void {
       ...deps.status(),
       draining: registry.draining,
       liveCalls: { total: calls.length, byState, byDirection },
+      // Account-wide, so not for a key scoped to one tenant.
+      ...(principal.tenant === undefined && deps.metaNotices ? { metaNotices: deps.metaNotices() } : {}),
       store: { kind: store.kind, open: store.isOpen },
     });
   });

@@ -14,6 +14,7 @@ import { registerAdminApi } from './admin-api.js';
 import { EventFeed } from './event-feed.js';
 import { startHttpServer, type RunningHttpServer } from './server.js';
 import { WebhookReceiver } from './webhook-route.js';
+import { RecentMetaNotices } from '../whatsapp/meta-notices.js';
 
 export const KEYS = {
   admin: 'k-admin-7f3a9c',
@@ -57,7 +58,9 @@ export async function startAdminFixture(opts: { store?: CallRecordStore; maxBuff
     [KEYS.reportingAll, 'group-bi:reporting'],
     [KEYS.supervisorAcme, 'acme-lead:supervisor:acme'],
   ]), logger);
-  registerAdminApi(admin, { store, registry, status: () => ({ version: 'test', drachtioConnected: true }), csvPageSize: opts.csvPageSize });
+  const metaNotices = new RecentMetaNotices();
+  metaNotices.record({ field: 'account_update', kind: 'ACCOUNT_RESTRICTION', details: { restrictionType: 'RESTRICTED_BUSINESS_INITIATED_CALLING', expiration: '1795700000' } });
+  registerAdminApi(admin, { store, registry, status: () => ({ version: 'test', drachtioConnected: true }), metaNotices: () => metaNotices.list(), csvPageSize: opts.csvPageSize });
   const webhook = new WebhookReceiver({ appSecret: 's', verifyToken: 'v', maxAgeSeconds: 600, logger, metrics, onEvent: () => undefined });
   const http = await startHttpServer({ host: '127.0.0.1', port: 0, logger, metrics, webhook, admin, readiness: () => ({}) });
   const feed = new EventFeed({ server: http.server, admin, events: registry.events, logger, metrics, maxBufferedBytes: opts.maxBufferedBytes ?? 1024 * 1024 });

@@ -186,7 +186,7 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/v1/status': {
         get: {
-          summary: 'Status summary: live calls by state and direction, drachtio, store, RTP ports, draining', 'x-roles': ['admin', 'supervisor'],
+          summary: 'Status summary: live calls by state and direction, drachtio, store, RTP ports, draining; metaNotices (Meta\'s latest account notices) for keys without a tenant', 'x-roles': ['admin', 'supervisor'],
           responses: responses(json({ type: 'object' }, 'Status'), 401, 403),
         },
       },

@@ -14,7 +14,7 @@ import { DISPLAY_NUMBER, PHONE_NUMBER_ID, recordOf, startE2E, waitFor, waitNoLiv
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 9;
+const TESTS = 10;
 if (skipReason) noteSkipped(skipReason, TESTS, 'webhook shapes');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
@@ -34,7 +34,7 @@ describe.skipIf(skipReason !== undefined)('webhook shapes from Meta\'s documenta
 
   beforeAll(async () => {
     agentPort = await freePort({ tcp: false });
-    e2e = await startE2E({ sipTarget: `sip:agent@127.0.0.1:${agentPort}`, config: { sip: { ringTimeoutMs: 4000 } } });
+    e2e = await startE2E({ sipTarget: `sip:agent@127.0.0.1:${agentPort}`, config: { sip: { ringTimeoutMs: 4000 } }, adminKeys: { 'e2e-ops-key': 'ops:admin' } });
   }, 60_000);
   afterEach(async () => {
     await agent?.stop();
@@ -149,6 +149,21 @@ describe.skipIf(skipReason !== undefined)('webhook shapes from Meta\'s documenta
     expect(e2e.gateway.registry.byWhatsAppId(callId)).toBeUndefined();
     const metrics = await (await fetch(`http://127.0.0.1:${e2e.gateway.http.port}/metrics`)).text();
     expect(metrics).toMatch(/^wagw_webhook_malformed_items_total\{reason="no_phone_number_id"\} [1-9]/m);
+  });
+
+  it('an account_update restriction (§1.7) is answered 200 and shows in the admin status with its expiration', async () => {
+    const [delivery] = await e2e.meta.sendWebhook({
+      object: 'whatsapp_business_account',
+      entry: [{
+        id: '366634483210360',
+        changes: [{ field: 'account_update', value: { event: 'ACCOUNT_RESTRICTION', restriction_info: { restriction_type: 'RESTRICTED_BUSINESS_INITIATED_CALLING', expiration: 1795700000 } } }],
+      }],
+    } as unknown as WebhookEnvelope);
+    expect(delivery?.status).toBe(200);
+    const status = (await (await fetch(`http://127.0.0.1:${e2e.gateway.http.port}/v1/status`, { headers: { authorization: 'Bearer e2e-ops-key' } })).json()) as { metaNotices?: unknown[] };
+    expect(status.metaNotices).toEqual([expect.objectContaining({
+      field: 'account_update', kind: 'ACCOUNT_RESTRICTION', details: { restrictionType: 'RESTRICTED_BUSINESS_INITIATED_CALLING', expiration: '1795700000' },
+    })]);
   });
 
   function terminate(callId: string, status: string): WebhookEnvelope {
