@@ -238,6 +238,23 @@ describe.skipIf(!pgAvail.ok)('call records on PostgreSQL', () => {
     expect(gw.store.isOpen).toBe(false);
   });
 
+  it('postgres: isOpen (and so /readyz) follows the database: a server that goes away makes the store not ready', async () => {
+    const own = await startPostgres();
+    let store: PostgresCallRecordStore | undefined;
+    try {
+      store = await PostgresCallRecordStore.open({ connectionString: await own.createDatabase('wagw_health'), healthCheckMs: 200 });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(store.isOpen).toBe(true);
+      await own.stop();
+      const deadline = Date.now() + 10_000;
+      while (store.isOpen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(store.isOpen).toBe(false);
+    } finally {
+      await store?.close().catch(() => undefined);
+      await own.stop();
+    }
+  }, 60_000);
+
   it('postgres: an unreachable database is a clear error that does not show the URL', async () => {
     const err = await PostgresCallRecordStore.open({ connectionString: `postgres://wagw:s3cret-pw@127.0.0.1:1/none` }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);

@@ -33,6 +33,8 @@ export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.length;
 const MIGRATION_LOCK = 0x77616777;
 
 const WRITE_RETRY_DELAYS_MS = [250, 1000];
+/** How often an idle store checks that the database still answers (readiness follows it). */
+const HEALTH_CHECK_MS = 5000;
 
 /** Errors after which the same statement may succeed on a new connection (SQLSTATE class 08, 57P0x, socket errors). */
 function isConnectionError(err: unknown): boolean {
@@ -45,6 +47,8 @@ export interface PostgresStoreOptions {
   connectionString: string;
   /** Pool size; calls end at most a few per second per instance, the admin API reads in pages. */
   maxConnections?: number;
+  /** Period of the reachability check behind isOpen (and /readyz), in ms; 0 = none. Default 5000. */
+  healthCheckMs?: number;
 }
 
 /** PostgreSQL behind the same interface as SQLite, for several gateway instances sharing their records. */
@@ -52,28 +56,48 @@ export class PostgresCallRecordStore implements CallRecordStore {
   readonly kind = 'postgres';
   private readonly pool: pg.Pool;
   private closed = false;
+  /** Whether the database answered the last query or health check: /readyz says not ready while it does not. */
+  private reachable = true;
+  private healthTimer: NodeJS.Timeout | null = null;
 
-  private constructor(pool: pg.Pool) {
+  private constructor(pool: pg.Pool, healthCheckMs: number) {
     this.pool = pool;
+    if (healthCheckMs > 0) {
+      this.healthTimer = setInterval(() => void this.checkHealth(), healthCheckMs);
+      this.healthTimer.unref();
+    }
   }
 
   /** Connects and migrates; rejects (without the URL, which may hold a password) when the database is unusable. */
   static async open(opts: PostgresStoreOptions): Promise<PostgresCallRecordStore> {
     const pool = new pg.Pool({ connectionString: opts.connectionString, max: opts.maxConnections ?? 5, connectionTimeoutMillis: 10_000 });
     // An idle client whose server went away emits 'error' on the pool; unhandled, it would crash the process.
-    pool.on('error', () => { /* the next query reconnects or fails visibly */ });
-    const store = new PostgresCallRecordStore(pool);
+    pool.on('error', () => { /* the next query or health check reconnects or fails visibly */ });
+    const store = new PostgresCallRecordStore(pool, opts.healthCheckMs ?? HEALTH_CHECK_MS);
     try {
       await store.migrate();
     } catch (err) {
+      store.closed = true;
+      if (store.healthTimer) clearInterval(store.healthTimer);
       await pool.end().catch(() => undefined);
       throw new Error(`PostgreSQL call-record store unusable: ${(err as Error).message}`);
     }
     return store;
   }
 
+  /** Open, and the database answered its last query or health check. */
   get isOpen(): boolean {
-    return !this.closed;
+    return !this.closed && this.reachable;
+  }
+
+  private async checkHealth(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.pool.query('SELECT 1');
+      this.reachable = true;
+    } catch {
+      this.reachable = false;
+    }
   }
 
   async schemaVersion(): Promise<number> {
@@ -169,6 +193,7 @@ export class PostgresCallRecordStore implements CallRecordStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
     await this.pool.end();
   }
 }
