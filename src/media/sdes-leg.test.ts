@@ -136,7 +136,7 @@ describe('SdesLeg answer', () => {
       [offer(3480, ['a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=']), /no usable a=crypto line: a=crypto line ".*inline:\[redacted\]": the key is 5 bytes, AES_CM_128_HMAC_SHA1_80 needs 30/],
       [offer(3480, [cryptoLine(1, randomBytes(46), 'AES_256_CM_HMAC_SHA1_80')]), /AES_256_CM_HMAC_SHA1_80 is not supported/],
       [offer(3480, ['a=crypto:1 AES_CM_128_HMAC_SHA1_80']), /expected "a=crypto:<tag> <suite> inline:<key>"/],
-      [offer(3480, [cryptoLine(1, randomBytes(30))]).replace(/a=rtpmap:111 opus\/48000\/2\r\n/, '').replace('RTP/SAVP 111 126', 'RTP/SAVP 0 126'), /no opus\/48000/],
+      [offer(3480, [cryptoLine(1, randomBytes(30))]).replace(/a=rtpmap:111 opus\/48000\/2\r\n/, '').replace('RTP/SAVP 111 126', 'RTP/SAVP 0 126'), /offers none of opus/],
       [offer(0, [cryptoLine(1, randomBytes(30))]), /disabled \(port 0\)/],
       [offer(3480, [cryptoLine(1, randomBytes(30))]).replace('c=IN IP4 127.0.0.1', 'c=IN IP4 0.0.0.0'), /no usable connection address/],
       [offer(3480, [cryptoLine(1, randomBytes(30))]).replace('c=IN IP4 127.0.0.1', 'c=IN IP6 2a03:2880::1'), /IPv6 media address/],
@@ -184,6 +184,30 @@ describe('SdesLeg media', () => {
     expect(a.latched && b.latched).toBe(true);
     expect(a.stats.srtpDropped + b.stats.srtpDropped).toBe(0);
     expect(b.lastReceivedAt).toBeGreaterThan(0);
+  });
+
+  it('with G.711 preferred (media.whatsappCodecs): offers PCMA first, the answerer takes it, and both carry A-law at 8 kHz', async () => {
+    const a = await SdesLeg.offer({ bindAddress: '127.0.0.1', portPool: pool, codecs: ['PCMA', 'opus'] });
+    cleanups.push(() => a.close());
+    expect(a.localSdp).toMatch(/^m=audio \d+ RTP\/SAVP 8 111 126\r$/m);
+    expect(a.localSdp).toMatch(/^a=rtpmap:8 PCMA\/8000\r$/m);
+    const b = await answered(a.localSdp, { codecs: ['PCMU', 'PCMA', 'opus'] });
+    expect(b.audio).toEqual({ codec: 'PCMA', payloadType: 8, clockRate: 8000 });
+    expect(b.localSdp).toMatch(/^m=audio \d+ RTP\/SAVP 8 126\r$/m);
+    expect(b.localSdp).not.toMatch(/opus/);
+    await a.setRemoteAnswer(b.localSdp);
+    expect(a.audio).toEqual({ codec: 'PCMA', payloadType: 8, clockRate: 8000 });
+    expect(a.remoteInbandFec).toBe(false);
+    const gotB = collect(b);
+    for (let i = 0; i < 5; i++) a.sendRtp({ payloadType: 8, sequenceNumber: 10 + i, timestamp: i * 160 }, Buffer.alloc(160, 0xd5));
+    await until(() => gotB.length >= 5, 'A-law at the answerer');
+    expect(gotB.every((g) => g.kind === 'audio' && g.info.payloadType === 8 && g.payload.length === 160)).toBe(true);
+    // An Opus-only answer (a number without G.711 at Meta) is followed too.
+    const c = await SdesLeg.offer({ bindAddress: '127.0.0.1', portPool: pool, codecs: ['PCMA', 'opus'] });
+    cleanups.push(() => c.close());
+    const d = await answered(c.localSdp);
+    await c.setRemoteAnswer(d.localSdp);
+    expect(c.audio).toEqual({ codec: 'opus', payloadType: 111, clockRate: 48000 });
   });
 
   it('puts real ciphertext on the wire under the key in its SDP, which the peer decrypts with its own SRTP', async () => {

@@ -29,7 +29,7 @@ import { SRTP_AEAD_AES_128_GCM, SrtpContext } from './srtp.js';
 import { formatAddress, numericAddress, sameAddress, TickSocket, type NumericAddress } from './tick-socket.js';
 import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
-import { audioOf, type WhatsAppAudio } from './wa-audio-codec.js';
+import { chooseByAnswer, chooseByPreference, offeredAudio, type WhatsAppAudio, type WhatsAppCodec } from './wa-audio-codec.js';
 import {
   announcedAddress, MediaSetupError, opusMaxAverageBitrate, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, usesInbandFec,
   type ReceivedRtpInfo, type SendRtpParams, type WebRtcLegEvents, type WebRtcLegState,
@@ -44,6 +44,8 @@ export interface SdesLegOptions {
   portPool?: PortPool;
   /** Opus PT for our offers (business-initiated); default 111. */
   opusPayloadType?: number;
+  /** Audio codecs we take or offer, in preference order (config media.whatsappCodecs); default Opus only. */
+  codecs?: readonly WhatsAppCodec[];
   /** telephone-event/8000 PT for our offers; default 126. */
   dtmfPayloadType?: number;
   /** Period of our RTCP reports in ms; 0: none. Default 5000 (RFC 3550's minimum interval). */
@@ -104,7 +106,6 @@ function describeProblem(sdp: string): string | null {
   const media = readSdesMedia(sdp);
   if (!media) return 'no m=audio section';
   if (!isSdesSdp(sdp)) return `not an SDES SDP (RTP/SAVP with a=crypto); the audio section is ${media.proto}${media.cryptoLines.length ? '' : ' without a=crypto'}`;
-  if (parseAudioPayloadTypes(sdp).opusPt === null) return 'the audio section offers no opus/48000 codec';
   if (media.port === 0) return 'the audio stream is disabled (port 0)';
   // dgram's send() throws at once for such a port: every media tick would fail instead of the offer.
   if (media.port > 65535) return `the audio port ${media.port} is out of range`;
@@ -119,7 +120,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
   /** monoNow() of the last authenticated RTP packet (or of creation while nothing has arrived). */
   lastReceivedAt = monoNow();
   state: WebRtcLegState = 'new';
-  /** Always Opus: G.711 toward Meta is offered on the DTLS leg only. */
+  /** The negotiated audio codec (before an answer: our first choice). */
   audio: WhatsAppAudio;
   dtmfPayloadType: number | null;
   remoteInbandFec = false;
@@ -180,15 +181,16 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     private readonly pool: PortPool | null,
     readonly announcedAddress: string,
     opts: SdesLegOptions,
-    opusPt: number,
+    /** What our SDP carries, in preference order (an answer: the one codec chosen). */
+    private readonly offeredAudio: readonly WhatsAppAudio[],
     dtmfPt: number | null,
   ) {
     super();
     this.log = opts.logger ?? silentLogger;
-    this.audio = audioOf('opus', opusPt);
+    this.audio = offeredAudio[0]!;
     this.dtmfPayloadType = dtmfPt;
     this.rtcp = new SrtcpReporter({
-      ssrc: this.ssrc, counters: this.stats, log: this.log, intervalMs: opts.rtcpIntervalMs,
+      ssrc: this.ssrc, counters: this.stats, log: this.log, intervalMs: opts.rtcpIntervalMs, clockRate: this.audio.clockRate,
       send: (packet) => this.sendSrtcp(packet),
     });
     this.family = socket.address().family === 'IPv6' ? 6 : 4;
@@ -208,20 +210,25 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       if (err instanceof SdesCryptoError) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDES offer: ${err.message}`, err);
       throw err;
     }
-    const { opusPt, dtmfPt } = parseAudioPayloadTypes(offerSdp);
-    const leg = await SdesLeg.open(opts, media, opusPt!, dtmfPt);
+    const offered = parseAudioPayloadTypes(offerSdp);
+    const preference = opts.codecs ?? ['opus'];
+    const audio = chooseByPreference(offered, preference);
+    if (!audio) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDES offer: the audio section offers none of ${preference.join(', ')}`);
+    const leg = await SdesLeg.open(opts, media, [audio], offered.dtmfPt);
     const { crypto, skipped } = chosen;
     try {
       if (skipped.length > 0) leg.log.info({ skipped }, 'sdes: a=crypto lines skipped');
       const mine = freshSdesKey(crypto.suite);
       leg.setKeys(keysOf(crypto.suite, mine.masterKey, mine.masterSalt), keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0));
       leg.suite = crypto.suite;
-      leg.remoteInbandFec = usesInbandFec(offerSdp, opusPt!);
-      leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, opusPt!);
+      if (audio.codec === 'opus') {
+        leg.remoteInbandFec = usesInbandFec(offerSdp, audio.payloadType);
+        leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, audio.payloadType);
+      }
       leg.localSdp = buildSdesSdp({
         address: leg.announcedAddress, port: leg.port, proto: media.proto,
         cryptoLines: [formatCryptoAttribute(crypto.tag, crypto.suite, mine.masterKey, mine.masterSalt)],
-        opusPt: opusPt!, dtmfPt, rtcpMux: media.rtcpMux,
+        audio: [audio], dtmfPt: offered.dtmfPt, rtcpMux: media.rtcpMux,
       });
       leg.setRemoteAddress(media);
     } catch (err) {
@@ -234,16 +241,16 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
 
   /** Business-initiated call: our SDES offer; apply Meta's answer with setRemoteAnswer(). */
   static async offer(opts: SdesLegOptions = {}): Promise<SdesLeg> {
-    const opusPt = opts.opusPayloadType ?? 111;
     const dtmfPt = opts.dtmfPayloadType ?? 126;
-    const leg = await SdesLeg.open(opts, null, opusPt, dtmfPt);
+    const audio = offeredAudio(opts.codecs ?? ['opus'], opts.opusPayloadType ?? 111);
+    const leg = await SdesLeg.open(opts, null, audio, dtmfPt);
     const lines: string[] = [];
     OFFER_SUITES.forEach((suite, i) => {
       const k = freshSdesKey(suite);
       leg.offered.set(i + 1, { suite, ...k });
       lines.push(formatCryptoAttribute(i + 1, suite, k.masterKey, k.masterSalt));
     });
-    leg.localSdp = buildSdesSdp({ address: leg.announcedAddress, port: leg.port, proto: 'RTP/SAVP', cryptoLines: lines, opusPt, dtmfPt });
+    leg.localSdp = buildSdesSdp({ address: leg.announcedAddress, port: leg.port, proto: 'RTP/SAVP', cryptoLines: lines, audio, dtmfPt });
     return leg;
   }
 
@@ -271,16 +278,21 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     }
     if (!crypto) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${problems.join('; ')}`);
     const ours = this.offered.get(crypto.tag)!;
-    const { opusPt, dtmfPt } = parseAudioPayloadTypes(answerSdp);
+    const answered = parseAudioPayloadTypes(answerSdp);
+    const audio = chooseByAnswer(answered, this.offeredAudio.map((a) => a.codec));
+    if (!audio) throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: it picks none of our codecs (${this.offeredAudio.map((a) => a.codec).join(', ')})`);
     if (!isIPv6(this.socketAddress()) && media.family === 'IP6') throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: IPv6 media address ${media.address} on an IPv4 socket`);
     this.setKeys(keysOf(crypto.suite, ours.masterKey, ours.masterSalt), keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0));
     this.suite = crypto.suite;
     this.offered.clear();
-    this.audio = audioOf('opus', opusPt!);
-    this.remoteInbandFec = usesInbandFec(answerSdp, opusPt!);
-    this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, opusPt!);
+    this.audio = audio;
+    this.rtcp.setClockRate(audio.clockRate);
+    if (audio.codec === 'opus') {
+      this.remoteInbandFec = usesInbandFec(answerSdp, audio.payloadType);
+      this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, audio.payloadType);
+    }
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
-    this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
+    this.dtmfPayloadType = answered.dtmfPt ?? this.dtmfPayloadType ?? 126;
     this.setRemoteAddress(media);
     this.log.debug({ suite: crypto.suite, tag: crypto.tag, remote: this.signalled }, 'sdes answer applied');
   }
@@ -335,7 +347,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     return this.closing;
   }
 
-  private static async open(opts: SdesLegOptions, remote: SdesRemoteMedia | null, opusPt: number, dtmfPt: number | null): Promise<SdesLeg> {
+  private static async open(opts: SdesLegOptions, remote: SdesRemoteMedia | null, audio: readonly WhatsAppAudio[], dtmfPt: number | null): Promise<SdesLeg> {
     const announced = announcedAddress(opts);
     if (!announced) throw new MediaSetupError('no IPv4 address to announce: set media.publicAddress or media.bindAddress');
     const bindAddress = opts.bindAddress ?? '0.0.0.0';
@@ -358,7 +370,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
             resolve();
           });
         });
-        return new SdesLeg(socket, socket.address().port, pool, announced, opts, opusPt, dtmfPt);
+        return new SdesLeg(socket, socket.address().port, pool, announced, opts, audio, dtmfPt);
       } catch (err) {
         lastErr = err as Error;
         socket.close();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { buildSdesSdp, chooseCrypto, isSdesSdp, parseCryptoAttribute, readSdesMedia, SdesCryptoError } from './sdes.js';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80 } from './srtp.js';
+import { audioOf } from './wa-audio-codec.js';
 
 const key30 = randomBytes(30);
 const inline30 = key30.toString('base64');
@@ -101,7 +102,7 @@ describe('SDES SDP', () => {
   });
 
   it('writes one sendrecv RTP/SAVP audio section without ICE or DTLS', () => {
-    const sdp = buildSdesSdp({ address: '203.0.113.9', port: 25002, proto: 'RTP/SAVP', cryptoLines: ['a=crypto:1 X inline:Y'], opusPt: 111, dtmfPt: 126 });
+    const sdp = buildSdesSdp({ address: '203.0.113.9', port: 25002, proto: 'RTP/SAVP', cryptoLines: ['a=crypto:1 X inline:Y'], audio: [audioOf('opus', 111)], dtmfPt: 126 });
     expect(sdp.endsWith('\r\n')).toBe(true);
     const lines = sdp.split('\r\n');
     expect(lines).toContain('c=IN IP4 203.0.113.9');

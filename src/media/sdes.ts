@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { redactSdesKeys } from './sdes-redact.js';
 import { SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_32, SRTP_AES128_CM_HMAC_SHA1_80, type SrtpProfile } from './srtp.js';
+import type { WhatsAppAudio } from './wa-audio-codec.js';
 
 /** The suites our SRTP (srtp.ts) can carry, in our order of preference when we offer. */
 export const SDES_SUITES = {
@@ -196,7 +197,8 @@ export interface SdesSdpOptions {
   proto: string;
   /** Our `a=crypto` lines (one in an answer; the offered suites in an offer). */
   cryptoLines: readonly string[];
-  opusPt: number;
+  /** The audio codecs, in preference order (an answer carries the one it chose). */
+  audio: readonly WhatsAppAudio[];
   dtmfPt: number | null;
   /** a=rtcp-mux (default true); an answer leaves it out when the offer did not have it (RFC 5761 §5.1.1). */
   rtcpMux?: boolean;
@@ -204,13 +206,13 @@ export interface SdesSdpOptions {
 }
 
 /**
- * Our SDP toward Meta: one sendrecv audio section, rtcp-mux, Opus/48000 with in-band FEC, telephone-event/8000,
+ * Our SDP toward Meta: one sendrecv audio section, rtcp-mux, Opus/48000 with in-band FEC (or G.711), telephone-event/8000,
  * 20 ms packets (§4.1, §4.4) and no ICE, DTLS or fingerprint lines.
  */
 export function buildSdesSdp(o: SdesSdpOptions): string {
   const family = o.address.includes(':') ? 'IP6' : 'IP4';
   const sid = o.sessionId ?? String(randomBytes(6).readUIntBE(0, 6));
-  const pts = [o.opusPt, ...(o.dtmfPt !== null ? [o.dtmfPt] : [])];
+  const pts = [...o.audio.map((a) => a.payloadType), ...(o.dtmfPt !== null ? [o.dtmfPt] : [])];
   return [
     'v=0',
     `o=- ${sid} 1 IN ${family} ${o.address}`,
@@ -220,8 +222,9 @@ export function buildSdesSdp(o: SdesSdpOptions): string {
     `m=audio ${o.port} ${o.proto} ${pts.join(' ')}`,
     ...(o.rtcpMux === false ? [] : ['a=rtcp-mux']),
     ...o.cryptoLines,
-    `a=rtpmap:${o.opusPt} opus/48000/2`,
-    `a=fmtp:${o.opusPt} minptime=10;useinbandfec=1`,
+    ...o.audio.flatMap((a) => a.codec === 'opus'
+      ? [`a=rtpmap:${a.payloadType} opus/48000/2`, `a=fmtp:${a.payloadType} minptime=10;useinbandfec=1`]
+      : [`a=rtpmap:${a.payloadType} ${a.codec}/8000`]),
     ...(o.dtmfPt !== null ? [`a=rtpmap:${o.dtmfPt} telephone-event/8000`, `a=fmtp:${o.dtmfPt} 0-15`] : []),
     'a=ptime:20',
     'a=sendrecv',

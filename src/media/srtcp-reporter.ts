@@ -43,9 +43,9 @@ export class SrtcpReporter {
   private tx: Srtcp | null = null;
   private rx: Srtcp | null = null;
   private rxMkiLength = 0;
-  private readonly rxStats: RtpReceiveStats;
-  private readonly rtcpRx: RtcpReceiverState;
-  private readonly ticksPerMs: number;
+  private rxStats!: RtpReceiveStats;
+  private rtcpRx!: RtcpReceiverState;
+  private ticksPerMs = 48;
   private readonly parsed: ParsedRtcp = { senderSsrc: 0, srNtpMiddle: -1, blocks: [] };
   private readonly cname = randomBytes(12).toString('base64');
   private readonly sent = { packets: 0, octets: 0, rtpTimestamp: 0, at: 0 };
@@ -55,7 +55,11 @@ export class SrtcpReporter {
 
   constructor(private readonly o: SrtcpReporterOptions) {
     this.intervalMs = o.intervalMs ?? 5000;
-    const clockRate = o.clockRate ?? 48000;
+    this.setClockRate(o.clockRate ?? 48000);
+  }
+
+  /** The RTP clock of the audio both ways; an offerer learns it from the answer, before any packet flows. */
+  setClockRate(clockRate: number): void {
     this.rxStats = new RtpReceiveStats(clockRate);
     this.rtcpRx = new RtcpReceiverState(this.rxStats);
     this.ticksPerMs = clockRate / 1000;

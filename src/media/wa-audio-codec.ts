@@ -28,6 +28,11 @@ export function audioOf(codec: WhatsAppCodec, payloadType: number): WhatsAppAudi
   return { codec, payloadType, clockRate: codec === 'opus' ? 48000 : 8000 };
 }
 
+/** What our offer carries for `codecs` (preference order): Opus on `opusPt`, G.711 on its static payload type. */
+export function offeredAudio(codecs: readonly WhatsAppCodec[], opusPt: number): WhatsAppAudio[] {
+  return codecs.map((c) => audioOf(c, c === 'opus' ? opusPt : c === 'PCMU' ? 0 : 8));
+}
+
 /** RTP timestamp ticks of one 20 ms frame. */
 export function ticksPerFrame(a: Pick<WhatsAppAudio, 'clockRate'>): number {
   return a.clockRate / 50;

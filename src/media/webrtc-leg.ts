@@ -28,7 +28,7 @@ import { formatAddress, numericAddress, TickSocket, type NumericAddress } from '
 import { answerLiteralsAtOnce } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import { readRtpFields, writeRtpPacket } from './rtp-packet.js';
-import { audioOf, chooseByAnswer, chooseByPreference, type OfferedAudio, type WhatsAppAudio, type WhatsAppCodec } from './wa-audio-codec.js';
+import { chooseByAnswer, chooseByPreference, offeredAudio, type OfferedAudio, type WhatsAppAudio, type WhatsAppCodec } from './wa-audio-codec.js';
 import type { RtpReceiveStats } from './stats.js';
 import { SrtcpReporter } from './srtcp-reporter.js';
 import { SrtcpContext, SrtcpGcmContext } from './srtcp.js';
@@ -451,8 +451,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   /** Business-initiated call: create our offer (complete with candidates); apply Meta's answer later. */
   static async offer(opts: WebRtcLegOptions = {}): Promise<WebRtcLeg> {
     const dtmfPt = opts.dtmfPayloadType ?? 126;
-    const audio = (opts.codecs ?? ['opus']).map((c) => audioOf(c, c === 'opus' ? opts.opusPayloadType ?? 111 : c === 'PCMU' ? 0 : 8));
-    const leg = new WebRtcLeg(opts, audio, dtmfPt);
+    const leg = new WebRtcLeg(opts, offeredAudio(opts.codecs ?? ['opus'], opts.opusPayloadType ?? 111), dtmfPt);
     try {
       leg.transceiver = leg.pc.addTransceiver('audio', { direction: 'sendrecv' });
       const offer = await leg.pc.createOffer();
