@@ -269,6 +269,20 @@ describe('WebRtcLeg', () => {
     expect(detectTone(atPeer, 8000, 1000).ratio).toBeLessThan(0.05);
   });
 
+  it('answers an offer that lists telephone-event before Opus (the m= line order is the offerer\'s, not a rule)', async () => {
+    const peer = new WrtcPeer();
+    cleanups.push(() => peer.close());
+    const offer = (await peer.createOffer()).replace(/^(m=audio \d+ \S+) (.+)$/m, (_, head: string, pts: string) => {
+      const list = pts.trim().split(' ');
+      return `${head} ${[...list.filter((pt) => pt === '126'), ...list.filter((pt) => pt !== '126')].join(' ')}`;
+    });
+    expect(parseAudioPayloadTypes(offer).order[0]).toBe(126);
+    const leg = await WebRtcLeg.answer(offer, { bindAddress: '127.0.0.1' });
+    cleanups.push(() => leg.close());
+    expect(leg.audio).toEqual({ codec: 'opus', payloadType: 111, clockRate: 48000 });
+    expect(parseAudioPayloadTypes(leg.localSdp)).toMatchObject({ opusPt: 111, dtmfPt: 126 });
+  });
+
   it('offers G.711 before Opus when preferred, and follows the codec the answer picks', async () => {
     const leg = await WebRtcLeg.offer({ bindAddress: '127.0.0.1', codecs: ['PCMA', 'opus'] });
     cleanups.push(() => leg.close());

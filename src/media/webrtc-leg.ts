@@ -437,7 +437,8 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
       leg.assertCandidates();
       const negotiated = parseAudioPayloadTypes(leg.localSdp);
-      if (negotiated.order[0] !== audio.payloadType) throw new Error(`answer carries PT ${negotiated.order[0]}, not ${audio.codec} (PT ${audio.payloadType})`);
+      const answered = chooseByPreference(negotiated, [audio.codec]);
+      if (answered?.payloadType !== audio.payloadType) throw new Error(`answer carries no ${audio.codec} on PT ${audio.payloadType}`);
       leg.dtmfPayloadType = negotiated.dtmfPt;
     } catch (err) {
       await leg.close();
