@@ -6,7 +6,7 @@ import { WA_HEADERS, waContextToSip } from '../sip/headers.js';
 import { parseSdp, SdpError } from '../sip/sdp.js';
 import { UnusableAnswerError } from '../media/webrtc-leg.js';
 import type { CallRecord } from '../store/call-record.js';
-import { Call, type EndReason } from './call.js';
+import { Call, metaDuration, type EndReason } from './call.js';
 import type { CallDeps } from './deps.js';
 import { WhatsAppOutboundLeg } from './whatsapp-outbound.js';
 import { generatedMelody, LoopingPcm } from './hold-music.js';
@@ -292,9 +292,9 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
         // Our 200 OK is out (the PBX may not have ACKed yet): the BYE follows. Before it, the PBX gets a final failure.
         if (sipAnswering) {
           markAnswered('terminate_after_answer');
-          return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode });
+          return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode, ...metaDuration(ev) });
         }
-        return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode },
+        return fail({ by: 'whatsapp', outcome: 'answered', cause, graphCode, ...metaDuration(ev) },
           { status: 480, text: 'The WhatsApp user hung up before the call was connected', cause });
       }
       fail({ by: 'whatsapp', outcome: 'no_answer', cause: graphCode !== undefined ? cause : 'not_answered', graphCode },
@@ -453,7 +453,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
         deps.permissions?.ledger.callConnected(number.phoneNumberId, waId, 'business_initiated');
       }
       const cause = graphCode !== undefined ? `whatsapp_error_${graphCode}` : wa.pickedUp ? 'whatsapp_hangup' : 'not_answered';
-      end({ by: 'whatsapp', outcome: call.state === 'answered' ? 'answered' : wa.pickedUp ? 'cancelled' : 'no_answer', cause, graphCode });
+      end({ by: 'whatsapp', outcome: call.state === 'answered' ? 'answered' : wa.pickedUp ? 'cancelled' : 'no_answer', cause, graphCode, ...metaDuration(ev) });
     },
   });
 

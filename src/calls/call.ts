@@ -24,6 +24,13 @@ export interface EndReason {
   cause: string;
   sipStatus?: number;
   graphCode?: number;
+  /** Meta's own duration of the call, from its terminate webhook (§1.5, picked-up calls only): what Meta bills by. */
+  metaDurationSeconds?: number;
+}
+
+/** The part of an ending a terminate webhook tells about the call's duration, when it carries one. */
+export function metaDuration(ev: { duration?: number }): Pick<EndReason, 'metaDurationSeconds'> {
+  return ev.duration !== undefined && ev.duration >= 0 ? { metaDurationSeconds: ev.duration } : {};
 }
 
 export interface EndContext extends EndReason {
@@ -198,8 +205,10 @@ export class Call {
       answeredAt: this.answeredAt?.toISOString(),
       endedAt: endedAt.toISOString(),
       durationSeconds: Math.round(durationSeconds * 1000) / 1000,
-      // Meta bills business-initiated calls in 6-second pulses, fractions rounded up (§3.5); user-initiated calls are free.
-      billablePulses: this.ctx.direction === 'business_initiated' ? Math.ceil(durationSeconds / 6) : 0,
+      // Meta bills business-initiated calls in 6-second pulses, fractions rounded up (§3.5), by its own duration when its
+      // terminate told it; user-initiated calls are free.
+      billablePulses: this.ctx.direction === 'business_initiated' ? Math.ceil((end.metaDurationSeconds ?? durationSeconds) / 6) : 0,
+      ...(end.metaDurationSeconds !== undefined ? { metaDurationSeconds: end.metaDurationSeconds } : {}),
       ...(this.ctx.direction === 'user_initiated' ? { estimatedCost: 0 } : {}),
       sipAgent: this.sipAgent,
       outcome: end.outcome,

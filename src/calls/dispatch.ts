@@ -25,7 +25,7 @@ export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
     case 'terminate':
       if (deliverBusinessTerminate(deps, ev)) return;
       if (!deps.registry.byWhatsAppId(ev.callId)) deps.registry.keepEarlyTerminate(ev);
-      handleTerminate(deps, ev.callId, ev.errorCodes);
+      handleTerminate(deps, ev.callId, ev.errorCodes, ev.duration);
       return;
     case 'status':
       deliverBusinessStatus(deps, ev);

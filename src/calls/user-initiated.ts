@@ -3,7 +3,7 @@ import { GraphError } from '../whatsapp/graph-client.js';
 import { waContextToSip } from '../sip/headers.js';
 import { SipCallFailure, type SipDialog } from '../sip/agent.js';
 import { UnanswerableOfferError } from '../media/webrtc-leg.js';
-import { Call, type CallContext, type EndReason } from './call.js';
+import { Call, metaDuration, type CallContext, type EndReason } from './call.js';
 import { outcomeOfSipFailure, sipClass } from './outcomes.js';
 import type { CallDeps } from './deps.js';
 import type { RouteDecision } from './routing/routing-table.js';
@@ -244,7 +244,7 @@ function graphFailure(call: Call, action: string, err: unknown): EndReason {
 }
 
 /** A `terminate` webhook: the user hung up, or Meta ended the call (timeouts, errors). */
-export function handleTerminate(deps: CallDeps, waCallId: string, errorCodes: number[]): void {
+export function handleTerminate(deps: CallDeps, waCallId: string, errorCodes: number[], duration?: number): void {
   deps.registry.markWhatsAppTerminated(waCallId);
   const call = deps.registry.byWhatsAppId(waCallId);
   if (!call) {
@@ -258,5 +258,6 @@ export function handleTerminate(deps: CallDeps, waCallId: string, errorCodes: nu
     outcome: answered ? 'answered' : 'cancelled',
     cause: graphCode !== undefined ? `whatsapp_error_${graphCode}` : 'whatsapp_hangup',
     graphCode,
+    ...(answered ? metaDuration({ duration }) : {}),
   });
 }

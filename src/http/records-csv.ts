@@ -39,6 +39,7 @@ const COLUMNS: Column[] = [
   ['deeplink_payload', (r) => r.deeplinkPayload],
   ['whatsapp_codec', leg('whatsapp', 'codec')],
   ['sip_codec', leg('sip', 'codec')],
+  ['meta_duration_seconds', (r) => r.metaDurationSeconds],
 ];
 
 export const CSV_HEADER = COLUMNS.map(([name]) => name).join(',');

@@ -38,6 +38,8 @@ export interface CallRecord {
   answeredAt?: string;
   endedAt: string;
   durationSeconds: number;
+  /** Meta's own duration, from its terminate webhook when that ended the call (it bills by this one). */
+  metaDurationSeconds?: number;
   billablePulses: number;
   /** Estimated charge by Meta; 0 for user-initiated calls, which are free (§3.5). */
   estimatedCost?: number;

@@ -257,7 +257,12 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     await waitFor(() => e2e.gateway.registry.byWhatsAppId(placed.id)?.state === 'answered' || undefined, 'call answered');
     await e2e.meta.userHangsUp(placed.id);
     await waitFor(() => /BYE sip:/.test(sip.messages()) || undefined, 'BYE at the PBX');
-    expect(await recordTo(waId)).toMatchObject({ outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup' });
+    // Meta's terminate carries its own duration (whole seconds from start_time to end_time), which it bills by.
+    const atMeta = e2e.meta.graph.calls.get(placed.id)!;
+    const metaSeconds = Math.floor(atMeta.endedAt! / 1000) - Math.floor(atMeta.acceptedAt! / 1000);
+    expect(await recordTo(waId)).toMatchObject({
+      outcome: 'answered', endedBy: 'whatsapp', cause: 'whatsapp_hangup', metaDurationSeconds: metaSeconds, billablePulses: Math.ceil(metaSeconds / 6),
+    });
     expect(e2e.meta.requests.filter((r) => r.callId === placed.id && r.op === 'terminate')).toHaveLength(0);
   });
 
