@@ -127,7 +127,22 @@ class NetstringDecoder {
   }
 }
 
+/**
+ * baresip also listens for SIP over TLS on the port above its SIP port, which freePort() cannot reserve: another
+ * process's ephemeral connection may hold it. A start that fails on a port in use is tried again on fresh ports.
+ */
 export async function startBaresip(opts: BaresipOptions = {}): Promise<BaresipAgent> {
+  const ownPorts = opts.sipPort === undefined && opts.ctrlPort === undefined && opts.rtpPorts === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBaresipOnce(opts);
+    } catch (err) {
+      if (!ownPorts || attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startBaresipOnce(opts: BaresipOptions): Promise<BaresipAgent> {
   const avail = baresipAvailable();
   if (!avail.ok) throw new Error(avail.reason);
   const user = opts.user ?? 'agent';
