@@ -31,7 +31,7 @@ import { createMediaSocket } from './udp-socket.js';
 import { monoNow, silentLogger, type MediaLogger } from './types.js';
 import { chooseByAnswer, chooseByPreference, offeredAudio, type WhatsAppAudio, type WhatsAppCodec } from './wa-audio-codec.js';
 import {
-  announcedAddress, MediaSetupError, opusMaxAverageBitrate, parseAudioPayloadTypes, UnanswerableOfferError, UnusableAnswerError, usesInbandFec,
+  announcedAddress, MediaSetupError, parseAudioPayloadTypes, remoteOpusParams, UnanswerableOfferError, UnusableAnswerError,
   type ReceivedRtpInfo, type SendRtpParams, type WebRtcLegEvents, type WebRtcLegState,
 } from './webrtc-leg.js';
 
@@ -221,10 +221,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
       const mine = freshSdesKey(crypto.suite);
       leg.setKeys(keysOf(crypto.suite, mine.masterKey, mine.masterSalt), keysOf(crypto.suite, crypto.masterKey, crypto.masterSalt, crypto.mki?.length ?? 0));
       leg.suite = crypto.suite;
-      if (audio.codec === 'opus') {
-        leg.remoteInbandFec = usesInbandFec(offerSdp, audio.payloadType);
-        leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, audio.payloadType);
-      }
+      Object.assign(leg, remoteOpusParams(offerSdp, audio));
       leg.localSdp = buildSdesSdp({
         address: leg.announcedAddress, port: leg.port, proto: media.proto,
         cryptoLines: [formatCryptoAttribute(crypto.tag, crypto.suite, mine.masterKey, mine.masterSalt)],
@@ -287,10 +284,7 @@ export class SdesLeg extends EventEmitter<WebRtcLegEvents> {
     this.offered.clear();
     this.audio = audio;
     this.rtcp.setClockRate(audio.clockRate);
-    if (audio.codec === 'opus') {
-      this.remoteInbandFec = usesInbandFec(answerSdp, audio.payloadType);
-      this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, audio.payloadType);
-    }
+    Object.assign(this, remoteOpusParams(answerSdp, audio));
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
     this.dtmfPayloadType = answered.dtmfPt ?? this.dtmfPayloadType ?? 126;
     this.setRemoteAddress(media);

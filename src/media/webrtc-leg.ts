@@ -163,6 +163,13 @@ export function opusMaxAverageBitrate(sdp: string, opusPt: number): number | und
   return n >= 6000 && n <= 510_000 ? n : undefined;
 }
 
+/** What the remote's SDP says of the Opus it sends and takes (in-band FEC, maxaveragebitrate); nothing for G.711. */
+export function remoteOpusParams(sdp: string, audio: WhatsAppAudio): { remoteInbandFec: boolean; remoteMaxAverageBitrate?: number } {
+  if (audio.codec !== 'opus') return { remoteInbandFec: false };
+  const max = opusMaxAverageBitrate(sdp, audio.payloadType);
+  return { remoteInbandFec: usesInbandFec(sdp, audio.payloadType), ...(max !== undefined ? { remoteMaxAverageBitrate: max } : {}) };
+}
+
 /** The parameters of the Opus payload type's a=fmtp line ('' without one). */
 function opusFmtp(sdp: string, opusPt: number): string {
   return new RegExp(`^a=fmtp:${opusPt} (.*)$`, 'm').exec(sdp)?.[1] ?? '';
@@ -420,10 +427,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     const audio = chooseByPreference(offered, preference);
     if (!audio) throw new UnanswerableOfferError(`cannot answer the WhatsApp SDP offer: the audio section offers none of ${preference.join(', ')}`);
     const leg = new WebRtcLeg(opts, [audio], dtmfPt);
-    if (audio.codec === 'opus') {
-      leg.remoteInbandFec = usesInbandFec(offerSdp, audio.payloadType);
-      leg.remoteMaxAverageBitrate = opusMaxAverageBitrate(offerSdp, audio.payloadType);
-    }
+    Object.assign(leg, remoteOpusParams(offerSdp, audio));
     try {
       await leg.pc.setRemoteDescription({ type: 'offer', sdp: completeRtcpAttributes(offerSdp) });
       const transceiver = leg.pc.getTransceivers().find((t) => t.kind === 'audio');
@@ -488,10 +492,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       throw new UnusableAnswerError(`cannot use the WhatsApp SDP answer: ${(err as Error).message}`, err);
     }
     this.audio = audio;
-    if (audio.codec === 'opus') {
-      this.remoteInbandFec = usesInbandFec(answerSdp, audio.payloadType);
-      this.remoteMaxAverageBitrate = opusMaxAverageBitrate(answerSdp, audio.payloadType);
-    }
+    Object.assign(this, remoteOpusParams(answerSdp, audio));
     // §4.4: without telephone-event in the answer Meta still assumes 8000 Hz on PT 126.
     this.dtmfPayloadType = dtmfPt ?? this.dtmfPayloadType ?? 126;
   }
