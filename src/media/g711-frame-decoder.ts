@@ -5,6 +5,7 @@
  * a single loss is hardly heard, a long gap fades out instead of buzzing.
  */
 import { decodeG711, type G711Law } from './g711.js';
+import { copyInto } from './types.js';
 
 export class G711FrameDecoder {
   private readonly last: Int16Array;
@@ -18,7 +19,7 @@ export class G711FrameDecoder {
   decode(packet: Uint8Array, out: Int16Array, length = packet.length): number {
     if (length <= 0) return this.conceal(out);
     const n = decodeG711(this.law, packet, 0, Math.min(length, this.last.length), out);
-    this.last.set(out.subarray(0, n));
+    copyInto(this.last, 0, out, 0, n);
     this.lastLength = n;
     this.gainShift = 0;
     return n;
