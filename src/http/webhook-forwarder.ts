@@ -31,10 +31,11 @@ export class WebhookForwarder {
 
   /** Sends the delivery to every peer in the background; `path` is the webhook path it came on (one per Meta app). */
   forward(raw: Buffer, signature: string | undefined, path: string, why: string): void {
-    for (const peer of this.opts.peers()) void this.deliver(`${peer.replace(/\/+$/, '')}${path}`, raw, signature, why);
+    const body = new Uint8Array(raw);
+    for (const peer of this.opts.peers()) void this.deliver(`${peer.replace(/\/+$/, '')}${path}`, body, signature, why);
   }
 
-  private async deliver(url: string, raw: Buffer, signature: string | undefined, why: string): Promise<void> {
+  private async deliver(url: string, body: Uint8Array<ArrayBuffer>, signature: string | undefined, why: string): Promise<void> {
     const { logger, metrics } = this.opts;
     const headers: Record<string, string> = { 'content-type': 'application/json', [FORWARDED_HEADER]: '1' };
     if (signature !== undefined) headers['x-hub-signature-256'] = signature;
@@ -42,7 +43,7 @@ export class WebhookForwarder {
     for (let attempt = 0; attempt <= RETRY_DELAYS_MS.length; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt - 1]));
       try {
-        const res = await fetch(url, { method: 'POST', headers, body: new Uint8Array(raw), signal: AbortSignal.timeout(this.opts.timeoutMs()) });
+        const res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.opts.timeoutMs()) });
         await res.arrayBuffer();
         if (res.ok) {
           metrics.webhookForwards.inc({ result: 'ok' });
