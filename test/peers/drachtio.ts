@@ -115,7 +115,22 @@ function installExitHook(): void {
 }
 
 /** Start drachtio-server on loopback. Resolves when the admin port accepts connections and SIP is bound. */
+/**
+ * A port freePort() found free may be taken by another test process before drachtio-server binds it: a start that
+ * fails on a port in use is tried again on fresh ports.
+ */
 export async function startDrachtio(opts: DrachtioServerOptions = {}): Promise<DrachtioServer> {
+  const ownPorts = opts.adminPort === undefined && opts.sipPort === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDrachtioOnce(opts);
+    } catch (err) {
+      if (!ownPorts || attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startDrachtioOnce(opts: DrachtioServerOptions): Promise<DrachtioServer> {
   let bin = opts.bin;
   if (bin === undefined) {
     const a = drachtioAvailable();
