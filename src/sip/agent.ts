@@ -12,6 +12,7 @@ import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import { ALLOW, formatFromHeader, formatReasonHeader, parseReasonHeader, sanitizeExtraHeaders, sanitizeHeaderValue, type SipFromIdentity } from './headers.js';
 import { answerEarlyUpdate, earlyContact } from './early-dialog.js';
+import { requestInDialog } from './in-dialog-request.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -339,7 +340,7 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
   async notifyRefer(status: number, reason: string, final: boolean): Promise<number> {
     if (this.endInfo) return 0;
     try {
-      const res = await this.dlg.request({
+      const res = await requestInDialog(this.dlg, {
         method: 'NOTIFY',
         headers: {
           Event: 'refer',
@@ -358,7 +359,7 @@ export class SipDialog extends EventEmitter<SipDialogEvents> {
   /** Send an in-dialog INFO; resolves with the response status. */
   async sendInfo(contentType: string, body: string): Promise<number> {
     if (this.endInfo) throw new SipCallFailure(481, 'Call/Transaction Does Not Exist');
-    const res = await this.dlg.request({ method: 'INFO', headers: { 'Content-Type': sanitizeHeaderValue(contentType) }, body });
+    const res = await requestInDialog(this.dlg, { method: 'INFO', headers: { 'Content-Type': sanitizeHeaderValue(contentType) }, body });
     return res.status;
   }
 

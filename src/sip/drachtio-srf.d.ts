@@ -85,6 +85,8 @@ declare module 'drachtio-srf' {
       on(event: 'cancel', listener: (msg: SipMessage) => void): this;
       /** An UPDATE in this INVITE's early dialog (either direction). */
       on(event: 'update', listener: (req: SrfRequest, res: SrfResponse) => void): this;
+      /** The response to a request we sent. */
+      on(event: 'response', listener: (res: SrfResponse) => void): this;
       on(event: string, listener: (...args: unknown[]) => void): this;
     }
 
@@ -104,6 +106,16 @@ declare module 'drachtio-srf' {
       send(status: number, reason: string, opts?: SendOptions, callback?: (err: Error | string | null, msg?: SipMessage) => void): void;
     }
 
+    /** drachtio-srf's connection to drachtio-server (lib/drachtio-agent.js): the parts in-dialog-request.ts uses. */
+    interface DrachtioAgent {
+      request(
+        params: { method: SipMethod; stackDialogId: string; headers: Record<string, string>; body?: string; auth?: { username: string; password: string }; _socket: unknown },
+        callback: (err: Error | null, req: SrfRequest) => void,
+      ): void;
+      /** Routes an incoming request as the agent does by default (to its dialog by stackDialogId). */
+      puntUpTheMiddleware(req: SrfRequest, res: SrfResponse): void;
+    }
+
     class Dialog extends EventEmitter {
       readonly id: string;
       readonly type: 'uac' | 'uas';
@@ -113,6 +125,10 @@ declare module 'drachtio-srf' {
       remote: { uri: string; sdp: string };
       destroy(opts?: { headers?: Record<string, string> }): Promise<SipMessage | undefined>;
       request(opts: { method: SipMethod; headers?: Record<string, string>; body?: string }): Promise<SrfResponse>;
+      /** The drachtio connection of this dialog (src/sip/in-dialog-request.ts sends on it directly). */
+      readonly agent: DrachtioAgent;
+      readonly socket: unknown;
+      readonly auth?: { username: string; password: string };
       on(event: 'destroy', listener: (req: SrfRequest, reason?: string) => void): this;
       on(event: 'info' | 'modify' | 'update' | 'options' | 'notify' | 'refer' | 'message', listener: (req: SrfRequest, res: SrfResponse) => void): this;
       on(event: 'ack', listener: (req: SrfRequest) => void): this;

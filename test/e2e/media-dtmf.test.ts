@@ -21,7 +21,7 @@ const sipp = sippAvailable();
 const baresipSkip = !drachtio.ok ? drachtio.reason : !baresip.ok ? baresip.reason : undefined;
 const sippSkip = !drachtio.ok ? drachtio.reason : !sipp.ok ? sipp.reason : undefined;
 if (baresipSkip) noteSkipped(baresipSkip, 1, 'DTMF both ways (baresip)');
-if (sippSkip) noteSkipped(sippSkip, 2, 'DTMF as SIP INFO (sipp)');
+if (sippSkip) noteSkipped(sippSkip, 3, 'DTMF as SIP INFO (sipp)');
 
 /** A user-initiated call from the RTP-level user, answered by the agent; resolves once media flows to the user. */
 async function connectUser(e2e: E2E, waId: string): Promise<{ user: RtpLevelUser; callId: string }> {
@@ -119,6 +119,49 @@ describe.skipIf(sippSkip !== undefined)('DTMF toward a PBX without telephone-eve
       expect(infos().map((i) => i.signal).join('')).toBe(DIGITS);
       expect(infos().every((i) => i.duration >= 40 && i.duration <= 2000)).toBe(true);
       // No telephone-event toward a PBX that did not negotiate it: the echo carries only G.711 back.
+      await e2e.meta.userHangsUp(callId);
+      await waitNoLiveCalls(e2e.gateway);
+      const result = await agent.done;
+      expect(result.failed).toBe(0);
+      expect(result.successful).toBe(1);
+    } finally {
+      await user.close();
+    }
+  }, 90_000);
+});
+
+describe.skipIf(sippSkip !== undefined)('an UPDATE from the PBX while our DTMF INFO is pending (sipp)', () => {
+  let agent: SippRun;
+  let e2e: E2E;
+
+  beforeAll(async () => {
+    agent = await startSipp({ scenario: 'uas-answer-info-update', service: 'agent', rtpEcho: true, durationMs: 60_000, timeoutSec: 80 });
+    e2e = await startE2E({ sipTarget: agent.uri });
+  }, 60_000);
+  afterAll(async () => {
+    await e2e?.stop();
+    await agent?.stop();
+  });
+
+  // drachtio-srf hands an incoming UPDATE to whichever request of ours is pending with the same Call-ID; the
+  // PBX holds its answer to our INFO until its own session-refresh UPDATE is answered.
+  it('answers the UPDATE 200 while the INFO waits, then the digits go on and the call stays up', async () => {
+    const { user, callId } = await connectUser(e2e, '16315553695');
+    try {
+      user.sendDigits('12', 100);
+      // One digit per CSeq: the INFO held by the PBX is retransmitted meanwhile.
+      const signals = (): string => {
+        const byCseq = new Map<string, string>();
+        for (const msg of agent.messages().split(/^-{20,}/m)) {
+          const m = /^INFO sip:[\s\S]*?CSeq: (\d+) INFO[\s\S]*?Signal=([0-9*#A-D])/m.exec(msg);
+          if (m) byCseq.set(m[1]!, m[2]!);
+        }
+        return [...byCseq.values()].join('');
+      };
+      await waitFor(() => (signals().length >= 2 ? true : undefined), 'both INFOs at sipp', 20_000);
+      expect(signals()).toBe('12');
+      expect(agent.messages()).toMatch(/SIP\/2\.0 200 OK\r?\n[\s\S]*?CSeq: 1 UPDATE/);
+      expect(e2e.gateway.registry.size).toBe(1);
       await e2e.meta.userHangsUp(callId);
       await waitNoLiveCalls(e2e.gateway);
       const result = await agent.done;

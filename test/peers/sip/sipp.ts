@@ -4,6 +4,7 @@
  * Scenarios live in ./scenarios/*.xml:
  *   uas-answer         answer 200 with G.711 (keys codec/pt), wait for the caller's BYE (rtpEcho: echo RTP back)
  *   uas-answer-info-dtmf  answer with G.711 and no telephone-event, 200 to every INFO until the caller's BYE
+ *   uas-answer-info-update  like uas-answer-info-dtmf, but the first INFO is answered only after an in-dialog UPDATE got its 200
  *   uas-answer-hangup  answer, then send BYE after durationMs
  *   uas-refuse         final failure (keys status/reason: 486 Busy Here, 603 Decline, 480 Temporarily Unavailable)
  *   uas-ring-cancel    180 and no answer; 200 to CANCEL, 487 to the INVITE
@@ -29,7 +30,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 
-export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-invite-late-ack' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused'
+export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-info-update' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-invite-late-ack' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused'
   | 'uas-ring-update' | 'uac-invite-early-update';
 
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
