@@ -139,6 +139,24 @@ describe('PermissionLedger', () => {
     expect(ledger.view(PN, USER).callsBlockedUntil).toBeUndefined();
   });
 
+  it("start_call refused only for lack of permission blocks nothing: the user's grant makes the next call possible at once", () => {
+    ledger.applyRemote(PN, USER, parseCallPermissions({
+      permission: { status: 'no_permission' },
+      actions: [{ action_name: 'start_call', can_perform_action: false, limits: [{ time_period: 'PT24H', max_allowed: 100, current_usage: 0 }] }],
+    }));
+    expect(ledger.view(PN, USER)).toMatchObject({ status: 'none' });
+    expect(ledger.view(PN, USER).callsBlockedUntil).toBeUndefined();
+    ledger.applyReply(reply({ expiresAt: Math.floor((T0 + 7 * DAY) / 1000), timestamp: Math.floor(T0 / 1000) }));
+    expect(ledger.view(PN, USER)).toMatchObject({ status: 'temporary' });
+    expect(ledger.view(PN, USER).callsBlockedUntil).toBeUndefined();
+    // Without permission and at its limit: the limit still holds once permission comes.
+    ledger.applyRemote(PN, USER, parseCallPermissions({
+      permission: { status: 'no_permission' },
+      actions: [{ action_name: 'start_call', can_perform_action: false, limits: [{ time_period: 'PT24H', max_allowed: 100, current_usage: 100 }] }],
+    }));
+    expect(ledger.view(PN, USER).callsBlockedUntil).toBe(now + 60_000);
+  });
+
   it('a revoke followed by an older grant (delivered out of order) keeps the revoke', async () => {
     const at = Math.floor(T0 / 1000);
     ledger.applyReply(reply({ response: 'reject', timestamp: at }));

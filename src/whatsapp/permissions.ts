@@ -185,10 +185,14 @@ export class PermissionLedger {
 
   /** The result of GET call_permissions (§2.5). */
   applyRemote(phoneNumberId: string, waId: string, remote: RemotePermission): void {
-    // start_call refused: until the reached limit expires (a minute at least); allowed again: the remembered limit is over.
+    // start_call refused for a limit: until the limit expires (a minute at least); allowed again: the remembered limit
+    // is over. Meta also refuses start_call to a user who merely has no permission (§2.5): that is the status's
+    // business, and must not block the call the user's grant makes possible a moment later.
     const start = remote.actions.find((a) => a.name === 'start_call');
-    if (start && !start.canPerform) this.blockCalls(phoneNumberId, waId, Math.max(this.clock() + 60_000, ...start.limits.map((l) => l.limitExpiresAt ?? 0)));
-    else this.callBlocks.delete(`${phoneNumberId}:${waId}`);
+    const limitReached = start?.limits.some((l) => l.limitExpiresAt !== undefined || (l.maxAllowed > 0 && l.currentUsage >= l.maxAllowed)) ?? false;
+    if (start && !start.canPerform && (limitReached || remote.status !== 'no_permission')) {
+      this.blockCalls(phoneNumberId, waId, Math.max(this.clock() + 60_000, ...start.limits.map((l) => l.limitExpiresAt ?? 0)));
+    } else this.callBlocks.delete(`${phoneNumberId}:${waId}`);
     this.update(phoneNumberId, waId, (e, now) => {
       e.status = remote.status === 'no_permission' ? 'none' : remote.status;
       if (remote.status === 'temporary') e.expiresAt = remote.expiresAt ?? e.expiresAt ?? now + this.defaultExpiryMs;

@@ -114,6 +114,16 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     expect(connects(waId)).toHaveLength(0);
     expect(e2e.meta.requests.filter((r) => r.query.user_wa_id === waId).map((r) => r.op)).toEqual(['call_permissions']);
     expect(await recordTo(waId)).toMatchObject({ outcome: 'rejected', cause: 'no_permission', sipStatus: 403 });
+
+    // The user grants it at once (Meta's "no permission" also said start_call could not be performed): the agent's
+    // redial a few seconds later reaches the user, not a call-limit refusal.
+    await e2e.meta.userRepliesToPermission(waId, { response: 'accept' });
+    await waitAsync(async () => ((await (await admin('GET', `/v1/permissions/${waId}`)).json()) as { status: string }).status === 'temporary' || undefined, 'ledger temporary');
+    const sip = await dial(waId, 'uac-invite', {}, 500);
+    const placed = await e2e.meta.waitForConnect(waId);
+    await e2e.meta.userAnswers(placed.id);
+    const result = await sip.done;
+    expect(result.successful).toBe(1);
   });
 
   it('without permission and the tenant setting on: 403 says a permission request was sent; the next INVITE sends none', async () => {
