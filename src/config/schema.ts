@@ -128,8 +128,8 @@ export const configSchema = z.strictObject({
   calls: z.strictObject({
     maxConcurrent: z.number().int().min(1).default(500),
     drainDeadlineMs: z.number().int().min(0).default(30_000),
-    setupTimeoutMs: z.number().int().min(1000).default(45_000),
-  }).default({ maxConcurrent: 500, drainDeadlineMs: 30_000, setupTimeoutMs: 45_000 }),
+    setupTimeoutMs: z.number().int().min(1000).default(30_000),
+  }).default({ maxConcurrent: 500, drainDeadlineMs: 30_000, setupTimeoutMs: 30_000 }),
   admin: z.strictObject({
     // Period of call.quality events on /v1/events for answered calls, in ms.
     eventQualityIntervalMs: z.number().int().min(250).default(5000),
