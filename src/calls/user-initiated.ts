@@ -137,7 +137,10 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
   try {
     await graph.preAccept(ev.phoneNumberId, ev.callId, answerSdp);
   } catch (err) {
-    return fail(graphFailure(call, 'pre_accept', err));
+    // pre_accept only starts the media early. After an attempt Meta may have carried out (timeout, 5xx) the retry's
+    // refusal ("already in progress") says nothing against the call: ring the agent, and let accept decide.
+    if (!(err instanceof GraphError && err.uncertain)) return fail(graphFailure(call, 'pre_accept', err));
+    call.logger.warn({ err: err.message, graphCode: err.code }, 'pre_accept uncertain: ringing the agent, accept will tell');
   }
   if (!call.transition('pre_accepted', 'pre_accept_ok')) return;
 

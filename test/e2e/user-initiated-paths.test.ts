@@ -162,6 +162,16 @@ describe.skipIf(skipReason !== undefined)('user-initiated call: failure and hang
     expect(run.messages()).not.toContain('INVITE sip:');
   });
 
+  it('a pre_accept Meta carried out but whose answer was lost (5xx): the refused retry does not drop the caller, accept connects the call', async () => {
+    await startAgent('uas-answer', undefined, 20_000);
+    e2e.meta.graph.injectFailure('pre_accept', { status: 500, code: 1, message: 'An unknown error occurred', afterProcessing: true });
+    const { callId } = await e2e.meta.userCalls(user);
+    await waitFor(() => actions(callId).includes('accept:200') || undefined, 'Graph accept');
+    expect(actions(callId).slice(0, 3)).toEqual(['pre_accept:500', 'pre_accept:400', 'accept:200']);
+    await e2e.meta.userHangsUp(callId);
+    expect(await recordFor(callId)).toMatchObject({ outcome: 'answered' });
+  });
+
   it('a terminate delivered before its connect means the call is never started, only recorded as missed', async () => {
     await startAgent('uas-answer', undefined, 20_000);
     const { callId, envelope } = await e2e.meta.userCalls(user, { deliver: false });
