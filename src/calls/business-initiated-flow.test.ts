@@ -127,8 +127,12 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     const ended = t.dialog.on.mock.calls.find((c: unknown[]) => c[0] === 'ended')![1] as (e: { by: string; reason: string }) => void;
     t.dialog.active = false;
     ended({ by: 'remote', reason: 'normal release' });
+    // Our Graph terminate is answered by Meta's terminate webhook; its duration (Meta's bill) goes into the record.
+    await vi.waitFor(() => expect(t.graph.terminate).toHaveBeenCalledTimes(1));
+    expect(t.written).toHaveLength(0);
+    expect(deliverBusinessTerminate(t.deps, t.terminate({ startTime: 100, endTime: 107, duration: 7 }))).toBe(true);
     await vi.waitFor(() => expect(t.written).toHaveLength(1));
-    expect(t.written[0]).toMatchObject({ outcome: 'answered', endedBy: 'sip', cause: 'agent_hangup' });
+    expect(t.written[0]).toMatchObject({ outcome: 'answered', endedBy: 'sip', cause: 'agent_hangup', metaDurationSeconds: 7, billablePulses: 2 });
     expect(t.dialog.bye).not.toHaveBeenCalled();
   });
 

@@ -611,7 +611,8 @@ export function deliverBusinessTerminate(deps: CallDeps, ev: TerminateEvent): bo
   if (!call || !handle) return false;
   deps.registry.markWhatsAppTerminated(ev.callId);
   call.logger.info({ status: ev.status, startTime: ev.startTime, errors: ev.errorCodes }, 'WhatsApp call terminated');
-  handle.terminate(ev);
+  if (call.isEnded) call.noteLateMetaTerminate(ev);
+  else handle.terminate(ev);
   return true;
 }
 

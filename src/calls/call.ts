@@ -53,6 +53,8 @@ export interface CallContext {
 }
 
 const TEARDOWN_STEP_MS = 5000;
+/** How long the record waits for Meta's terminate after our own (within one teardown step's bound). */
+const LATE_META_TERMINATE_WAIT_MS = 2000;
 
 /** What a call tells its observers (the CallEvents bus): a state reached, or the record once written. */
 export type CallChange = { kind: 'state'; state: CallState } | { kind: 'ended'; record: CallRecord };
@@ -80,6 +82,9 @@ export class Call {
   private qualitySource?: () => QualitySummary | undefined;
   private endStarted = false;
   private resolveEnded!: (r: CallRecord) => void;
+  /** Meta's terminate for a call that was already ending (we hung up first), and the duration it stated. */
+  private lateMetaTerminate?: Pick<EndReason, 'metaDurationSeconds'>;
+  private lateMetaTerminateArrived?: () => void;
 
   constructor(
     readonly ctx: CallContext,
@@ -152,6 +157,31 @@ export class Call {
     }
   }
 
+  /**
+   * Meta's terminate webhook for this call after it began ending: when the gateway or the PBX hung up, Meta's own
+   * duration (what it bills by, §1.5) arrives only now, and still goes into the record.
+   */
+  noteLateMetaTerminate(ev: { duration?: number }): void {
+    if (this.lateMetaTerminate) return;
+    this.lateMetaTerminate = this.answeredAt ? metaDuration(ev) : {};
+    this.lateMetaTerminateArrived?.();
+  }
+
+  /**
+   * A teardown step that ended an answered call with Graph `terminate` waits here for Meta's terminate, which follows
+   * within a second or so; bounded, so a webhook that never comes costs the record its Meta duration, nothing more.
+   */
+  async waitForLateMetaTerminate(): Promise<void> {
+    if (this.lateMetaTerminate || !this.answeredAt) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, LATE_META_TERMINATE_WAIT_MS);
+      this.lateMetaTerminateArrived = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
   onTeardown(step: Teardown): void {
     this.teardowns.push(step);
   }
@@ -196,6 +226,7 @@ export class Call {
 
   private toRecord(end: EndContext, endedAt: Date): CallRecord {
     const durationSeconds = this.answeredAt ? Math.max(0, (endedAt.getTime() - this.answeredAt.getTime()) / 1000) : 0;
+    const metaDurationSeconds = end.metaDurationSeconds ?? this.lateMetaTerminate?.metaDurationSeconds;
     return {
       id: this.id,
       ...this.ctx,
@@ -207,8 +238,8 @@ export class Call {
       durationSeconds: Math.round(durationSeconds * 1000) / 1000,
       // Meta bills business-initiated calls in 6-second pulses, fractions rounded up (§3.5), by its own duration when its
       // terminate told it; user-initiated calls are free.
-      billablePulses: this.ctx.direction === 'business_initiated' ? Math.ceil((end.metaDurationSeconds ?? durationSeconds) / 6) : 0,
-      ...(end.metaDurationSeconds !== undefined ? { metaDurationSeconds: end.metaDurationSeconds } : {}),
+      billablePulses: this.ctx.direction === 'business_initiated' ? Math.ceil((metaDurationSeconds ?? durationSeconds) / 6) : 0,
+      ...(metaDurationSeconds !== undefined ? { metaDurationSeconds } : {}),
       ...(this.ctx.direction === 'user_initiated' ? { estimatedCost: 0 } : {}),
       sipAgent: this.sipAgent,
       outcome: end.outcome,

@@ -77,6 +77,7 @@ export async function handleUserInitiatedConnect(deps: CallDeps, ev: ConnectEven
         action = 'reject';
         return send(action);
       });
+      if (action === 'terminate') await call.waitForLateMetaTerminate();
     } catch (err) {
       call.logger.warn({ err: (err as Error).message, action }, 'Graph hang-up failed');
     }
@@ -254,6 +255,7 @@ export function handleTerminate(deps: CallDeps, waCallId: string, errorCodes: nu
     deps.logger.info({ waCallId }, 'terminate for a call not live here');
     return;
   }
+  if (call.isEnded) return call.noteLateMetaTerminate({ duration });
   const answered = call.state === 'answered';
   const graphCode = errorCodes[0];
   void call.end({

@@ -38,6 +38,7 @@ export class WhatsAppOutboundLeg {
       if (end.by === 'whatsapp') return;
       try {
         await graph.terminate(number.phoneNumberId, waCallId);
+        await call.waitForLateMetaTerminate();
       } catch (err) {
         call.logger.warn({ err: (err as Error).message }, 'Graph terminate failed');
       }

@@ -70,6 +70,11 @@ describe.skipIf(skipReason !== undefined)('business-initiated call with two-way 
       expect(record).toMatchObject({ direction: 'business_initiated', outcome: 'answered', endedBy: 'sip', userWaId: '447700900123', currency: 'USD' });
       expect(record!.billablePulses).toBeGreaterThanOrEqual(1);
       expect(record!.estimatedCost).toBeGreaterThan(0);
+      // The desk phone hung up, so Meta's terminate (with its billing duration) came after ours: still in the record.
+      const atMeta = meta.graph.calls.get(placed.id)!;
+      const metaSeconds = Math.floor(atMeta.endedAt! / 1000) - Math.floor(atMeta.acceptedAt! / 1000);
+      expect(metaSeconds).toBeGreaterThan(0);
+      expect(record).toMatchObject({ metaDurationSeconds: metaSeconds, billablePulses: Math.ceil(metaSeconds / 6) });
       expect(record!.quality?.whatsapp?.packetsIn).toBeGreaterThan(100);
       expect(record!.quality?.sip?.packetsIn).toBeGreaterThan(100);
       expect(meta.errors).toEqual([]);
