@@ -27,7 +27,7 @@ import { businessInviteHandler } from './calls/business-initiated.js';
 import { PbxGuard } from './calls/pbx-guard.js';
 import { registerBusinessCallRoutes } from './http/business-routes.js';
 import { SqlitePermissionStore } from './store/permission-store.js';
-import { PermissionLedger, PermissionService } from './whatsapp/permissions.js';
+import { PermissionLedger, PermissionService, PRODUCTION_LIMITS, SANDBOX_LIMITS } from './whatsapp/permissions.js';
 import type { CallDeps } from './calls/deps.js';
 import { GraphClients } from './whatsapp/graph-clients.js';
 import { buildWebhookApps } from './whatsapp/webhook-apps.js';
@@ -95,6 +95,8 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const ledger = new PermissionLedger({
     store: permissionStore, logger, metrics, clock: opts.clock,
     defaultExpiryMs: config.businessCalls.permissionDefaultExpirySeconds * 1000, staleAfterMs: config.businessCalls.permissionStaleSeconds * 1000,
+    // deps.config: follows reloads.
+    limitsFor: (phoneNumberId) => (deps.config.whatsapp.numbers.find((n) => n.phoneNumberId === phoneNumberId)?.sandbox ? SANDBOX_LIMITS : PRODUCTION_LIMITS),
   });
   const graphs = new GraphClients(graph, logger, metrics);
   graphs.update(config, secrets);

@@ -14,6 +14,9 @@ export const businessNumberSchema = z.strictObject({
   // What our business-initiated offers use for this number, when it differs from media.whatsappKeyExchange: Meta's
   // srtp_key_exchange_protocol is a setting of each number (§2.6), and an offer of the other kind fails.
   whatsappKeyExchange: z.enum(['dtls', 'sdes']).optional(),
+  // A sandbox or public test number: Meta's limits there are 25 permission requests a day and 100 a week, and 5 / 10
+  // unanswered calls in a row for the warning / the revoke (§3.1), which the ledger then applies instead.
+  sandbox: z.boolean().default(false),
   ...numberRoutingFields,
 });
 

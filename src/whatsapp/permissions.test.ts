@@ -7,7 +7,7 @@ import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { SqlitePermissionStore } from '../store/permission-store.js';
 import { SqliteCallRecordStore } from '../store/sqlite-store.js';
-import { PermissionLedger, PermissionService } from './permissions.js';
+import { PermissionLedger, PermissionService, PRODUCTION_LIMITS, SANDBOX_LIMITS } from './permissions.js';
 import { GraphError, parseCallPermissions, type GraphClient } from './graph-client.js';
 import type { PermissionReplyEvent } from './events.js';
 
@@ -79,6 +79,28 @@ describe('PermissionLedger', () => {
     expect(ledger.view(PN, USER)).toMatchObject({ requestsLast7d: 2, nextRequestAt: T0 + 7 * DAY, lastRequestId: 'wamid.2' });
     now = T0 + 7 * DAY + 1;
     expect(ledger.requestRefusal(PN, USER)).toBeUndefined();
+  });
+
+  it('a sandbox number has Meta\'s test limits: 25 requests a day, 100 a week, revoke after 10 unanswered calls', () => {
+    const SANDBOX_PN = '999000111';
+    const sandbox = new PermissionLedger({ store, logger: createLogger('silent'), clock: () => now, limitsFor: (id) => (id === SANDBOX_PN ? SANDBOX_LIMITS : PRODUCTION_LIMITS) });
+    for (let i = 0; i < 25; i++) {
+      expect(sandbox.requestRefusal(SANDBOX_PN, USER)).toBeUndefined();
+      sandbox.recordRequest(SANDBOX_PN, USER, `wamid.${i}`);
+      now += 60_000;
+    }
+    expect(sandbox.requestRefusal(SANDBOX_PN, USER)).toBe('daily_limit');
+    // The 25th newest request leaves the window first: the first one, sent at T0.
+    expect(sandbox.view(SANDBOX_PN, USER).nextRequestAt).toBe(T0 + DAY);
+    // The production number beside it keeps 1 a day.
+    sandbox.recordRequest(PN, USER, 'wamid.p');
+    expect(sandbox.requestRefusal(PN, USER)).toBe('daily_limit');
+
+    sandbox.applyReply(reply({ isPermanent: true, phoneNumberId: SANDBOX_PN }));
+    for (let i = 1; i < 10; i++) expect(sandbox.businessCallUnanswered(SANDBOX_PN, USER)).toBe(i);
+    expect(sandbox.hasPermission(SANDBOX_PN, USER)).toBe(true);
+    sandbox.businessCallUnanswered(SANDBOX_PN, USER);
+    expect(sandbox.hasPermission(SANDBOX_PN, USER)).toBe(false);
   });
 
   it('any connected call resets both request windows, either direction', () => {

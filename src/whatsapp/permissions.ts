@@ -1,7 +1,8 @@
 /**
  * The call-permission ledger (whatsapp-calling.md §1.6, §2.3–§2.5, §3.1): per business number and WhatsApp user, the
  * permission status and expiry, the permission requests sent (1 per 24 h and 2 per 7 days, both reset by any
- * connected call), and the consecutive unanswered business calls (2 → warning, 4 → revoked, as Meta does).
+ * connected call), and the consecutive unanswered business calls (2 → warning, 4 → revoked, as Meta does); sandbox
+ * and test numbers have Meta's looser limits (SANDBOX_LIMITS).
  * It is fed by call_permission_reply webhooks, GET call_permissions and call outcomes. Time is injectable.
  */
 import type { Logger } from '../observability/logger.js';
@@ -14,10 +15,19 @@ export type { PermissionStatus } from '../store/permission-store.js';
 
 const HOUR = 3600 * 1000;
 const DAY = 24 * HOUR;
-export const REQUESTS_PER_DAY = 1;
-export const REQUESTS_PER_WEEK = 2;
-export const UNANSWERED_WARNING = 2;
-export const UNANSWERED_REVOKE = 4;
+/** Meta's limits on one business + user pair (§3.1). */
+export interface PermissionLimits {
+  requestsPerDay: number;
+  requestsPerWeek: number;
+  /** Consecutive unanswered business calls that make WhatsApp ask the user to reconsider. */
+  unansweredWarning: number;
+  /** ... and that revoke the permission. */
+  unansweredRevoke: number;
+}
+
+export const PRODUCTION_LIMITS: PermissionLimits = { requestsPerDay: 1, requestsPerWeek: 2, unansweredWarning: 2, unansweredRevoke: 4 };
+/** Sandbox and public test numbers (§3.1). */
+export const SANDBOX_LIMITS: PermissionLimits = { requestsPerDay: 25, requestsPerWeek: 100, unansweredWarning: 5, unansweredRevoke: 10 };
 
 export interface LedgerOptions {
   store: PermissionStore;
@@ -29,6 +39,8 @@ export interface LedgerOptions {
   defaultExpiryMs?: number;
   /** Entries not synced with Meta for this long are refreshed before a call. */
   staleAfterMs?: number;
+  /** The limits of a business number (default: production's for every number). */
+  limitsFor?: (phoneNumberId: string) => PermissionLimits;
 }
 
 /** The ledger's view of one pair, with expiry applied. */
@@ -97,9 +109,10 @@ export class PermissionLedger {
     if (status === 'temporary' && e?.expiresAt !== undefined) v.expiresAt = e.expiresAt;
     if (e?.lastRequestId !== undefined) v.lastRequestId = e.lastRequestId;
     if (e?.syncedAt !== undefined) v.syncedAt = e.syncedAt;
+    const limits = this.limits(phoneNumberId);
     const next = Math.max(
-      day.length >= REQUESTS_PER_DAY ? Math.min(...day) + DAY : 0,
-      requests.length >= REQUESTS_PER_WEEK ? Math.min(...requests) + 7 * DAY : 0,
+      day.length >= limits.requestsPerDay ? oldestOfLast(day, limits.requestsPerDay) + DAY : 0,
+      requests.length >= limits.requestsPerWeek ? oldestOfLast(requests, limits.requestsPerWeek) + 7 * DAY : 0,
     );
     if (next > now) v.nextRequestAt = next;
     const key = `${phoneNumberId}:${waId}`;
@@ -127,8 +140,9 @@ export class PermissionLedger {
   requestRefusal(phoneNumberId: string, waId: string): RequestRefusal | undefined {
     const v = this.view(phoneNumberId, waId);
     if (v.status === 'permanent') return 'permanent_permission';
-    if (v.requestsLast24h >= REQUESTS_PER_DAY) return 'daily_limit';
-    if (v.requestsLast7d >= REQUESTS_PER_WEEK) return 'weekly_limit';
+    const limits = this.limits(phoneNumberId);
+    if (v.requestsLast24h >= limits.requestsPerDay) return 'daily_limit';
+    if (v.requestsLast7d >= limits.requestsPerWeek) return 'weekly_limit';
     return undefined;
   }
 
@@ -143,7 +157,7 @@ export class PermissionLedger {
   recordRequestLimitHit(phoneNumberId: string, waId: string): void {
     this.update(phoneNumberId, waId, (e, now) => {
       const week = e.requests.filter((t) => t > now - 7 * DAY);
-      while (week.length < REQUESTS_PER_WEEK) week.push(now);
+      while (week.length < this.limits(phoneNumberId).requestsPerWeek) week.push(now);
       e.requests = week;
     });
   }
@@ -230,25 +244,30 @@ export class PermissionLedger {
 
   /** A business-initiated call the user did not answer or rejected: 2 in a row → warning, 4 → revoked (§3.1). */
   businessCallUnanswered(phoneNumberId: string, waId: string): number {
+    const { unansweredWarning, unansweredRevoke } = this.limits(phoneNumberId);
     let count = 0;
     this.update(phoneNumberId, waId, (e) => {
       e.unanswered += 1;
       count = e.unanswered;
-      if (count >= UNANSWERED_REVOKE) {
+      if (count >= unansweredRevoke) {
         e.status = 'none';
         delete e.expiresAt;
         e.unanswered = 0;
       }
     });
     const log = this.opts.logger.child({ phoneNumberId, waId });
-    if (count === UNANSWERED_WARNING) {
+    if (count === unansweredWarning) {
       this.opts.metrics?.permissionEvents.inc({ event: 'unanswered_warning' });
-      log.warn({ unanswered: count }, 'two business calls in a row unanswered: WhatsApp asks the user to reconsider the permission');
-    } else if (count >= UNANSWERED_REVOKE) {
+      log.warn({ unanswered: count }, 'business calls unanswered in a row: WhatsApp asks the user to reconsider the permission');
+    } else if (count >= unansweredRevoke) {
       this.opts.metrics?.permissionEvents.inc({ event: 'auto_revoked' });
-      log.warn({ unanswered: count }, 'four business calls in a row unanswered: call permission revoked');
+      log.warn({ unanswered: count }, 'business calls unanswered in a row: call permission revoked');
     }
     return count;
+  }
+
+  limits(phoneNumberId: string): PermissionLimits {
+    return this.opts.limitsFor?.(phoneNumberId) ?? PRODUCTION_LIMITS;
   }
 
   private update(phoneNumberId: string, waId: string, change: (e: PermissionEntry, now: number) => void): void {
@@ -260,6 +279,11 @@ export class PermissionLedger {
     e.updatedAt = now;
     this.opts.store.put(e);
   }
+}
+
+/** The oldest of the `limit` newest times: once it leaves its window, one more request fits again. */
+function oldestOfLast(times: number[], limit: number): number {
+  return [...times].sort((a, b) => a - b)[times.length - limit]!;
 }
 
 function effectiveStatus(e: PermissionEntry, now: number): PermissionStatus {
@@ -310,7 +334,7 @@ export class PermissionService {
       const v = this.ledger.view(phoneNumberId, waId);
       this.metrics?.permissionRequests.inc({ result: `refused_${refusal}` });
       log.info({ refusal, nextRequestAt: v.nextRequestAt }, 'call permission request refused locally');
-      return { sent: false, refusal, ...(v.nextRequestAt !== undefined ? { nextRequestAt: v.nextRequestAt } : {}), message: refusalText(refusal) };
+      return { sent: false, refusal, ...(v.nextRequestAt !== undefined ? { nextRequestAt: v.nextRequestAt } : {}), message: refusalText(refusal, this.ledger.limits(phoneNumberId)) };
     }
     try {
       const messageId = await this.graphFor(phoneNumberId).sendCallPermissionRequest(phoneNumberId, waId, content);
@@ -329,10 +353,11 @@ export class PermissionService {
   }
 }
 
-export function refusalText(r: RequestRefusal): string {
+export function refusalText(r: RequestRefusal, limits: PermissionLimits = PRODUCTION_LIMITS): string {
+  const count = (n: number): string => (n === 1 ? 'one call permission request' : `${n === 2 ? 'two' : n} call permission requests`);
   switch (r) {
     case 'permanent_permission': return 'the user already granted a permanent permission';
-    case 'daily_limit': return 'one call permission request per 24 hours already sent';
-    case 'weekly_limit': return 'two call permission requests in 7 days already sent';
+    case 'daily_limit': return `${count(limits.requestsPerDay)} per 24 hours already sent`;
+    case 'weekly_limit': return `${count(limits.requestsPerWeek)} in 7 days already sent`;
   }
 }
