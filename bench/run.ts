@@ -19,7 +19,7 @@ import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { codecFloorMs, runCodecFloor } from './codec-floor.js';
-import { runSocketCalls, type SocketRunResult } from './media-path.js';
+import { runSocketCalls, WARM_UP_MS, type SocketRunResult } from './media-path.js';
 import { runSocketless } from './media-socketless.js';
 import { opusFastPath } from '../src/media/opus-codec.js';
 import { tickReadsAvailable } from '../src/media/tick-socket.js';
@@ -222,7 +222,7 @@ const result = {
   at: new Date().toISOString(),
   durationSeconds: Math.round((Date.now() - started) / 1000),
   machine: { ...machine, cpuPressureAtEnd: cpuPressure() },
-  settings: { opus, fecAdaptive, tickReads: tickReads && tickReadsAvailable(), mediaPath, seconds, opusFastPath, gatewayPriority: priority ?? null, planes },
+  settings: { opus, fecAdaptive, tickReads: tickReads && tickReadsAvailable(), mediaPath, seconds, warmUpSeconds: WARM_UP_MS / 1000, opusFastPath, gatewayPriority: priority ?? null, planes },
   // Headline: the largest N that held lag p99 < 5 ms with zero added loss (0 when none did), per core the planes used.
   callsPerCore: holding.length > 0 ? Math.floor(headline!.calls / Math.min(planes, machine.cores)) : 0,
   callsPerCoreByCpu: headline?.callsPerCoreByCpu ?? null,
