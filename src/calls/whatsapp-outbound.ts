@@ -12,7 +12,7 @@ const ANSWER_WAIT_MS = 5000;
  * may arrive before `connect` returns, and the hang-up with Graph `terminate`.
  */
 export class WhatsAppOutboundLeg {
-  /** Set once the user picked up; a call that ends before counts as unanswered in the permission ledger (§3.1). */
+  /** Set once the user picked up; a call that rang the user and ends before counts as unanswered in the ledger (§3.1). */
   pickedUp = false;
   private connecting?: Promise<string | undefined>;
   /** `connect` timed out, failed with a 5xx, or succeeded without naming the call: Meta may have placed it. */
@@ -34,7 +34,10 @@ export class WhatsAppOutboundLeg {
         if (this.connectUncertain) this.watchUncertainConnect();
         return;
       }
-      if (!this.pickedUp) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
+      // Meta counts the calls that reached the user unanswered (§3.1): not one the PBX gave up on, or we could not set
+      // up, before the user's phone rang (a local revoke would then refuse calls Meta still allows).
+      const reachedUser = end.stateAtEnd === 'ringing' || end.cause === 'user_declined';
+      if (!this.pickedUp && reachedUser) deps.permissions?.ledger.businessCallUnanswered(number.phoneNumberId, waId);
       if (end.by === 'whatsapp') return;
       try {
         await graph.terminate(number.phoneNumberId, waCallId);
