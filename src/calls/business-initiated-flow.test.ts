@@ -198,7 +198,7 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     const t = setUp();
     t.graph.connect.mockImplementation(async () => { throw new GraphError('connect', 401, 138006, undefined, 'no permission'); });
     const request = vi.fn(async () => ({ sent: true as const, messageId: 'wamid.1' }));
-    const ledger = { clock: () => Date.now(), markNoPermission: vi.fn(), businessCallUnanswered: vi.fn() };
+    const ledger = { clock: () => Date.now(), markNoPermission: vi.fn(), businessCallUnanswered: vi.fn(), view: () => ({}) };
     t.deps.config.businessCalls.requestPermissionOnRefusal = true;
     Object.assign(t.deps, { permissions: { current: async () => ({ status: 'temporary' }), request, ledger } });
     await handleBusinessInvite(t.deps, t.invite as unknown as SipInboundInvite);

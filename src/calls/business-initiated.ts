@@ -13,7 +13,7 @@ import { generatedMelody, LoopingPcm } from './hold-music.js';
 import type { MediaLegName } from '../media/bridge.js';
 import { PbxGuard } from './pbx-guard.js';
 import { startAgentSide, type AgentSide } from './agent-side.js';
-import { knownNoPermission } from '../whatsapp/permissions.js';
+import { knownNoPermission, permissionRequestContent } from '../whatsapp/permissions.js';
 import { byeFor, hangUpDialog } from './agent-hangup.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
@@ -483,7 +483,7 @@ async function connectRefusal(deps: CallDeps, number: BusinessNumber, waId: stri
 async function requestPermissionAfterRefusal(deps: CallDeps, number: BusinessNumber, waId: string): Promise<string> {
   const cfg = deps.config.businessCalls;
   if (!deps.permissions || !(cfg.requestPermissionOnRefusalByTenant[number.tenant] ?? cfg.requestPermissionOnRefusal)) return '';
-  const content = cfg.permissionRequestTemplate ? { templateName: cfg.permissionRequestTemplate } : { bodyText: cfg.permissionRequestText };
+  const content = permissionRequestContent(deps.permissions.ledger.view(number.phoneNumberId, waId), cfg.permissionRequestTemplate, { bodyText: cfg.permissionRequestText });
   const sent = await deps.permissions.request(number.phoneNumberId, waId, content);
   return sent.sent ? '; a call permission request was sent' : `; no permission request sent (${sent.message})`;
 }

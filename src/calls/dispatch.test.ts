@@ -55,6 +55,17 @@ describe('dispatchEvent', () => {
     expect(reject).toHaveBeenCalledWith(connect.phoneNumberId, 'wacid.BUG');
   });
 
+  it("a user's call, even one recorded as missed, opens their customer-service window in the ledger; a failing ledger does not stop the call", () => {
+    const { deps } = stuckInSetup(10, {});
+    const userReachedOut = vi.fn();
+    Object.assign(deps, { permissions: { ledger: { userReachedOut } } });
+    dispatchEvent(deps, { ...connect, callId: 'wacid.MISSED', pastRingWindow: true });
+    expect(userReachedOut).toHaveBeenCalledWith(connect.phoneNumberId, connect.from, connect.timestamp * 1000);
+    userReachedOut.mockImplementation(() => { throw new Error('disk full'); });
+    dispatchEvent(deps, { ...connect, callId: 'wacid.LIVE' });
+    expect(deps.registry.byWhatsAppId('wacid.LIVE')).toBeDefined();
+  });
+
   it('a connect for a WhatsApp call already live here (re-delivered past the dedupe window) starts no second call', async () => {
     const logger = createLogger('silent');
     const registry = new CallRegistry(10, logger);

@@ -9,6 +9,7 @@ export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
   switch (ev.kind) {
     case 'connect':
       if (ev.direction === 'USER_INITIATED' && ev.sdpType === 'offer') {
+        noteUserReachedOut(deps, ev.phoneNumberId, ev.userWaId ?? ev.from, ev.timestamp * 1000);
         if (ev.pastRingWindow || (deps.registry.wasWhatsAppTerminated(ev.callId) && !deps.registry.byWhatsAppId(ev.callId))) {
           recordMissedCall(deps, ev);
           return;
@@ -38,5 +39,15 @@ export function dispatchEvent(deps: CallDeps, ev: CallingEvent): void {
         deps.logger.error({ waId: ev.userWaId, err: (err as Error).message }, 'call permission reply could not be stored');
       }
       return;
+  }
+}
+
+/** The user's call, answered or not, opens their customer-service window (§3.5): the ledger keeps it. Never throws. */
+function noteUserReachedOut(deps: CallDeps, phoneNumberId: string, waId: string, at: number): void {
+  if (!deps.permissions || !/^\d+$/.test(waId)) return;
+  try {
+    deps.permissions.ledger.userReachedOut(phoneNumberId, waId, at);
+  } catch (err) {
+    deps.logger.error({ waId, err: (err as Error).message }, 'customer-service window could not be stored');
   }
 }

@@ -38,7 +38,8 @@ export const businessCallsSchema = z.strictObject({
   requestPermissionOnRefusal: z.boolean().default(false),
   // Per tenant override of requestPermissionOnRefusal.
   requestPermissionOnRefusalByTenant: z.record(z.string(), z.boolean()).default({}),
-  // Body text of the automatic free-form request, or a template name (then the template is sent instead).
+  // Body text of the automatic free-form request, and a template name: the template goes when the user's 24 h
+  // customer-service window is not known to be open (free-form is allowed only inside it, §2.3), free-form otherwise.
   permissionRequestText: z.string().max(1024).default('We would like to call you on WhatsApp.'),
   permissionRequestTemplate: z.string().default(''),
   // Meta's ring timeout for business-initiated calls is undocumented; the gateway gives up after this long (480).

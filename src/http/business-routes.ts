@@ -5,7 +5,7 @@ import type { CallDeps } from '../calls/deps.js';
 import { startClickToCall } from '../calls/business-initiated.js';
 import { businessNumberBlocked, COUNTRY_BLOCKED_REFUSAL } from '../calls/business-region.js';
 import type { BusinessNumber } from '../config/schema.js';
-import type { PermissionView } from '../whatsapp/permissions.js';
+import { permissionRequestContent, type PermissionView } from '../whatsapp/permissions.js';
 import type { PermissionRequestContent } from '../whatsapp/graph-client.js';
 
 const STAFF: readonly Role[] = ['admin', 'supervisor'];
@@ -33,7 +33,8 @@ export function registerBusinessCallRoutes(admin: AdminRouter, deps: CallDeps): 
     if (text && template) throw new AdminHttpError(400, 'give either body (free-form text) or template, not both');
     if (text && text.length > 1024) throw new AdminHttpError(400, 'body must be at most 1024 characters');
     const language = optionalString(body.language, 'language');
-    const content: PermissionRequestContent = template ? { templateName: template, ...(language ? { languageCode: language } : {}) } : text ? { bodyText: text } : {};
+    const content: PermissionRequestContent = template ? { templateName: template, ...(language ? { languageCode: language } : {}) } : text ? { bodyText: text }
+      : permissionRequestContent(permissions.ledger.view(number.phoneNumberId, waId), deps.config.businessCalls.permissionRequestTemplate, {});
     const result = await permissions.request(number.phoneNumberId, waId, content);
     if (result.sent) {
       sendJson(r.res, 202, { sent: true, messageId: result.messageId, permission: viewJson(permissions.ledger.view(number.phoneNumberId, waId)) });
@@ -85,6 +86,7 @@ function viewJson(v: PermissionView): Record<string, unknown> {
     phoneNumberId: v.phoneNumberId, waId: v.waId, status: v.status, expiresAt: iso(v.expiresAt),
     requestsLast24h: v.requestsLast24h, requestsLast7d: v.requestsLast7d, nextRequestAt: iso(v.nextRequestAt),
     consecutiveUnanswered: v.unanswered, lastRequestId: v.lastRequestId ?? null, syncedAt: iso(v.syncedAt), stale: v.stale,
+    serviceWindowUntil: iso(v.serviceWindowUntil),
     ...(v.refreshFailed ? { refreshFailed: true } : {}),
   };
 }

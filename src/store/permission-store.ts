@@ -21,6 +21,8 @@ export interface PermissionEntry {
   syncedAt?: number;
   /** `timestamp` of the newest call_permission_reply applied: webhooks arrive in any order (§1.1). */
   lastReplyAt?: number;
+  /** End of the user's 24 h customer-service window, as far as the gateway saw the user reach out (§3.5). */
+  serviceWindowUntil?: number;
   updatedAt: number;
 }
 
@@ -49,6 +51,7 @@ const MIGRATIONS = [
      PRIMARY KEY (phone_number_id, wa_id)
    );`,
   'ALTER TABLE permission_ledger ADD COLUMN last_reply_at INTEGER;',
+  'ALTER TABLE permission_ledger ADD COLUMN service_window_until INTEGER;',
 ];
 
 interface Row {
@@ -62,6 +65,7 @@ interface Row {
   synced_at: number | null;
   updated_at: number;
   last_reply_at: number | null;
+  service_window_until: number | null;
 }
 
 export class SqlitePermissionStore implements PermissionStore {
@@ -84,11 +88,12 @@ export class SqlitePermissionStore implements PermissionStore {
       })();
     }
     this.upsert = this.db.prepare(`INSERT INTO permission_ledger
-      (phone_number_id, wa_id, status, expires_at, requests, last_request_id, unanswered, synced_at, updated_at, last_reply_at)
-      VALUES (@phoneNumberId, @waId, @status, @expiresAt, @requests, @lastRequestId, @unanswered, @syncedAt, @updatedAt, @lastReplyAt)
+      (phone_number_id, wa_id, status, expires_at, requests, last_request_id, unanswered, synced_at, updated_at, last_reply_at, service_window_until)
+      VALUES (@phoneNumberId, @waId, @status, @expiresAt, @requests, @lastRequestId, @unanswered, @syncedAt, @updatedAt, @lastReplyAt, @serviceWindowUntil)
       ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET status = excluded.status, expires_at = excluded.expires_at,
         requests = excluded.requests, last_request_id = excluded.last_request_id, unanswered = excluded.unanswered,
-        synced_at = excluded.synced_at, updated_at = excluded.updated_at, last_reply_at = excluded.last_reply_at`);
+        synced_at = excluded.synced_at, updated_at = excluded.updated_at, last_reply_at = excluded.last_reply_at,
+        service_window_until = excluded.service_window_until`);
     this.select = this.db.prepare('SELECT * FROM permission_ledger WHERE phone_number_id = ? AND wa_id = ?');
   }
 
@@ -104,6 +109,7 @@ export class SqlitePermissionStore implements PermissionStore {
     if (row.last_request_id !== null) entry.lastRequestId = row.last_request_id;
     if (row.synced_at !== null) entry.syncedAt = row.synced_at;
     if (row.last_reply_at !== null) entry.lastReplyAt = row.last_reply_at;
+    if (row.service_window_until !== null) entry.serviceWindowUntil = row.service_window_until;
     return entry;
   }
 
@@ -112,6 +118,7 @@ export class SqlitePermissionStore implements PermissionStore {
       phoneNumberId: e.phoneNumberId, waId: e.waId, status: e.status, expiresAt: e.expiresAt ?? null,
       requests: JSON.stringify(e.requests), lastRequestId: e.lastRequestId ?? null, unanswered: e.unanswered,
       syncedAt: e.syncedAt ?? null, updatedAt: e.updatedAt, lastReplyAt: e.lastReplyAt ?? null,
+      serviceWindowUntil: e.serviceWindowUntil ?? null,
     });
   }
 

@@ -7,7 +7,7 @@ import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { SqlitePermissionStore } from '../store/permission-store.js';
 import { SqliteCallRecordStore } from '../store/sqlite-store.js';
-import { PermissionLedger, PermissionService, PRODUCTION_LIMITS, SANDBOX_LIMITS } from './permissions.js';
+import { PermissionLedger, PermissionService, PRODUCTION_LIMITS, SANDBOX_LIMITS, permissionRequestContent } from './permissions.js';
 import { GraphError, parseCallPermissions, type GraphClient } from './graph-client.js';
 import type { PermissionReplyEvent } from './events.js';
 
@@ -101,6 +101,25 @@ describe('PermissionLedger', () => {
     expect(sandbox.hasPermission(SANDBOX_PN, USER)).toBe(true);
     sandbox.businessCallUnanswered(SANDBOX_PN, USER);
     expect(sandbox.hasPermission(SANDBOX_PN, USER)).toBe(false);
+  });
+
+  it("keeps the user's 24 h customer-service window: their call, their acceptance of ours, their reply", () => {
+    expect(ledger.view(PN, USER).serviceWindowUntil).toBeUndefined();
+    ledger.userReachedOut(PN, USER, T0 - HOUR);
+    expect(ledger.view(PN, USER).serviceWindowUntil).toBe(T0 + 23 * HOUR);
+    now = T0 + 23 * HOUR;
+    expect(ledger.view(PN, USER).serviceWindowUntil).toBeUndefined();
+    ledger.callConnected(PN, USER, 'business_initiated');
+    expect(ledger.view(PN, USER).serviceWindowUntil).toBe(now + DAY);
+    ledger.userReachedOut(PN, USER, T0); // an older contact never shortens it
+    expect(ledger.view(PN, USER).serviceWindowUntil).toBe(now + DAY);
+    ledger.applyReply(reply({ response: 'reject', timestamp: Math.floor((now + HOUR) / 1000) }));
+    expect(ledger.view(PN, USER).serviceWindowUntil).toBe(now + HOUR + DAY);
+
+    const freeForm = { bodyText: 'May we call you?' };
+    expect(permissionRequestContent(ledger.view(PN, USER), 'tmpl', freeForm)).toBe(freeForm);
+    expect(permissionRequestContent(ledger.view(PN, '19998887777'), 'tmpl', freeForm)).toEqual({ templateName: 'tmpl' });
+    expect(permissionRequestContent(ledger.view(PN, '19998887777'), '', freeForm)).toBe(freeForm);
   });
 
   it('any connected call resets both request windows, either direction', () => {

@@ -62,6 +62,12 @@ export interface PermissionView {
   /** No entry, or not synced with Meta within staleAfterMs. */
   stale: boolean;
   /**
+   * ms epoch until which the user's customer-service window is open as far as the gateway saw (§3.5: the user's call,
+   * answered or not, the user accepting ours, the user's reply to a permission request). Free-form permission
+   * requests are allowed only inside it (§2.3). Undefined = not known to be open.
+   */
+  serviceWindowUntil?: number;
+  /**
    * ms epoch until which Meta allows no business-initiated call to this user: GET call_permissions said start_call
    * cannot be performed (its limit_expiration_time), or connect failed 138012 (§2.5, §3.1). Undefined = no such limit.
    */
@@ -109,6 +115,7 @@ export class PermissionLedger {
     if (status === 'temporary' && e?.expiresAt !== undefined) v.expiresAt = e.expiresAt;
     if (e?.lastRequestId !== undefined) v.lastRequestId = e.lastRequestId;
     if (e?.syncedAt !== undefined) v.syncedAt = e.syncedAt;
+    if (e?.serviceWindowUntil !== undefined && e.serviceWindowUntil > now) v.serviceWindowUntil = e.serviceWindowUntil;
     const limits = this.limits(phoneNumberId);
     const next = Math.max(
       day.length >= limits.requestsPerDay ? oldestOfLast(day, limits.requestsPerDay) + DAY : 0,
@@ -175,6 +182,7 @@ export class PermissionLedger {
     }
     this.update(ev.phoneNumberId, ev.userWaId, (e, now) => {
       e.lastReplyAt = repliedAt;
+      openServiceWindow(e, repliedAt); // the reply is the user's message
       if (ev.response === 'accept') {
         if (ev.isPermanent) {
           e.status = 'permanent';
@@ -236,10 +244,18 @@ export class PermissionLedger {
 
   /** Any connected call, either direction, resets both request windows (§3.1); a business call resets the unanswered run. */
   callConnected(phoneNumberId: string, waId: string, direction: 'user_initiated' | 'business_initiated'): void {
-    this.update(phoneNumberId, waId, (e) => {
+    this.update(phoneNumberId, waId, (e, now) => {
       e.requests = [];
-      if (direction === 'business_initiated') e.unanswered = 0;
+      if (direction === 'business_initiated') {
+        e.unanswered = 0;
+        openServiceWindow(e, now); // the user accepted our call (§3.5)
+      }
     });
+  }
+
+  /** The user reached out at `at` (ms epoch): a call of theirs, answered or not, opens the 24 h service window (§3.5). */
+  userReachedOut(phoneNumberId: string, waId: string, at: number): void {
+    this.update(phoneNumberId, waId, (e) => openServiceWindow(e, at));
   }
 
   /** A business-initiated call the user did not answer or rejected: 2 in a row → warning, 4 → revoked (§3.1). */
@@ -281,6 +297,10 @@ export class PermissionLedger {
   }
 }
 
+function openServiceWindow(e: PermissionEntry, at: number): void {
+  e.serviceWindowUntil = Math.max(e.serviceWindowUntil ?? 0, at + DAY);
+}
+
 /** The oldest of the `limit` newest times: once it leaves its window, one more request fits again. */
 function oldestOfLast(times: number[], limit: number): number {
   return [...times].sort((a, b) => a - b)[times.length - limit]!;
@@ -290,6 +310,14 @@ function effectiveStatus(e: PermissionEntry, now: number): PermissionStatus {
   // No webhook is sent when a temporary permission expires (§1.6): the ledger expires it itself.
   if (e.status === 'temporary' && (e.expiresAt === undefined || e.expiresAt <= now)) return 'none';
   return e.status;
+}
+
+/**
+ * What a permission request the caller left open sends: free-form inside the user's customer-service window (§2.3:
+ * allowed only there), the configured template outside it (§2.4: works anywhere), else free-form as the only choice.
+ */
+export function permissionRequestContent(view: Pick<PermissionView, 'serviceWindowUntil'>, template: string, freeForm: PermissionRequestContent): PermissionRequestContent {
+  return template && view.serviceWindowUntil === undefined ? { templateName: template } : freeForm;
 }
 
 export type PermissionRequestResult =

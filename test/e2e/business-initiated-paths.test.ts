@@ -359,6 +359,27 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     expect(messagesTo(waId)).toHaveLength(3);
   });
 
+  it('a request that names neither body nor template: the template while the service window is closed, free-form once the user replied', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'no_permission' });
+    e2e.config.businessCalls.permissionRequestTemplate = 'call_permission_v1';
+    try {
+      expect((await admin('POST', '/v1/permission-requests', { to: waId })).status).toBe(202);
+      expect(messagesTo(waId)[0]!.body).toMatchObject({ type: 'template', template: { name: 'call_permission_v1' } });
+      // The user's reply is a message of theirs: it opens the 24 h customer-service window (§3.5).
+      now += HOUR;
+      await e2e.meta.userRepliesToPermission(waId, { response: 'reject' });
+      const view = async () => (await (await admin('GET', `/v1/permissions/${waId}`)).json()) as { serviceWindowUntil: string | null };
+      await waitAsync(async () => (await view()).serviceWindowUntil ?? undefined, 'service window open');
+      expect(Date.parse((await view()).serviceWindowUntil!)).toBe(Math.floor(now / 1000) * 1000 + 24 * HOUR);
+      now += 23 * HOUR + 60_000; // past the daily request limit, still inside the window
+      expect((await admin('POST', '/v1/permission-requests', { to: waId })).status).toBe(202);
+      expect(messagesTo(waId)[1]!.body).toMatchObject({ type: 'interactive', interactive: { type: 'call_permission_request' } });
+    } finally {
+      e2e.config.businessCalls.permissionRequestTemplate = '';
+    }
+  });
+
   it('four unanswered calls: a warning after two, the permission revoked after four, the fifth INVITE refused without connect', async () => {
     const waId = newUser();
     e2e.meta.addUser({ waId }, { permission: 'permanent' });
