@@ -36,6 +36,33 @@ async function connectUser(e2e: E2E, waId: string): Promise<{ user: RtpLevelUser
   return { user, callId };
 }
 
+/**
+ * A sipp PBX answering with `scenario` and a gateway ringing it, started once for the describe block that calls this;
+ * its tests get both from the returned function.
+ */
+function sippAgentSuite(scenario: SippScenario, durationMs: number, timeoutSec: number): () => { agent: SippRun; e2e: E2E } {
+  let agent: SippRun;
+  let e2e: E2E;
+  beforeAll(async () => {
+    agent = await startSipp({ scenario, service: 'agent', rtpEcho: true, durationMs, timeoutSec });
+    e2e = await startE2E({ sipTarget: agent.uri });
+  }, 60_000);
+  afterAll(async () => {
+    await e2e?.stop();
+    await agent?.stop();
+  });
+  return () => ({ agent, e2e });
+}
+
+/** The user hangs up: no call is left, and the PBX's scenario ran to its end without a failure. */
+async function hangUpCleanly(e2e: E2E, agent: SippRun, callId: string): Promise<void> {
+  await e2e.meta.userHangsUp(callId);
+  await waitNoLiveCalls(e2e.gateway);
+  const result = await agent.done;
+  expect(result.failed).toBe(0);
+  expect(result.successful).toBe(1);
+}
+
 describe.skipIf(baresipSkip !== undefined)('DTMF both ways between baresip and the WhatsApp user (RFC 4733)', () => {
   let agent: BaresipAgent;
   let e2e: E2E;
@@ -96,19 +123,10 @@ describe.skipIf(baresipSkip !== undefined)('DTMF both ways between baresip and t
 });
 
 describe.skipIf(sippSkip !== undefined)('DTMF toward a PBX without telephone-event: SIP INFO (sipp)', () => {
-  let agent: SippRun;
-  let e2e: E2E;
-
-  beforeAll(async () => {
-    agent = await startSipp({ scenario: 'uas-answer-info-dtmf', service: 'agent', rtpEcho: true, durationMs: 60_000, timeoutSec: 80 });
-    e2e = await startE2E({ sipTarget: agent.uri });
-  }, 60_000);
-  afterAll(async () => {
-    await e2e?.stop();
-    await agent?.stop();
-  });
+  const pbx = sippAgentSuite('uas-answer-info-dtmf', 60_000, 80);
 
   it(`the user's "${DIGITS}" reach the PBX as SIP INFO application/dtmf-relay, in order, and the call goes on`, async () => {
+    const { agent, e2e } = pbx();
     const { user, callId } = await connectUser(e2e, '16315553693');
     try {
       user.sendDigits(DIGITS, 100);
@@ -119,11 +137,7 @@ describe.skipIf(sippSkip !== undefined)('DTMF toward a PBX without telephone-eve
       expect(infos().map((i) => i.signal).join('')).toBe(DIGITS);
       expect(infos().every((i) => i.duration >= 40 && i.duration <= 2000)).toBe(true);
       // No telephone-event toward a PBX that did not negotiate it: the echo carries only G.711 back.
-      await e2e.meta.userHangsUp(callId);
-      await waitNoLiveCalls(e2e.gateway);
-      const result = await agent.done;
-      expect(result.failed).toBe(0);
-      expect(result.successful).toBe(1);
+      await hangUpCleanly(e2e, agent, callId);
     } finally {
       await user.close();
     }
@@ -131,21 +145,12 @@ describe.skipIf(sippSkip !== undefined)('DTMF toward a PBX without telephone-eve
 });
 
 describe.skipIf(sippSkip !== undefined)('an UPDATE from the PBX while our DTMF INFO is pending (sipp)', () => {
-  let agent: SippRun;
-  let e2e: E2E;
-
-  beforeAll(async () => {
-    agent = await startSipp({ scenario: 'uas-answer-info-update', service: 'agent', rtpEcho: true, durationMs: 60_000, timeoutSec: 80 });
-    e2e = await startE2E({ sipTarget: agent.uri });
-  }, 60_000);
-  afterAll(async () => {
-    await e2e?.stop();
-    await agent?.stop();
-  });
+  const pbx = sippAgentSuite('uas-answer-info-update', 60_000, 80);
 
   // drachtio-srf hands an incoming UPDATE to whichever request of ours is pending with the same Call-ID; the
   // PBX holds its answer to our INFO until its own session-refresh UPDATE is answered.
   it('answers the UPDATE 200 while the INFO waits, then the digits go on and the call stays up', async () => {
+    const { agent, e2e } = pbx();
     const { user, callId } = await connectUser(e2e, '16315553695');
     try {
       user.sendDigits('12', 100);
@@ -162,11 +167,7 @@ describe.skipIf(sippSkip !== undefined)('an UPDATE from the PBX while our DTMF I
       expect(signals()).toBe('12');
       expect(agent.messages()).toMatch(/SIP\/2\.0 200 OK\r?\n[\s\S]*?CSeq: 1 UPDATE/);
       expect(e2e.gateway.registry.size).toBe(1);
-      await e2e.meta.userHangsUp(callId);
-      await waitNoLiveCalls(e2e.gateway);
-      const result = await agent.done;
-      expect(result.failed).toBe(0);
-      expect(result.successful).toBe(1);
+      await hangUpCleanly(e2e, agent, callId);
     } finally {
       await user.close();
     }
@@ -174,19 +175,10 @@ describe.skipIf(sippSkip !== undefined)('an UPDATE from the PBX while our DTMF I
 });
 
 describe.skipIf(sippSkip !== undefined)('DTMF from a PBX that sends SIP INFO (sipp)', () => {
-  let agent: SippRun;
-  let e2e: E2E;
-
-  beforeAll(async () => {
-    agent = await startSipp({ scenario: 'uas-answer-send-info-dtmf' as SippScenario, service: 'agent', rtpEcho: true, durationMs: 1500, timeoutSec: 40 });
-    e2e = await startE2E({ sipTarget: agent.uri });
-  }, 60_000);
-  afterAll(async () => {
-    await e2e?.stop();
-    await agent?.stop();
-  });
+  const pbx = sippAgentSuite('uas-answer-send-info-dtmf' as SippScenario, 1500, 40);
 
   it('INFO application/dtmf-relay digits "12#" from the PBX reach the user as RFC 4733 events, in order', async () => {
+    const { agent, e2e } = pbx();
     const { user, callId } = await connectUser(e2e, '16315553694');
     try {
       await waitFor(() => (user.receivedDigits().length >= 3 ? true : undefined), 'three digits at the user', 20_000);
