@@ -368,10 +368,18 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
     if (knownNoPermission(view)) return refuse({ status: 403, text: 'No WhatsApp call permission from the user', cause: 'no_permission' }, 'rejected');
     if (view.callsBlockedUntil !== undefined) return refuse(callLimitRefusal(view.callsBlockedUntil, deps.permissions.ledger.clock()), 'rejected');
   }
+  // The user rings at most businessCalls.ringTimeoutMs; once they pick up, the agent's INVITE has its own ring timeout,
+  // and the whole setup is bounded by both.
+  const userRingTimer = setTimeout(() => {
+    if (!wa.pickedUp) end({ by: 'gateway', outcome: 'no_answer', cause: 'ring_timeout' });
+  }, cfg.ringTimeoutMs);
   const setupTimer = setTimeout(() => {
     end({ by: 'gateway', outcome: 'no_answer', cause: 'ring_timeout' });
   }, cfg.ringTimeoutMs + config.sip.ringTimeoutMs);
-  call.onTeardown(() => clearTimeout(setupTimer));
+  call.onTeardown(() => {
+    clearTimeout(userRingTimer);
+    clearTimeout(setupTimer);
+  });
   let offerSdp: string;
   try {
     offerSdp = await media.offerWhatsApp(keyExchangeFor(deps, number));

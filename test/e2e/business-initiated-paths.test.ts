@@ -380,6 +380,24 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     }
   });
 
+  it('click-to-call to a user who never answers: Graph terminate after businessCalls.ringTimeoutMs, not that plus the agent ring time', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId }, { permission: 'permanent' });
+    e2e.config.businessCalls.ringTimeoutMs = 5000;
+    try {
+      const res = await admin('POST', '/v1/calls', { to: waId, agent: 'sip:agent@127.0.0.1:5999' });
+      expect(res.status).toBe(202);
+      const placed = await e2e.meta.waitForConnect(waId);
+      const started = Date.now();
+      const terminate = await e2e.meta.waitForAction(placed.id, 'terminate', 15_000);
+      expect(terminate.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(8000);
+      expect(await recordTo(waId)).toMatchObject({ outcome: 'no_answer', endedBy: 'gateway', cause: 'ring_timeout' });
+    } finally {
+      e2e.config.businessCalls.ringTimeoutMs = 60_000;
+    }
+  }, 30_000);
+
   it('four unanswered calls: a warning after two, the permission revoked after four, the fifth INVITE refused without connect', async () => {
     const waId = newUser();
     e2e.meta.addUser({ waId }, { permission: 'permanent' });
