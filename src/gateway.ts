@@ -20,6 +20,7 @@ import { targetRefusal } from './sip/target-policy.js';
 import { MetaNumberSettings } from './whatsapp/meta-settings.js';
 import { RecentMetaNotices } from './whatsapp/meta-notices.js';
 import { WebhookForwarder } from './http/webhook-forwarder.js';
+import { ClusterAdmin } from './http/cluster-admin.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
 import { dispatchEvent } from './calls/dispatch.js';
@@ -130,6 +131,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const startedAt = Date.now();
   registerAdminApi(admin, {
     store, registry, metaNotices: () => metaNotices.list(),
+    cluster: new ClusterAdmin({ peers: () => deps.config.cluster.peers, timeoutMs: () => deps.config.cluster.forwardTimeoutMs, logger }),
     status: () => ({
       version: gatewayVersion(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), drachtioConnected: sip.connected,
       rtpPortsFree: media.pool.free, eventFeedClients: feed?.clientCount ?? 0,

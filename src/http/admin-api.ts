@@ -12,6 +12,7 @@ import {
   type CallRecord, type CallRecordQuery, type CallRecordStore, type Direction, type Outcome,
 } from '../store/call-record.js';
 import type { MetaNoticeView } from '../whatsapp/meta-notices.js';
+import type { ClusterAdmin } from './cluster-admin.js';
 
 export const ALL_ROLES: readonly Role[] = ['admin', 'supervisor', 'reporting'];
 export const STAFF: readonly Role[] = ['admin', 'supervisor'];
@@ -25,6 +26,8 @@ export interface AdminApiDeps {
   metaNotices?: () => MetaNoticeView[];
   /** Page size the CSV export walks the store with. */
   csvPageSize?: number;
+  /** The other instances (cluster.peers): live calls across all of them, and a call id unknown here asked there. */
+  cluster?: ClusterAdmin;
 }
 
 /**
@@ -57,19 +60,38 @@ export function registerAdminApi(admin: AdminRouter, deps: AdminApiDeps): void {
     sendJson(res, 200, record);
   });
 
-  admin.add('GET', '/v1/calls', STAFF, ({ res, principal }) => {
-    sendJson(res, 200, { calls: registry.list().filter((c) => seesTenant(principal, c.ctx.tenant)).map(liveCall) });
+  admin.add('GET', '/v1/calls', STAFF, async ({ req, res, url, principal }) => {
+    const calls = registry.list().filter((c) => seesTenant(principal, c.ctx.tenant)).map(liveCall);
+    const cluster = deps.cluster;
+    if (url.searchParams.get('cluster') !== '1' || !cluster?.reaches(req)) return sendJson(res, 200, { calls });
+    const answers = await cluster.ask(req, 'GET', '/v1/calls');
+    // A shared peer list may name this instance too: its calls are here already.
+    const seen = new Set(calls.map((c) => c.id));
+    for (const a of answers) {
+      const theirs = a.status === 200 ? (a.body as { calls?: Array<Record<string, unknown>> } | undefined)?.calls ?? [] : [];
+      for (const c of theirs.filter((x) => !seen.has(x.id))) {
+        seen.add(c.id);
+        calls.push({ ...c, instance: a.peer });
+      }
+    }
+    sendJson(res, 200, { calls, peers: answers.map((a) => ({ peer: a.peer, ok: a.status === 200, ...(a.status !== 200 ? { status: a.status } : {}) })) });
   });
 
-  admin.add('GET', '/v1/calls/:id', STAFF, ({ params, res, principal }) => {
-    sendJson(res, 200, liveCall(liveCallOr404(registry, params.id!, principal)));
-  });
-
-  const hangUp = async ({ params, res, principal }: AdminRequest): Promise<void> => {
-    const call = liveCallOr404(registry, params.id!, principal);
-    const record = await call.end({ by: 'gateway', outcome: call.state === 'answered' ? 'answered' : 'cancelled', cause: 'admin_hangup' });
-    sendJson(res, 200, { ended: true, record });
+  /** This instance's answer, or the answer of the peer that holds the call; 404 when none does. */
+  const hereOrOnPeer = async (r: AdminRequest, here: (call: Call) => Promise<unknown> | unknown): Promise<void> => {
+    const call = registry.get(r.params.id!) ?? registry.byWhatsAppId(r.params.id!);
+    if (call || !deps.cluster?.reaches(r.req)) return sendJson(r.res, 200, await here(liveCallOr404(registry, r.params.id!, r.principal)));
+    const found = await deps.cluster.first(r.req, r.req.method ?? 'GET', r.url.pathname);
+    if (!found) throw new AdminHttpError(404, 'no such live call on this instance or its peers');
+    sendJson(r.res, 200, { ...(found.body as Record<string, unknown>), instance: found.peer });
   };
+
+  admin.add('GET', '/v1/calls/:id', STAFF, (r) => hereOrOnPeer(r, liveCall));
+
+  const hangUp = (r: AdminRequest): Promise<void> => hereOrOnPeer(r, async (call) => {
+    const record = await call.end({ by: 'gateway', outcome: call.state === 'answered' ? 'answered' : 'cancelled', cause: 'admin_hangup' });
+    return { ended: true, record };
+  });
   admin.add('POST', '/v1/calls/:id/hangup', STAFF, hangUp);
   admin.add('DELETE', '/v1/calls/:id', STAFF, hangUp);
 

@@ -147,7 +147,11 @@ export function openApiDocument(): Record<string, unknown> {
         },
         get: {
           summary: 'Live calls with their current quality', 'x-roles': ['admin', 'supervisor'],
-          responses: responses(json({ type: 'object', properties: { calls: { type: 'array', items: { $ref: '#/components/schemas/LiveCall' } } } }, 'Live calls'), 401, 403),
+          parameters: [{ name: 'cluster', in: 'query', required: false, schema: { type: 'string', enum: ['1'] }, description: 'Also the live calls of every cluster.peers instance (each with `instance`), and `peers` with who answered' }],
+          responses: responses(json({ type: 'object', properties: {
+            calls: { type: 'array', items: { $ref: '#/components/schemas/LiveCall' } },
+            peers: { type: 'array', items: { type: 'object', properties: { peer: { type: 'string' }, ok: { type: 'boolean' }, status: { type: 'integer' } } } },
+          } }, 'Live calls'), 401, 403),
         },
       },
       '/v1/calls/{id}': {

@@ -11,10 +11,11 @@ import { recordOf, records, startE2E, waitFor, waitNoLiveCalls, type E2E } from 
 import { FORWARDED_HEADER } from '../../src/http/webhook-forwarder.js';
 
 const skipReason = firstMissing(drachtioAvailable(), sippAvailable());
-const TESTS = 4;
+const TESTS = 5;
 if (skipReason) noteSkipped(skipReason, TESTS, 'two instances behind one webhook URL');
 
 const user = { waId: '16315553602', name: 'Jane Doe' };
+const ADMIN_KEY = 'cluster-admin-key';
 
 describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL', () => {
   let a: E2E;
@@ -36,9 +37,10 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
 
   beforeAll(async () => {
     agentPort = await freePort({ tcp: false });
-    b = await startE2E({ sipTarget: `sip:agent@127.0.0.1:${agentPort}` });
+    b = await startE2E({ sipTarget: `sip:agent@127.0.0.1:${agentPort}`, adminKeys: { [ADMIN_KEY]: 'ops:supervisor' } });
     a = await startE2E({
       sipTarget: `sip:agent@127.0.0.1:${agentPort}`,
+      adminKeys: { [ADMIN_KEY]: 'ops:supervisor' },
       config: {
         media: { rtpPortMin: 23500, rtpPortMax: 23599, webrtcPortMin: 23600, webrtcPortMax: 23799 },
         cluster: { peers: [`http://127.0.0.1:${b.gateway.http.port}`] },
@@ -76,6 +78,31 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     // A never held the call: no call, no record, no Graph action of its own.
     expect((await records(a.gateway)).filter((r) => r.waCallId === callId)).toHaveLength(0);
     expect(a.meta.requests).toHaveLength(0);
+  });
+
+  it('the admin API of either instance shows the live calls of both (?cluster=1) and hangs up a call held by the other', async () => {
+    agent = await startSipp({ scenario: 'uas-answer', port: agentPort, service: 'agent', timeoutSec: 20, durationMs: 20_000 });
+    const { callId } = await b.meta.userCalls(user);
+    await b.meta.waitForAction(callId, 'accept');
+    const onB = await waitFor(() => b.gateway.registry.byWhatsAppId(callId), 'call on B');
+    const api = (method: string, path: string) => fetch(`http://127.0.0.1:${a.gateway.http.port}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+
+    expect(((await (await api('GET', '/v1/calls')).json()) as { calls: unknown[] }).calls).toHaveLength(0);
+    const all = (await (await api('GET', '/v1/calls?cluster=1')).json()) as { calls: Array<{ id: string; waCallId: string; instance?: string }>; peers: Array<{ ok: boolean }> };
+    expect(all.calls).toEqual([expect.objectContaining({ id: onB.id, waCallId: callId, instance: `http://127.0.0.1:${b.gateway.http.port}` })]);
+    expect(all.peers).toEqual([expect.objectContaining({ ok: true })]);
+    const one = await api('GET', `/v1/calls/${onB.id}`);
+    expect(one.status).toBe(200);
+    expect(await one.json()).toMatchObject({ id: onB.id, waCallId: callId });
+
+    const hangUp = await api('DELETE', `/v1/calls/${onB.id}`);
+    expect(hangUp.status).toBe(200);
+    expect(await hangUp.json()).toMatchObject({ ended: true, record: { waCallId: callId, cause: 'admin_hangup' } });
+    await waitNoLiveCalls(b.gateway);
+    expect((await api('GET', `/v1/calls/${onB.id}`)).status).toBe(404);
+    // A peer never passes an admin request on again: B alone answers for itself.
+    const fromPeer = await fetch(`http://127.0.0.1:${b.gateway.http.port}/v1/calls?cluster=1`, { headers: { authorization: `Bearer ${ADMIN_KEY}`, [FORWARDED_HEADER]: '1' } });
+    expect(await fromPeer.json()).toEqual({ calls: [] });
   });
 
   it('a new call rings only where Meta\'s delivery arrived; the peer remembers it, so Meta\'s retry there does not ring twice', async () => {
