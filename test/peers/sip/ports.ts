@@ -31,6 +31,17 @@ function udpFree(port: number, host: string): Promise<number | undefined> {
 const handedOut = new Set<number>();
 
 /**
+ * Ports are picked below Linux's ephemeral range (32768–60999), above the media port ranges the tests configure
+ * (20000–28999): a port picked from the ephemeral range, free when checked, could be handed by the kernel to any
+ * socket bound to port 0 before the peer bound it, or between two runs of a peer that keeps its port for a whole
+ * suite (a clean-clone CI run lost a test to that). Each vitest worker picks from a slice of its own.
+ */
+const STABLE_BASE = 29_000;
+const SLICE = 400;
+const SLICES = 9; // 29000–32599
+const slice = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % SLICES;
+
+/**
  * A loopback port that is currently free. `udp`/`tcp` say which protocols must be free on it
  * (default both). Ports handed out by this process are not handed out again. `even` for RTP.
  */
@@ -39,11 +50,10 @@ export async function freePort(opts: { udp?: boolean; tcp?: boolean; even?: bool
   const needUdp = opts.udp ?? true;
   const needTcp = opts.tcp ?? true;
   for (let i = 0; i < 200; i++) {
-    // Let the kernel pick a candidate from its ephemeral range, then check the other protocol.
-    const candidate = needTcp ? await tcpFree(0, host) : await udpFree(0, host);
-    if (candidate === undefined || handedOut.has(candidate)) continue;
-    if (opts.even && candidate % 2 !== 0) continue;
-    if (needTcp && needUdp && (await udpFree(candidate, host)) === undefined) continue;
+    const candidate = STABLE_BASE + slice * SLICE + Math.floor(Math.random() * SLICE);
+    if (handedOut.has(candidate) || (opts.even && candidate % 2 !== 0)) continue;
+    if (needTcp && (await tcpFree(candidate, host)) === undefined) continue;
+    if (needUdp && (await udpFree(candidate, host)) === undefined) continue;
     handedOut.add(candidate);
     return candidate;
   }
