@@ -2,6 +2,7 @@
  * Starts the whole gateway against real peers for an end-to-end test: drachtio-server (built from source), the
  * Meta Cloud API double, and the gateway itself on free loopback ports. stop() checks that nothing leaked.
  */
+import { expect } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -144,6 +145,27 @@ export async function toneHeardByAgent(agent: Pick<BaresipAgent, 'recordings'>, 
   const tone = detectTone(heard, wav.sampleRate, hz);
   console.log(`${label} hears ${hz} Hz at ${tone.levelDbfs.toFixed(1)} dBFS, SNR ${tone.snrDb.toFixed(1)} dB`);
   return tone;
+}
+
+/** The tone in what a WaUser heard during its last `ms`; logged as `<label> hears <hz> Hz at … dBFS, SNR … dB`. */
+export function toneHeardByUser(user: WaUser, hz: number, label = 'user', ms = 1000): ToneDetection {
+  const rec = user.recording();
+  const tail = rec.samples.subarray(Math.max(0, rec.samples.length - Math.round((ms / 1000) * rec.sampleRate)));
+  const tone = detectTone(tail, rec.sampleRate, hz);
+  console.log(`${label} hears ${hz} Hz at ${tone.levelDbfs.toFixed(1)} dBFS, SNR ${tone.snrDb.toFixed(1)} dB`);
+  return tone;
+}
+
+/**
+ * Once media flows, the user plays 1 kHz for 3 s; in the last second the user must hear the agent's 440 Hz, and not
+ * its own 1 kHz come back.
+ */
+export async function userTalksAndHearsAgent(user: WaUser, label = 'user'): Promise<void> {
+  await user.waitForMedia();
+  user.play({ toneHz: 1000, levelDbfs: -12 });
+  await new Promise((r) => setTimeout(r, 3000));
+  expect(toneHeardByUser(user, 440, label).detected).toBe(true);
+  expect(toneHeardByUser(user, 1000, label).detected).toBe(false);
 }
 
 /**

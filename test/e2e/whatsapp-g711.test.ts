@@ -4,25 +4,11 @@
  * on either side of the bridge. Real peers: libwebrtc as the user, baresip as the agent, drachtio-server between.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectTone } from '../audio/goertzel.js';
 import { drachtioAvailable, firstMissing, noteSkipped } from '../peers/drachtio.js';
 import { baresipAvailable, startBaresip, type BaresipAgent } from '../peers/sip/baresip.js';
 import { WaUser } from '../peers/meta/index.js';
 import { parseAudioPayloadTypes } from '../../src/media/webrtc-leg.js';
-import { records, recordOf, startE2E, toneHeardByAgent, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
-/** The user plays 1 kHz for 3 s; what the user heard in the last second (48 kHz) is checked for the agent's 440 Hz. */
-async function talkAndListen(user: WaUser, label: string): Promise<void> {
-  await user.waitForMedia();
-  user.play({ toneHz: 1000, levelDbfs: -12 });
-  await new Promise((r) => setTimeout(r, 3000));
-  const rec = user.recording();
-  const lastSecond = rec.samples.subarray(Math.max(0, rec.samples.length - 48_000));
-  const at440 = detectTone(lastSecond, 48_000, 440);
-  console.log(`user hears 440 Hz at ${at440.levelDbfs.toFixed(1)} dBFS, SNR ${at440.snrDb.toFixed(1)} dB (${label})`);
-  expect(at440.detected).toBe(true);
-  expect(detectTone(lastSecond, 48_000, 1000).detected).toBe(false);
-}
-
+import { records, recordOf, startE2E, toneHeardByAgent, userTalksAndHearsAgent, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
 const skipReason = firstMissing(drachtioAvailable(), baresipAvailable());
 if (skipReason) noteSkipped(skipReason, 2, 'G.711 toward WhatsApp');
 
@@ -57,7 +43,7 @@ describe.skipIf(skipReason !== undefined)('G.711 toward WhatsApp (audio.addition
       expect(parseAudioPayloadTypes(call.preAcceptSdp!)).toMatchObject({ order: [0, 126], opusPt: null });
       expect(call.acceptSdp).toBe(call.preAcceptSdp);
       await established;
-      await talkAndListen(user, 'user-initiated, G.711 both legs');
+      await userTalksAndHearsAgent(user, 'user (user-initiated, G.711 both legs)');
 
       const live = await waitFor(() => gateway.registry.list()[0], 'live call');
       expect(live.state).toBe('answered');
@@ -88,7 +74,7 @@ describe.skipIf(skipReason !== undefined)('G.711 toward WhatsApp (audio.addition
       await waitFor(() => gateway.registry.list()[0]?.state === 'ringing' || undefined, 'RINGING reached the call');
       await meta.userAnswers(placed.id);
       await established;
-      await talkAndListen(user, 'business-initiated, G.711 both legs');
+      await userTalksAndHearsAgent(user, 'user (business-initiated, G.711 both legs)');
 
       const closed = agent.waitEvent('CALL_CLOSED', 10_000);
       await agent.hangup();
