@@ -430,7 +430,7 @@ describe.skipIf(baresipSkip !== undefined)('SIP harness: baresip agent (auto-ans
   });
 
   it('SipAgent.invite → baresip answers, sends its 440 Hz tone as PCMU, records our 1 kHz tone, DTMF, hangs up on demand', async () => {
-    const rtpPort = await freePort({ tcp: false, even: true });
+    const rtpPort = await freePort({ tcp: false, even: true, span: 2 });
     const sock = await bindUdp(rtpPort);
     const received: Buffer[] = [];
     const dtmfPayloads: Buffer[] = [];

@@ -195,7 +195,7 @@ describe.skipIf(skipReason !== undefined)('hold and transfer inside the gateway'
   }, 60_000);
   it('a re-INVITE that moves the agent\'s RTP address and changes the codec makes media follow', async () => {
     const { meta, gateway } = e2e;
-    const newPort = await freePort({ tcp: false, even: true });
+    const newPort = await freePort({ tcp: false, even: true, span: 2 });
     const sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(newPort, '127.0.0.1', () => r()));
     const pts = new Map<number, number>();

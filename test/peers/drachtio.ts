@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { accessSync, appendFileSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { freePort, waitForTcp } from './sip/ports.js';
+import { freePort, retryOnPortInUse, waitForTcp } from './sip/ports.js';
 import { spawnTethered } from './sip/tether.js';
 
 export type DrachtioAvailability = { ok: true; bin: string } | { ok: false; reason: string };
@@ -115,19 +115,8 @@ function installExitHook(): void {
 }
 
 /** Start drachtio-server on loopback. Resolves when the admin port accepts connections and SIP is bound. */
-/**
- * A port freePort() found free may be taken by another test process before drachtio-server binds it: a start that
- * fails on a port in use is tried again on fresh ports.
- */
-export async function startDrachtio(opts: DrachtioServerOptions = {}): Promise<DrachtioServer> {
-  const ownPorts = opts.adminPort === undefined && opts.sipPort === undefined;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startDrachtioOnce(opts);
-    } catch (err) {
-      if (!ownPorts || attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
-    }
-  }
+export function startDrachtio(opts: DrachtioServerOptions = {}): Promise<DrachtioServer> {
+  return retryOnPortInUse(opts.adminPort === undefined && opts.sipPort === undefined, () => startDrachtioOnce(opts));
 }
 
 async function startDrachtioOnce(opts: DrachtioServerOptions): Promise<DrachtioServer> {

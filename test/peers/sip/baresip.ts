@@ -18,7 +18,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, rmSync, sta
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForTcp } from './ports.js';
+import { freePort, retryOnPortInUse, waitForTcp } from './ports.js';
 import { spawnTethered } from './tether.js';
 
 export type BaresipAvailability = { ok: true; bin: string } | { ok: false; reason: string };
@@ -127,19 +127,8 @@ class NetstringDecoder {
   }
 }
 
-/**
- * baresip also listens for SIP over TLS on the port above its SIP port, which freePort() cannot reserve: another
- * process's ephemeral connection may hold it. A start that fails on a port in use is tried again on fresh ports.
- */
-export async function startBaresip(opts: BaresipOptions = {}): Promise<BaresipAgent> {
-  const ownPorts = opts.sipPort === undefined && opts.ctrlPort === undefined && opts.rtpPorts === undefined;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startBaresipOnce(opts);
-    } catch (err) {
-      if (!ownPorts || attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
-    }
-  }
+export function startBaresip(opts: BaresipOptions = {}): Promise<BaresipAgent> {
+  return retryOnPortInUse(opts.sipPort === undefined && opts.ctrlPort === undefined && opts.rtpPorts === undefined, () => startBaresipOnce(opts));
 }
 
 async function startBaresipOnce(opts: BaresipOptions): Promise<BaresipAgent> {
@@ -147,12 +136,13 @@ async function startBaresipOnce(opts: BaresipOptions): Promise<BaresipAgent> {
   if (!avail.ok) throw new Error(avail.reason);
   const user = opts.user ?? 'agent';
   if (!/^[A-Za-z0-9+._-]+$/.test(user)) throw new Error(`bad baresip user ${user}`);
-  const sipPort = opts.sipPort ?? (await freePort());
+  // baresip also listens for SIP over TLS on the port above its SIP port.
+  const sipPort = opts.sipPort ?? (await freePort({ span: 2 }));
   const ctrlPort = opts.ctrlPort ?? (await freePort({ udp: false }));
   let rtp = opts.rtpPorts;
   if (!rtp) {
-    const base = await freePort({ tcp: false, even: true });
-    rtp = { min: base, max: Math.min(base + 20, 65534) };
+    const base = await freePort({ tcp: false, even: true, span: 21 });
+    rtp = { min: base, max: base + 20 };
   }
   const toneHz = opts.toneHz ?? 440;
   const dir = mkdtempSync(join(tmpdir(), 'wagw-baresip-'));

@@ -28,7 +28,7 @@ import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './ports.js';
+import { freePort, retryOnPortInUse } from './ports.js';
 
 export type SippScenario = 'uas-answer' | 'uas-answer-info-dtmf' | 'uas-answer-info-update' | 'uas-answer-hangup' | 'uas-refuse' | 'uas-ring-cancel' | 'uas-answer-info-reinvite' | 'uac-invite' | 'uac-invite-late-ack' | 'uac-cancel' | 'uac-invite-refused' | 'uac-invite-auth' | 'uac-invite-auth-refused'
   | 'uas-ring-update' | 'uac-invite-early-update';
@@ -146,11 +146,16 @@ function udpInUse(port: number): Promise<boolean> {
   });
 }
 
-export async function startSipp(opts: SippOptions, attempt = 1): Promise<SippRun> {
+export function startSipp(opts: SippOptions): Promise<SippRun> {
+  return retryOnPortInUse(opts.port === undefined && opts.mediaPort === undefined, () => startSippOnce(opts));
+}
+
+async function startSippOnce(opts: SippOptions): Promise<SippRun> {
   const avail = sippAvailable();
   if (!avail.ok) throw new Error(avail.reason);
   const port = opts.port ?? (await freePort({ tcp: false }));
-  const mediaPort = opts.mediaPort ?? (await freePort({ tcp: false, even: true }));
+  // RTP, RTCP, and the port a re-INVITE moves to (+2) with its RTCP.
+  const mediaPort = opts.mediaPort ?? (await freePort({ tcp: false, even: true, span: 4 }));
   const service = opts.service ?? 'sipp';
   const dir = mkdtempSync(join(tmpdir(), 'wagw-sipp-'));
   const scenarioFile = join(dir, `${opts.scenario}.xml`);
@@ -245,11 +250,6 @@ export async function startSipp(opts: SippOptions, attempt = 1): Promise<SippRun
   if (exited) {
     const r = await done;
     const why = r.stderr || r.stdout.slice(-2000);
-    // freePort's port was free when checked; something (an ephemeral bind elsewhere) can take it before SIPp binds.
-    // With ports of our own choosing, try others.
-    if (/errno = 98|Address already in use/.test(why) && opts.port === undefined && opts.mediaPort === undefined && attempt < 3) {
-      return startSipp(opts, attempt + 1);
-    }
     throw new Error(`sipp exited at start (code ${r.exitCode}): ${why}`);
   }
   if (child.pid === undefined) throw new Error('sipp has no pid');
