@@ -17,6 +17,7 @@ import { Session } from 'node:inspector/promises';
 import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay, type PerformanceEntry } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { Bridge } from '../src/media/bridge.js';
+import { encoderLoadGovernor } from '../src/media/encoder-load-governor.js';
 import { sharedFrameClock } from '../src/media/frame-clock.js';
 import { PortPool } from '../src/media/port-pool.js';
 import { RtpLeg } from '../src/media/rtp-leg.js';
@@ -26,6 +27,8 @@ import { WebRtcLeg } from '../src/media/webrtc-leg.js';
 export type WorkerRequest =
   | {
     type: 'init'; mediaPath: 'fast' | 'werift'; complexity: number; fec: boolean; fecAdaptive: boolean; tickReads: boolean; bitrate: number;
+    /** media.opusLoadAdaptive: the encoders step down from `complexity` while the plane's loop is busy. */
+    loadAdaptive: boolean;
     /** 'PCMU': the peers offer G.711 beside Opus and the gateway takes it (media.whatsappCodecs [PCMU, PCMA, opus]). */
     waCodec: 'opus' | 'PCMU';
     ports: [number, number]; planes: number;
@@ -50,6 +53,8 @@ export interface Measured {
   rssMiB: number;
   rssBaseMiB: number;
   fastLegs: number;
+  /** The Opus encoders' complexity at the end of the window, lowest and highest over the planes (load-adaptive). */
+  encoderComplexity: { min: number; max: number };
   /** Garbage collections in the window: young-generation scavenges, full (mark-compact) collections, pauses. */
   gc: { scavenges: number; fullGcs: number; pauseTotalMs: number; pauseMaxMs: number };
 }
@@ -131,7 +136,7 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
   };
   const bridge = new Bridge(wa, sip, {
     sipCodec: 'PCMU', sipDtmfPayloadType: 101, mediaTimeoutMs: 3_600_000,
-    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive },
+    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive, loadAdaptive: s.loadAdaptive },
     tickReads: s.tickReads,
   });
   calls.push({ id: msg.id, wa, sip, bridge });
@@ -220,6 +225,8 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
       writeFileSync(heapTo, JSON.stringify(profile));
     }
     session?.disconnect();
+    const s = settings!;
+    const encoderNow = s.loadAdaptive ? Math.max(0, s.complexity - encoderLoadGovernor().level) : s.complexity;
     const n = Math.min(sampleCount, samples.length);
     const sorted = samples.slice(0, n).sort();
     send({
@@ -228,6 +235,7 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
       latencyP50Ms: percentile(sorted, 50), latencyP99Ms: percentile(sorted, 99), latencySamples: n,
       rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20,
       fastLegs: calls.filter((c) => c.wa.mediaPath === 'fast').length, gc,
+      encoderComplexity: { min: encoderNow, max: encoderNow },
     });
   } else if (msg.type === 'totals') {
     // What the peers sent last may still wait in the sockets for the next tick (tick reads): read it first. Then
@@ -293,6 +301,7 @@ async function route(init: Extract<WorkerRequest, { type: 'init' }>): Promise<vo
         lagMaxMs: Math.max(...ms.map((m) => m.lagMaxMs)), latencyP50Ms: Math.max(...ms.map((m) => m.latencyP50Ms)),
         latencyP99Ms: Math.max(...ms.map((m) => m.latencyP99Ms)), latencySamples: ms.reduce((a, m) => a + m.latencySamples, 0),
         rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20, fastLegs: ms.reduce((a, m) => a + m.fastLegs, 0),
+        encoderComplexity: { min: Math.min(...ms.map((m) => m.encoderComplexity.min)), max: Math.max(...ms.map((m) => m.encoderComplexity.max)) },
         gc: {
           scavenges: ms.reduce((a, m) => a + m.gc.scavenges, 0), fullGcs: ms.reduce((a, m) => a + m.gc.fullGcs, 0),
           pauseTotalMs: ms.reduce((a, m) => a + m.gc.pauseTotalMs, 0), pauseMaxMs: Math.max(...ms.map((m) => m.gc.pauseMaxMs)),

@@ -42,6 +42,8 @@ export interface SocketRunOptions {
   fecAdaptive?: boolean;
   /** Sockets read on the media tick and sends batched after it (media.tickReads, the shipped default); default true. */
   tickReads?: boolean;
+  /** media.opusLoadAdaptive (the shipped default): encoders step down from `complexity` while the loop is busy; default true. */
+  loadAdaptive?: boolean;
   /** 'PCMU': Meta carries G.711 (media.whatsappCodecs), so no Opus runs in the gateway; default 'opus'. */
   waCodec?: 'opus' | 'PCMU';
 }
@@ -56,11 +58,15 @@ export interface SocketRunResult {
   callsWithFec: number;
   mediaPath: 'fast' | 'werift';
   fastLegs: number;
+  /** The encoders' complexity at the end of the window (below the configured one when the load governor stepped in). */
+  encoderComplexity: { min: number; max: number };
   seconds: number;
   cpuMsPerCallSecond: number;
   /** The kernel's share of cpuMsPerCallSecond (loopback UDP, timers). */
   kernelMsPerCallSecond: number;
   cpuPercentOfOneCore: number;
+  /** The synthetic peers' own CPU in the window (this process), so a saturated machine shows. */
+  peerCpuPercentOfOneCore: number;
   callsPerCoreByCpu: number;
   lagP50Ms: number;
   lagP99Ms: number;
@@ -136,7 +142,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   };
   await request({
     type: 'init', mediaPath: o.mediaPath, complexity: o.complexity, fec: o.fec, fecAdaptive: o.fecAdaptive ?? true, tickReads: o.tickReads ?? true, bitrate: o.bitrate,
-    ports: [30000, 39998], planes: planeCount, waCodec: o.waCodec ?? 'opus',
+    ports: [30000, 39998], planes: planeCount, waCodec: o.waCodec ?? 'opus', loadAdaptive: o.loadAdaptive ?? true,
   }, 'ready');
 
   // The PBX: an echo socket per call, like a phone per call.
@@ -232,7 +238,9 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   // sees, and the gateway's event loop takes several seconds to settle after that (lag and latency tails measured
   // 2–3× higher in the first 5–6 s than after; CPU ~5 % higher).
   await new Promise((r) => setTimeout(r, WARM_UP_MS));
+  const peerCpu0 = process.cpuUsage();
   const m = await request<Measured>({ type: 'measure', seconds: o.seconds }, 'measured');
+  const peerCpu = process.cpuUsage(peerCpu0);
   armed = false;
   for (const u of unsub) u();
   await new Promise((r) => setTimeout(r, 300));
@@ -259,10 +267,12 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   const cpuMsPerCallSecond = m.cpuMs / callSeconds;
   const lagP99Ms = m.lagP99Ms;
   return {
-    calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, tickReads: (o.tickReads ?? true) && tickReadsAvailable(), callsWithFec, mediaPath: o.mediaPath, fastLegs: m.fastLegs, seconds: round(m.seconds),
+    calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, tickReads: (o.tickReads ?? true) && tickReadsAvailable(), callsWithFec, mediaPath: o.mediaPath, fastLegs: m.fastLegs,
+    encoderComplexity: o.waCodec === 'PCMU' ? { min: 0, max: 0 } : m.encoderComplexity, seconds: round(m.seconds),
     cpuMsPerCallSecond: round(cpuMsPerCallSecond),
     kernelMsPerCallSecond: round(m.cpuSystemMs / callSeconds),
     cpuPercentOfOneCore: round((m.cpuMs / (m.seconds * 1000)) * 100),
+    peerCpuPercentOfOneCore: round(((peerCpu.user + peerCpu.system) / 1000 / (m.seconds * 1000)) * 100),
     callsPerCoreByCpu: Math.floor(1000 / cpuMsPerCallSecond),
     lagP50Ms: round(m.lagP50Ms), lagP99Ms: round(lagP99Ms), lagMaxMs: round(m.lagMaxMs),
     latencyP50Ms: round(m.latencyP50Ms), latencyP99Ms: round(m.latencyP99Ms),

@@ -13,7 +13,7 @@
  * Prints tables and writes bench/results/latest.json (and a dated copy). Takes 3–6 minutes.
  *
  *   npm run bench [-- --calls 50,100,200,400] [--seconds 8] [--media-path fast|werift] [--complexity 5] [--fec 1]
- *                 [--fec-adaptive 0] [--priority -10] [--planes 2] [--g711 0]
+ *                 [--fec-adaptive 0] [--load-adaptive 0] [--priority -10] [--planes 2] [--g711 0]
  */
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -46,6 +46,9 @@ const planes = Math.max(1, Number(arg('planes', '1')) || 1);
 // is measured the same way; --fec-adaptive 0 puts FEC (5 % expected loss) in every packet, floor included.
 const fecAdaptive = arg('fec-adaptive', '1') !== '0';
 const tickReads = arg('tick-reads', '1') !== '0';
+// media.opusLoadAdaptive (shipped on): the encoders step down from --complexity while the gateway's loop is over 75 %
+// busy; each rung reports the complexity they ran at. --load-adaptive 0: --complexity at every load.
+const loadAdaptive = arg('load-adaptive', '1') !== '0';
 const opus = {
   complexity: Number(arg('complexity', '5')), inbandFec: arg('fec', '1') !== '0', bitrate: Number(arg('bitrate', '24000')),
   lossAdaptive: fecAdaptive, expectedLossPercent: fecAdaptive ? 0 : undefined,
@@ -150,6 +153,7 @@ console.table(srtpTable);
 const rows: SocketRunResult[] = [];
 const tableRow = (r: SocketRunResult): Record<string, number | string | boolean> => ({
   N: r.calls, planes: r.planes, path: r.mediaPath, cpuMsPerCallS: r.cpuMsPerCallSecond, cpuPctOfCore: r.cpuPercentOfOneCore,
+  encoderCx: r.encoderComplexity.min === r.encoderComplexity.max ? r.encoderComplexity.min : `${r.encoderComplexity.min}-${r.encoderComplexity.max}`,
   callsPerCoreByCpu: r.callsPerCoreByCpu, lagP50: r.lagP50Ms, lagP99: r.lagP99Ms, latP50: r.latencyP50Ms, latP99: r.latencyP99Ms,
   lossPct: r.addedLossPercent, skipped: r.loss.skippedTicks, rssMiBPerCall: r.rssPerCallMiB, gcPerS: r.gc.scavengesPerSecond,
   gcMaxMs: r.gc.pauseMaxMs, holds: r.holds,
@@ -157,7 +161,7 @@ const tableRow = (r: SocketRunResult): Record<string, number | string | boolean>
 const runRung = async (calls: number, waCodec: 'opus' | 'PCMU' = 'opus', into = rows): Promise<SocketRunResult | null> => {
   process.stdout.write(`\n${calls} calls (${mediaPath} path${waCodec === 'opus' ? '' : ', G.711 toward WhatsApp'}): setting up…`);
   try {
-    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes, waCodec });
+    const r = await runSocketCalls({ calls, seconds, mediaPath, complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes, waCodec, loadAdaptive });
     into.push(r);
     console.log(` set up in ${r.setupSeconds} s, measured ${r.seconds} s`);
     console.table([tableRow(r)]);
@@ -209,7 +213,7 @@ if (arg('compare', '1') !== '0' && mediaPath === 'fast' && ladder.length > 0) {
   const calls = ladder[0]!;
   process.stdout.write(`\n${calls} calls on werift's media path, for comparison: setting up…`);
   try {
-    comparison = await runSocketCalls({ calls, seconds, mediaPath: 'werift', complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes });
+    comparison = await runSocketCalls({ calls, seconds, mediaPath: 'werift', complexity: opus.complexity, fec: opus.inbandFec, fecAdaptive, tickReads, bitrate: opus.bitrate, priority, planes, loadAdaptive });
     console.log(` set up in ${comparison.setupSeconds} s`);
   } catch (err) {
     console.log(` failed: ${(err as Error).message}`);
@@ -222,7 +226,7 @@ const result = {
   at: new Date().toISOString(),
   durationSeconds: Math.round((Date.now() - started) / 1000),
   machine: { ...machine, cpuPressureAtEnd: cpuPressure() },
-  settings: { opus, fecAdaptive, tickReads: tickReads && tickReadsAvailable(), mediaPath, seconds, warmUpSeconds: WARM_UP_MS / 1000, opusFastPath, gatewayPriority: priority ?? null, planes },
+  settings: { opus, opusLoadAdaptive: loadAdaptive, fecAdaptive, tickReads: tickReads && tickReadsAvailable(), mediaPath, seconds, warmUpSeconds: WARM_UP_MS / 1000, opusFastPath, gatewayPriority: priority ?? null, planes },
   // Headline: the largest N that held lag p99 < 5 ms with zero added loss (0 when none did), per core the planes used.
   callsPerCore: holding.length > 0 ? Math.floor(headline!.calls / Math.min(planes, machine.cores)) : 0,
   callsPerCoreByCpu: headline?.callsPerCoreByCpu ?? null,
@@ -231,6 +235,8 @@ const result = {
   latencyP99Ms: headline?.latencyP99Ms ?? null,
   rssPerCallMiB: headline?.rssPerCallMiB ?? null,
   headlineCalls: headline?.calls ?? null,
+  // The encoders' complexity at the headline: below settings.opus.complexity when the load governor stepped in.
+  headlineEncoderComplexity: headline?.encoderComplexity ?? null,
   // The headline's CPU per call-second with sockets over this run's floor: the VM's speed moves both, so this ratio
   // compares runs made at different times (the calls-per-core figures do not).
   socketFloorRatio: headline ? round(headline.cpuMsPerCallSecond / floorMs) : null,
@@ -255,7 +261,9 @@ const result = {
 
 console.log('\nConcurrent calls over loopback (gateway process only; lag/latency in ms)');
 console.table([...rows, ...(comparison ? [comparison] : [])].map(tableRow));
+const cx = result.headlineEncoderComplexity;
 console.log(`\nheadline: ${result.callsPerCore} calls per core holding lag p99 < 5 ms with no added loss` +
+  (cx ? `, Opus encoders at complexity ${cx.min === cx.max ? cx.min : `${cx.min}-${cx.max}`} (configured ${opus.complexity}${loadAdaptive ? ', load-adaptive' : ''})` : '') +
   ` (CPU alone would allow ${result.callsPerCoreByCpu ?? '?'}); floor ratio ${result.floorRatio}; with sockets ${result.socketFloorRatio ?? '?'}× the floor;` +
   ` CPU pressure from other processes ${machine.cpuPressureAtStart ?? 'n/a'} → ${result.machine.cpuPressureAtEnd ?? 'n/a'} %`);
 if (g711Rows.length > 0) {

@@ -210,7 +210,10 @@ export class MediaSession {
       sipCodec,
       ...(sipPayloadType !== undefined ? { sipPayloadType } : {}),
       sipDtmfPayloadType,
-      opus: { bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec, lossAdaptive: media.opusFecAdaptive },
+      opus: {
+        bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec, lossAdaptive: media.opusFecAdaptive,
+        loadAdaptive: media.opusLoadAdaptive, minComplexity: media.opusMinComplexity,
+      },
       mediaTimeoutMs: media.mediaTimeoutMs,
       tickReads: media.tickReads,
       logger: this.call.logger,

@@ -103,6 +103,11 @@ export const configSchema = z.strictObject({
     mediaTimeoutMs: z.number().int().min(1000).default(30_000),
     opusBitrate: z.number().int().min(6000).max(128_000).default(24_000),
     opusComplexity: z.number().int().min(0).max(10).default(5),
+    // While the media event loop is more than 75 % busy, encoders step down from opusComplexity toward
+    // opusMinComplexity (one level a second), and back up once it is below 55 % for 5 s: late ticks would cost every
+    // call gaps, a lower complexity costs a little spectral detail. Off: opusComplexity always.
+    opusLoadAdaptive: z.boolean().default(true),
+    opusMinComplexity: z.number().int().min(0).max(10).default(0),
     opusFec: z.boolean().default(true),
     // FEC follows the loss the user's RTCP reports (as libwebrtc does): on until the first report, then only while
     // loss is reported. Off: FEC in every packet (expected loss fixed at 5 %), about 30 % more encoder CPU.
@@ -126,8 +131,8 @@ export const configSchema = z.strictObject({
     tickReads: z.boolean().default(true),
   }).default({
     bindAddress: '0.0.0.0', sipMediaAddress: '127.0.0.1', publicAddress: '', rtpPortMin: 20000, rtpPortMax: 24999,
-    webrtcPortMin: 25000, webrtcPortMax: 29999, mediaTimeoutMs: 30_000, opusBitrate: 24_000, opusComplexity: 5, opusFec: true,
-    opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast', whatsappKeyExchange: 'dtls', whatsappCodecs: ['opus'], tickReads: true,
+    webrtcPortMin: 25000, webrtcPortMax: 29999, mediaTimeoutMs: 30_000, opusBitrate: 24_000, opusComplexity: 5, opusLoadAdaptive: true,
+    opusMinComplexity: 0, opusFec: true, opusFecAdaptive: true, latchAnySource: false, webrtcMediaPath: 'fast', whatsappKeyExchange: 'dtls', whatsappCodecs: ['opus'], tickReads: true,
   }),
   calls: z.strictObject({
     maxConcurrent: z.number().int().min(1).default(500),

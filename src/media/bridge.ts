@@ -547,6 +547,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.sip.off('rtcp', this.onSipRtcp);
     this.fecDec?.destroy();
     this.fecDec = null;
+    this.opusEnc?.close();
     this.stopping = Promise.allSettled([this.wa.close(), this.sip.close()]).then(() => undefined);
     return this.stopping;
   }

@@ -14,6 +14,7 @@
  */
 import { createRequire } from 'node:module';
 import { Decoder, Encoder } from '@evan/opus';
+import { encoderLoadGovernor, type GovernedEncoder } from './encoder-load-governor.js';
 import { copyInto } from './types.js';
 
 export const PCM_RATE = 8000;
@@ -126,20 +127,48 @@ export interface OpusEncoderOptions {
    * then the prior until the first report. Default true.
    */
   lossAdaptive?: boolean;
+  /**
+   * The complexity steps down toward minComplexity while the event loop is nearly full (encoder-load-governor.ts);
+   * call close() when done. Default false (the gateway's media.opusLoadAdaptive turns it on).
+   */
+  loadAdaptive?: boolean;
+  /** The lowest complexity load may bring it to; default 0. */
+  minComplexity?: number;
 }
 
-export class OpusEncoder8k {
+const clampComplexity = (c: number): number => Math.max(0, Math.min(10, Math.round(c)));
+
+export class OpusEncoder8k implements GovernedEncoder {
   private readonly enc = new Encoder({ channels: 1, sample_rate: PCM_RATE, application: 'voip' });
+  readonly maxComplexity: number;
+  readonly minComplexity: number;
+  private governed: boolean;
 
   constructor(opts: OpusEncoderOptions = {}) {
     const { bitrate = DEFAULT_OPUS_BITRATE, complexity = 5, inbandFec = true, expectedLossPercent = inbandFec ? 5 : 0 } = opts;
+    this.maxComplexity = clampComplexity(complexity);
+    this.minComplexity = Math.min(this.maxComplexity, clampComplexity(opts.minComplexity ?? 0));
     this.enc.bitrate = bitrate;
-    this.enc.complexity = Math.max(0, Math.min(10, Math.round(complexity))) as Encoder['complexity'];
+    this.enc.complexity = this.maxComplexity as Encoder['complexity'];
     this.enc.signal = 'voice';
     this.enc.inband_fec = inbandFec;
     this.enc.packet_loss = expectedLossPercent;
     // DTX would stop packets during silence, and Meta hangs up after 20–30 s without business packets.
     this.enc.dtx = false;
+    this.governed = opts.loadAdaptive === true;
+    if (this.governed) encoderLoadGovernor().add(this);
+  }
+
+  setComplexity(complexity: number): void {
+    const c = clampComplexity(complexity);
+    if (this.enc.complexity !== c) this.enc.complexity = c as Encoder['complexity'];
+  }
+
+  /** Leaves the load governor (the libopus state itself is freed with the object). */
+  close(): void {
+    if (!this.governed) return;
+    this.governed = false;
+    encoderLoadGovernor().delete(this);
   }
 
   /** Encodes one 20 ms frame (160 samples at 8 kHz) into `out`; returns the packet length in bytes. */

@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { encoderLoadGovernor } from '../media/encoder-load-governor.js';
 
 /**
  * The gateway's metrics. Label values are bounded enums (direction, outcome, action, result, code class): never a
@@ -58,6 +59,8 @@ export function createMetrics() {
     transfers: new Counter({ name: 'wagw_transfers_total', help: 'Blind and attended transfers (SIP REFER) by result (completed, returned, ended, refused)', labelNames: ['result'] as const, registers }),
     configReloads: new Counter({ name: 'wagw_config_reloads_total', help: 'Configuration reloads (SIGHUP) by result (applied, rejected)', labelNames: ['result'] as const, registers }),
     rtpPortsTotal: new Gauge({ name: 'wagw_rtp_ports_total', help: 'Size of the SIP-side RTP port pool', registers }),
+    encoderLoadLevel: encoderLoadLevelGauge(registers),
+    encoderLoadChanges: new Counter({ name: 'wagw_opus_encoder_load_changes_total', help: 'Changes of the Opus encoders\' load level, by direction (down: less encoder CPU because the media loop was over 75 % busy; up: back toward media.opusComplexity)', labelNames: ['direction'] as const, registers }),
     transcodeSeconds: new Histogram({ name: 'wagw_transcode_seconds', help: 'Mean time of one 20 ms media tick per ended call (Opus and G.711 both ways, jitter buffer, RTP send)', buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005], registers }),
     recordings: new Counter({ name: 'wagw_recordings_total', help: 'Call recordings by result (started, completed, failed)', labelNames: ['result'] as const, registers }),
     recordingConsent: new Counter({ name: 'wagw_recording_consent_total', help: 'Recording consent steps by result (not_required, announced, explicit_yes, no_consent)', labelNames: ['result'] as const, registers }),
@@ -69,6 +72,18 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** How many complexity steps below media.opusComplexity the Opus encoders run because the media loop is busy. */
+function encoderLoadLevelGauge(registers: Registry[]): Gauge {
+  return new Gauge({
+    name: 'wagw_opus_encoder_load_level',
+    help: 'Complexity steps the Opus encoders run below media.opusComplexity because the media event loop is busy (0: none)',
+    registers,
+    collect() {
+      this.set(encoderLoadGovernor().level);
+    },
+  });
+}
 
 /**
  * Event-loop delay (perf_hooks), read and reset at each scrape: p50, p99 and max since the previous scrape. A
