@@ -2,6 +2,7 @@
  * `npm run bench`: how fast the media engine is, as ratios measured in one run on this machine.
  *
  *  1. floor: Opus decode + encode (shipped encoder settings) and G.711 both ways for one call-second, nothing else;
+ *     and what each encoder complexity costs in quality on speech (bench/encoder-quality.ts);
  *  2. the gateway's media path per call-second without sockets (bench/media-socketless.ts), on the fast SRTP path
  *     and on werift's per-packet path, and the fast path's ratio to the floor;
  *  3. N concurrent bridged calls over loopback with real sockets (bench/media-path.ts) for N = 50, 75, 100, 150, 200, 400,
@@ -19,6 +20,7 @@ import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { codecFloorMs, runCodecFloor } from './codec-floor.js';
+import { runEncoderQuality } from './encoder-quality.js';
 import { runSocketCalls, WARM_UP_MS, type SocketRunResult } from './media-path.js';
 import { runSocketless } from './media-socketless.js';
 import { opusFastPath } from '../src/media/opus-codec.js';
@@ -119,6 +121,12 @@ console.table([
 const codecTable = runCodecFloor(2000);
 console.log('\nCodec cost per setting (µs per 20 ms frame)');
 console.table(codecTable);
+
+// What stepping the encoder down under load costs in quality (bench/encoder-quality.ts).
+const encoderQuality = runEncoderQuality([0, 2, 3, 5, 9], opus.bitrate);
+console.log('\nOpus encoder quality by complexity, espeak-ng speech through G.711 (log-spectral distance: lower is closer)');
+if (typeof encoderQuality === 'string') console.log(`skipped: ${encoderQuality}`);
+else console.table(encoderQuality);
 
 // SRTP alone: one protect + unprotect of an 82-byte RTP packet (a 20 ms Opus frame), consecutive sequence numbers.
 function srtpPairMicros(make: (p: SrtpProfile, k: Buffer, s: Buffer) => Pick<SrtpContext, 'protect' | 'unprotect'>, profile: SrtpProfile, n: number): number {
@@ -248,6 +256,7 @@ const result = {
     g711ToWhatsApp: { msPerCallSecond: round(g711Ms), ratioToFloor: round(g711Ms / floorMs), runs: g711Runs.map((v) => round(v)) },
   },
   codecs: codecTable,
+  encoderQuality: typeof encoderQuality === 'string' ? { skipped: encoderQuality } : encoderQuality,
   srtp: srtpTable,
   calls: rows,
   // The same ladder rules with G.711 toward WhatsApp: callsPerCore is the largest N that held, per core.

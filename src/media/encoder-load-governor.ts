@@ -5,8 +5,8 @@
  * The Opus encoder is most of a transcoded call's CPU (about half at complexity 5), and the media tick shares one
  * event loop with every call on it. Past about 80 % busy, the ticks start to run late for every call at once: lag,
  * then late packets and gaps toward both the user and the agent. Spending less on the encoder keeps the timing
- * for everyone; toward an 8 kHz G.711 source the quality it costs is small (bench/quality: log-spectral distance
- * 3.30 dB at complexity 5 against 3.51 dB at 0 on espeak-ng speech, segmental SNR unchanged). libwebrtc makes the
+ * for everyone; toward an 8 kHz G.711 source the quality it costs is small (bench/encoder-quality.ts: log-spectral
+ * distance 3.23 dB at complexity 5 against 3.37 dB at 0 on espeak-ng speech, segmental SNR unchanged). libwebrtc makes the
  * same trade on phones (complexity 5, not 9). A gateway with headroom never steps down.
  *
  * Steps: one level per second while the loop is more than `high` busy (two above 90 %); one back every `upHoldMs`
