@@ -18,8 +18,8 @@ function governorWith(loads: number[]): EncoderLoadGovernor {
 }
 
 describe('EncoderLoadGovernor', () => {
-  it('steps the encoders down one level a second while the loop is over 75 % busy, two over 90 %, never below their minimum', () => {
-    const g = governorWith([0, 0.8, 0.95, 0.95, 0.95, 0.95]);
+  it('steps the encoders down one level a second while the loop is over 80 % busy, two over 90 %, never below their minimum', () => {
+    const g = governorWith([0, 0.85, 0.95, 0.95, 0.95, 0.95]);
     const a = new FakeEncoder(5);
     const b = new FakeEncoder(5, 3);
     g.add(a);
@@ -38,15 +38,15 @@ describe('EncoderLoadGovernor', () => {
     g.delete(b);
   });
 
-  it('holds its level between the thresholds and steps back up only after 5 s below 55 %', () => {
-    const g = governorWith([0, 0.95, 0.6, 0.6, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]);
+  it('holds its level between the thresholds and steps back up only after 5 s below 60 %', () => {
+    const g = governorWith([0, 0.95, 0.7, 0.7, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]);
     const a = new FakeEncoder(5);
     g.add(a);
     g.sample(1000);
     expect(a.complexity).toBe(3);
     g.sample(2000);
     g.sample(3000);
-    expect(g.level).toBe(2); // 60 %: neither up nor down
+    expect(g.level).toBe(2); // 70 %: neither up nor down
     for (let t = 4000; t <= 7000; t += 1000) g.sample(t);
     expect(g.level).toBe(2); // calm for 4 s only
     g.sample(8000);

@@ -3,7 +3,7 @@
  * load falls.
  *
  * The Opus encoder is most of a transcoded call's CPU (about half at complexity 5), and the media tick shares one
- * event loop with every call on it. Past about 80 % busy, the ticks start to run late for every call at once: lag,
+ * event loop with every call on it. Past about 85 % busy, the ticks start to run late for every call at once: lag,
  * then late packets and gaps toward both the user and the agent. Spending less on the encoder keeps the timing
  * for everyone; toward an 8 kHz G.711 source the quality it costs is small (bench/encoder-quality.ts: log-spectral
  * distance 3.23 dB at complexity 5 against 3.37 dB at 0 on espeak-ng speech, segmental SNR unchanged). libwebrtc makes the
@@ -50,8 +50,8 @@ export class EncoderLoadGovernor {
   private lastMs = 0;
 
   constructor(private readonly opts: EncoderLoadGovernorOptions = {}) {
-    this.high = opts.high ?? 0.75;
-    this.low = opts.low ?? 0.55;
+    this.high = opts.high ?? 0.8;
+    this.low = opts.low ?? 0.6;
     this.intervalMs = opts.intervalMs ?? 1000;
     this.upHoldMs = opts.upHoldMs ?? 5000;
     this.utilization = opts.utilization ?? loopUtilization();

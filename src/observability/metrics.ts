@@ -60,7 +60,7 @@ export function createMetrics() {
     configReloads: new Counter({ name: 'wagw_config_reloads_total', help: 'Configuration reloads (SIGHUP) by result (applied, rejected)', labelNames: ['result'] as const, registers }),
     rtpPortsTotal: new Gauge({ name: 'wagw_rtp_ports_total', help: 'Size of the SIP-side RTP port pool', registers }),
     encoderLoadLevel: encoderLoadLevelGauge(registers),
-    encoderLoadChanges: new Counter({ name: 'wagw_opus_encoder_load_changes_total', help: 'Changes of the Opus encoders\' load level, by direction (down: less encoder CPU because the media loop was over 75 % busy; up: back toward media.opusComplexity)', labelNames: ['direction'] as const, registers }),
+    encoderLoadChanges: new Counter({ name: 'wagw_opus_encoder_load_changes_total', help: 'Changes of the Opus encoders\' load level, by direction (down: less encoder CPU because the media loop was over 80 % busy; up: back toward media.opusComplexity)', labelNames: ['direction'] as const, registers }),
     transcodeSeconds: new Histogram({ name: 'wagw_transcode_seconds', help: 'Mean time of one 20 ms media tick per ended call (Opus and G.711 both ways, jitter buffer, RTP send)', buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005], registers }),
     recordings: new Counter({ name: 'wagw_recordings_total', help: 'Call recordings by result (started, completed, failed)', labelNames: ['result'] as const, registers }),
     recordingConsent: new Counter({ name: 'wagw_recording_consent_total', help: 'Recording consent steps by result (not_required, announced, explicit_yes, no_consent)', labelNames: ['result'] as const, registers }),
