@@ -81,6 +81,8 @@ export interface SocketRunResult {
   gc: { scavengesPerSecond: number; pauseMsPerSecond: number; pauseMaxMs: number; fullGcs: number };
   setupSeconds: number;
   holds: boolean;
+  /** The run before this one at the same N, when that one broke a limit (bench/run.ts runs a broken rung twice). */
+  firstRun?: SocketRunResult;
 }
 
 const SETUP_BATCH = 16;
