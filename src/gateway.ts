@@ -65,7 +65,6 @@ export interface GatewayOptions {
 
 export async function startGateway(config: GatewayConfig, secrets: Secrets, logger = createLogger(config.log.level), opts: GatewayOptions = {}): Promise<RunningGateway> {
   const metrics = createMetrics();
-  let encoderLoadLevel = 0;
   const store = await openCallRecordStore(config.store);
   const registry = new CallRegistry(config.calls.maxConcurrent, logger);
   const graph = new GraphClient({
@@ -91,9 +90,8 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const unreachable = unreachableFromMeta(announced);
   if (unreachable) logger.warn({ announced: announced ?? null }, `WhatsApp media candidates announce an address Meta's relays cannot reach (${unreachable}): set media.publicAddress`);
   if (!preciseTimerAvailable()) logger.warn('the media addon gives no timerfd here: the 20 ms media clock runs on setTimeout, so ticks start 1–2 ms late');
-  observeEncoderLoad((level, utilization) => {
-    metrics.encoderLoadChanges.inc({ direction: level > encoderLoadLevel ? 'down' : 'up' });
-    encoderLoadLevel = level;
+  observeEncoderLoad((level, previous, utilization) => {
+    metrics.encoderLoadChanges.inc({ direction: level > previous ? 'down' : 'up' });
     const fields = { level, loopBusyPercent: Math.round(utilization * 100), maxComplexity: config.media.opusComplexity };
     if (level > 0) logger.warn(fields, 'media event loop busy: Opus encoders run below media.opusComplexity');
     else logger.info(fields, 'media event loop calm: Opus encoders back at media.opusComplexity');

@@ -104,7 +104,7 @@ export const configSchema = z.strictObject({
     opusBitrate: z.number().int().min(6000).max(128_000).default(24_000),
     opusComplexity: z.number().int().min(0).max(10).default(5),
     // While the media event loop is more than 80 % busy, encoders step down from opusComplexity toward
-    // opusMinComplexity (one level a second), and back up once it is below 60 % for 5 s: late ticks would cost every
+    // opusMinComplexity (one level a second), and back up once it is below 70 % for 5 s: late ticks would cost every
     // call gaps, a lower complexity costs a little spectral detail. Off: opusComplexity always.
     opusLoadAdaptive: z.boolean().default(true),
     opusMinComplexity: z.number().int().min(0).max(10).default(0),

@@ -38,15 +38,15 @@ describe('EncoderLoadGovernor', () => {
     g.delete(b);
   });
 
-  it('holds its level between the thresholds and steps back up only after 5 s below 60 %', () => {
-    const g = governorWith([0, 0.95, 0.7, 0.7, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]);
+  it('holds its level between the thresholds and steps back up only after 5 s below 70 %', () => {
+    const g = governorWith([0, 0.95, 0.75, 0.75, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]);
     const a = new FakeEncoder(5);
     g.add(a);
     g.sample(1000);
     expect(a.complexity).toBe(3);
     g.sample(2000);
     g.sample(3000);
-    expect(g.level).toBe(2); // 70 %: neither up nor down
+    expect(g.level).toBe(2); // 75 %: neither up nor down
     for (let t = 4000; t <= 7000; t += 1000) g.sample(t);
     expect(g.level).toBe(2); // calm for 4 s only
     g.sample(8000);

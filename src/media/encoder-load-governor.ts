@@ -31,7 +31,7 @@ export interface EncoderLoadGovernorOptions {
   /** The loop's busy fraction since the previous call; default performance.eventLoopUtilization(). */
   utilization?: () => number;
   /** Told each change of level with the utilization that caused it (log line, metric). */
-  onChange?: (level: number, utilization: number) => void;
+  onChange?: (level: number, previous: number, utilization: number) => void;
 }
 
 export class EncoderLoadGovernor {
@@ -51,7 +51,7 @@ export class EncoderLoadGovernor {
 
   constructor(private readonly opts: EncoderLoadGovernorOptions = {}) {
     this.high = opts.high ?? 0.8;
-    this.low = opts.low ?? 0.6;
+    this.low = opts.low ?? 0.7;
     this.intervalMs = opts.intervalMs ?? 1000;
     this.upHoldMs = opts.upHoldMs ?? 5000;
     this.utilization = opts.utilization ?? loopUtilization();
@@ -98,10 +98,11 @@ export class EncoderLoadGovernor {
     if (next === this.level) return;
     if (next > this.level) this.changes.down++;
     else this.changes.up++;
+    const previous = this.level;
     this.level = next;
     this.lastMs = nowMs;
     for (const enc of this.encoders) enc.setComplexity(this.complexityOf(enc));
-    this.opts.onChange?.(next, u);
+    this.opts.onChange?.(next, previous, u);
   }
 
   private complexityOf(enc: GovernedEncoder): number {
@@ -127,15 +128,16 @@ function loopUtilization(): () => number {
 }
 
 let shared: EncoderLoadGovernor | null = null;
-let onSharedChange: ((level: number, utilization: number) => void) | null = null;
+type LoadObserver = (level: number, previous: number, utilization: number) => void;
+let onSharedChange: LoadObserver | null = null;
 
 /** The governor of this thread's event loop (each media plane has its own loop, so its own governor). */
 export function encoderLoadGovernor(): EncoderLoadGovernor {
-  shared ??= new EncoderLoadGovernor({ onChange: (level, u) => onSharedChange?.(level, u) });
+  shared ??= new EncoderLoadGovernor({ onChange: (level, previous, u) => onSharedChange?.(level, previous, u) });
   return shared;
 }
 
 /** Where the thread's governor reports its changes (the gateway's log and metrics). */
-export function observeEncoderLoad(fn: ((level: number, utilization: number) => void) | null): void {
+export function observeEncoderLoad(fn: LoadObserver | null): void {
   onSharedChange = fn;
 }
