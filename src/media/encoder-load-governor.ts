@@ -2,12 +2,12 @@
  * Lowers the Opus encoders' complexity while this thread's event loop is nearly full, and raises it back when the
  * load falls.
  *
- * The Opus encoder is most of a transcoded call's CPU (about half at complexity 5), and the media tick shares one
- * event loop with every call on it. Past about 85 % busy, the ticks start to run late for every call at once: lag,
- * then late packets and gaps toward both the user and the agent. Spending less on the encoder keeps the timing
- * for everyone; toward an 8 kHz G.711 source the quality it costs is small (bench/encoder-quality.ts: log-spectral
- * distance 3.23 dB at complexity 5 against 3.37 dB at 0 on espeak-ng speech, segmental SNR unchanged). libwebrtc makes the
- * same trade on phones (complexity 5, not 9). A gateway with headroom never steps down.
+ * The Opus encoder is the largest part of a transcoded call's CPU (about half at complexity 5), and the media tick
+ * shares one event loop with every call on it. Past about 85 % busy, the ticks start to run late for every call at
+ * once: lag, then late packets and gaps toward both the user and the agent. Spending less on the encoder keeps the
+ * timing for everyone; toward an 8 kHz G.711 source the quality it costs is small (bench/encoder-quality.ts:
+ * log-spectral distance 3.23 dB at complexity 5 against 3.37 dB at 0 on espeak-ng speech, segmental SNR unchanged).
+ * libwebrtc makes the same trade on phones (complexity 5, not 9). A gateway with headroom never steps down.
  *
  * Steps: one level per second while the loop is more than `high` busy (two above 90 %); one back every `upHoldMs`
  * while it is below `low`. Each encoder runs at max(its minimum, its configured complexity - level).
@@ -47,7 +47,7 @@ export class EncoderLoadGovernor {
   private readonly utilization: () => number;
   private timer: NodeJS.Timeout | null = null;
   private lastBusyMs = 0;
-  private lastMs = 0;
+  private lastChangeMs = 0;
 
   constructor(private readonly opts: EncoderLoadGovernorOptions = {}) {
     this.high = opts.high ?? 0.8;
@@ -92,7 +92,7 @@ export class EncoderLoadGovernor {
       this.lastBusyMs = nowMs;
     } else if (u >= this.low) {
       this.lastBusyMs = nowMs;
-    } else if (this.level > 0 && nowMs - Math.max(this.lastBusyMs, this.lastMs) >= this.upHoldMs) {
+    } else if (this.level > 0 && nowMs - Math.max(this.lastBusyMs, this.lastChangeMs) >= this.upHoldMs) {
       next = this.level - 1;
     }
     if (next === this.level) return;
@@ -100,7 +100,7 @@ export class EncoderLoadGovernor {
     else this.changes.up++;
     const previous = this.level;
     this.level = next;
-    this.lastMs = nowMs;
+    this.lastChangeMs = nowMs;
     for (const enc of this.encoders) enc.setComplexity(this.complexityOf(enc));
     this.opts.onChange?.(next, previous, u);
   }
