@@ -23,7 +23,7 @@ import { WebhookForwarder } from './http/webhook-forwarder.js';
 import { ClusterAdmin } from './http/cluster-admin.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
-import { observeEncoderLoad } from './media/encoder-load-governor.js';
+import { encoderLoadGovernor, observeEncoderLoad } from './media/encoder-load-governor.js';
 import { dispatchEvent } from './calls/dispatch.js';
 import { businessInviteHandler } from './calls/business-initiated.js';
 import { PbxGuard } from './calls/pbx-guard.js';
@@ -67,6 +67,8 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const metrics = createMetrics();
   const store = await openCallRecordStore(config.store);
   const registry = new CallRegistry(config.calls.maxConcurrent, logger);
+  // deps.config: follows reloads.
+  registry.mediaSaturated = () => deps.config.media.refuseCallsWhenSaturated && encoderLoadGovernor().saturated;
   const graph = new GraphClient({
     baseUrl: config.whatsapp.graphBaseUrl, apiVersion: config.whatsapp.graphApiVersion, token: secrets.graphToken,
     timeoutMs: config.whatsapp.graphTimeoutMs, retries: config.whatsapp.graphRetries, logger, metrics,

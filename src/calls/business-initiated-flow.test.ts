@@ -221,6 +221,16 @@ describe('business-initiated flow: webhook events in awkward places', () => {
     expect(t.written[0]).toMatchObject({ cause: 'call_limit', sipStatus: 403 });
   });
 
+  it('a saturated media loop: the PBX gets 503 "Media capacity reached" with Retry-After, and nothing goes to Meta', async () => {
+    const t = setUp();
+    t.registry.mediaSaturated = () => true;
+    await handleBusinessInvite(t.deps, t.invite as unknown as SipInboundInvite);
+    expect(t.invite.reject).toHaveBeenCalledWith(503, expect.objectContaining({ headers: expect.objectContaining({ 'Retry-After': '30' }) }));
+    expect(JSON.stringify(t.invite.reject.mock.calls[0])).toContain('Media capacity reached');
+    expect(t.graph.connect).not.toHaveBeenCalled();
+    expect(t.registry.size).toBe(0);
+  });
+
   it('the offer to WhatsApp uses the number\'s own key exchange when it has one (Meta sets SDES/DTLS per number)', async () => {
     const t = setUp();
     t.deps.config.whatsapp.numbers[0]!.whatsappKeyExchange = 'sdes';

@@ -8,6 +8,7 @@ import { UnusableAnswerError } from '../media/webrtc-leg.js';
 import type { CallRecord } from '../store/call-record.js';
 import { Call, metaDuration, type EndReason } from './call.js';
 import type { CallDeps } from './deps.js';
+import { admissionRefusalText } from './registry.js';
 import { WhatsAppOutboundLeg } from './whatsapp-outbound.js';
 import { generatedMelody, LoopingPcm } from './hold-music.js';
 import type { MediaLegName } from '../media/bridge.js';
@@ -90,7 +91,7 @@ export async function handleBusinessInvite(deps: CallDeps, invite: SipInboundInv
   }
   if (verdict.username !== undefined) metrics.sipDigestAuth.inc({ result: 'accepted' });
   const admission = registry.admissionRefusal();
-  if (admission) return refuseEarly(admission, { status: 503, text: admission === 'draining' ? 'Service draining' : 'Call capacity reached', headers: { 'Retry-After': '30' } });
+  if (admission) return refuseEarly(admission, { status: 503, text: admissionRefusalText(admission), headers: { 'Retry-After': '30' } });
   const choice = chooseBusinessNumber({
     header: invite.header(WA_HEADERS.phoneNumberId), source: invite.source.address, username: verdict.username,
     callingUser: uriUser(invite.from.uri), dialedUser: uriUser(invite.requestUri),
@@ -333,7 +334,7 @@ export async function startClickToCall(deps: CallDeps, req: ClickToCallRequest):
   const cfg = config.businessCalls;
   const { number, waId } = req;
   const admission = registry.admissionRefusal();
-  if (admission) return { refusal: { status: 503, text: admission === 'draining' ? 'Service draining' : 'Call capacity reached', cause: admission } };
+  if (admission) return { refusal: { status: 503, text: admissionRefusalText(admission), cause: admission } };
   if (businessNumberBlocked(number.displayNumber, cfg.blockedCountryCodes)) return { refusal: { ...COUNTRY_BLOCKED_REFUSAL } };
   const call = new Call({
     direction: 'business_initiated', tenant: number.tenant, phoneNumberId: number.phoneNumberId,

@@ -96,6 +96,21 @@ describe('dispatchEvent', () => {
     for (const c of registry.list()) await c.end({ by: 'gateway', outcome: 'failed', cause: 'test' });
   });
 
+  it('refuses a user-initiated call with a Graph reject while the media loop is saturated, and admits the next once it is not', async () => {
+    const { deps, registry, written } = stuckInSetup(10, {});
+    let saturated = true;
+    registry.mediaSaturated = () => saturated;
+    dispatchEvent(deps, { ...connect, callId: 'wacid.OVER' });
+    await vi.waitFor(() => expect(written).toHaveLength(1), { timeout: 2000 });
+    expect(written[0]).toMatchObject({ waCallId: 'wacid.OVER', outcome: 'rejected', cause: 'media_overload' });
+    expect(deps.graph.reject).toHaveBeenCalledWith(connect.phoneNumberId, 'wacid.OVER');
+    saturated = false;
+    dispatchEvent(deps, { ...connect, callId: 'wacid.AFTER' });
+    expect(registry.byWhatsAppId('wacid.AFTER')).toBeDefined();
+    expect(written).toHaveLength(1);
+    for (const c of registry.list()) await c.end({ by: 'gateway', outcome: 'failed', cause: 'test' });
+  });
+
   it('the setup deadline counts from the connect\'s timestamp (Meta\'s ring window), not from its late delivery', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     try {

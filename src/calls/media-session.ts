@@ -212,7 +212,8 @@ export class MediaSession {
       sipDtmfPayloadType,
       opus: {
         bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec, lossAdaptive: media.opusFecAdaptive,
-        loadAdaptive: media.opusLoadAdaptive, minComplexity: media.opusMinComplexity,
+        // Governed either way, so that saturation is seen; without load adaptation the complexity has no room to move.
+        loadAdaptive: true, minComplexity: media.opusLoadAdaptive ? media.opusMinComplexity : media.opusComplexity,
       },
       mediaTimeoutMs: media.mediaTimeoutMs,
       tickReads: media.tickReads,

@@ -9,6 +9,13 @@ const REMEMBERED_MAX = 1000;
 /** How long an ended call's uncertain `connect` is watched for: past any ring timeout of Meta's (UNSURE, §3.2). */
 const UNCERTAIN_CONNECT_MS = 3 * 60 * 1000;
 
+export type AdmissionRefusal = 'draining' | 'capacity' | 'media_overload';
+
+/** The reason phrase of the 503 a PBX gets for a refused INVITE. */
+export function admissionRefusalText(r: AdmissionRefusal): string {
+  return r === 'draining' ? 'Service draining' : r === 'capacity' ? 'Call capacity reached' : 'Media capacity reached';
+}
+
 /**
  * The live calls, found by gateway id, WhatsApp call id or SIP Call-ID; the admission rules (limit, drain); and the
  * memory of WhatsApp calls already terminated, so that a `connect` arriving after its `terminate` is never started.
@@ -22,6 +29,11 @@ export class CallRegistry {
   private readonly uncertainConnects = new Map<string, { hangUp: (waCallId: string) => Promise<void>; until: number }>();
   private drainingSince?: number;
   private readonly emptyWaiters = new Set<() => void>();
+  /**
+   * True while the media loop is saturated even with the encoders at their lowest complexity (the gateway wires the
+   * load governor here): a new call would make every call's audio late, so it is refused like one over the limit.
+   */
+  mediaSaturated: () => boolean = () => false;
 
   constructor(
     private readonly maxConcurrent: number,
@@ -39,9 +51,13 @@ export class CallRegistry {
   }
 
   /** Why a new call may not start, or undefined when it may. */
-  admissionRefusal(): 'draining' | 'capacity' | undefined {
+  admissionRefusal(): AdmissionRefusal | undefined {
     if (this.draining) return 'draining';
     if (this.byId.size >= this.maxConcurrent) return 'capacity';
+    if (this.mediaSaturated()) {
+      this.logger.warn({ liveCalls: this.byId.size }, 'new call refused: the media loop is saturated with the Opus encoders at their lowest complexity');
+      return 'media_overload';
+    }
     return undefined;
   }
 

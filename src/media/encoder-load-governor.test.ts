@@ -75,6 +75,31 @@ describe('EncoderLoadGovernor', () => {
     g.delete(next);
   });
 
+  it('is saturated only while the loop is over 95 % busy with every encoder at its minimum', () => {
+    const g = governorWith([0, 0.97, 0.97, 0.97, 0.97, 0.9]);
+    const a = new FakeEncoder(4, 1);
+    g.add(a);
+    g.sample(1000);
+    expect([g.level, g.saturated]).toEqual([2, false]); // a step was still left
+    g.sample(2000);
+    expect([g.level, g.saturated]).toEqual([3, false]);
+    g.sample(3000);
+    expect([g.level, a.complexity, g.saturated]).toEqual([3, 1, true]);
+    g.sample(4000);
+    expect(g.saturated).toBe(true);
+    g.sample(5000);
+    expect(g.saturated).toBe(false); // 90 %: busy, not saturated
+    g.delete(a);
+    // Encoders with no room to move (load adaptation off) are saturated on the loop alone.
+    const fixed = governorWith([0, 0.97]);
+    const f = new FakeEncoder(5, 5);
+    fixed.add(f);
+    fixed.sample(1000);
+    expect([fixed.level, fixed.saturated]).toEqual([0, true]);
+    fixed.delete(f);
+    expect(fixed.saturated).toBe(false);
+  });
+
   it('reads the real event loop: a loop blocked for the whole interval counts as busy', () => {
     const g = new EncoderLoadGovernor();
     const a = new FakeEncoder(5);

@@ -26,6 +26,8 @@ export interface EncoderLoadGovernorOptions {
   high?: number;
   /** Busy fraction below which, held for upHoldMs, the level goes back down. */
   low?: number;
+  /** Busy fraction above which, with every encoder already at its minimum, the loop counts as saturated. */
+  saturation?: number;
   intervalMs?: number;
   upHoldMs?: number;
   /** The loop's busy fraction since the previous call; default performance.eventLoopUtilization(). */
@@ -37,11 +39,17 @@ export interface EncoderLoadGovernorOptions {
 export class EncoderLoadGovernor {
   /** How many complexity steps below their configured value the encoders run now. */
   level = 0;
+  /**
+   * The last sample found the loop over `saturation` with every encoder at its minimum: no step left, and one more
+   * call would make every call's audio late (the gateway then refuses new calls).
+   */
+  saturated = false;
   /** Level changes since start, each way. */
   readonly changes = { down: 0, up: 0 };
   private readonly encoders = new Set<GovernedEncoder>();
   private readonly high: number;
   private readonly low: number;
+  private readonly saturation: number;
   private readonly intervalMs: number;
   private readonly upHoldMs: number;
   private readonly utilization: () => number;
@@ -52,6 +60,7 @@ export class EncoderLoadGovernor {
   constructor(private readonly opts: EncoderLoadGovernorOptions = {}) {
     this.high = opts.high ?? 0.8;
     this.low = opts.low ?? 0.7;
+    this.saturation = opts.saturation ?? 0.95;
     this.intervalMs = opts.intervalMs ?? 1000;
     this.upHoldMs = opts.upHoldMs ?? 5000;
     this.utilization = opts.utilization ?? loopUtilization();
@@ -75,6 +84,7 @@ export class EncoderLoadGovernor {
       this.timer = null;
       // An idle gateway starts its next calls at full quality.
       this.level = 0;
+      this.saturated = false;
     }
   }
 
@@ -86,6 +96,7 @@ export class EncoderLoadGovernor {
   sample(nowMs: number): void {
     const u = this.utilization();
     const room = this.maxLevel();
+    this.saturated = this.level >= room && u > this.saturation;
     let next = this.level;
     if (u > this.high && this.level < room) {
       next = Math.min(room, this.level + (u > 0.9 ? 2 : 1));
