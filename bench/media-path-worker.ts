@@ -55,6 +55,8 @@ export interface Measured {
   fastLegs: number;
   /** The Opus encoders' complexity at the end of the window, lowest and highest over the planes (load-adaptive). */
   encoderComplexity: { min: number; max: number };
+  /** The load governor found a plane saturated at the end of the window: the gateway would refuse new calls. */
+  saturated: boolean;
   /** Garbage collections in the window: young-generation scavenges, full (mark-compact) collections, pauses. */
   gc: { scavenges: number; fullGcs: number; pauseTotalMs: number; pauseMaxMs: number };
 }
@@ -136,7 +138,7 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
   };
   const bridge = new Bridge(wa, sip, {
     sipCodec: 'PCMU', sipDtmfPayloadType: 101, mediaTimeoutMs: 3_600_000,
-    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive, loadAdaptive: s.loadAdaptive },
+    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive, loadAdaptive: true, minComplexity: s.loadAdaptive ? 0 : s.complexity },
     tickReads: s.tickReads,
   });
   calls.push({ id: msg.id, wa, sip, bridge });
@@ -235,7 +237,7 @@ async function onRequest(msg: WorkerRequest): Promise<void> {
       latencyP50Ms: percentile(sorted, 50), latencyP99Ms: percentile(sorted, 99), latencySamples: n,
       rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20,
       fastLegs: calls.filter((c) => c.wa.mediaPath === 'fast').length, gc,
-      encoderComplexity: { min: encoderNow, max: encoderNow },
+      encoderComplexity: { min: encoderNow, max: encoderNow }, saturated: encoderLoadGovernor().saturated,
     });
   } else if (msg.type === 'totals') {
     // What the peers sent last may still wait in the sockets for the next tick (tick reads): read it first. Then
@@ -302,6 +304,7 @@ async function route(init: Extract<WorkerRequest, { type: 'init' }>): Promise<vo
         latencyP99Ms: Math.max(...ms.map((m) => m.latencyP99Ms)), latencySamples: ms.reduce((a, m) => a + m.latencySamples, 0),
         rssMiB: process.memoryUsage().rss / 2 ** 20, rssBaseMiB: rssBase / 2 ** 20, fastLegs: ms.reduce((a, m) => a + m.fastLegs, 0),
         encoderComplexity: { min: Math.min(...ms.map((m) => m.encoderComplexity.min)), max: Math.max(...ms.map((m) => m.encoderComplexity.max)) },
+        saturated: ms.some((m) => m.saturated),
         gc: {
           scavenges: ms.reduce((a, m) => a + m.gc.scavenges, 0), fullGcs: ms.reduce((a, m) => a + m.gc.fullGcs, 0),
           pauseTotalMs: ms.reduce((a, m) => a + m.gc.pauseTotalMs, 0), pauseMaxMs: Math.max(...ms.map((m) => m.gc.pauseMaxMs)),

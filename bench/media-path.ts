@@ -60,6 +60,8 @@ export interface SocketRunResult {
   fastLegs: number;
   /** The encoders' complexity at the end of the window (below the configured one when the load governor stepped in). */
   encoderComplexity: { min: number; max: number };
+  /** The gateway would refuse new calls at the end of the window (media.refuseCallsWhenSaturated). */
+  refusingCalls: boolean;
   seconds: number;
   cpuMsPerCallSecond: number;
   /** The kernel's share of cpuMsPerCallSecond (loopback UDP, timers). */
@@ -270,7 +272,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
   const lagP99Ms = m.lagP99Ms;
   return {
     calls: m.calls, planes: planeCount, fecAdaptive: o.fecAdaptive ?? true, tickReads: (o.tickReads ?? true) && tickReadsAvailable(), callsWithFec, mediaPath: o.mediaPath, fastLegs: m.fastLegs,
-    encoderComplexity: o.waCodec === 'PCMU' ? { min: 0, max: 0 } : m.encoderComplexity, seconds: round(m.seconds),
+    encoderComplexity: o.waCodec === 'PCMU' ? { min: 0, max: 0 } : m.encoderComplexity, refusingCalls: m.saturated, seconds: round(m.seconds),
     cpuMsPerCallSecond: round(cpuMsPerCallSecond),
     kernelMsPerCallSecond: round(m.cpuSystemMs / callSeconds),
     cpuPercentOfOneCore: round((m.cpuMs / (m.seconds * 1000)) * 100),

@@ -164,7 +164,7 @@ const tableRow = (r: SocketRunResult): Record<string, number | string | boolean>
   encoderCx: r.encoderComplexity.min === r.encoderComplexity.max ? r.encoderComplexity.min : `${r.encoderComplexity.min}-${r.encoderComplexity.max}`,
   callsPerCoreByCpu: r.callsPerCoreByCpu, lagP50: r.lagP50Ms, lagP99: r.lagP99Ms, latP50: r.latencyP50Ms, latP99: r.latencyP99Ms,
   lossPct: r.addedLossPercent, skipped: r.loss.skippedTicks, rssMiBPerCall: r.rssPerCallMiB, gcPerS: r.gc.scavengesPerSecond,
-  gcMaxMs: r.gc.pauseMaxMs, holds: r.holds,
+  gcMaxMs: r.gc.pauseMaxMs, refusing: r.refusingCalls, holds: r.holds,
 });
 const runOnce = async (calls: number, waCodec: 'opus' | 'PCMU'): Promise<SocketRunResult | null> => {
   process.stdout.write(`\n${calls} calls (${mediaPath} path${waCodec === 'opus' ? '' : ', G.711 toward WhatsApp'}): setting up…`);
