@@ -16,6 +16,7 @@ import { monoNow } from './types.js';
 import { WebRtcLeg, type ReceivedRtpInfo, type SendRtpParams } from './webrtc-leg.js';
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader as WeriftRtpHeader, RtpPacket, type RTCRtpTransceiver } from 'werift';
 import { audioOf } from './wa-audio-codec.js';
+import { encoderLoadGovernor } from './encoder-load-governor.js';
 
 interface SentWa { payloadType: number; sequenceNumber: number; timestamp: number; marker: boolean; payload: Uint8Array }
 
@@ -209,6 +210,17 @@ describe('Bridge (fake legs, manual clock)', () => {
     const tail = Int16Array.from(out.slice(-4000));
     expect(detectTone(tail, 8000, 440).detected).toBe(true);
     expect(bridge.quality().sip).toMatchObject({ packetsIn: 60, lost: 0 });
+  });
+
+  it('a call with nothing to encode still counts toward the load governor (saturation), and leaves it when stopped', async () => {
+    const governor = encoderLoadGovernor();
+    const before = governor.size;
+    const wa = new FakeWa();
+    wa.audio = audioOf('PCMU', 0);
+    const bridge = new Bridge(wa, new FakeSip(), { sipCodec: 'PCMU', clock: new ManualFrameClock(), opus: { loadAdaptive: true } });
+    expect(governor.size).toBe(before + 1);
+    await bridge.stop();
+    expect(governor.size).toBe(before);
   });
 
   it('with G.711 on the WhatsApp leg (Meta carries it): µ-law both ways on an 8 kHz clock, no Opus, a lost frame repeated', () => {

@@ -23,6 +23,7 @@ import { DEFAULT_OPUS_BITRATE, FRAME_SAMPLES, MAX_FRAME_SAMPLES, OpusDecoder8k, 
 import { G711FrameDecoder } from './g711-frame-decoder.js';
 import { createOpusFecDecoder, opusFecAvailable, type OpusFecDecoder } from './opus-fec.js';
 import { OpusLossAdapter } from './opus-loss-adapter.js';
+import { encoderLoadGovernor, type GovernedEncoder } from './encoder-load-governor.js';
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
 import { parseRtcp, rttFromBlock, RtcpReceiverState, writeReport, type ParsedRtcp } from './rtcp.js';
 import { estimateMos, RtpReceiveStats } from './stats.js';
@@ -306,6 +307,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   /** RTP timestamp ticks of a frame on the WhatsApp leg: 960 at Opus's 48 kHz clock, 160 for G.711. */
   private readonly waTicks: number;
   private readonly lossAdapter: OpusLossAdapter | null;
+  private readonly loadShare: GovernedEncoder | null;
   private readonly waOut = new Uint8Array(1500);
   private readonly dtmfOut = new Uint8Array(4);
   private waSeq = randomInt(0, 0x10000);
@@ -366,6 +368,10 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const bitrate = opts.opus?.bitrate ?? DEFAULT_OPUS_BITRATE;
     const enc = codec === 'opus' ? new OpusEncoder8k({ ...opts.opus, bitrate: cap !== undefined ? Math.min(bitrate, cap) : bitrate }) : null;
     this.opusEnc = enc;
+    // A call with nothing to encode (G.711 toward WhatsApp) still loads the loop: the governor counts it with no room
+    // to move, so a saturated loop shows (and refuses new calls) whatever the calls carry.
+    this.loadShare = !enc && opts.opus?.loadAdaptive ? { maxComplexity: 0, minComplexity: 0, setComplexity: () => undefined } : null;
+    if (this.loadShare) encoderLoadGovernor().add(this.loadShare);
     const { inbandFec = true, lossAdaptive = true } = opts.opus ?? {};
     this.lossAdapter = enc && inbandFec && lossAdaptive ? new OpusLossAdapter((p) => enc.setExpectedLoss(p), enc.settings.packetLoss) : null;
     this.sipRx = new RtpReceiveStats(8000);
@@ -548,6 +554,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.fecDec?.destroy();
     this.fecDec = null;
     this.opusEnc?.close();
+    if (this.loadShare) encoderLoadGovernor().delete(this.loadShare);
     this.stopping = Promise.allSettled([this.wa.close(), this.sip.close()]).then(() => undefined);
     return this.stopping;
   }
