@@ -154,6 +154,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   });
   const feed: EventFeed | undefined = new EventFeed({
     server: http.server, admin, events: registry.events, logger, metrics, maxBufferedBytes: config.admin.eventClientMaxBufferedBytes,
+    peers: () => deps.config.cluster.peers,
   });
   registry.events.startQualitySampling(() => registry.list(), config.admin.eventQualityIntervalMs);
   const retention = new RetentionSweeper(store, {

@@ -5,6 +5,8 @@ import { seesTenant, type AdminRouter, type Principal, type Role } from './admin
 import type { CallEvents, CallEvent } from '../calls/events.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { PeerFeedRelay } from './peer-feed-relay.js';
+import { FORWARDED_HEADER } from './webhook-forwarder.js';
 
 export const EVENTS_PATH = '/v1/events';
 
@@ -19,6 +21,8 @@ export interface EventFeedOptions {
   roles?: readonly Role[];
   /** Ping period; a client that misses a pong is dropped. */
   pingIntervalMs?: number;
+  /** The other instances (cluster.peers), read per client: `?cluster=1` relays their events too (peer-feed-relay.ts). */
+  peers?: () => readonly string[];
 }
 
 const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden' };
@@ -62,6 +66,8 @@ export class EventFeed {
       socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}Content-Length: 0\r\nConnection: close\r\n\r\n`);
       return;
     }
+    // A peer's relay asks with FORWARDED_HEADER: it gets this instance's own calls only, never relayed further.
+    const peers = url.searchParams.get('cluster') === '1' && req.headers[FORWARDED_HEADER] === undefined ? this.opts.peers?.() ?? [] : [];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.alive.add(ws);
       this.credentials.set(ws, authorization ?? '');
@@ -70,9 +76,15 @@ export class EventFeed {
       this.opts.logger.info({ key: principal.name, role: principal.role, clients: this.wss.clients.size }, 'event feed client connected');
       ws.on('pong', () => this.alive.add(ws));
       ws.on('error', () => ws.terminate());
-      ws.on('close', () => this.opts.metrics.eventFeedClients.set(this.wss.clients.size));
+      const relay = peers.length > 0
+        ? new PeerFeedRelay({ peers, authorization: authorization ?? '', deliver: (text) => this.sendTo(ws, text), logger: this.opts.logger })
+        : null;
+      ws.on('close', () => {
+        relay?.close();
+        this.opts.metrics.eventFeedClients.set(this.wss.clients.size);
+      });
       // Clients only listen; anything they send is ignored.
-      ws.send(JSON.stringify({ type: 'feed.ready', at: new Date().toISOString() }));
+      ws.send(JSON.stringify({ type: 'feed.ready', at: new Date().toISOString(), ...(relay ? { peers: peers.length } : {}) }));
     });
   };
 
@@ -103,15 +115,15 @@ export class EventFeed {
     if (this.wss.clients.size === 0) return;
     const text = JSON.stringify(ev);
     for (const ws of this.wss.clients) {
-      if (ws.readyState !== WebSocket.OPEN) continue;
       const principal = this.principals.get(ws);
-      if (!principal || !seesTenant(principal, ev.tenant)) continue;
-      if (ws.bufferedAmount > this.opts.maxBufferedBytes) {
-        this.drop(ws, 'slow');
-        continue;
-      }
-      ws.send(text);
+      if (principal && seesTenant(principal, ev.tenant)) this.sendTo(ws, text);
     }
+  }
+
+  private sendTo(ws: WebSocket, text: string): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > this.opts.maxBufferedBytes) this.drop(ws, 'slow');
+    else ws.send(text);
   }
 
   private drop(ws: WebSocket, reason: 'slow' | 'unresponsive'): void {

@@ -198,7 +198,10 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/events': {
         get: {
           summary: 'Live event feed (WebSocket upgrade; same bearer auth in the Authorization header, or ?access_token= from a browser)', 'x-roles': ['admin', 'supervisor'],
-          parameters: [{ name: 'access_token', in: 'query', required: false, schema: { type: 'string' }, description: 'The bearer key, for clients that cannot set headers on a WebSocket (RFC 6750 §2.3)' }],
+          parameters: [
+            { name: 'access_token', in: 'query', required: false, schema: { type: 'string' }, description: 'The bearer key, for clients that cannot set headers on a WebSocket (RFC 6750 §2.3)' },
+            { name: 'cluster', in: 'query', required: false, schema: { type: 'string', enum: ['1'] }, description: "1: also every cluster.peers instance's call events, each with instance (the peer's base URL)" },
+          ],
           description: 'Messages are JSON objects: first {"type":"feed.ready"}, then call.offered, call.ringing, call.answered, call.quality ' +
             '(periodic while answered) and call.ended (with outcome, endedBy, cause, durationSeconds, quality), each with seq, at, callId, ' +
             'direction, tenant, businessNumber, userWaId, waCallId, sipCallId, state. A client that does not keep up is disconnected ' +

@@ -4,6 +4,7 @@
  * The call lives on B (its connect went there, a sipp agent answered), while the user's hang-up is delivered to A.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { drachtioAvailable, firstMissing, noteSkipped } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun } from '../peers/sip/sipp.js';
 import { freePort } from '../peers/sip/ports.js';
@@ -80,7 +81,24 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     expect(a.meta.requests).toHaveLength(0);
   });
 
-  it('the admin API of either instance shows the live calls of both (?cluster=1) and hangs up a call held by the other', async () => {
+  it('the admin API and event feed of either instance show the calls of both (?cluster=1); it hangs up a call held by the other', async () => {
+    // A wallboard on A that asks for the cluster, and one that does not.
+    type FeedEvent = { type: string; callId?: string; waCallId?: string; instance?: string; peers?: number; cause?: string };
+    const feedOnA = (query: string) => {
+      const got: FeedEvent[] = [];
+      const ws = new WebSocket(`ws://127.0.0.1:${a.gateway.http.port}/v1/events${query}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      ws.on('message', (d) => got.push(JSON.parse(String(d)) as FeedEvent));
+      return { ws, got };
+    };
+    const clusterFeed = feedOnA('?cluster=1');
+    const localFeed = feedOnA('');
+    await waitFor(() => clusterFeed.got.find((e) => e.type === 'feed.ready'), 'cluster feed ready');
+    await waitFor(() => localFeed.got.find((e) => e.type === 'feed.ready'), 'local feed ready');
+    expect(clusterFeed.got[0]).toMatchObject({ type: 'feed.ready', peers: 1 });
+    // The relay's own connection to B is up once B counts a feed client.
+    const feedClientsOnB = async (): Promise<number> => (await b.gateway.metrics.eventFeedClients.get()).values[0]?.value ?? 0;
+    await until(async () => (await feedClientsOnB()) === 1, 'relay connected to B');
+
     agent = await startSipp({ scenario: 'uas-answer', port: agentPort, service: 'agent', timeoutSec: 20, durationMs: 20_000 });
     const { callId } = await b.meta.userCalls(user);
     await b.meta.waitForAction(callId, 'accept');
@@ -100,6 +118,18 @@ describe.skipIf(skipReason !== undefined)('two instances behind one webhook URL'
     expect(await hangUp.json()).toMatchObject({ ended: true, record: { waCallId: callId, cause: 'admin_hangup' } });
     await waitNoLiveCalls(b.gateway);
     expect((await api('GET', `/v1/calls/${onB.id}`)).status).toBe(404);
+    const bUrl = `http://127.0.0.1:${b.gateway.http.port}`;
+    await waitFor(() => clusterFeed.got.find((e) => e.type === 'call.ended' && e.callId === onB.id), "B's call.ended on A's cluster feed");
+    const relayed = clusterFeed.got.filter((e) => e.callId === onB.id);
+    expect(relayed.map((e) => e.type)).toEqual(expect.arrayContaining(['call.offered', 'call.answered', 'call.ended']));
+    expect(relayed.every((e) => e.instance === bUrl && e.waCallId === callId)).toBe(true);
+    expect(relayed.find((e) => e.type === 'call.ended')).toMatchObject({ cause: 'admin_hangup' });
+    // Without ?cluster=1, A's feed carries A's own calls only.
+    expect(localFeed.got.filter((e) => e.callId === onB.id)).toEqual([]);
+    clusterFeed.ws.terminate();
+    localFeed.ws.terminate();
+    // The relay leaves with its client.
+    await until(async () => (await feedClientsOnB()) === 0, 'relay closed on B');
     // A peer never passes an admin request on again: B alone answers for itself.
     const fromPeer = await fetch(`http://127.0.0.1:${b.gateway.http.port}/v1/calls?cluster=1`, { headers: { authorization: `Bearer ${ADMIN_KEY}`, [FORWARDED_HEADER]: '1' } });
     expect(await fromPeer.json()).toEqual({ calls: [] });
