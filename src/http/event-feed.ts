@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
@@ -42,6 +43,8 @@ export class EventFeed {
   /** Who each client is: a tenant's key gets that tenant's calls only. */
   private readonly principals = new WeakMap<WebSocket, Principal>();
   private readonly pinger: NodeJS.Timeout;
+  /** Names this feed in `feed.ready`, so that a relay of ours that reached this very instance knows it. */
+  private readonly feedId = randomUUID();
 
   constructor(private readonly opts: EventFeedOptions) {
     opts.server.on('upgrade', this.onUpgrade);
@@ -77,14 +80,14 @@ export class EventFeed {
       ws.on('pong', () => this.alive.add(ws));
       ws.on('error', () => ws.terminate());
       const relay = peers.length > 0
-        ? new PeerFeedRelay({ peers, authorization: authorization ?? '', deliver: (text) => this.sendTo(ws, text), logger: this.opts.logger })
+        ? new PeerFeedRelay({ peers, authorization: authorization ?? '', deliver: (text) => this.sendTo(ws, text), selfFeedId: this.feedId, logger: this.opts.logger })
         : null;
       ws.on('close', () => {
         relay?.close();
         this.opts.metrics.eventFeedClients.set(this.wss.clients.size);
       });
       // Clients only listen; anything they send is ignored.
-      ws.send(JSON.stringify({ type: 'feed.ready', at: new Date().toISOString(), ...(relay ? { peers: peers.length } : {}) }));
+      ws.send(JSON.stringify({ type: 'feed.ready', at: new Date().toISOString(), feedId: this.feedId, ...(relay ? { peers: peers.length } : {}) }));
     });
   };
 

@@ -43,7 +43,7 @@ describe('PeerFeedRelay', () => {
       ws.send('not json');
     });
     const got: Array<Record<string, unknown>> = [];
-    relays.push(new PeerFeedRelay({ peers: [`${peer.base}/`], authorization: 'Bearer k1', deliver: (t) => got.push(JSON.parse(t) as Record<string, unknown>), logger: createLogger('silent'), reconnectMs: 50 }));
+    relays.push(new PeerFeedRelay({ peers: [`${peer.base}/`], authorization: 'Bearer k1', deliver: (t) => got.push(JSON.parse(t) as Record<string, unknown>), selfFeedId: 'us', logger: createLogger('silent'), reconnectMs: 50 }));
     await vi.waitFor(() => expect(got).toHaveLength(1));
     expect(got[0]).toEqual({ type: 'call.offered', callId: 'c1', instance: peer.base });
     expect(seen[0]!.headers.authorization).toBe('Bearer k1');
@@ -56,11 +56,24 @@ describe('PeerFeedRelay', () => {
     const peer = await fakePeer(() => undefined, true);
     const logger = createLogger('silent');
     const warn = vi.spyOn(logger, 'warn');
-    relays.push(new PeerFeedRelay({ peers: [peer.base], authorization: 'Bearer nope', deliver: () => undefined, logger, reconnectMs: 20 }));
+    relays.push(new PeerFeedRelay({ peers: [peer.base], authorization: 'Bearer nope', deliver: () => undefined, selfFeedId: 'us', logger, reconnectMs: 20 }));
     await vi.waitFor(() => expect(warn).toHaveBeenCalledTimes(1));
     await new Promise((r) => setTimeout(r, 200));
     expect(peer.upgrades()).toBe(1);
     expect(warn.mock.calls[0]![1]).toMatch(/refused/);
+  });
+
+  it('a peer that is this very instance (a shared peer list) is left at once: its events would come twice', async () => {
+    const peer = await fakePeer((ws) => {
+      ws.send(JSON.stringify({ type: 'feed.ready', feedId: 'us' }));
+      ws.send(JSON.stringify({ type: 'call.offered', callId: 'mine' }));
+    });
+    const got: string[] = [];
+    relays.push(new PeerFeedRelay({ peers: [peer.base], authorization: 'Bearer k', deliver: (t) => got.push(t), selfFeedId: 'us', logger: createLogger('silent'), reconnectMs: 20 }));
+    await vi.waitFor(() => expect(peer.upgrades()).toBe(1));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(peer.upgrades()).toBe(1);
+    expect(got).toEqual([]);
   });
 
   it('a peer that is down is retried, with one warning for the outage; close() stops the retries', async () => {
@@ -68,7 +81,7 @@ describe('PeerFeedRelay', () => {
     await new Promise((r) => peer.server.close(r));
     const logger = createLogger('silent');
     const warn = vi.spyOn(logger, 'warn');
-    const relay = new PeerFeedRelay({ peers: [peer.base], authorization: 'Bearer k', deliver: () => undefined, logger, reconnectMs: 20 });
+    const relay = new PeerFeedRelay({ peers: [peer.base], authorization: 'Bearer k', deliver: () => undefined, selfFeedId: 'us', logger, reconnectMs: 20 });
     await new Promise((r) => setTimeout(r, 200));
     expect(warn).toHaveBeenCalledTimes(1);
     relay.close();

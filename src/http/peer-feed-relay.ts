@@ -19,6 +19,8 @@ export interface PeerFeedRelayOptions {
   authorization: string;
   /** One peer event, already marked with its instance, for the client. */
   deliver: (text: string) => void;
+  /** This instance's own feed id: a shared peer list may name this instance, whose events the client has already. */
+  selfFeedId: string;
   logger: Logger;
   reconnectMs?: number;
 }
@@ -48,17 +50,25 @@ export class PeerFeedRelay {
       headers: { authorization: this.opts.authorization, [FORWARDED_HEADER]: '1' },
     });
     this.sockets.add(ws);
+    // Refused: the peer does not take the key, or it is this instance; either way not asked again.
+    let refused = false;
     ws.on('message', (data) => {
+      if (refused) return;
       let ev: unknown;
       try {
         ev = JSON.parse(String(data));
       } catch {
         return;
       }
-      if (typeof ev !== 'object' || ev === null || (ev as { type?: unknown }).type === 'feed.ready') return;
+      if (typeof ev !== 'object' || ev === null) return;
+      if ((ev as { type?: unknown }).type === 'feed.ready') {
+        if ((ev as { feedId?: unknown }).feedId !== this.opts.selfFeedId) return;
+        refused = true;
+        ws.terminate();
+        return;
+      }
       this.opts.deliver(JSON.stringify({ ...ev, instance: peer }));
     });
-    let refused = false;
     ws.on('open', () => this.failing.delete(peer));
     ws.on('unexpected-response', (_req, res) => {
       // 401/403: the peer does not know this key (every instance needs the same admin keys); retrying cannot help.
