@@ -39,11 +39,7 @@ export interface EncoderLoadGovernorOptions {
 export class EncoderLoadGovernor {
   /** How many complexity steps below their configured value the encoders run now. */
   level = 0;
-  /**
-   * The last sample found the loop over `saturation` with every encoder at its minimum: no step left, and one more
-   * call would make every call's audio late (the gateway then refuses new calls).
-   */
-  saturated = false;
+  private saturatedNow = false;
   /** Level changes since start, each way. */
   readonly changes = { down: 0, up: 0 };
   private readonly encoders = new Set<GovernedEncoder>();
@@ -84,8 +80,16 @@ export class EncoderLoadGovernor {
       this.timer = null;
       // An idle gateway starts its next calls at full quality.
       this.level = 0;
-      this.saturated = false;
+      this.saturatedNow = false;
     }
+  }
+
+  /**
+   * The last sample found the loop over `saturation` with every encoder at its minimum: no step left, and one more
+   * call would make every call's audio late (the gateway then refuses new calls).
+   */
+  get saturated(): boolean {
+    return this.saturatedNow;
   }
 
   get size(): number {
@@ -96,7 +100,7 @@ export class EncoderLoadGovernor {
   sample(nowMs: number): void {
     const u = this.utilization();
     const room = this.maxLevel();
-    this.saturated = this.level >= room && u > this.saturation;
+    this.saturatedNow = this.level >= room && u > this.saturation;
     let next = this.level;
     if (u > this.high && this.level < room) {
       next = Math.min(room, this.level + (u > 0.9 ? 2 : 1));

@@ -4,7 +4,8 @@
  * local permission-request limits, the reset by a connected call, the auto-revoke after 4 unanswered calls, and every
  * Graph `connect` error mapped to its SIP response.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { encoderLoadGovernor } from '../../src/media/encoder-load-governor.js';
 import { drachtioAvailable, noteSkipped, firstMissing } from '../peers/drachtio.js';
 import { sippAvailable, startSipp, type SippRun, type SippScenario } from '../peers/sip/sipp.js';
 import { records, startE2E, waitFor, waitNoLiveCalls, type E2E } from './harness.js';
@@ -13,7 +14,7 @@ import type { CallRecord } from '../../src/store/call-record.js';
 const drachtio = drachtioAvailable();
 const sipp = sippAvailable();
 const skipReason = firstMissing(drachtio, sipp);
-const TESTS = 27;
+const TESTS = 28;
 if (skipReason) noteSkipped(skipReason, TESTS, 'business-initiated call paths');
 
 const HOUR = 3600_000;
@@ -106,6 +107,31 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     // One GET call_permissions (the ledger knew nothing), one connect, one terminate.
     expect(e2e.meta.requests.filter((r) => r.query.user_wa_id === waId || r.callId === placed.id || connects(waId).includes(r)).map((r) => r.op))
       .toEqual(['call_permissions', 'connect', 'terminate']);
+  });
+
+  it('a saturated media loop: 503 (Warning "Media capacity reached") with Retry-After and no Graph request; once it clears the next INVITE is placed', async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId, name: 'Sat' }, { permission: 'temporary' });
+    const saturated = vi.spyOn(encoderLoadGovernor(), 'saturated', 'get').mockReturnValue(true);
+    try {
+      const messages = await finalOf(await dial(`+${waId}`));
+      expect(messages).toMatch(/SIP\/2\.0 503/);
+      expect(messages).toMatch(/Warning: 399 wa-sip-gateway \\?"Media capacity reached/);
+      expect(messages).toMatch(/Retry-After: 30/i);
+      expect(e2e.meta.requests.filter((r) => r.query.user_wa_id === waId)).toEqual([]);
+      expect(connects(waId)).toEqual([]);
+      expect(await metric('wagw_sip_invites_refused_total', { reason: 'media_overload' })).toBe(1);
+    } finally {
+      saturated.mockRestore();
+    }
+    const sip = await dial(`+${waId}`, 'uac-invite', {}, 1000);
+    const placed = await e2e.meta.waitForConnect(waId);
+    await e2e.meta.userAnswers(placed.id);
+    // The live call's encoder is the governor's: that is how saturation is seen at all.
+    await waitFor(() => encoderLoadGovernor().size > 0 || undefined, "the call's encoder under the load governor");
+    expect((await sip.done).successful).toBe(1);
+    expect(await recordTo(waId)).toMatchObject({ outcome: 'answered' });
+    expect(encoderLoadGovernor().size).toBe(0);
   });
 
   it('without permission: 403 with the reason, GET call_permissions only, no connect reaches the double', async () => {
