@@ -128,8 +128,9 @@ export interface OpusEncoderOptions {
    */
   lossAdaptive?: boolean;
   /**
-   * The complexity steps down toward minComplexity while the event loop is nearly full (encoder-load-governor.ts);
-   * call close() when done. Default false (the gateway's media.opusLoadAdaptive turns it on).
+   * Under the load governor (encoder-load-governor.ts): the complexity steps down toward minComplexity while the event
+   * loop is nearly full, and the encoder counts toward saturation; call close() when done. Default false. The gateway
+   * governs every call's encoder, with minComplexity = complexity when media.opusLoadAdaptive is off.
    */
   loadAdaptive?: boolean;
   /** The lowest complexity load may bring it to; default 0. */
