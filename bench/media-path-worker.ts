@@ -138,7 +138,8 @@ async function onOffer(msg: Extract<WorkerRequest, { type: 'offer' }>): Promise<
   };
   const bridge = new Bridge(wa, sip, {
     sipCodec: 'PCMU', sipDtmfPayloadType: 101, mediaTimeoutMs: 3_600_000,
-    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive, loadAdaptive: true, minComplexity: s.loadAdaptive ? 0 : s.complexity },
+    opus: { complexity: s.complexity, inbandFec: s.fec, bitrate: s.bitrate, lossAdaptive: s.fecAdaptive, minComplexity: s.loadAdaptive ? 0 : s.complexity },
+    governed: true,
     tickReads: s.tickReads,
   });
   calls.push({ id: msg.id, wa, sip, bridge });

@@ -48,7 +48,7 @@ const planes = Math.max(1, Number(arg('planes', '1')) || 1);
 // is measured the same way; --fec-adaptive 0 puts FEC (5 % expected loss) in every packet, floor included.
 const fecAdaptive = arg('fec-adaptive', '1') !== '0';
 const tickReads = arg('tick-reads', '1') !== '0';
-// media.opusLoadAdaptive (shipped on): the encoders step down from --complexity while the gateway's loop is over 75 %
+// media.opusLoadAdaptive (shipped on): the encoders step down from --complexity while the gateway's loop is over 80 %
 // busy; each rung reports the complexity they ran at. --load-adaptive 0: --complexity at every load.
 const loadAdaptive = arg('load-adaptive', '1') !== '0';
 const opus = {

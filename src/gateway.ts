@@ -23,7 +23,7 @@ import { WebhookForwarder } from './http/webhook-forwarder.js';
 import { ClusterAdmin } from './http/cluster-admin.js';
 import { tickReadsAvailable } from './media/tick-socket.js';
 import { nativeOpusFecVersion, opusFecImplementation } from './media/opus-fec.js';
-import { encoderLoadGovernor, observeEncoderLoad } from './media/encoder-load-governor.js';
+import { encoderLoadGovernor, type LoadObserver } from './media/encoder-load-governor.js';
 import { dispatchEvent } from './calls/dispatch.js';
 import { businessInviteHandler } from './calls/business-initiated.js';
 import { PbxGuard } from './calls/pbx-guard.js';
@@ -92,12 +92,13 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const unreachable = unreachableFromMeta(announced);
   if (unreachable) logger.warn({ announced: announced ?? null }, `WhatsApp media candidates announce an address Meta's relays cannot reach (${unreachable}): set media.publicAddress`);
   if (!preciseTimerAvailable()) logger.warn('the media addon gives no timerfd here: the 20 ms media clock runs on setTimeout, so ticks start 1–2 ms late');
-  observeEncoderLoad((level, previous, utilization) => {
+  const onEncoderLoad: LoadObserver = (level, previous, utilization) => {
     metrics.encoderLoadChanges.inc({ direction: level > previous ? 'down' : 'up' });
     const fields = { level, loopBusyPercent: Math.round(utilization * 100), maxComplexity: config.media.opusComplexity };
     if (level > 0) logger.warn(fields, 'media event loop busy: Opus encoders run below media.opusComplexity');
     else logger.info(fields, 'media event loop calm: Opus encoders back at media.opusComplexity');
-  });
+  };
+  encoderLoadGovernor().onChange = onEncoderLoad;
   const opusImpl = opusFecImplementation();
   if (opusImpl === 'native') logger.info(`Opus decoding (FEC/PLC) on native ${nativeOpusFecVersion()}`);
   else logger.warn(`libopus.so.0 not found (Debian package libopus0) or the media addon not built: Opus with FEC/PLC is decoded ${opusImpl === 'wasm' ? 'on the WebAssembly build, ~3-12 µs more CPU per 20 ms frame' : 'without FEC (no wasm build either)'}`);
@@ -204,7 +205,8 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
         await http.close();
         await sip.stop();
         media.close();
-        observeEncoderLoad(null);
+        // Another gateway in this process (tests) may have taken the thread's governor since.
+        if (encoderLoadGovernor().onChange === onEncoderLoad) encoderLoadGovernor().onChange = null;
         await store.close();
         permissionStore.close();
         logger.info('stopped');

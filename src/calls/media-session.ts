@@ -212,9 +212,10 @@ export class MediaSession {
       sipDtmfPayloadType,
       opus: {
         bitrate: media.opusBitrate, complexity: media.opusComplexity, inbandFec: media.opusFec, lossAdaptive: media.opusFecAdaptive,
-        // Governed either way, so that saturation is seen; without load adaptation the complexity has no room to move.
-        loadAdaptive: true, minComplexity: media.opusLoadAdaptive ? media.opusMinComplexity : media.opusComplexity,
+        minComplexity: media.opusLoadAdaptive ? media.opusMinComplexity : media.opusComplexity,
       },
+      // Governed either way, so that saturation is seen; without load adaptation the complexity has no room to move.
+      governed: true,
       mediaTimeoutMs: media.mediaTimeoutMs,
       tickReads: media.tickReads,
       logger: this.call.logger,

@@ -217,7 +217,7 @@ describe('Bridge (fake legs, manual clock)', () => {
     const before = governor.size;
     const wa = new FakeWa();
     wa.audio = audioOf('PCMU', 0);
-    const bridge = new Bridge(wa, new FakeSip(), { sipCodec: 'PCMU', clock: new ManualFrameClock(), opus: { loadAdaptive: true } });
+    const bridge = new Bridge(wa, new FakeSip(), { sipCodec: 'PCMU', clock: new ManualFrameClock(), governed: true });
     expect(governor.size).toBe(before + 1);
     await bridge.stop();
     expect(governor.size).toBe(before);

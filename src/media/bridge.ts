@@ -103,6 +103,12 @@ export interface BridgeOptions {
   sipDtmfPayloadType?: number | null;
   opus?: OpusEncoderOptions;
   /**
+   * The call counts toward this thread's load governor (encoder-load-governor.ts) while the bridge lives: its Opus
+   * encoder steps between opus.complexity and opus.minComplexity, and a call with nothing to encode still counts
+   * toward saturation. Default false (the gateway governs every call).
+   */
+  governed?: boolean;
+  /**
    * Rebuild a lost frame from the next packet's in-band FEC when the WhatsApp side sends it (remoteInbandFec);
    * default true. Off: concealment (PLC) only, on the native decoder.
    */
@@ -307,6 +313,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
   /** RTP timestamp ticks of a frame on the WhatsApp leg: 960 at Opus's 48 kHz clock, 160 for G.711. */
   private readonly waTicks: number;
   private readonly lossAdapter: OpusLossAdapter | null;
+  /** This call's share of the load governor: its encoder, or one with no room to move; null when not governed. */
   private readonly loadShare: GovernedEncoder | null;
   private readonly waOut = new Uint8Array(1500);
   private readonly dtmfOut = new Uint8Array(4);
@@ -368,9 +375,9 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const bitrate = opts.opus?.bitrate ?? DEFAULT_OPUS_BITRATE;
     const enc = codec === 'opus' ? new OpusEncoder8k({ ...opts.opus, bitrate: cap !== undefined ? Math.min(bitrate, cap) : bitrate }) : null;
     this.opusEnc = enc;
-    // A call with nothing to encode (G.711 toward WhatsApp) still loads the loop: the governor counts it with no room
-    // to move, so a saturated loop shows (and refuses new calls) whatever the calls carry.
-    this.loadShare = !enc && opts.opus?.loadAdaptive ? { maxComplexity: 0, minComplexity: 0, setComplexity: () => undefined } : null;
+    // A call with nothing to encode (G.711 toward WhatsApp) still loads the loop, so a saturated loop shows (and refuses
+    // new calls) whatever the calls carry.
+    this.loadShare = opts.governed ? enc ?? { maxComplexity: 0, minComplexity: 0, setComplexity: () => undefined } : null;
     if (this.loadShare) encoderLoadGovernor().add(this.loadShare);
     const { inbandFec = true, lossAdaptive = true } = opts.opus ?? {};
     this.lossAdapter = enc && inbandFec && lossAdaptive ? new OpusLossAdapter((p) => enc.setExpectedLoss(p), enc.settings.packetLoss) : null;
@@ -553,7 +560,6 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     this.sip.off('rtcp', this.onSipRtcp);
     this.fecDec?.destroy();
     this.fecDec = null;
-    this.opusEnc?.close();
     if (this.loadShare) encoderLoadGovernor().delete(this.loadShare);
     this.stopping = Promise.allSettled([this.wa.close(), this.sip.close()]).then(() => undefined);
     return this.stopping;

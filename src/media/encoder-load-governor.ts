@@ -32,14 +32,17 @@ export interface EncoderLoadGovernorOptions {
   upHoldMs?: number;
   /** The loop's busy fraction since the previous call; default performance.eventLoopUtilization(). */
   utilization?: () => number;
-  /** Told each change of level with the utilization that caused it (log line, metric). */
-  onChange?: (level: number, previous: number, utilization: number) => void;
 }
+
+/** Told each change of level, the level before it and the utilization that caused it (log line, metric). */
+export type LoadObserver = (level: number, previous: number, utilization: number) => void;
 
 export class EncoderLoadGovernor {
   /** How many complexity steps below their configured value the encoders run now. */
   level = 0;
   private saturatedNow = false;
+  /** Where changes of level are reported (the gateway's log and metrics). */
+  onChange: LoadObserver | null = null;
   /** Level changes since start, each way. */
   readonly changes = { down: 0, up: 0 };
   private readonly encoders = new Set<GovernedEncoder>();
@@ -53,7 +56,7 @@ export class EncoderLoadGovernor {
   private lastBusyMs = 0;
   private lastChangeMs = 0;
 
-  constructor(private readonly opts: EncoderLoadGovernorOptions = {}) {
+  constructor(opts: EncoderLoadGovernorOptions = {}) {
     this.high = opts.high ?? 0.8;
     this.low = opts.low ?? 0.7;
     this.saturation = opts.saturation ?? 0.95;
@@ -117,7 +120,7 @@ export class EncoderLoadGovernor {
     this.level = next;
     this.lastChangeMs = nowMs;
     for (const enc of this.encoders) enc.setComplexity(this.complexityOf(enc));
-    this.opts.onChange?.(next, previous, u);
+    this.onChange?.(next, previous, u);
   }
 
   private complexityOf(enc: GovernedEncoder): number {
@@ -143,16 +146,9 @@ function loopUtilization(): () => number {
 }
 
 let shared: EncoderLoadGovernor | null = null;
-type LoadObserver = (level: number, previous: number, utilization: number) => void;
-let onSharedChange: LoadObserver | null = null;
 
 /** The governor of this thread's event loop (each media plane has its own loop, so its own governor). */
 export function encoderLoadGovernor(): EncoderLoadGovernor {
-  shared ??= new EncoderLoadGovernor({ onChange: (level, previous, u) => onSharedChange?.(level, previous, u) });
+  shared ??= new EncoderLoadGovernor();
   return shared;
-}
-
-/** Where the thread's governor reports its changes (the gateway's log and metrics). */
-export function observeEncoderLoad(fn: LoadObserver | null): void {
-  onSharedChange = fn;
 }

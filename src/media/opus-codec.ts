@@ -14,7 +14,7 @@
  */
 import { createRequire } from 'node:module';
 import { Decoder, Encoder } from '@evan/opus';
-import { encoderLoadGovernor, type GovernedEncoder } from './encoder-load-governor.js';
+import type { GovernedEncoder } from './encoder-load-governor.js';
 import { copyInto } from './types.js';
 
 export const PCM_RATE = 8000;
@@ -128,12 +128,9 @@ export interface OpusEncoderOptions {
    */
   lossAdaptive?: boolean;
   /**
-   * Under the load governor (encoder-load-governor.ts): the complexity steps down toward minComplexity while the event
-   * loop is nearly full, and the encoder counts toward saturation; call close() when done. Default false. The gateway
-   * governs every call's encoder, with minComplexity = complexity when media.opusLoadAdaptive is off.
+   * The lowest complexity the load governor may bring it to (encoder-load-governor.ts; the Bridge enlists it); default
+   * 0. The gateway sets it to `complexity` when media.opusLoadAdaptive is off.
    */
-  loadAdaptive?: boolean;
-  /** The lowest complexity load may bring it to; default 0. */
   minComplexity?: number;
 }
 
@@ -143,7 +140,6 @@ export class OpusEncoder8k implements GovernedEncoder {
   private readonly enc = new Encoder({ channels: 1, sample_rate: PCM_RATE, application: 'voip' });
   readonly maxComplexity: number;
   readonly minComplexity: number;
-  private governed: boolean;
 
   constructor(opts: OpusEncoderOptions = {}) {
     const { bitrate = DEFAULT_OPUS_BITRATE, complexity = 5, inbandFec = true, expectedLossPercent = inbandFec ? 5 : 0 } = opts;
@@ -156,20 +152,11 @@ export class OpusEncoder8k implements GovernedEncoder {
     this.enc.packet_loss = expectedLossPercent;
     // DTX would stop packets during silence, and Meta hangs up after 20–30 s without business packets.
     this.enc.dtx = false;
-    this.governed = opts.loadAdaptive === true;
-    if (this.governed) encoderLoadGovernor().add(this);
   }
 
   setComplexity(complexity: number): void {
     const c = clampComplexity(complexity);
     if (this.enc.complexity !== c) this.enc.complexity = c as Encoder['complexity'];
-  }
-
-  /** Leaves the load governor (the libopus state itself is freed with the object). */
-  close(): void {
-    if (!this.governed) return;
-    this.governed = false;
-    encoderLoadGovernor().delete(this);
   }
 
   /** Encodes one 20 ms frame (160 samples at 8 kHz) into `out`; returns the packet length in bytes. */
