@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GraphError, nextAllowedTime } from '../whatsapp/graph-client.js';
-import { ratePerMinute, refusalForGraphError, sourceAllowed, targetWaId } from './business-initiated.js';
+import { refusalForGraphError, sourceAllowed, targetWaId } from './business-initiated.js';
+import { ratePerMinute } from './billing.js';
 import { businessNumberBlocked } from './business-region.js';
 
 describe('business-initiated call checks', () => {

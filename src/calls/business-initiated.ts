@@ -1,11 +1,10 @@
-import type { BusinessCallsConfig, BusinessNumber } from '../config/schema.js';
+import type { BusinessNumber } from '../config/schema.js';
 import type { ConnectEvent, StatusEvent, TerminateEvent } from '../whatsapp/events.js';
 import { GraphError, nextAllowedTime, type GraphClient } from '../whatsapp/graph-client.js';
 import { SipCallFailure, type SipDialog, type SipInboundInvite } from '../sip/agent.js';
 import { WA_HEADERS, waContextToSip } from '../sip/headers.js';
 import { parseSdp, SdpError } from '../sip/sdp.js';
 import { UnusableAnswerError } from '../media/webrtc-leg.js';
-import type { CallRecord } from '../store/call-record.js';
 import { Call, metaDuration, type EndReason } from './call.js';
 import type { CallDeps } from './deps.js';
 import { admissionRefusalText } from './registry.js';
@@ -16,6 +15,8 @@ import { PbxGuard } from './pbx-guard.js';
 import { startAgentSide, type AgentSide } from './agent-side.js';
 import { knownNoPermission, permissionRequestContent } from '../whatsapp/permissions.js';
 import { byeFor, hangUpDialog } from './agent-hangup.js';
+import { withCost } from './billing.js';
+import { noteMetaTerminateAfterEnd } from './late-meta-terminate.js';
 import { chooseBusinessNumber, uriUser } from './business-number-choice.js';
 import { sourceAllowed } from './source-allow-list.js';
 import { businessNumberBlocked, COUNTRY_BLOCKED_REFUSAL } from './business-region.js';
@@ -620,7 +621,7 @@ export function deliverBusinessTerminate(deps: CallDeps, ev: TerminateEvent): bo
   if (!call || !handle) return false;
   deps.registry.markWhatsAppTerminated(ev.callId);
   call.logger.info({ status: ev.status, startTime: ev.startTime, errors: ev.errorCodes }, 'WhatsApp call terminated');
-  if (call.isEnded) call.noteLateMetaTerminate(ev);
+  if (call.isEnded) noteMetaTerminateAfterEnd(deps, ev.callId, ev.duration, call);
   else handle.terminate(ev);
   return true;
 }
@@ -652,20 +653,4 @@ export function targetWaId(requestUri: string): string | undefined {
 export function waIdFromUser(user: string): string | undefined {
   const digits = user.replace(/[\s().-]/g, '').replace(/^\+/, '');
   return /^[1-9]\d{5,14}$/.test(digits) ? digits : undefined;
-}
-
-/** Price per minute by the callee's country calling code (longest prefix), billed in 6-second pulses (§3.5). */
-export function ratePerMinute(waId: string, cfg: Pick<BusinessCallsConfig, 'ratesPerMinute' | 'defaultRatePerMinute'>): number {
-  let best: string | undefined;
-  for (const code of Object.keys(cfg.ratesPerMinute)) {
-    if (waId.startsWith(code) && (!best || code.length > best.length)) best = code;
-  }
-  return best !== undefined ? cfg.ratesPerMinute[best]! : cfg.defaultRatePerMinute;
-}
-
-function withCost(r: CallRecord, cfg: BusinessCallsConfig): CallRecord {
-  const perPulse = ratePerMinute(r.userWaId, cfg) / 10;
-  r.estimatedCost = Math.round(r.billablePulses * perPulse * 10_000) / 10_000;
-  r.currency = cfg.currency;
-  return r;
 }

@@ -4,6 +4,7 @@ import { waContextToSip } from '../sip/headers.js';
 import { SipCallFailure, type SipDialog } from '../sip/agent.js';
 import { UnanswerableOfferError } from '../media/webrtc-leg.js';
 import { Call, metaDuration, type CallContext, type EndReason } from './call.js';
+import { noteMetaTerminateAfterEnd } from './late-meta-terminate.js';
 import { outcomeOfSipFailure, sipClass } from './outcomes.js';
 import type { CallDeps } from './deps.js';
 import type { RouteDecision } from './routing/routing-table.js';
@@ -251,11 +252,8 @@ function graphFailure(call: Call, action: string, err: unknown): EndReason {
 export function handleTerminate(deps: CallDeps, waCallId: string, errorCodes: number[], duration?: number): void {
   deps.registry.markWhatsAppTerminated(waCallId);
   const call = deps.registry.byWhatsAppId(waCallId);
-  if (!call) {
-    deps.logger.info({ waCallId }, 'terminate for a call not live here');
-    return;
-  }
-  if (call.isEnded) return call.noteLateMetaTerminate({ duration });
+  if (!call) deps.logger.info({ waCallId }, 'terminate for a call not live here');
+  if (!call || call.isEnded) return noteMetaTerminateAfterEnd(deps, waCallId, duration, call);
   const answered = call.state === 'answered';
   const graphCode = errorCodes[0];
   void call.end({

@@ -234,6 +234,7 @@ class GatedStore implements CallRecordStore {
     return this.inner.list(q);
   }
   deleteOfferedBefore(c: string) { return this.inner.deleteOfferedBefore(c); }
+  amendByWaCallId(w: string, f: Parameters<CallRecordStore['amendByWaCallId']>[1]) { return this.inner.amendByWaCallId(w, f); }
   close() { return this.inner.close(); }
 }
 

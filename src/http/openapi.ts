@@ -43,7 +43,7 @@ const callRecord = {
     endedAt: { type: 'string', format: 'date-time' },
     durationSeconds: { type: 'number', description: 'From answer to end; 0 when never answered' },
     billablePulses: { type: 'integer', description: '6-second pulses, rounded up (business-initiated only), of metaDurationSeconds when Meta stated it, else of durationSeconds' },
-    metaDurationSeconds: { type: 'integer', description: 'Meta\'s own duration of the call, from its terminate webhook (picked-up calls only; after our own hang-up, when it came within 2 s)' },
+    metaDurationSeconds: { type: 'integer', description: 'Meta\'s own duration of the call, from its terminate webhook (picked-up calls only); when that webhook comes after the record was written, the stored record is amended' },
     estimatedCost: { type: 'number', description: '0 for user-initiated calls' },
     currency: { type: 'string', description: 'ISO 4217' },
     outcome: { type: 'string', enum: ['answered', 'rejected', 'busy', 'no_answer', 'cancelled', 'failed'] },

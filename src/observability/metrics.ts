@@ -47,7 +47,7 @@ export function createMetrics() {
     sipRtpDropped: new Counter({ name: 'wagw_sip_rtp_dropped_total', help: 'Datagrams on the SIP-side RTP port dropped, counted per ended call, by reason (unexpected_source: not the latched or signalled peer; invalid: not RTP v2, or over 2 KiB)', labelNames: ['reason'] as const, registers }),
     sipRtpRelatched: new Counter({ name: 'wagw_sip_rtp_relatched_total', help: 'Times the SIP-side RTP latch moved to a new source of the PBX (NAT rebinding, media restart on another port), counted per ended call', registers }),
     mediaSendErrors: new Counter({ name: 'wagw_media_send_errors_total', help: 'Media packets the kernel refused to send, counted per ended call, by leg', labelNames: ['leg'] as const, registers }),
-    callRecords: new Counter({ name: 'wagw_call_records_total', help: 'Call records by result of the write (written, failed)', labelNames: ['result'] as const, registers }),
+    callRecords: new Counter({ name: 'wagw_call_records_total', help: 'Call records by result of the write (written, failed), and records amended by a late Meta terminate (amended, amend_failed)', labelNames: ['result'] as const, registers }),
     callRecordsDeleted: new Counter({ name: 'wagw_call_records_deleted_total', help: 'Call records deleted by the retention sweep', registers }),
     eventFeedClients: new Gauge({ name: 'wagw_event_feed_clients', help: 'WebSocket clients connected to /v1/events', registers }),
     eventFeedDropped: new Counter({ name: 'wagw_event_feed_dropped_total', help: 'Event feed clients disconnected by the gateway, by reason (slow)', labelNames: ['reason'] as const, registers }),

@@ -116,6 +116,27 @@ function storeSuite(name: string, open: () => Promise<CallRecordStore>): void {
     expect((await store.list({ number: first.userWaId, since: first.offeredAt })).filter((r) => r.id === first.id)).toHaveLength(1);
   });
 
+  it(`${name}: amendByWaCallId rewrites the newest record of that WhatsApp call, or nothing when revise declines`, async () => {
+    const older = synthetic(91_000, { id: 'amend-older', waCallId: 'wacid.amend', cause: 'older' });
+    const newer = synthetic(91_010, { id: 'amend-newer', waCallId: 'wacid.amend', cause: 'newer' });
+    await store.write(older);
+    await store.write(newer);
+    const seen: string[] = [];
+    const amended = await store.amendByWaCallId('wacid.amend', (r) => {
+      seen.push(r.id);
+      return { ...r, metaDurationSeconds: 13, billablePulses: 3 };
+    });
+    expect(seen).toEqual(['amend-newer']);
+    expect(amended).toMatchObject({ id: 'amend-newer', metaDurationSeconds: 13, billablePulses: 3 });
+    expect(await store.get('amend-newer')).toEqual(amended);
+    expect(await store.get('amend-older')).toEqual(older);
+    // Listing reads the amended record too (it is the stored one, not a copy beside it).
+    expect((await store.list({ number: newer.userWaId, since: newer.offeredAt })).find((r) => r.id === 'amend-newer')).toMatchObject({ metaDurationSeconds: 13 });
+    expect(await store.amendByWaCallId('wacid.amend', () => undefined)).toBeUndefined();
+    expect(await store.get('amend-newer')).toEqual(amended);
+    expect(await store.amendByWaCallId('wacid.nobody', () => { throw new Error('must not be called'); })).toBeUndefined();
+  });
+
   it(`${name}: filters by time, direction, outcome, tenant and number; cursors walk every record once, newest first`, async () => {
     const all = Array.from({ length: 57 }, (_, i) => synthetic(i));
     for (const r of all) await store.write(r);

@@ -38,7 +38,7 @@ export interface CallRecord {
   answeredAt?: string;
   endedAt: string;
   durationSeconds: number;
-  /** Meta's own duration, from its terminate webhook when that ended the call (it bills by this one). */
+  /** Meta's own duration, from its terminate webhook (it bills by this one); added later when that webhook came after the record. */
   metaDurationSeconds?: number;
   billablePulses: number;
   /** Estimated charge by Meta; 0 for user-initiated calls, which are free (§3.5). */
@@ -94,6 +94,12 @@ export interface CallRecordStore {
   write(record: CallRecord): Promise<void>;
   get(id: string): Promise<CallRecord | undefined>;
   list(query?: CallRecordQuery): Promise<CallRecord[]>;
+  /**
+   * Rewrites the newest record of this WhatsApp call id with what `revise` returns (undefined: leave it as it is).
+   * For facts that arrive after the record was written, such as Meta's own duration; returns the stored record, or
+   * undefined when none changed.
+   */
+  amendByWaCallId(waCallId: string, revise: (r: CallRecord) => CallRecord | undefined): Promise<CallRecord | undefined>;
   /** Deletes records offered before the cutoff (ISO 8601); returns how many. */
   deleteOfferedBefore(cutoff: string): Promise<number>;
   close(): Promise<void>;

@@ -185,6 +185,26 @@ export class PostgresCallRecordStore implements CallRecordStore {
     return r.rows.map((row) => row.record);
   }
 
+  async amendByWaCallId(waCallId: string, revise: (r: CallRecord) => CallRecord | undefined): Promise<CallRecord | undefined> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // FOR UPDATE: another instance amending the same call waits, then sees this one's change.
+      const r = await client.query<{ id: string; record: CallRecord }>(
+        'SELECT id, record FROM call_records WHERE wa_call_id = $1 ORDER BY offered_at DESC LIMIT 1 FOR UPDATE', [waCallId]);
+      const row = r.rows[0];
+      const revised = row ? revise(row.record) : undefined;
+      if (row && revised) await client.query('UPDATE call_records SET record = $2 WHERE id = $1', [row.id, JSON.stringify(revised)]);
+      await client.query('COMMIT');
+      return revised;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
   async deleteOfferedBefore(cutoff: string): Promise<number> {
     const r = await this.pool.query('DELETE FROM call_records WHERE offered_at < $1', [normalizeTime(cutoff)]);
     return r.rowCount ?? 0;

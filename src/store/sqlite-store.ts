@@ -27,6 +27,8 @@ const MIGRATIONS = [
    CREATE INDEX call_records_tenant ON call_records (tenant, offered_at);
    CREATE INDEX call_records_user ON call_records (user_wa_id);
    CREATE INDEX call_records_business ON call_records (business_number);`,
+  // Meta's terminate webhook can name an ended call (amendByWaCallId).
+  'CREATE INDEX call_records_wa_call ON call_records (wa_call_id);',
 ];
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
@@ -100,6 +102,15 @@ export class SqliteCallRecordStore implements CallRecordStore {
     const sql = `SELECT record FROM call_records ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY offered_at DESC, id DESC LIMIT @limit`;
     return (this.db.prepare(sql).all(args) as { record: string }[]).map((row) => JSON.parse(row.record) as CallRecord);
+  }
+
+  async amendByWaCallId(waCallId: string, revise: (r: CallRecord) => CallRecord | undefined): Promise<CallRecord | undefined> {
+    // Synchronous underneath: nothing else runs between the read and the write.
+    const row = this.db.prepare('SELECT id, record FROM call_records WHERE wa_call_id = ? ORDER BY offered_at DESC LIMIT 1').get(waCallId) as { id: string; record: string } | undefined;
+    const revised = row ? revise(JSON.parse(row.record) as CallRecord) : undefined;
+    if (!row || !revised) return undefined;
+    this.db.prepare('UPDATE call_records SET record = ? WHERE id = ?').run(JSON.stringify(revised), row.id);
+    return revised;
   }
 
   async deleteOfferedBefore(cutoff: string): Promise<number> {

@@ -77,6 +77,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     run = undefined;
     await waitNoLiveCalls(e2e.gateway);
     e2e.meta.businessRingTimeoutMs = 60_000;
+    e2e.meta.webhookDelayMs = 30;
     e2e.meta.graph.clearInjected();
   });
   afterAll(async () => {
@@ -108,6 +109,28 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
     expect(e2e.meta.requests.filter((r) => r.query.user_wa_id === waId || r.callId === placed.id || connects(waId).includes(r)).map((r) => r.op))
       .toEqual(['call_permissions', 'connect', 'terminate']);
   });
+
+  it("Meta's terminate that comes after the record was written still brings its duration: the stored record is amended", async () => {
+    const waId = newUser();
+    e2e.meta.addUser({ waId, name: 'Late' }, { permission: 'temporary' });
+    const amendedBefore = await metric('wagw_call_records_total', { result: 'amended' });
+    const sip = await dial(`+${waId}`, 'uac-invite', {}, 1500);
+    const placed = await e2e.meta.waitForConnect(waId);
+    await e2e.meta.userAnswers(placed.id);
+    // Meta answers our Graph terminate 3.5 s late, past the 2 s the teardown waits for it.
+    e2e.meta.webhookDelayMs = 3500;
+    await e2e.meta.waitForAction(placed.id, 'terminate', 15_000);
+    expect((await sip.done).successful).toBe(1);
+    const written = await recordTo(waId);
+    expect(written).toMatchObject({ outcome: 'answered', endedBy: 'sip', waCallId: placed.id });
+    expect(written.metaDurationSeconds).toBeUndefined();
+    const amended = await waitAsync(async () => (await records(e2e.gateway)).find((r) => r.userWaId === waId && r.metaDurationSeconds !== undefined), 'the amended record', 10_000);
+    const atMeta = e2e.meta.graph.calls.get(placed.id)!;
+    const metaSeconds = Math.floor(atMeta.endedAt! / 1000) - Math.floor(atMeta.acceptedAt! / 1000);
+    expect(amended).toMatchObject({ id: written.id, metaDurationSeconds: metaSeconds, billablePulses: Math.ceil(metaSeconds / 6), durationSeconds: written.durationSeconds });
+    expect(amended.estimatedCost).toBeCloseTo(amended.billablePulses * 0.006, 6);
+    expect(await metric('wagw_call_records_total', { result: 'amended' })).toBe(amendedBefore + 1);
+  }, 40_000);
 
   it('a saturated media loop: 503 (Warning "Media capacity reached") with Retry-After and no Graph request; once it clears the next INVITE is placed', async () => {
     const waId = newUser();
