@@ -229,7 +229,7 @@ export async function runSocketCalls(o: SocketRunOptions): Promise<SocketRunResu
     throw new Error(`bench set-up failed for ${failures.length} calls: ${failures.slice(0, 3).join('; ')}`);
   }
 
-  // The users talk on a steady clock, spread over 10 phases like the gateway's own.
+  // The users talk on a steady clock spread over 10 phases, so their packets arrive spread across the gateway's frame.
   const clock = new IntervalFrameClock(20, 5, 10);
   const unsub = peers.map((p) => clock.subscribe(() => {
     if (!armed) return;
