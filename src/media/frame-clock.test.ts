@@ -39,6 +39,23 @@ describe('IntervalFrameClock', () => {
     expect(clock.skippedTotal).toBe(0);
   });
 
+  it('after a stall, the phase due first runs first, and afterPhase runs as each phase is done', () => {
+    // Time is set by hand and the clock's callback called directly: the stall is exact.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let now = 1000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    const clock = new IntervalFrameClock(20, 5, 4, false);
+    const order: string[] = [];
+    clock.afterPhase = () => order.push('flush');
+    // Phase 0 starts at 1020; the others join its grid at their first deadline after now: 1005, 1010, 1015.
+    for (const phase of [0, 1, 2, 3]) clock.subscribe(() => order.push(`p${phase}@${clock.tickDeadline - 1000}`));
+    now = 1024; // a stall: all four phases are due at once, phase 0 last of them
+    (clock as unknown as { fire(): void }).fire();
+    expect(order).toEqual(['p1@5', 'flush', 'p2@10', 'flush', 'p3@15', 'flush', 'p0@20', 'flush']);
+    expect(clock.skippedTotal).toBe(0);
+    vi.restoreAllMocks();
+  });
+
   it.runIf(process.platform === 'linux')('starts ticks closer to their deadlines on the kernel timer than on setTimeout (medians, same run)', async () => {
     const medianLateness = async (precise: boolean): Promise<number> => {
       const clock = new IntervalFrameClock(20, 5, 4, precise);

@@ -36,6 +36,11 @@ export class IntervalFrameClock implements FrameClock {
   maxLateMs = 0;
   /** While a subscriber runs: the performance.now() at which its tick was due (for latency measurements). */
   tickDeadline = 0;
+  /**
+   * Runs after each phase's subscribers, e.g. to send what they queued (tick-socket.ts). In a catch-up after a stall,
+   * each phase's packets then leave as soon as that phase is done, not after every late phase.
+   */
+  afterPhase: (() => void) | null = null;
 
   constructor(readonly frameMs = 20, private readonly maxCatchUp = 5, readonly phases = 1, private readonly precise = true) {
     this.groups = Array.from({ length: Math.max(1, Math.floor(phases)) }, () => ({ subs: new Set<TickHandler>(), next: 0 }));
@@ -97,7 +102,14 @@ export class IntervalFrameClock implements FrameClock {
   private fire(): void {
     this.timerAt = Infinity;
     const now = performance.now();
-    for (const g of this.groups) {
+    // After a stall several phases are due: the one due first runs first, then the others in grid order.
+    let first = 0;
+    for (let i = 0; i < this.groups.length; i++) {
+      const g = this.groups[i]!;
+      if (g.subs.size > 0 && (this.groups[first]!.subs.size === 0 || g.next < this.groups[first]!.next)) first = i;
+    }
+    for (let k = 0; k < this.groups.length; k++) {
+      const g = this.groups[(first + k) % this.groups.length]!;
       if (g.subs.size === 0 || g.next > now) continue;
       const late = now - g.next;
       if (late > this.maxLateMs) this.maxLateMs = late;
@@ -108,16 +120,21 @@ export class IntervalFrameClock implements FrameClock {
         due = this.maxCatchUp;
         this.skippedTotal += skipped;
       }
-      const first = g.next;
+      const dueAt = g.next;
       g.next += (due + skipped) * this.frameMs;
       for (let i = 0; i < due; i++) {
-        this.tickDeadline = first + (skipped + i) * this.frameMs;
+        this.tickDeadline = dueAt + (skipped + i) * this.frameMs;
         for (const fn of g.subs) {
           try {
             fn(i === 0 ? skipped : 0);
           } catch {
             // A failing subscriber must not stop the other calls' media; bridges guard their own ticks.
           }
+        }
+        try {
+          this.afterPhase?.();
+        } catch {
+          // Same as a subscriber: the clock keeps ticking.
         }
       }
     }
