@@ -1,6 +1,5 @@
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openSqlite } from './sqlite-open.js';
 
 export type PermissionStatus = 'none' | 'temporary' | 'permanent';
 
@@ -74,9 +73,7 @@ export class SqlitePermissionStore implements PermissionStore {
   private readonly select: Database.Statement;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
+    this.db = openSqlite(path);
     this.db.pragma('busy_timeout = 2000');
     this.db.exec('CREATE TABLE IF NOT EXISTS permission_ledger_version (version INTEGER NOT NULL)');
     const row = this.db.prepare('SELECT version FROM permission_ledger_version').get() as { version: number } | undefined;

@@ -1,6 +1,5 @@
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openSqlite } from './sqlite-open.js';
 import { decodeCursor, pageSize, type CallRecord, type CallRecordQuery, type CallRecordStore } from './call-record.js';
 
 /** Versioned migrations: index i brings the schema from user_version i to i + 1. Never edit one that shipped. */
@@ -47,9 +46,7 @@ export class SqliteCallRecordStore implements CallRecordStore {
   private readonly insert: Database.Statement;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
+    this.db = openSqlite(path);
     const version = this.db.pragma('user_version', { simple: true }) as number;
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
