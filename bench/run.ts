@@ -4,7 +4,8 @@
  *  1. floor: Opus decode + encode (shipped encoder settings) and G.711 both ways for one call-second, nothing else;
  *     and what each encoder complexity costs in quality on speech (bench/encoder-quality.ts);
  *  2. the gateway's media path per call-second without sockets (bench/media-socketless.ts), on the fast SRTP path
- *     and on werift's per-packet path, and the fast path's ratio to the floor;
+ *     and on werift's per-packet path, and the fast path's ratio to the floor; what setting up one WhatsApp media
+ *     leg (ICE, DTLS) costs the event loop the media shares (bench/call-setup.ts);
  *  3. N concurrent bridged calls over loopback with real sockets (bench/media-path.ts) for N = 50, 75, 100, 150, 200, 400,
  *     stopping at the first N that breaks a limit (event-loop lag p99 ≥ 5 ms, any added loss, any skipped tick) in two
  *     runs, then two bisection steps between the largest N that held and the first that broke;
@@ -20,6 +21,7 @@ import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { codecFloorMs, runCodecFloor } from './codec-floor.js';
+import { runCallSetup } from './call-setup.js';
 import { runEncoderQuality } from './encoder-quality.js';
 import { runSocketCalls, WARM_UP_MS, type SocketRunResult } from './media-path.js';
 import { runSocketless } from './media-socketless.js';
@@ -157,6 +159,10 @@ const srtpTable = ([['AES_CM_128_HMAC_SHA1_80', SRTP_AES128_CM_HMAC_SHA1_80], ['
 console.log('\nSRTP µs per protect+unprotect pair (old-style per-packet cipher, our JS path, our OpenSSL path), min of 3, one hot context');
 console.table(srtpTable);
 
+const callSetup = await runCallSetup(20);
+console.log('\nWhatsApp media leg set-up (ICE + DTLS over loopback, werift user ⇄ our answer, both in this process), 20 pairs');
+console.table([callSetup]);
+
 // 3. The ladder.
 const rows: SocketRunResult[] = [];
 const tableRow = (r: SocketRunResult): Record<string, number | string | boolean> => ({
@@ -272,6 +278,7 @@ const result = {
   codecs: codecTable,
   encoderQuality: typeof encoderQuality === 'string' ? { skipped: encoderQuality } : encoderQuality,
   srtp: srtpTable,
+  callSetup,
   calls: rows,
   // The same ladder rules with G.711 toward WhatsApp: callsPerCore is the largest N that held, per core.
   g711ToWhatsApp: {
