@@ -32,6 +32,10 @@ import { chooseByAnswer, chooseByPreference, offeredAudio, type OfferedAudio, ty
 import type { RtpReceiveStats } from './stats.js';
 import { SrtcpReporter } from './srtcp-reporter.js';
 import { SrtcpContext, SrtcpGcmContext } from './srtcp.js';
+import { useNativeX25519 } from './native-x25519.js';
+
+// werift's DTLS key exchange on OpenSSL instead of tweetnacl: ~2 ms less per call set-up on the shared event loop.
+useNativeX25519();
 
 export class UnanswerableOfferError extends Error {
   constructor(message: string, override readonly cause?: unknown) {
