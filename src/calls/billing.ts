@@ -1,6 +1,6 @@
 /** What Meta charges for a business-initiated call (§3.5); user-initiated calls are free. */
 import type { BusinessCallsConfig } from '../config/schema.js';
-import type { CallRecord } from '../store/call-record.js';
+import type { CallRecord, Direction } from '../store/call-record.js';
 
 /** Price per minute by the callee's country calling code (longest prefix), billed in 6-second pulses (§3.5). */
 export function ratePerMinute(waId: string, cfg: Pick<BusinessCallsConfig, 'ratesPerMinute' | 'defaultRatePerMinute'>): number {
@@ -9,6 +9,11 @@ export function ratePerMinute(waId: string, cfg: Pick<BusinessCallsConfig, 'rate
     if (waId.startsWith(code) && (!best || code.length > best.length)) best = code;
   }
   return best !== undefined ? cfg.ratesPerMinute[best]! : cfg.defaultRatePerMinute;
+}
+
+/** Meta bills business-initiated calls in 6-second pulses, fractions rounded up (§3.5); user-initiated calls are free. */
+export function billablePulses(direction: Direction, seconds: number): number {
+  return direction === 'business_initiated' ? Math.ceil(seconds / 6) : 0;
 }
 
 export function withCost(r: CallRecord, cfg: BusinessCallsConfig): CallRecord {
@@ -24,8 +29,6 @@ export function withCost(r: CallRecord, cfg: BusinessCallsConfig): CallRecord {
  */
 export function withMetaDuration(r: CallRecord, seconds: number, cfg: BusinessCallsConfig): CallRecord | undefined {
   if (!r.answeredAt || r.metaDurationSeconds !== undefined || !(seconds >= 0)) return undefined;
-  const amended: CallRecord = { ...r, metaDurationSeconds: seconds };
-  if (r.direction !== 'business_initiated') return amended;
-  amended.billablePulses = Math.ceil(seconds / 6);
-  return withCost(amended, cfg);
+  const amended: CallRecord = { ...r, metaDurationSeconds: seconds, billablePulses: billablePulses(r.direction, seconds) };
+  return r.direction === 'business_initiated' ? withCost(amended, cfg) : amended;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CallRecord, CallRecordingRef, Outcome, Direction, QualitySummary } from '../store/call-record.js';
+import { billablePulses } from './billing.js';
 
 export type CallState = 'new' | 'offered' | 'pre_accepted' | 'ringing' | 'answered' | 'ended';
 
@@ -236,9 +237,8 @@ export class Call {
       answeredAt: this.answeredAt?.toISOString(),
       endedAt: endedAt.toISOString(),
       durationSeconds: Math.round(durationSeconds * 1000) / 1000,
-      // Meta bills business-initiated calls in 6-second pulses, fractions rounded up (§3.5), by its own duration when its
-      // terminate told it; user-initiated calls are free.
-      billablePulses: this.ctx.direction === 'business_initiated' ? Math.ceil((metaDurationSeconds ?? durationSeconds) / 6) : 0,
+      // By Meta's own duration when its terminate told it: Meta bills by that one.
+      billablePulses: billablePulses(this.ctx.direction, metaDurationSeconds ?? durationSeconds),
       ...(metaDurationSeconds !== undefined ? { metaDurationSeconds } : {}),
       ...(this.ctx.direction === 'user_initiated' ? { estimatedCost: 0 } : {}),
       sipAgent: this.sipAgent,
