@@ -41,6 +41,8 @@ export class IntervalFrameClock implements FrameClock {
    * each phase's packets then leave as soon as that phase is done, not after every late phase.
    */
   afterPhase: (() => void) | null = null;
+  /** True while a phase's subscribers and afterPhase run: work queued now is flushed by afterPhase. */
+  inPhase = false;
 
   constructor(readonly frameMs = 20, private readonly maxCatchUp = 5, readonly phases = 1, private readonly precise = true) {
     this.groups = Array.from({ length: Math.max(1, Math.floor(phases)) }, () => ({ subs: new Set<TickHandler>(), next: 0 }));
@@ -104,10 +106,10 @@ export class IntervalFrameClock implements FrameClock {
     const now = performance.now();
     // After a stall several phases are due: the one due first runs first, then the others in grid order.
     let first = 0;
-    for (let i = 0; i < this.groups.length; i++) {
-      const g = this.groups[i]!;
-      if (g.subs.size > 0 && (this.groups[first]!.subs.size === 0 || g.next < this.groups[first]!.next)) first = i;
-    }
+    let firstAt = Infinity;
+    this.groups.forEach((g, i) => {
+      if (g.subs.size > 0 && g.next < firstAt) [first, firstAt] = [i, g.next];
+    });
     for (let k = 0; k < this.groups.length; k++) {
       const g = this.groups[(first + k) % this.groups.length]!;
       if (g.subs.size === 0 || g.next > now) continue;
@@ -124,6 +126,7 @@ export class IntervalFrameClock implements FrameClock {
       g.next += (due + skipped) * this.frameMs;
       for (let i = 0; i < due; i++) {
         this.tickDeadline = dueAt + (skipped + i) * this.frameMs;
+        this.inPhase = true;
         for (const fn of g.subs) {
           try {
             fn(i === 0 ? skipped : 0);
@@ -136,6 +139,7 @@ export class IntervalFrameClock implements FrameClock {
         } catch {
           // Same as a subscriber: the clock keeps ticking.
         }
+        this.inPhase = false;
       }
     }
     if (this.count > 0) this.schedule();

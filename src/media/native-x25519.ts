@@ -62,7 +62,7 @@ export function useNativeX25519(): boolean {
 
   const scalarMult = (n: Uint8Array, p: Uint8Array): Uint8Array => {
     const secret = secrets.get(n.buffer);
-    if (secret && n.byteLength === 32 && p.byteLength === 32 && secret.bytes.equals(n)) {
+    if (secret && p.byteLength === 32 && secret.bytes.equals(n)) {
       try {
         const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(p.buffer, p.byteOffset, 32).toString('base64url') }, format: 'jwk' });
         return new Uint8Array(diffieHellman({ privateKey: secret.key, publicKey }));

@@ -93,7 +93,7 @@ export function flushTickSends(): void {
   flushObserver?.(n);
 }
 
-// Bridges on the shared clock: each phase's sends leave when that phase is done (the microtask then finds none).
+// Bridges on the shared clock: each phase's sends leave when that phase is done.
 sharedFrameClock.afterPhase = flushTickSends;
 
 /** Benchmarks: told how many datagrams each flush handed to the kernel, right after it did. */
@@ -203,7 +203,8 @@ export class TickSocket {
     sendOwners[i] = this;
     if (!flushScheduled) {
       flushScheduled = true;
-      queueMicrotask(flushTickSends);
+      // In a phase of the shared clock its afterPhase sends them; a microtask would only find the queue empty.
+      if (!sharedFrameClock.inPhase) queueMicrotask(flushTickSends);
     }
     return true;
   }
