@@ -27,7 +27,7 @@ import { encoderLoadGovernor, type GovernedEncoder } from './encoder-load-govern
 import { digitToEvent, RTP_HEADER_SIZE, writeRtpHeader, type DtmfDigit, type RtpHeader } from './rtp-packet.js';
 import { parseRtcp, rttFromBlock, RtcpReceiverState, writeReport, type ParsedRtcp } from './rtcp.js';
 import { estimateMos, RtpReceiveStats } from './stats.js';
-import { monoNow, silentLogger, type MediaLogger } from './types.js';
+import { monoNow, preciseUnixMs, silentLogger, type MediaLogger } from './types.js';
 import type { ReceivedRtpInfo, SendRtpParams } from './webrtc-leg.js';
 import { ticksPerFrame, type WhatsAppAudio } from './wa-audio-codec.js';
 
@@ -593,7 +593,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     if (r.srNtpMiddle >= 0) this.sipRtcpRx.onSenderReport(r.srNtpMiddle, this.now());
     for (const b of r.blocks) {
       if (b.ssrc !== this.sipSsrc) continue;
-      const rtt = rttFromBlock(b, performance.timeOrigin + performance.now());
+      const rtt = rttFromBlock(b, preciseUnixMs());
       if (rtt !== null) this.sipRttMs = this.sipRttMs === undefined ? rtt : 0.8 * this.sipRttMs + 0.2 * rtt;
     }
   };
@@ -603,7 +603,7 @@ export class Bridge extends EventEmitter<BridgeEvents> {
     const send = this.sip.sendRtcp;
     if (!send || !this.sipSendRtcp) return;
     const sender = this.sipPacketsOut > 0
-      ? { ssrc: this.sipSsrc, unixMs: performance.timeOrigin + performance.now(), rtpTimestamp: this.sipTs, packets: this.sipPacketsOut, octets: this.sipOctetsOut }
+      ? { ssrc: this.sipSsrc, unixMs: preciseUnixMs(), rtpTimestamp: this.sipTs, packets: this.sipPacketsOut, octets: this.sipOctetsOut }
       : null;
     const n = writeReport(this.rtcpBuf, this.sipSsrc, sender, this.sipRx.packets > 0 ? this.sipRtcpRx : null, this.now());
     send.call(this.sip, this.rtcpBuf, 0, n);

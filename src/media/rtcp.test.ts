@@ -52,6 +52,14 @@ describe('RTCP reports', () => {
     expect(Math.abs(rtt! - 60)).toBeLessThan(1);
     expect(rttFromBlock({ ssrc: 1, fractionLost: 0, cumulativeLost: 0, highestSeq: 0, jitter: 0, lsr: 0, dlsr: 0 }, t0)).toBeNull();
   });
+
+  it('reads a round trip that rounding took just below zero as zero, and a clock step as no figure', () => {
+    const t0 = 1_700_000_000_000;
+    const lsr = ntpMiddle(...ntpFromUnixMs(t0));
+    const block = (dlsr: number) => ({ ssrc: 1, fractionLost: 0, cumulativeLost: 0, highestSeq: 0, jitter: 0, lsr, dlsr });
+    expect(rttFromBlock(block(2), t0)).toBe(0); // held 2/65536 s longer than the round trip: rounding
+    expect(rttFromBlock(block(Math.round(0.5 * 65536)), t0 + 100)).toBeNull(); // held 500 ms of a 100 ms trip
+  });
 });
 
 describe('RTCP on the SIP leg', () => {

@@ -156,13 +156,17 @@ export function writeReport(buf: Buffer, ssrc: number, sender: SenderInfo | null
   return off;
 }
 
+/** 1/65536 s units a computed round trip may fall below zero by rounding alone (about 0.1 ms). */
+const RTT_ROUNDING_SLACK = 8;
+
 /** RTT in ms from a report block about our stream (RFC 3550 §6.4.1), or null when it cannot be computed. */
 export function rttFromBlock(block: ReportBlock, nowUnixMs: number): number | null {
   if (block.lsr === 0) return null;
   const [sec, frac] = ntpFromUnixMs(nowUnixMs);
   const a = ntpMiddle(sec, frac);
-  const rtt = (a - block.lsr - block.dlsr) >>> 0;
-  // A negative result wraps to a huge value: a clock step or a bogus report.
-  if (rtt > 0x7fffffff) return null;
-  return (rtt / 65536) * 1000;
+  const rtt = (a - block.lsr - block.dlsr) | 0;
+  // The three terms are each rounded to 1/65536 s, so a round trip of a few µs can come out a little below zero;
+  // further below is a clock step or a bogus report.
+  if (rtt < -RTT_ROUNDING_SLACK) return null;
+  return (Math.max(0, rtt) / 65536) * 1000;
 }

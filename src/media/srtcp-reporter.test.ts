@@ -48,6 +48,24 @@ describe.each([
     b.stop();
   });
 
+  it('measures a sub-millisecond round trip (a peer on the same host or LAN) every time', () => {
+    for (let i = 0; i < 50; i++) {
+      const { a, b, wire } = pair(0);
+      a.onRtpSent(60, 0);
+      b.onRtpReceived(0xaaaa, 0, 0, performance.now());
+      a.sendReport();
+      for (const p of wire.toB.splice(0)) b.onSrtcp(p, p.length);
+      const heldUntil = performance.now() + 0.3; // b holds a's SR for 0.3 ms: DLSR, not round trip
+      while (performance.now() < heldUntil);
+      b.sendReport();
+      for (const p of wire.toA.splice(0)) a.onSrtcp(p, p.length);
+      expect(a.rttMs).toBeGreaterThanOrEqual(0);
+      expect(a.rttMs!).toBeLessThan(20);
+      a.stop();
+      b.stop();
+    }
+  });
+
   it('drops forged, truncated and unkeyed packets and counts them; nothing else changes', () => {
     const { a, b, ca, wire } = pair(0);
     b.onRtpSent(60, 0);

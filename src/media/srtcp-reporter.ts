@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { parseRtcp, RtcpReceiverState, rttFromBlock, writeReport, type ParsedRtcp } from './rtcp.js';
 import type { Srtcp } from './srtcp.js';
 import { RtpReceiveStats } from './stats.js';
-import { monoNow, type MediaLogger } from './types.js';
+import { monoNow, preciseUnixMs, type MediaLogger } from './types.js';
 
 /** The leg's counters the reporter adds to. */
 export interface SrtcpCounters {
@@ -81,7 +81,7 @@ export class SrtcpReporter {
     // without a clock read per packet.
     if ((s.packets & 15) === 1) {
       s.rtpTimestamp = rtpTimestamp >>> 0;
-      s.at = Date.now();
+      s.at = preciseUnixMs();
     }
     if (s.packets === 1) this.start();
   }
@@ -112,7 +112,7 @@ export class SrtcpReporter {
       if (b.ssrc !== this.o.ssrc) continue;
       this.remoteFractionLost = b.fractionLost / 256;
       this.remotePacketsLost = b.cumulativeLost;
-      const rtt = rttFromBlock(b, Date.now());
+      const rtt = rttFromBlock(b, preciseUnixMs());
       if (rtt !== null) this.rttMs = rtt;
     }
   }
@@ -122,7 +122,7 @@ export class SrtcpReporter {
     const tx = this.tx;
     if (!tx || this.stopped) return;
     const buf = Buffer.alloc(52 + 8 + 2 + 32 + 4);
-    const now = Date.now();
+    const now = preciseUnixMs();
     const s = this.sent;
     const sender = s.packets > 0
       ? { ssrc: this.o.ssrc, unixMs: now, rtpTimestamp: (s.rtpTimestamp + Math.round((now - s.at) * this.ticksPerMs)) >>> 0, packets: s.packets, octets: s.octets }

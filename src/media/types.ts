@@ -15,6 +15,15 @@ export function monoNow(): number {
 }
 
 /**
+ * Wall-clock time in ms with the monotonic clock's sub-millisecond resolution, for RTCP's NTP times: an RTT is our
+ * receive time minus our SR's time minus the peer's hold (DLSR, measured to 1/65536 s), and with Date.now()'s whole
+ * milliseconds a sub-millisecond round trip comes out negative about half the time and is thrown away.
+ */
+export function preciseUnixMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
  * Copies `length` elements without allocating: `dst.set(src.subarray(…))` makes a view object per call, and per
  * packet those views are a good share of what the young generation has to collect.
  */
