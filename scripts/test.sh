@@ -13,6 +13,7 @@ command -v opusinfo >/dev/null 2>&1 || need+=(opus-tools) # checks Ogg/Opus reco
 # libopus.so.0: the media addon decodes Opus with FEC/PLC on it (src/media/opus-fec-native.ts); opus-tools pulls it in too.
 { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep 'libopus\.so\.0 ' >/dev/null || need+=(libopus0)
 command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon) # ICE-lite relay double (test/peers/rtpengine)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks the shipped alert rules and dashboards as PromQL
 # PostgreSQL server binaries (Debian keeps them off PATH, in /usr/lib/postgresql/<version>/bin): the call-record tests
 # start a throwaway cluster with them (test/peers/postgres.ts).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
