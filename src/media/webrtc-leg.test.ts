@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { promises as dnsPromises } from 'node:dns';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
 import { detectTone } from '../../test/audio/goertzel.js';
 import { FRAME_SAMPLES, OpusDecoder8k, OpusEncoder8k } from './opus-codec.js';
@@ -326,6 +327,21 @@ describe('WebRtcLeg', () => {
     expect(cands).toHaveLength(1);
     expect(cands[0]).toMatch(/ udp \d+ 203\.0\.113\.7 \d+ typ host/);
     expect(leg.localSdp).toMatch(/^c=IN IP4 203\.0\.113\.7\r$/m);
+  });
+
+  it('gathers host candidates only: no DNS lookup or STUN query of a server nobody configured (werift defaults to Google\'s)', async () => {
+    const lookup = vi.spyOn(dnsPromises, 'lookup');
+    cleanups.push(() => lookup.mockRestore());
+    const offerer = await WebRtcLeg.offer({ bindAddress: '127.0.0.1' });
+    cleanups.push(() => offerer.close());
+    const answerer = await WebRtcLeg.answer(offerer.localSdp, { bindAddress: '127.0.0.1' });
+    cleanups.push(() => answerer.close());
+    // werift starts the STUN query without waiting for it: give a lookup the time to be made.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lookup.mock.calls.map((c) => c[0])).toEqual([]);
+    for (const sdp of [offerer.localSdp, answerer.localSdp]) {
+      expect(sdp.match(/^a=candidate:.*$/gm)?.every((c) => / typ host\b/.test(c))).toBe(true);
+    }
   });
 
   it('gives concurrent legs distinct pooled ports and returns them on close', async () => {

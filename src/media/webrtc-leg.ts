@@ -442,6 +442,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
       transceiver.setDirection('sendrecv');
       leg.transceiver = transceiver;
       const answer = await leg.pc.createAnswer();
+      leg.skipStunGathering();
       // setLocalDescription gathers all candidates before resolving (no trickle).
       await leg.pc.setLocalDescription(answer);
       leg.packDtlsFlights();
@@ -467,6 +468,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     try {
       leg.transceiver = leg.pc.addTransceiver('audio', { direction: 'sendrecv' });
       const offer = await leg.pc.createOffer();
+      leg.skipStunGathering();
       await leg.pc.setLocalDescription(offer);
       leg.packDtlsFlights();
       leg.localSdp = shapeLocalSdp(leg.pc.localDescription!.sdp, leg.announce, dtmfPt);
@@ -479,6 +481,17 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
   }
 
   /** Each DTLS flight leaves in as few datagrams as fit (src/media/dtls-coalesce.ts); werift's own path otherwise. */
+  /**
+   * werift's ICE asks a STUN server for a server-reflexive candidate while gathering, and with no iceServers it asks
+   * stun.l.google.com: every call's set-up then waits for a DNS lookup and a STUN round trip to Google. Where DNS
+   * does not answer (a DMZ without Internet DNS) that took 5 s per answer; with Internet access it sends every call's
+   * addresses to Google and may add an srflx candidate nobody asked for. Meta gives no STUN server and our
+   * announced address is set by config (media.publicAddress), so gathering stays host-only.
+   */
+  private skipStunGathering(): void {
+    for (const ice of this.pc.iceTransports) ice.connection.stunServer = undefined;
+  }
+
   private packDtlsFlights(): void {
     const conn = (this.transceiver?.sender as unknown as { dtlsTransport?: DtlsTransportInternals } | undefined)?.dtlsTransport?.iceTransport?.connection;
     if (conn && typeof conn.send === 'function') coalesceDtlsFlights(conn as Required<Pick<IceConnectionInternals, 'send'>>);
