@@ -480,7 +480,6 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     return leg;
   }
 
-  /** Each DTLS flight leaves in as few datagrams as fit (src/media/dtls-coalesce.ts); werift's own path otherwise. */
   /**
    * werift's ICE asks a STUN server for a server-reflexive candidate while gathering, and with no iceServers it asks
    * stun.l.google.com: every call's set-up then waits for a DNS lookup and a STUN round trip to Google. Where DNS
@@ -492,6 +491,7 @@ export class WebRtcLeg extends EventEmitter<WebRtcLegEvents> {
     for (const ice of this.pc.iceTransports) ice.connection.stunServer = undefined;
   }
 
+  /** Each DTLS flight leaves in as few datagrams as fit (src/media/dtls-coalesce.ts); werift's own path otherwise. */
   private packDtlsFlights(): void {
     const conn = (this.transceiver?.sender as unknown as { dtlsTransport?: DtlsTransportInternals } | undefined)?.dtlsTransport?.iceTransport?.connection;
     if (conn && typeof conn.send === 'function') coalesceDtlsFlights(conn as Required<Pick<IceConnectionInternals, 'send'>>);
