@@ -68,7 +68,7 @@ export async function startGateway(config: GatewayConfig, secrets: Secrets, logg
   const store = await openCallRecordStore(config.store);
   const registry = new CallRegistry(config.calls.maxConcurrent, logger);
   // deps.config: follows reloads.
-  registry.mediaSaturated = () => deps.config.media.refuseCallsWhenSaturated && encoderLoadGovernor().saturated;
+  registry.mediaSaturated = () => deps.config.media.refuseCallsWhenSaturated && encoderLoadGovernor().saturatedAbove(deps.config.media.saturationBusyPercent / 100);
   const graph = new GraphClient({
     baseUrl: config.whatsapp.graphBaseUrl, apiVersion: config.whatsapp.graphApiVersion, token: secrets.graphToken,
     timeoutMs: config.whatsapp.graphTimeoutMs, retries: config.whatsapp.graphRetries, logger, metrics,

@@ -100,6 +100,18 @@ describe('EncoderLoadGovernor', () => {
     expect(fixed.saturated).toBe(false);
   });
 
+  it('is saturated above the busy fraction the operator chose (media.saturationBusyPercent)', () => {
+    const g = governorWith([0, 0.87, 0.87]);
+    const a = new FakeEncoder(1, 0);
+    g.add(a);
+    g.sample(1000);
+    expect([g.level, g.saturatedAbove(0.85)]).toEqual([1, false]); // it could still step down
+    g.sample(2000);
+    expect([g.saturated, g.saturatedAbove(0.85), g.saturatedAbove(0.9)]).toEqual([false, true, false]);
+    g.delete(a);
+    expect(g.saturatedAbove(0.5)).toBe(false); // no calls, nothing to refuse for
+  });
+
   it('reads the real event loop: a loop blocked for the whole interval counts as busy', () => {
     const g = new EncoderLoadGovernor();
     const a = new FakeEncoder(5);

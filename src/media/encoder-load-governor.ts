@@ -40,7 +40,9 @@ export type LoadObserver = (level: number, previous: number, utilization: number
 export class EncoderLoadGovernor {
   /** How many complexity steps below their configured value the encoders run now. */
   level = 0;
-  private saturatedNow = false;
+  /** The last sample's busy fraction, and whether every encoder was then at its minimum (no step left). */
+  private lastUtilization = 0;
+  private atMinimum = false;
   /** Where changes of level are reported (the gateway's log and metrics). */
   onChange: LoadObserver | null = null;
   /** Level changes since start, each way. */
@@ -83,7 +85,8 @@ export class EncoderLoadGovernor {
       this.timer = null;
       // An idle gateway starts its next calls at full quality.
       this.level = 0;
-      this.saturatedNow = false;
+      this.lastUtilization = 0;
+      this.atMinimum = false;
     }
   }
 
@@ -92,7 +95,12 @@ export class EncoderLoadGovernor {
    * call would make every call's audio late (the gateway then refuses new calls).
    */
   get saturated(): boolean {
-    return this.saturatedNow;
+    return this.saturatedAbove(this.saturation);
+  }
+
+  /** As `saturated`, with the busy fraction the operator chose (media.saturationBusyPercent). */
+  saturatedAbove(busyFraction: number): boolean {
+    return this.atMinimum && this.lastUtilization > busyFraction;
   }
 
   get size(): number {
@@ -103,7 +111,8 @@ export class EncoderLoadGovernor {
   sample(nowMs: number): void {
     const u = this.utilization();
     const room = this.maxLevel();
-    this.saturatedNow = this.level >= room && u > this.saturation;
+    this.lastUtilization = u;
+    this.atMinimum = this.level >= room;
     let next = this.level;
     if (u > this.high && this.level < room) {
       next = Math.min(room, this.level + (u > 0.9 ? 2 : 1));

@@ -135,7 +135,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
   it('a saturated media loop: 503 (Warning "Media capacity reached") with Retry-After and no Graph request; once it clears the next INVITE is placed', async () => {
     const waId = newUser();
     e2e.meta.addUser({ waId, name: 'Sat' }, { permission: 'temporary' });
-    const saturated = vi.spyOn(encoderLoadGovernor(), 'saturated', 'get').mockReturnValue(true);
+    const saturated = vi.spyOn(encoderLoadGovernor(), 'saturatedAbove').mockReturnValue(true);
     try {
       const messages = await finalOf(await dial(`+${waId}`));
       expect(messages).toMatch(/SIP\/2\.0 503/);
@@ -144,6 +144,7 @@ describe.skipIf(skipReason !== undefined)('business-initiated call paths (sipp P
       expect(e2e.meta.requests.filter((r) => r.query.user_wa_id === waId)).toEqual([]);
       expect(connects(waId)).toEqual([]);
       expect(await metric('wagw_sip_invites_refused_total', { reason: 'media_overload' })).toBe(1);
+      expect(saturated).toHaveBeenCalledWith(0.95); // media.saturationBusyPercent's default
     } finally {
       saturated.mockRestore();
     }
