@@ -107,9 +107,13 @@ export class IntervalFrameClock implements FrameClock {
     // After a stall several phases are due: the one due first runs first, then the others in grid order.
     let first = 0;
     let firstAt = Infinity;
-    this.groups.forEach((g, i) => {
-      if (g.subs.size > 0 && g.next < firstAt) [first, firstAt] = [i, g.next];
-    });
+    for (let i = 0; i < this.groups.length; i++) {
+      const g = this.groups[i]!;
+      if (g.subs.size > 0 && g.next < firstAt) {
+        first = i;
+        firstAt = g.next;
+      }
+    }
     for (let k = 0; k < this.groups.length; k++) {
       const g = this.groups[(first + k) % this.groups.length]!;
       if (g.subs.size === 0 || g.next > now) continue;
