@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useNativeX25519 } from './native-x25519.js';
+import { requireFromWerift } from './werift-require.js';
 
 interface NaclLike {
   box: { keyPair(): { publicKey: Uint8Array; secretKey: Uint8Array } };
@@ -10,7 +10,7 @@ interface NaclLike {
 }
 
 // The copy werift's DTLS code uses.
-const nacl = createRequire(createRequire(import.meta.url).resolve('werift'))('tweetnacl') as NaclLike;
+const nacl = requireFromWerift('tweetnacl') as NaclLike;
 /** tweetnacl's own scalar multiplication (not replaced), as the reference. */
 function reference(n: Uint8Array, p: Uint8Array): Buffer {
   const q = new Uint8Array(32);

@@ -11,7 +11,7 @@
  * input OpenSSL refuses (a low-order public key, whose shared secret is all zeros).
  */
 import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createRequire } from 'node:module';
+import { requireFromWerift } from './werift-require.js';
 
 interface Nacl {
   box: { keyPair(): { publicKey: Uint8Array; secretKey: Uint8Array } };
@@ -29,8 +29,7 @@ let installed: boolean | null = null;
 /** werift's tweetnacl (the copy its DTLS code imports), or null when it cannot be found. */
 function weriftNacl(): Nacl | null {
   try {
-    const fromWerift = createRequire(createRequire(import.meta.url).resolve('werift'));
-    const nacl = fromWerift('tweetnacl') as Partial<Nacl>;
+    const nacl = requireFromWerift('tweetnacl') as Partial<Nacl>;
     return typeof nacl.scalarMult === 'function' && typeof nacl.box?.keyPair === 'function' ? (nacl as Nacl) : null;
   } catch {
     return null;

@@ -1,8 +1,8 @@
-import { createRequire } from 'node:module';
 import { createVerify, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CipherContext, HashAlgorithm, NamedCurveAlgorithm, SignatureAlgorithm } from 'werift';
 import { useKeptDtlsKeys } from './werift-dtls-keys.js';
+import { requireFromWerift } from './werift-require.js';
 
 /** werift's SessionType (not exported): the DTLS client signs CertificateVerify, the server ServerKeyExchange. */
 const CLIENT = 1;
@@ -12,7 +12,7 @@ const ecdsaSha256 = { signature: SignatureAlgorithm.ecdsa_3, hash: HashAlgorithm
 interface FidmPrivateKeyClass {
   prototype: { sign(data: Buffer, hashAlgorithm: string): Buffer };
 }
-const fidm = createRequire(createRequire(import.meta.url).resolve('werift'))('@fidm/x509') as { PrivateKey: FidmPrivateKeyClass };
+const fidm = requireFromWerift('@fidm/x509') as { PrivateKey: FidmPrivateKeyClass };
 
 const makeCertificate = () => CipherContext.createSelfSignedCertificateWithKey(ecdsaSha256, NamedCurveAlgorithm.secp256r1_23);
 const verifies = (certPem: string, data: Buffer, signature: Buffer): boolean => createVerify('sha256').update(data).verify(certPem, signature);

@@ -12,8 +12,8 @@
  * @fidm signs with its own function, a PEM OpenSSL refuses) goes the original way.
  */
 import { createPrivateKey, createSign, type KeyObject } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { CipherContext } from 'werift';
+import { requireFromWerift } from './werift-require.js';
 
 interface FidmPrivateKey {
   oid: string;
@@ -41,7 +41,7 @@ let installed: boolean | null = null;
 /** @fidm/x509 as werift imports it (an external of werift's bundle), or null when it is not where expected. */
 function weriftX509(): FidmX509 | null {
   try {
-    const x509 = createRequire(createRequire(import.meta.url).resolve('werift'))('@fidm/x509') as Partial<FidmX509>;
+    const x509 = requireFromWerift('@fidm/x509') as Partial<FidmX509>;
     return typeof x509.PrivateKey?.prototype.sign === 'function' && typeof x509.PrivateKey._signers === 'object' ? (x509 as FidmX509) : null;
   } catch {
     return null;
